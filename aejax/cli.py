@@ -1,0 +1,149 @@
+"""Command line: ``aejax train | evaluate | models | datasets``."""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import json
+import pathlib
+import re
+import sys
+import warnings
+
+from aejax.config import Config
+from aejax.errors import AejaxError
+
+# Command-line flags that map straight onto config fields.
+_FLAGS = {
+    "model": str, "data": str, "latent_dim": int, "epochs": int, "batch_size": int,
+    "lr": float, "seed": int, "devices": int,
+}
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="aejax", description="Autoencoders in JAX.")
+    sub = p.add_subparsers(dest="command", required=True)
+
+    t = sub.add_parser("train", help="train a model and compare it with PCA on held-out data")
+    for name, typ in _FLAGS.items():
+        t.add_argument("--" + name.replace("_", "-"), dest=name, type=typ, default=None,
+                       help=f"config field {name} (default: {getattr(Config(), name)!r})")
+    t.add_argument("--workdir", default=None,
+                   help="run directory (default runs/<model>-<data>-<timestamp>); an existing "
+                        "one is resumed")
+    t.add_argument("--config", default=None, help="a JSON file of config fields")
+    t.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                   help="set any other config field, e.g. --set hidden=1000,500,250")
+    t.add_argument("--fresh", action="store_true",
+                   help="discard a run already in --workdir instead of resuming it")
+    t.add_argument("--no-progress", action="store_true", help="no progress bar")
+    t.add_argument("--json", action="store_true", help="print the summary as JSON")
+
+    e = sub.add_parser("evaluate", help="evaluate a trained run directory on its test split")
+    e.add_argument("workdir")
+    e.add_argument("--data", default=None, help="evaluate on another dataset spec")
+    e.add_argument("--json", action="store_true")
+
+    sub.add_parser("models", help="list the registered models")
+    sub.add_parser("datasets", help="list the dataset specs")
+    return p
+
+
+def build_config(args: argparse.Namespace) -> Config:
+    """Config from defaults < --config file < flags < --set."""
+    config = Config()
+    if args.config:
+        config = config.replace(**json.loads(pathlib.Path(args.config).read_text()))
+    flags = {k: getattr(args, k) for k in _FLAGS if getattr(args, k) is not None}
+    if args.no_progress:
+        flags["progress"] = False
+    config = config.replace(**flags).with_overrides(args.overrides)
+    return config
+
+
+def default_workdir(config: Config) -> pathlib.Path:
+    data = re.sub(r"[^A-Za-z0-9_.-]+", "_", pathlib.Path(config.data).name.replace(":", "_"))
+    stamp = datetime.datetime.now().strftime("%Y%m%d-%H%M%S")
+    return pathlib.Path("runs") / f"{config.model}-{data}-{stamp}"
+
+
+def format_table(summary: dict) -> str:
+    """A small aligned table: autoencoder vs PCA on the test split."""
+    cols = [("recon_mse", "test MSE"), ("sse_per_example", "SSE/example")]
+    if "test_psnr" in summary:
+        cols.append(("psnr", "PSNR dB"))
+    head = f"{'':<14}" + "".join(f"{title:>14}" for _, title in cols)
+    rows = [head]
+    for label, prefix in ((summary["model"], "test_"), (f"PCA-{summary['latent_dim']}", "pca_")):
+        rows.append(f"{label:<14}" + "".join(f"{summary[prefix + k]:>14.5g}" for k, _ in cols))
+    sps = summary.get("train_samples_per_sec")
+    rows.append(
+        f"{summary['data']}: {summary['n_train']} train / {summary['n_test']} test, "
+        f"latent {summary['latent_dim']}, {summary['epochs_run']} epochs, "
+        f"{summary['steps']} steps, compile {summary['compile_seconds']:.2f}s"
+        + (f", {sps:,.0f} samples/s" if sps else "")
+    )
+    return "\n".join(rows)
+
+
+def _train(args) -> int:
+    from aejax.evaluate import train_and_evaluate
+
+    config = build_config(args)
+    workdir = pathlib.Path(args.workdir) if args.workdir else default_workdir(config)
+    config = config.replace(workdir=str(workdir))
+    summary, _ = train_and_evaluate(config, workdir, fresh=args.fresh)
+    if args.json:
+        print(json.dumps(summary, indent=2))
+    else:
+        print(format_table(summary))
+        print(f"workdir: {workdir}")
+    return 0
+
+
+def _evaluate(args) -> int:
+    from aejax.evaluate import evaluate_workdir
+
+    out = evaluate_workdir(args.workdir, args.data)
+    if args.json:
+        print(json.dumps(out, indent=2))
+    else:
+        for k, v in out.items():
+            print(f"{k:<22} {v:.6g}" if isinstance(v, float) else f"{k:<22} {v}")
+    return 0
+
+
+def _models(_) -> int:
+    from aejax.models import list_models
+
+    for name, desc in list_models():
+        print(f"{name:<12} {desc}")
+    return 0
+
+
+def _datasets(_) -> int:
+    from aejax.data import list_datasets
+
+    for spec, desc in list_datasets():
+        print(f"{spec:<24} {desc}")
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of the ``aejax`` console script."""
+    args = _parser().parse_args(argv)
+    handler = {"train": _train, "evaluate": _evaluate, "models": _models,
+               "datasets": _datasets}[args.command]
+    warnings.filterwarnings("ignore", category=DeprecationWarning)
+    try:
+        return handler(args)
+    except AejaxError as e:
+        print(f"aejax {args.command}: error: {e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("interrupted; the last committed checkpoint is kept", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,153 @@
+"""The frozen run configuration shared by the library, the CLI and the experiments."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import typing
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from aejax.errors import ConfigError
+
+# Fields that change how a run is shown or stored, not what it computes: a workdir may be
+# resumed with other values for them.
+PRESENTATION_FIELDS = frozenset(
+    {"progress", "workdir", "keep_checkpoints", "data_dir", "download", "devices"}
+)
+
+
+@dataclasses.dataclass(frozen=True)
+class Config:
+    """Everything that defines a training run. Hashable, so it can be bound into jit.
+
+    Command line: ``aejax train --model ae --data digits --latent-dim 8 --set hidden=256,128``.
+    """
+
+    # Model.
+    model: str = "ae"
+    latent_dim: int = 8
+    hidden: tuple[int, ...] = (512, 256)  # dense encoder widths; decoder mirrors them
+    conv_features: tuple[int, ...] = (32, 64)  # conv encoder channels, one stride-2 conv each
+    activation: str = "gelu"
+    # Data.
+    data: str = "digits"
+    data_dir: str | None = None
+    download: bool = False
+    val_fraction: float = 0.1
+    test_fraction: float = 0.2
+    # Optimisation.
+    epochs: int = 100
+    batch_size: int = 64
+    optimizer: str = "adam"  # adam | adamw
+    lr: float = 1e-3
+    weight_decay: float = 1e-4  # adamw only
+    schedule: str = "cosine"  # cosine (linear warmup + cosine decay) | constant
+    warmup_steps: int = 100
+    grad_clip: float = 1.0  # global-norm clipping; 0 disables
+    seed: int = 0
+    # Loop.
+    patience: int = 0  # early stopping on validation loss after this many bad epochs; 0 = off
+    min_delta: float = 0.0
+    nonfinite: str = "stop"  # stop | skip: what a NaN/Inf loss does
+    checkpoint_every: int = 1  # epochs between checkpoints
+    keep_checkpoints: int = 2
+    progress: bool = True
+    devices: int | None = None  # data-parallel devices; None = all local devices
+    workdir: str | None = None
+
+    def __post_init__(self):
+        checks = {
+            "latent_dim": self.latent_dim >= 1,
+            "epochs": self.epochs >= 1,
+            "batch_size": self.batch_size >= 1,
+            "lr": self.lr > 0,
+            "val_fraction": 0 <= self.val_fraction < 1,
+            "test_fraction": 0 <= self.test_fraction < 1,
+            "optimizer": self.optimizer in ("adam", "adamw"),
+            "schedule": self.schedule in ("cosine", "constant"),
+            "nonfinite": self.nonfinite in ("stop", "skip"),
+            "warmup_steps": self.warmup_steps >= 0,
+            "grad_clip": self.grad_clip >= 0,
+            "patience": self.patience >= 0,
+            "checkpoint_every": self.checkpoint_every >= 1,
+            "keep_checkpoints": self.keep_checkpoints >= 1,
+            "hidden": all(h >= 1 for h in self.hidden),
+            "conv_features": len(self.conv_features) >= 1 and all(c >= 1 for c in self.conv_features),
+            "devices": self.devices is None or self.devices >= 1,
+        }
+        bad = [k for k, ok in checks.items() if not ok]
+        if bad:
+            raise ConfigError(
+                "invalid config value(s): " + ", ".join(f"{k}={getattr(self, k)!r}" for k in bad)
+            )
+
+    # --- conversions at the boundary -------------------------------------------------
+    def to_dict(self) -> dict[str, Any]:
+        """Returns a JSON-serializable dict (tuples become lists)."""
+        return {k: list(v) if isinstance(v, tuple) else v for k, v in dataclasses.asdict(self).items()}
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> Config:
+        """Builds a Config from a dict such as ``config.json``; unknown keys are an error."""
+        return cls().replace(**d)
+
+    def replace(self, **changes: Any) -> Config:
+        """Returns a copy with ``changes`` applied, each value coerced to the field's type."""
+        fields = {f.name: f for f in dataclasses.fields(self)}
+        unknown = sorted(set(changes) - set(fields))
+        if unknown:
+            raise ConfigError(f"unknown config field(s) {unknown}; known: {sorted(fields)}")
+        hints = typing.get_type_hints(Config)
+        coerced = {k: _coerce(k, v, hints[k]) for k, v in changes.items()}
+        return dataclasses.replace(self, **coerced)
+
+    def with_overrides(self, assignments: Sequence[str]) -> Config:
+        """Applies ``key=value`` strings, as given to ``--set`` on the command line."""
+        changes = {}
+        for item in assignments:
+            key, sep, value = item.partition("=")
+            if not sep:
+                raise ConfigError(f"--set expects key=value, got {item!r}")
+            changes[key.strip().replace("-", "_")] = value.strip()
+        return self.replace(**changes)
+
+    def semantic_dict(self) -> dict[str, Any]:
+        """The fields that decide what a run computes (compared when resuming a workdir)."""
+        return {k: v for k, v in self.to_dict().items() if k not in PRESENTATION_FIELDS}
+
+    def dumps(self) -> str:
+        return json.dumps(self.to_dict(), indent=2, sort_keys=True)
+
+
+def _coerce(name: str, value: Any, hint: Any) -> Any:
+    """Converts strings (from the command line) and lists (from JSON) to the field's type."""
+    args = typing.get_args(hint)
+    optional = type(None) in args
+    if optional and (value is None or (isinstance(value, str) and value.lower() in ("none", ""))):
+        return None
+    base = next((a for a in args if a is not type(None)), hint) if optional else hint
+    try:
+        if typing.get_origin(base) is tuple:
+            if isinstance(value, str):
+                value = [v for v in value.replace("(", "").replace(")", "").split(",") if v.strip()]
+            return tuple(int(v) for v in value)
+        if base is bool:
+            if isinstance(value, str):
+                if value.lower() in ("1", "true", "yes", "on"):
+                    return True
+                if value.lower() in ("0", "false", "no", "off"):
+                    return False
+                raise ValueError(value)
+            return bool(value)
+        if base is int:
+            if isinstance(value, float) and not value.is_integer():
+                raise ValueError(value)
+            return int(value)
+        if base is float:
+            return float(value)
+        if base is str:
+            return str(value)
+    except (TypeError, ValueError):
+        raise ConfigError(f"config field {name!r}: cannot read {value!r} as {hint}") from None
+    return value

@@ -1,0 +1,320 @@
+"""The training loop: input, model, shard, update step, checkpoint, evals, summary."""
+
+from __future__ import annotations
+
+import json
+import math
+import pathlib
+import shutil
+import time
+import warnings
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import tqdm
+
+from aejax import losses
+from aejax.config import Config
+from aejax.data import Dataset, load_dataset
+from aejax.errors import CheckpointError, ConfigError, TrainingDivergedError
+from aejax.inference import check_input
+from aejax.models import create_model
+from aejax.train import shard
+from aejax.train.checkpoint import Checkpointer
+from aejax.train.optim import make_optimizer, make_schedule
+from aejax.train.state import TrainState, init_state
+from aejax.train.step import accumulate, make_eval_step, make_train_step
+
+
+@dataclass
+class RunResult:
+    """What ``train`` returns: the trained model, its best parameters and the bookkeeping."""
+
+    config: Config
+    dataset: Dataset
+    model: Any
+    params: Any  # the best parameters (lowest validation loss), on the host's default device
+    state: TrainState
+    history: list[dict]
+    stats: dict  # steps, epochs_run, compile_seconds, train_samples_per_sec, stopped_early
+    workdir: pathlib.Path | None
+
+
+def epoch_permutation(seed: int, epoch: int, n: int) -> np.ndarray:
+    """The order of the training examples in ``epoch``: a pure function of (seed, epoch).
+
+    Deriving it from the epoch (not from a running generator) is what lets a resumed run
+    see exactly the batches an uninterrupted run would.
+    """
+    return np.random.default_rng([seed, epoch]).permutation(n)
+
+
+def train(
+    config: Config,
+    workdir: str | pathlib.Path | None = None,
+    *,
+    dataset: Dataset | None = None,
+    fresh: bool = False,
+    on_epoch_end: Callable[[dict], None] | None = None,
+) -> RunResult:
+    """Trains ``config.model`` on ``config.data``; resumes from ``workdir`` when it has a checkpoint.
+
+    Args:
+      config: the run configuration.
+      workdir: where ``config.json``, ``metrics.jsonl`` and ``checkpoints/`` go; None trains
+        in memory only (no checkpoints, no resume).
+      dataset: an already loaded dataset (else ``load_dataset(config.data, ...)``).
+      fresh: ignore (and overwrite) checkpoints already in ``workdir``.
+      on_epoch_end: called with each epoch's metrics record after its checkpoint is saved.
+
+    Returns:
+      A ``RunResult``.
+
+    Raises:
+      CheckpointError: ``workdir`` holds a run with another config (pass ``fresh=True``).
+      TrainingDivergedError: the loss became NaN/Inf with ``nonfinite="stop"``; the last
+        good checkpoint is kept.
+    """
+    # --- Input -----------------------------------------------------------------------
+    ds = dataset if dataset is not None else load_dataset(
+        config.data, seed=config.seed, val_fraction=config.val_fraction,
+        test_fraction=config.test_fraction, data_dir=config.data_dir, download=config.download,
+    )
+    x_train = check_input(ds.x_train, ds.input_shape, f"{ds.name} training data")
+    if ds.x_val.shape[0]:
+        check_input(ds.x_val, ds.input_shape, f"{ds.name} validation data")
+    n_train = x_train.shape[0]
+    mesh = shard.make_mesh(config.devices)
+    n_dev = mesh.devices.size
+    batch_size = config.batch_size
+    if batch_size > n_train:
+        # A batch larger than the data would give zero steps per epoch.
+        batch_size = max(n_dev, (n_train // n_dev) * n_dev)
+        warnings.warn(f"batch_size {config.batch_size} > {n_train} training examples; "
+                      f"using {batch_size}", stacklevel=2)
+        if batch_size > n_train:
+            raise ConfigError(f"{n_train} training examples cannot fill one batch on {n_dev} "
+                              "devices; use --devices 1")
+    shard.check_batch_size(batch_size, mesh)
+    steps_per_epoch = n_train // batch_size
+    total_steps = steps_per_epoch * config.epochs
+
+    # --- Model and optimizer (built once: a new one would retrace the step) -----------
+    likelihood = losses.likelihood_for(ds.kind)
+    model = create_model(config.model, ds.input_shape, likelihood, **config.to_dict())
+    tx = make_optimizer(config, total_steps)
+    state = shard.replicate(init_state(model, tx, ds.input_shape, config.seed), mesh)
+    best = jax.tree.map(jnp.copy, state.params)
+
+    # --- Checkpoint / resume ---------------------------------------------------------
+    workdir = pathlib.Path(workdir) if workdir is not None else None
+    ckpt = None
+    loop = {"epoch": 0, "best_val": math.inf, "best_epoch": -1, "bad_epochs": 0,
+            "stopped_early": False}
+    if workdir is not None:
+        workdir.mkdir(parents=True, exist_ok=True)
+        if fresh:
+            _clear_run(workdir)
+        ckpt = Checkpointer(workdir / "checkpoints", keep=config.keep_checkpoints)
+        _check_same_run(workdir, ckpt, config)
+        restored = ckpt.restore(state, best)
+        if restored is not None:
+            state, best, meta, _ = restored
+            loop.update(meta["loop"])
+        (workdir / "config.json").write_text(config.dumps())
+        if ds.scaler is not None:
+            (workdir / "scaler.json").write_text(json.dumps(ds.scaler.to_dict()))
+        _truncate_metrics(workdir / "metrics.jsonl", loop["epoch"])
+    history = _read_metrics(workdir / "metrics.jsonl") if workdir else []
+
+    # --- Update step -----------------------------------------------------------------
+    train_step = make_train_step(model, tx, likelihood, config.nonfinite)
+    eval_step = jax.jit(make_eval_step(model, likelihood))
+
+    def loop_step(state, acc, batch, key):
+        state, m = train_step(state, batch, key)
+        return state, accumulate(acc, m)
+
+    acc0 = {k: jnp.zeros((), jnp.float32) for k in ("loss", "count", "nonfinite")}
+    acc0 = shard.replicate(acc0, mesh)
+    batch_spec = jax.ShapeDtypeStruct((batch_size, *ds.input_shape), jnp.float32,
+                                      sharding=shard.batch_sharding(mesh))
+    t0 = time.perf_counter()
+    step_fn = jax.jit(loop_step, donate_argnums=(0, 1)).lower(
+        state, acc0, batch_spec, state.rng).compile()
+    compile_seconds = time.perf_counter() - t0
+
+    # --- Loop ------------------------------------------------------------------------
+    # A buffer of its own: the state (and its rng leaf) is donated at every step.
+    key = jax.tree.map(jnp.copy, state.rng)
+    start_epoch = loop["epoch"]
+    train_time, train_samples, epochs_run = 0.0, 0, 0
+    bar = tqdm.tqdm(range(start_epoch, config.epochs), desc=f"{config.model}/{ds.name}",
+                    disable=not config.progress, initial=start_epoch, total=config.epochs,
+                    unit="epoch", leave=False)
+    try:
+        for epoch in bar:
+            if loop["stopped_early"]:
+                break
+            perm = epoch_permutation(config.seed, epoch, n_train)
+            acc = jax.tree.map(jnp.zeros_like, acc0)
+            t_epoch = time.perf_counter()
+            for i in range(steps_per_epoch):
+                idx = perm[i * batch_size : (i + 1) * batch_size]
+                state, acc = step_fn(state, acc, shard.put_batch(x_train[idx], mesh), key)
+            # One host sync per epoch: the summed metrics.
+            acc = jax.device_get(acc)
+            dt = time.perf_counter() - t_epoch
+            if epoch > start_epoch or config.epochs - start_epoch == 1:
+                train_time += dt
+                train_samples += steps_per_epoch * batch_size
+            epochs_run += 1
+            if acc["nonfinite"] > 0 and config.nonfinite == "stop":
+                where = f" in {ckpt.directory}" if ckpt else ""
+                raise TrainingDivergedError(
+                    f"loss or gradients became NaN/Inf in epoch {epoch + 1} "
+                    f"({int(acc['nonfinite'])} step(s)); training stopped. The last good "
+                    f"checkpoint is kept{where}. Lower --lr, check the data, or use "
+                    "--set nonfinite=skip to skip such steps."
+                )
+            record = _epoch_record(acc, epoch, steps_per_epoch, batch_size, dt,
+                                   make_schedule(config, total_steps))
+            # --- Evals and early stopping ---
+            monitor = record["train_loss"]
+            if ds.x_val.shape[0]:
+                val = evaluate_arrays(eval_step, state.params, ds.x_val, batch_size, mesh)
+                record.update(val_loss=val["loss"], val_recon_mse=val["recon_mse"])
+                monitor = val["loss"]
+            if monitor < loop["best_val"] - config.min_delta:
+                loop.update(best_val=monitor, best_epoch=epoch + 1, bad_epochs=0)
+                best = jax.tree.map(jnp.copy, state.params)
+            else:
+                loop["bad_epochs"] += 1
+                if config.patience and loop["bad_epochs"] >= config.patience:
+                    loop["stopped_early"] = True
+            loop["epoch"] = epoch + 1
+            history.append(record)
+            bar.set_postfix(train=f"{record['train_loss']:.4g}",
+                            val=f"{record.get('val_loss', float('nan')):.4g}")
+            # --- Checkpoint ---
+            if ckpt is not None:
+                last = loop["epoch"] == config.epochs or loop["stopped_early"]
+                if last or loop["epoch"] % config.checkpoint_every == 0:
+                    meta = {"loop": loop, "config": config.to_dict(), "record": record,
+                            "data": {"name": ds.name, "kind": ds.kind,
+                                     "input_shape": list(ds.input_shape)}}
+                    ckpt.save(record["step"], state, best, meta)
+                with open(workdir / "metrics.jsonl", "a") as f:
+                    f.write(json.dumps(record) + "\n")
+            if on_epoch_end is not None:
+                on_epoch_end(record)
+    finally:
+        bar.close()
+        if ckpt is not None:
+            ckpt.close()  # waits for a pending save to commit
+
+    stats = {
+        "steps": int(state.step),
+        "steps_per_epoch": steps_per_epoch,
+        "batch_size": batch_size,
+        "epochs_run": epochs_run,
+        "best_epoch": loop["best_epoch"],
+        "stopped_early": loop["stopped_early"],
+        "compile_seconds": compile_seconds,
+        "train_samples_per_sec": train_samples / train_time if train_time > 0 else None,
+        "devices": n_dev,
+    }
+    params = jax.device_get(best)
+    return RunResult(config, ds, model, params, state, history, stats, workdir)
+
+
+def _epoch_record(acc, epoch, steps_per_epoch, batch_size, seconds, schedule) -> dict:
+    """The metrics.jsonl line of one epoch, from the summed step metrics."""
+    step = (epoch + 1) * steps_per_epoch
+    valid = acc["count"] - acc["nonfinite"] * batch_size
+    record = {
+        "epoch": epoch + 1,
+        "step": int(step),
+        "train_loss": float(acc["loss"] / max(valid, 1)),
+        "lr": float(schedule(step)),
+        "epoch_seconds": round(seconds, 4),
+    }
+    if acc["nonfinite"] > 0:
+        record["skipped_nonfinite_steps"] = int(acc["nonfinite"])
+        warnings.warn(f"epoch {epoch + 1}: skipped {int(acc['nonfinite'])} step(s) with "
+                      "NaN/Inf loss or gradients", stacklevel=3)
+    return record
+
+
+def evaluate_arrays(eval_step, params, x: np.ndarray, batch_size: int, mesh) -> dict[str, float]:
+    """Mean objective and per-element MSE of ``params`` on ``x: [N, ...]``, static batch shapes."""
+    totals = None
+    n = x.shape[0]
+    for i in range(0, n, batch_size):
+        chunk = x[i : i + batch_size]
+        mask = np.ones(batch_size, np.float32)
+        if chunk.shape[0] < batch_size:
+            mask[chunk.shape[0]:] = 0.0
+            chunk = np.concatenate(
+                [chunk, np.zeros((batch_size - chunk.shape[0], *x.shape[1:]), x.dtype)])
+        m = eval_step(params, shard.put_batch(chunk, mesh), shard.put_batch(mask, mesh))
+        totals = accumulate(totals, m)
+    totals = jax.device_get(totals)
+    per_example_elems = math.prod(x.shape[1:])
+    return {
+        "loss": float(totals["loss"] / totals["count"]),
+        "recon_mse": float(totals["sse"] / (totals["count"] * per_example_elems)),
+    }
+
+
+def _check_same_run(workdir: pathlib.Path, ckpt: Checkpointer, config: Config) -> None:
+    saved = workdir / "config.json"
+    if not saved.exists() and not ckpt.steps():
+        return
+    try:
+        old = Config.from_dict(json.loads(saved.read_text())) if saved.exists() else None
+    except (ValueError, json.JSONDecodeError) as e:
+        raise CheckpointError(f"{saved} is unreadable ({e}); use a new workdir or --fresh") from e
+    if old is None:
+        meta = ckpt.read_meta()
+        old = Config.from_dict(meta["config"]) if meta else None
+    if old is None:
+        return
+    a, b = old.semantic_dict(), config.semantic_dict()
+    diff = {k: (a[k], b[k]) for k in a if a[k] != b[k]}
+    if diff:
+        listing = ", ".join(f"{k}: {o!r} -> {n!r}" for k, (o, n) in sorted(diff.items()))
+        raise CheckpointError(
+            f"workdir {workdir} holds a run with another config ({listing}). Use another "
+            "--workdir, or --fresh (fresh=True) to discard it and start again."
+        )
+
+
+def _clear_run(workdir: pathlib.Path) -> None:
+    shutil.rmtree(workdir / "checkpoints", ignore_errors=True)
+    for name in ("metrics.jsonl", "summary.json", "config.json", "scaler.json"):
+        (workdir / name).unlink(missing_ok=True)
+
+
+def _truncate_metrics(path: pathlib.Path, epochs_done: int) -> None:
+    """Drops log lines of epochs whose checkpoint never committed (the run died after them)."""
+    if not path.exists():
+        return
+    kept = [r for r in _read_metrics(path) if r.get("epoch", 0) <= epochs_done]
+    path.write_text("".join(json.dumps(r) + "\n" for r in kept))
+
+
+def _read_metrics(path: pathlib.Path) -> list[dict]:
+    if not path.exists():
+        return []
+    records = []
+    for line in path.read_text().splitlines():
+        try:
+            records.append(json.loads(line))
+        except json.JSONDecodeError:
+            break  # a line cut short by a kill; everything after it is stale too
+    return records

@@ -1,0 +1,55 @@
+"""Data parallelism: a 1-D ``"data"`` mesh, replicated state, batch sharded on its first axis."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import jax
+import numpy as np
+from jax.sharding import AxisType, Mesh, NamedSharding, PartitionSpec
+
+from aejax.errors import ConfigError
+
+
+def make_mesh(n_devices: int | None = None) -> Mesh:
+    """A mesh over the first ``n_devices`` devices (default: all), with one axis ``"data"``."""
+    available = jax.devices()
+    n = len(available) if n_devices is None else n_devices
+    if n > len(available):
+        raise ConfigError(f"devices={n} requested but only {len(available)} are visible: "
+                          f"{[str(d) for d in available]}")
+    return jax.make_mesh((n,), ("data",), axis_types=(AxisType.Auto,), devices=available[:n])
+
+
+def replicated(mesh: Mesh) -> NamedSharding:
+    return NamedSharding(mesh, PartitionSpec())
+
+
+def batch_sharding(mesh: Mesh) -> NamedSharding:
+    return NamedSharding(mesh, PartitionSpec("data"))
+
+
+def replicate(tree: Any, mesh: Mesh) -> Any:
+    """Places every leaf of ``tree`` on all devices of ``mesh``."""
+    return jax.device_put(tree, replicated(mesh))
+
+
+def put_batch(batch: np.ndarray, mesh: Mesh) -> jax.Array:
+    """Sends a host batch ``[B, ...]`` to the devices, split along B (B divisible by devices).
+
+    In a multi-process run each process passes its own slice and the global batch is
+    assembled from the per-process pieces.
+    """
+    sharding = batch_sharding(mesh)
+    if jax.process_count() > 1:
+        return jax.make_array_from_process_local_data(sharding, batch)
+    return jax.device_put(batch, sharding)
+
+
+def check_batch_size(batch_size: int, mesh: Mesh) -> None:
+    n = mesh.devices.size
+    if batch_size % n:
+        raise ConfigError(
+            f"batch_size={batch_size} is not divisible by the {n} devices of the data mesh; "
+            f"use a multiple of {n} or --devices to pick fewer devices"
+        )
