@@ -1,0 +1,15 @@
+"""Data sets as float32 numpy arrays: built-in, local files and TFDS, split and scaled."""
+
+from aejax.data.builtin import list_datasets, load_dataset, resolve_data_dir
+from aejax.data.dataset import Dataset
+from aejax.data.files import read_idx
+from aejax.data.scaler import Standardizer
+
+__all__ = [
+    "Dataset",
+    "Standardizer",
+    "list_datasets",
+    "load_dataset",
+    "read_idx",
+    "resolve_data_dir",
+]

@@ -1,0 +1,178 @@
+"""Named data sets (digits, mnist-lite), the data-dir lookup, and the spec dispatcher."""
+
+from __future__ import annotations
+
+import os
+import pathlib
+
+import numpy as np
+
+from aejax.data._validate import check_fractions
+from aejax.data.dataset import Dataset, build_dataset
+from aejax.data.files import SUPPORTED, RawSplits, load_file, read_csv, read_idx
+from aejax.errors import DataError
+
+ENV_VAR = "AEJAX_DATA_DIR"
+MNIST_TRAIN = "mnist_5k_train.csv.gz"
+MNIST_TEST_IMAGES = "t10k-images-idx3-ubyte.gz"
+MNIST_TEST_LABELS = "t10k-labels-idx1-ubyte.gz"
+_MNIST_FILES = (MNIST_TRAIN, MNIST_TEST_IMAGES, MNIST_TEST_LABELS)
+
+
+def _default_data_dirs() -> list[pathlib.Path]:
+    """``../shared/data`` beside the checkout, then beside the working directory."""
+    checkout = pathlib.Path(__file__).resolve().parents[2]  # <checkout>/aejax/data/builtin.py
+    return [checkout.parent / "shared" / "data", pathlib.Path.cwd().parent / "shared" / "data"]
+
+
+def resolve_data_dir(data_dir: str | os.PathLike | None = None) -> pathlib.Path | None:
+    """Finds the directory that holds aejax's local data sets (``mnist/``, ``adbench/``, ...).
+
+    An explicit choice wins even when it does not exist (so that errors name it): the
+    ``data_dir`` argument, else ``$AEJAX_DATA_DIR``. Otherwise the first existing default:
+    ``../shared/data`` beside the checkout, then ``../shared/data`` beside the working
+    directory.
+
+    Args:
+      data_dir: an explicit directory, or None.
+
+    Returns:
+      The directory, or None when nothing is set and no default exists.
+    """
+    if data_dir is not None:
+        return pathlib.Path(data_dir).expanduser()
+    if os.environ.get(ENV_VAR):
+        return pathlib.Path(os.environ[ENV_VAR]).expanduser()
+    return next((d for d in _default_data_dirs() if d.is_dir()), None)
+
+
+def _load_digits(data_dir: str | None) -> RawSplits:
+    """sklearn's bundled 8x8 digits: ``[1797, 8, 8]`` float in [0, 1] and labels 0..9."""
+    del data_dir  # bundled with scikit-learn
+    from sklearn.datasets import load_digits  # slow import, only when asked for
+
+    digits = load_digits()
+    return RawSplits(digits.images / 16.0, digits.target)  # 4-bit pixels: max 16
+
+
+def _find_mnist(data_dir: str | None) -> pathlib.Path:
+    explicit = data_dir is not None or bool(os.environ.get(ENV_VAR))
+    roots = [resolve_data_dir(data_dir)] if explicit else _default_data_dirs()
+    looked = [p for root in roots for p in (root / "mnist", root)]
+    for d in looked:
+        if all((d / f).is_file() for f in _MNIST_FILES):
+            return d
+    where = "\n".join(f"  - {d}" for d in looked)
+    raise DataError(
+        f"data set 'mnist-lite': files {', '.join(_MNIST_FILES)} not found. Looked in:\n"
+        f"{where}\nSet {ENV_VAR}=/path/to/data (holding mnist/ with those files) or pass "
+        "data_dir (CLI: --set data_dir=...)."
+    )
+
+
+def _load_mnist_lite(data_dir: str | None) -> RawSplits:
+    """Train on 5,000 official MNIST training images, test on the official 10,000."""
+    d = _find_mnist(data_dir)
+    table = read_csv(d / MNIST_TRAIN)
+    if table.shape[1] != 28 * 28 + 1:
+        raise DataError(
+            f"data file {d / MNIST_TRAIN}: {table.shape[1]} columns, expected 785 "
+            "(784 pixels then the label)"
+        )
+    pixels = table[:, :-1]
+    if not (np.array_equal(pixels, np.round(pixels)) and 0 <= pixels.min() <= pixels.max() <= 255):
+        raise DataError(f"data file {d / MNIST_TRAIN}: pixels are not integers in 0..255")
+    x = pixels.astype(np.uint8).reshape(-1, 28, 28)
+    return RawSplits(
+        x, table[:, -1], read_idx(d / MNIST_TEST_IMAGES), read_idx(d / MNIST_TEST_LABELS)
+    )
+
+
+_BUILTIN = {
+    "digits": ("sklearn's 8x8 handwritten digits, 1797 images [8, 8, 1] (bundled)", _load_digits),
+    "mnist-lite": (
+        "MNIST [28, 28, 1]: 5k official train + the official 10k test ($AEJAX_DATA_DIR/mnist)",
+        _load_mnist_lite,
+    ),
+}
+
+
+def list_datasets() -> list[tuple[str, str]]:
+    """Returns ``(spec pattern, one-line description)`` for every kind of spec."""
+    return [(name, desc) for name, (desc, _) in _BUILTIN.items()] + [
+        ("tfds:NAME", "a prepared TFDS data set (array_record): 'train', and 'test' if present"),
+        ("tfds:NAME:SPLIT", "one split of a prepared TFDS data set, split by the fractions"),
+        ("PATH", f"a local file: {SUPPORTED}"),
+    ]
+
+
+def _known() -> str:
+    names = [spec for spec, _ in list_datasets() if spec != "PATH"]
+    return f"{', '.join(names)}, or the path of an existing file ({SUPPORTED})"
+
+
+def _load_raw(
+    spec: str, data_dir: str | None, download: bool, label_column: int | None
+) -> tuple[RawSplits, str]:
+    """Dispatches a spec to its loader; returns the raw arrays and how errors name them."""
+    if spec in _BUILTIN or spec.startswith("tfds:"):
+        if label_column is not None:
+            raise DataError(f"data set {spec!r}: label_column applies only to local files")
+        if spec in _BUILTIN:
+            return _BUILTIN[spec][1](data_dir), f"data set {spec!r}"
+        from aejax.data.tfds_source import load_tfds  # imports tensorflow_datasets
+
+        return load_tfds(spec, data_dir=data_dir, download=download), f"data set {spec!r}"
+    path = pathlib.Path(spec).expanduser()
+    if not path.exists():
+        if "/" in spec or os.sep in spec or path.suffix:
+            raise DataError(f"data file {path}: no such file (known specs: {_known()})")
+        raise DataError(f"unknown data spec {spec!r}; known specs: {_known()}")
+    return load_file(path, label_column=label_column), f"data file {path}"
+
+
+def load_dataset(
+    spec: str,
+    *,
+    seed: int = 0,
+    val_fraction: float = 0.1,
+    test_fraction: float = 0.2,
+    data_dir: str | None = None,
+    download: bool = False,
+    label_column: int | None = None,
+) -> Dataset:
+    """Loads a data set by spec and splits it deterministically.
+
+    Args:
+      spec: ``"digits"``, ``"mnist-lite"``, ``"tfds:NAME[:SPLIT]"`` or a path to a local
+        file (see ``list_datasets``).
+      seed: seeds the split; the same seed gives identical arrays.
+      val_fraction: fraction of the training pool held out for validation, in [0, 1).
+      test_fraction: fraction held out for test when the source has no test split, in [0, 1).
+      data_dir: aejax's data dir for ``mnist-lite`` (see ``resolve_data_dir``); the TFDS
+        data dir for ``tfds:`` specs (default ``$TFDS_DATA_DIR``).
+      download: let tfds download and prepare a missing ``tfds:`` data set (needs internet).
+      label_column: local tables only: the column (may be negative) that holds labels.
+
+    Returns:
+      A Dataset: images ``[N, H, W, C]`` float32 in [0, 1], or tabular ``[N, D]`` float32
+      standardized on the training split.
+
+    Raises:
+      DataError: unknown spec, missing file or data, invalid values, bad fractions.
+    """
+    check_fractions(val_fraction, test_fraction)
+    if not isinstance(spec, str) or not spec.strip():
+        raise DataError(f"data spec {spec!r} is empty; known specs: {_known()}")
+    raw, where = _load_raw(spec, data_dir, download, label_column)
+    return build_dataset(
+        spec,
+        raw.x,
+        raw.y,
+        x_test=raw.x_test,
+        y_test=raw.y_test,
+        seed=seed,
+        val_fraction=val_fraction,
+        test_fraction=test_fraction,
+        where=where,
+    )

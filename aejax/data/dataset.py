@@ -1,0 +1,156 @@
+"""The Dataset container and the seeded train/val/test split that every loader ends with."""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+
+import numpy as np
+
+from aejax.data._validate import check_fractions, check_labels, to_model_input
+from aejax.data.scaler import Standardizer
+from aejax.errors import DataError
+
+KINDS = ("image", "tabular")
+
+
+@dataclasses.dataclass(frozen=True, eq=False)
+class Dataset:
+    """Train/val/test arrays ready for a model, float32 and C-contiguous.
+
+    Attributes:
+      name: the spec it was loaded from, e.g. ``"digits"``.
+      kind: ``"image"`` (``x_*`` are ``[N, H, W, C]`` in [0, 1]) or ``"tabular"``
+        (``x_*`` are ``[N, D]``, standardized with ``scaler``).
+      x_train: ``[N_train, ...]`` float32, N_train >= 1.
+      x_val: ``[N_val, ...]`` float32; 0 rows only when val_fraction was 0.
+      x_test: ``[N_test, ...]`` float32.
+      y_train, y_val, y_test: ``[N_*]`` int64 labels where the source has them, else None.
+      scaler: tabular only: the Standardizer fitted on ``x_train`` in raw units.
+    """
+
+    name: str
+    kind: str
+    x_train: np.ndarray
+    x_val: np.ndarray
+    x_test: np.ndarray
+    y_train: np.ndarray | None = None
+    y_val: np.ndarray | None = None
+    y_test: np.ndarray | None = None
+    scaler: Standardizer | None = None
+
+    def __post_init__(self):
+        if self.kind not in KINDS:
+            raise DataError(f"data set {self.name!r}: kind {self.kind!r} is not one of {KINDS}")
+
+    @property
+    def input_shape(self) -> tuple[int, ...]:
+        """The per-example shape, e.g. ``(8, 8, 1)`` or ``(30,)``."""
+        return tuple(int(d) for d in self.x_train.shape[1:])
+
+    def summary(self) -> dict:
+        """Returns ``{"name", "kind", "input_shape", "n_train", "n_val", "n_test"}``."""
+        return {
+            "name": self.name,
+            "kind": self.kind,
+            "input_shape": self.input_shape,
+            "n_train": int(self.x_train.shape[0]),
+            "n_val": int(self.x_val.shape[0]),
+            "n_test": int(self.x_test.shape[0]),
+        }
+
+
+def _count(fraction: float, n: int) -> int:
+    """``ceil(fraction * n)``, immune to rounding such as ``0.07 * 100 = 7.000000000000001``."""
+    return math.ceil(round(fraction * n, 9))
+
+
+def _take(a: np.ndarray | None, idx: np.ndarray) -> np.ndarray | None:
+    return None if a is None else np.ascontiguousarray(a[idx])
+
+
+def build_dataset(
+    name: str,
+    x: np.ndarray,
+    y: np.ndarray | None = None,
+    *,
+    x_test: np.ndarray | None = None,
+    y_test: np.ndarray | None = None,
+    seed: int = 0,
+    val_fraction: float = 0.1,
+    test_fraction: float = 0.2,
+    where: str | None = None,
+) -> Dataset:
+    """Validates, splits and scales raw arrays into a Dataset.
+
+    The split is a ``np.random.default_rng(seed)`` permutation of the rows of ``x``. Without
+    ``x_test``, the first ``ceil(test_fraction * N)`` permuted rows become the test split;
+    the validation split is the first ``ceil(val_fraction * N_pool)`` rows of the remaining
+    (training) pool, and the rest is the training split. A given ``x_test`` is kept whole, in
+    its order, and ``test_fraction`` is unused.
+
+    Args:
+      name: the spec, stored as ``Dataset.name``.
+      x: ``[N, D]`` tabular, or ``[N, H, W]`` / ``[N, H, W, C]`` images (integers in
+        0..255, or floats in [0, 1]).
+      y: ``[N]`` integer labels or None.
+      x_test: the source's own test split, same layout as ``x``, or None.
+      y_test: ``[N_test]`` labels of ``x_test`` or None.
+      seed: seeds the permutation; the same seed gives identical arrays.
+      val_fraction: fraction of the training pool held out for validation, in [0, 1).
+      test_fraction: fraction of ``x`` held out for test when ``x_test`` is None, in [0, 1).
+      where: names the source in error messages (default: ``data set '<name>'``).
+
+    Returns:
+      A Dataset; tabular data are standardized with a Standardizer fitted on ``x_train``.
+
+    Raises:
+      DataError: bad fractions, invalid arrays, mismatched layouts, no training example left.
+    """
+    where = where or f"data set {name!r}"
+    check_fractions(val_fraction, test_fraction)
+    kind, x = to_model_input(x, where, what="x")
+    y = check_labels(y, x.shape[0], where, what="y")
+    if x_test is not None:
+        test_kind, x_test = to_model_input(x_test, where, what="x_test")
+        if test_kind != kind or x_test.shape[1:] != x.shape[1:]:
+            raise DataError(
+                f"{where}: x_test has examples of shape {x_test.shape[1:]}, x has "
+                f"{x.shape[1:]}; they must match"
+            )
+        y_test = check_labels(y_test, x_test.shape[0], where, what="y_test")
+        if (y is None) != (y_test is None):
+            raise DataError(f"{where}: labels given for only one of the train and test splits")
+    elif y_test is not None:
+        raise DataError(f"{where}: y_test given without x_test")
+
+    n = x.shape[0]
+    perm = np.random.default_rng(seed).permutation(n)
+    if x_test is None:
+        n_test = _count(test_fraction, n)
+        test_idx, perm = perm[:n_test], perm[n_test:]
+        x_test, y_test = np.ascontiguousarray(x[test_idx]), _take(y, test_idx)
+    n_val = _count(val_fraction, perm.shape[0])
+    val_idx, train_idx = perm[:n_val], perm[n_val:]
+    if train_idx.shape[0] == 0:
+        raise DataError(
+            f"{where}: {n} examples are too few to split with val_fraction={val_fraction} "
+            f"and test_fraction={test_fraction}: no training example would remain"
+        )
+    x_train, x_val = np.ascontiguousarray(x[train_idx]), np.ascontiguousarray(x[val_idx])
+
+    scaler = None
+    if kind == "tabular":
+        scaler = Standardizer.fit(x_train)
+        x_train, x_val, x_test = (scaler.transform(a) for a in (x_train, x_val, x_test))
+    return Dataset(
+        name=name,
+        kind=kind,
+        x_train=x_train,
+        x_val=x_val,
+        x_test=x_test,
+        y_train=_take(y, train_idx),
+        y_val=_take(y, val_idx),
+        y_test=y_test,
+        scaler=scaler,
+    )

@@ -1,0 +1,195 @@
+"""The ``tfds:NAME[:SPLIT]`` loader: prepared TFDS data read through ``tfds.data_source``.
+
+Never TensorFlow: ``tfds.data_source`` with the array_record format gives random access to
+numpy examples. Nothing here downloads unless asked to, and a missing network fails in
+seconds instead of tfds's minutes of retries.
+"""
+
+from __future__ import annotations
+
+import socket
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+
+from aejax.data.files import RawSplits
+from aejax.errors import DataError
+
+PREFIX = "tfds:"
+_BUILDER_KWARGS = {"file_format": "array_record"}
+_CHUNK = 1024  # examples per __getitems__ call
+# tfds fetches most data sets (mnist among them) from Google Cloud Storage.
+_PROBE_ADDRESS = ("storage.googleapis.com", 443)
+_PROBE_TIMEOUT_S = 3.0
+
+
+def parse_spec(spec: str) -> tuple[str, str | None]:
+    """Splits ``"tfds:NAME[:SPLIT]"`` into ``(NAME, SPLIT or None)``.
+
+    NAME may carry a config (``"cifar10_corrupted/fog_1"``); SPLIT may hold tfds slicing
+    (``"train[:80%]"``). Versions (``NAME:1.2.3``) are not supported: the part after the
+    second colon is always the split.
+    """
+    name, _, split = spec.removeprefix(PREFIX).partition(":")
+    if not name:
+        raise DataError(f"data spec {spec!r}: expected tfds:NAME or tfds:NAME:SPLIT")
+    return name, split or None
+
+
+def _network_available() -> bool:
+    """True when a TCP connection to the tfds download host opens within 3 seconds."""
+    try:
+        with socket.create_connection(_PROBE_ADDRESS, timeout=_PROBE_TIMEOUT_S):
+            return True
+    except OSError:
+        return False
+
+
+def _builder(tfds: Any, name: str, data_dir: str | None, where: str) -> Any:
+    try:
+        return tfds.builder(name, data_dir=data_dir, file_format="array_record")
+    except ValueError as e:  # tfds's DatasetNotFoundError is a ValueError
+        lines = str(e).splitlines()
+        hints = [ln.strip() for ln in lines[1:] if ln.strip().startswith("Did you mean")]
+        raise DataError(
+            f"{where}: unknown TFDS data set ({' '.join(lines[:1] + hints)}); "
+            "see tfds.list_builders() for the names"
+        ) from e
+
+
+def _not_prepared(where: str, builder: Any, data_dir: str | None) -> DataError:
+    root = data_dir or "the default TFDS data dir ($TFDS_DATA_DIR or ~/tensorflow_datasets)"
+    return DataError(
+        f"{where}: not prepared in {root} (looked for {builder.data_path}). Prepare it on a "
+        "machine with internet with download=True (CLI: --set download=true; image data sets "
+        "also need TensorFlow there), or copy a prepared <data_dir>/<name>/<version>/ "
+        "directory (array_record format) there."
+    )
+
+
+def _read_split(source: Sequence[Any], where: str) -> tuple[np.ndarray, np.ndarray | None]:
+    """Reads every example of a data source into numpy, in chunks.
+
+    Args:
+      source: a ``tfds.data_source`` split (``len`` + ``__getitem__``, ideally
+        ``__getitems__``) of dicts with an ``"image"`` ``[H, W(, C)]`` or a ``"features"``
+        ``[D]`` entry, and optionally a scalar ``"label"``.
+      where: names the source in error messages.
+
+    Returns:
+      ``(x, y)``: ``[N, H, W(, C)]`` or ``[N, D]`` in the stored dtype, ``[N]`` labels or None.
+    """
+    n = len(source)
+    if n == 0:
+        raise DataError(f"{where}: has no examples")
+    getitems = getattr(source, "__getitems__", None)
+    x = y = key = None
+    for start in range(0, n, _CHUNK):
+        idx = list(range(start, min(start + _CHUNK, n)))
+        batch = None
+        if getitems is not None:
+            try:
+                batch = getitems(idx)
+            except TypeError:
+                # tfds.testing.mock_data (4.9.10) installs a __getitems__ that misses `self`.
+                getitems = None
+        if batch is None:
+            batch = [source[i] for i in idx]
+        if len(batch) != len(idx):
+            raise DataError(f"{where}: asked for {len(idx)} examples, got {len(batch)}")
+        for i, example in zip(idx, batch, strict=True):
+            if key is None:
+                key = next((k for k in ("image", "features") if k in example), None)
+                if key is None:
+                    raise DataError(
+                        f"{where}: examples have features {sorted(example)}; aejax reads an "
+                        "'image' or a 'features' vector"
+                    )
+                first = np.asarray(example[key])
+                if key == "features" and first.ndim != 1:
+                    raise DataError(f"{where}: 'features' has shape {first.shape}; expected [D]")
+                x = np.empty((n, *first.shape), dtype=first.dtype)
+                if "label" in example and np.ndim(example["label"]) == 0:
+                    y = np.empty((n,), dtype=np.asarray(example["label"]).dtype)
+            value = np.asarray(example[key])
+            if value.shape != x.shape[1:]:
+                raise DataError(
+                    f"{where}: example {i} has {key} shape {value.shape}, example 0 has "
+                    f"{x.shape[1:]}; aejax needs a fixed shape"
+                )
+            x[i] = value
+            if y is not None:
+                y[i] = example["label"]
+    return x, y
+
+
+def load_tfds(spec: str, *, data_dir: str | None = None, download: bool = False) -> RawSplits:
+    """Loads ``tfds:NAME`` (train + the builder's test split) or ``tfds:NAME:SPLIT``.
+
+    Args:
+      spec: ``"tfds:NAME"`` or ``"tfds:NAME:SPLIT"``.
+      data_dir: the TFDS data dir; None uses tfds's default (``$TFDS_DATA_DIR``).
+      download: prepare the data set if it is missing (needs internet).
+
+    Returns:
+      RawSplits with ``x`` from the ``"train"`` split (or from SPLIT), and ``x_test`` from
+      the ``"test"`` split for ``tfds:NAME`` when the data set has one.
+
+    Raises:
+      DataError: unknown name or split, not prepared with ``download=False``, no network
+        with ``download=True``, or examples without an image or a feature vector.
+    """
+    import tensorflow_datasets as tfds  # heavy: imported only for tfds specs
+
+    name, split = parse_spec(spec)
+    where = f"tfds data set {name!r} (spec {spec!r})"
+    builder = _builder(tfds, name, data_dir, where)
+    if not builder.is_prepared():
+        if not download:
+            raise _not_prepared(where, builder, data_dir)
+        if not _network_available():
+            host, port = _PROBE_ADDRESS
+            raise DataError(
+                f"{where}: download=True but there is no network ({host}:{port} did not "
+                f"answer in {_PROBE_TIMEOUT_S:.0f} s). Prepare it on a machine with internet "
+                "and copy <data_dir>/<name>/<version>/ here."
+            )
+    try:
+        sources = tfds.data_source(
+            name,
+            split=split,
+            data_dir=data_dir,
+            download=download,
+            builder_kwargs=dict(_BUILDER_KWARGS),
+        )
+    except (NotImplementedError, KeyError) as e:
+        # What tfds raises when nothing is prepared, whatever the message says.
+        raise _not_prepared(where, builder, data_dir) from e
+    except ImportError as e:
+        # Preparing encodes numpy images to PNG with tf.image, so it needs TensorFlow. tfds
+        # re-raises with the whole example dumped into the message: keep its last line.
+        missing = (str(e).strip().splitlines() or ["an import failed"])[-1][:200]
+        raise DataError(
+            f"{where}: preparing it failed: {missing} (tfds encodes images with TensorFlow). "
+            "Prepare it where TensorFlow is installed and copy <data_dir>/<name>/<version>/ "
+            "here; reading it needs no TensorFlow."
+        ) from None
+    except (ValueError, OSError) as e:  # e.g. an unknown split, unreadable files
+        raise DataError(f"{where}: tfds could not open it: {e}") from e
+    if isinstance(sources, dict):
+        if not sources:  # data_source's silent answer when nothing is prepared
+            raise _not_prepared(where, builder, data_dir)
+        if "train" not in sources:
+            raise DataError(
+                f"{where}: has no 'train' split (splits: {sorted(sources)}); "
+                f"name one: tfds:{name}:SPLIT"
+            )
+        train, test = sources["train"], sources.get("test")
+    else:
+        train, test = sources, None
+    x, y = _read_split(train, f"{where} split {split or 'train'!r}")
+    if test is None:
+        return RawSplits(x, y)
+    x_test, y_test = _read_split(test, f"{where} split 'test'")
+    return RawSplits(x, y, x_test, y_test)
