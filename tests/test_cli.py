@@ -1,0 +1,90 @@
+"""The command line end to end: train writes a complete run directory, evaluate reads it."""
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+from aejax import cli
+from aejax.config import Config
+
+SUMMARY_KEYS = {
+    "model", "data", "latent_dim", "epochs", "steps", "test_recon_mse", "test_sse_per_example",
+    "pca_recon_mse", "pca_sse_per_example", "train_samples_per_sec", "compile_seconds",
+}
+
+
+def _run(*args):
+    return subprocess.run([sys.executable, "-m", "aejax.cli", *args], capture_output=True,
+                          text=True, timeout=300)
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    workdir = tmp_path_factory.mktemp("run") / "ae-digits"
+    proc = _run("train", "--epochs", "3", "--latent-dim", "4", "--devices", "1",
+                "--set", "hidden=32", "--workdir", str(workdir), "--no-progress")
+    assert proc.returncode == 0, proc.stderr
+    return workdir, proc
+
+
+def test_train_writes_the_run_directory(trained):
+    workdir, proc = trained
+    for name in ("config.json", "metrics.jsonl", "summary.json", "reconstructions.png"):
+        assert (workdir / name).is_file(), name
+    assert any(p.name.isdigit() for p in (workdir / "checkpoints").iterdir())
+    summary = json.loads((workdir / "summary.json").read_text())
+    assert SUMMARY_KEYS <= set(summary)
+    assert summary["epochs"] == 3 and summary["latent_dim"] == 4 and summary["data"] == "digits"
+    assert summary["steps"] == 3 * (summary["n_train"] // 64)
+    records = [json.loads(x) for x in (workdir / "metrics.jsonl").read_text().splitlines()]
+    assert [r["epoch"] for r in records] == [1, 2, 3]
+    assert (workdir / "reconstructions.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    # The final table names both rows.
+    assert "PCA-4" in proc.stdout and "test MSE" in proc.stdout
+
+
+def test_rerun_resumes_and_does_not_retrain(trained):
+    workdir, _ = trained
+    before = (workdir / "metrics.jsonl").read_text()
+    proc = _run("train", "--epochs", "3", "--latent-dim", "4", "--devices", "1",
+                "--set", "hidden=32", "--workdir", str(workdir), "--no-progress", "--json")
+    assert proc.returncode == 0, proc.stderr
+    assert (workdir / "metrics.jsonl").read_text() == before
+    assert json.loads(proc.stdout)["epochs_run"] == 0
+
+
+def test_evaluate_reads_the_run(trained):
+    workdir, _ = trained
+    proc = _run("evaluate", str(workdir), "--json")
+    assert proc.returncode == 0, proc.stderr
+    out = json.loads(proc.stdout)
+    summary = json.loads((workdir / "summary.json").read_text())
+    assert out["test_recon_mse"] == pytest.approx(summary["test_recon_mse"], rel=1e-5)
+    assert out["pca_recon_mse"] == pytest.approx(summary["pca_recon_mse"], rel=1e-5)
+
+
+def test_listings(capsys):
+    assert cli.main(["models"]) == 0
+    out = capsys.readouterr().out
+    assert "ae" in out and "conv_ae" in out
+    assert cli.main(["datasets"]) == 0
+    out = capsys.readouterr().out
+    assert "digits" in out and "mnist-lite" in out and "tfds:" in out
+
+
+def test_unknown_model_is_a_clear_error(capsys, tmp_path):
+    assert cli.main(["train", "--model", "nope", "--workdir", str(tmp_path / "x")]) == 2
+    err = capsys.readouterr().err
+    assert "unknown model 'nope'" in err and "Traceback" not in err
+
+
+def test_config_flags_and_set(tmp_path):
+    args = cli._parser().parse_args(
+        ["train", "--latent-dim", "3", "--lr", "0.01", "--set", "hidden=16,8",
+         "--set", "nonfinite=skip", "--no-progress"])
+    config = cli.build_config(args)
+    assert config.latent_dim == 3 and config.lr == 0.01
+    assert config.hidden == (16, 8) and config.nonfinite == "skip" and not config.progress
+    assert config == Config.from_dict(json.loads(config.dumps()))
