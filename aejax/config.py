@@ -30,6 +30,7 @@ class Config:
     hidden: tuple[int, ...] = (512, 256)  # dense encoder widths; decoder mirrors them
     conv_features: tuple[int, ...] = (32, 64)  # conv encoder channels, one stride-2 conv each
     activation: str = "gelu"
+    dtype: str = "float32"  # compute dtype; "bfloat16" = mixed precision (float32 params/loss)
     # Data.
     data: str = "digits"
     data_dir: str | None = None
@@ -75,6 +76,7 @@ class Config:
             "hidden": all(h >= 1 for h in self.hidden),
             "conv_features": len(self.conv_features) >= 1 and all(c >= 1 for c in self.conv_features),
             "devices": self.devices is None or self.devices >= 1,
+            "dtype": self.dtype in ("float32", "bfloat16", "float16"),
         }
         bad = [k for k, ok in checks.items() if not ok]
         if bad:

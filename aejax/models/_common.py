@@ -6,6 +6,7 @@ from collections.abc import Sequence
 
 import flax.linen as nn
 import jax
+import jax.numpy as jnp
 
 from aejax.errors import ConfigError
 
@@ -25,15 +26,23 @@ class MLP(nn.Module):
 
     features: Sequence[int]
     activation: str = "gelu"
+    dtype: str = "float32"
 
     @nn.compact
     def __call__(self, x: jax.Array) -> jax.Array:
         act = get_activation(self.activation)
         for i, f in enumerate(self.features):
-            x = nn.Dense(f, name=f"dense_{i}")(x)
+            x = nn.Dense(f, dtype=compute_dtype(self.dtype), name=f"dense_{i}")(x)
             if i < len(self.features) - 1:
                 x = act(x)
         return x
+
+
+def compute_dtype(name: str) -> jnp.dtype:
+    """The dtype layers compute in; parameters stay float32 whatever it is."""
+    if name not in ("float32", "bfloat16", "float16"):
+        raise ConfigError(f"unknown compute dtype {name!r}; use float32, bfloat16 or float16")
+    return jnp.dtype(name)
 
 
 class Head(nn.Module):
@@ -44,4 +53,6 @@ class Head(nn.Module):
     def __call__(self, out: jax.Array) -> jax.Array:
         if self.likelihood not in LIKELIHOODS:
             raise ConfigError(f"unknown likelihood {self.likelihood!r}; choose one of {LIKELIHOODS}")
+        # Losses and metrics are computed in float32 even when layers run in bfloat16.
+        out = out.astype(jnp.float32)
         return jax.nn.sigmoid(out) if self.likelihood == "bernoulli" else out

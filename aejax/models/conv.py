@@ -6,7 +6,7 @@ import flax.linen as nn
 import jax
 
 from aejax.errors import ConfigError
-from aejax.models._common import Head, get_activation
+from aejax.models._common import Head, compute_dtype, get_activation
 
 
 class ConvAE(nn.Module):
@@ -22,6 +22,7 @@ class ConvAE(nn.Module):
       conv_features: encoder channels, one stride-2 conv per entry.
       activation: name of a ``jax.nn`` activation.
       likelihood: ``"bernoulli"`` or ``"gaussian"`` (see ``DenseAE``).
+      dtype: compute dtype (see ``DenseAE``).
     """
 
     input_shape: tuple[int, ...]
@@ -29,20 +30,23 @@ class ConvAE(nn.Module):
     conv_features: tuple[int, ...] = (32, 64)
     activation: str = "gelu"
     likelihood: str = "bernoulli"
+    dtype: str = "float32"
 
     def setup(self):
         check_conv_shape(self.input_shape, len(self.conv_features))
+        dt = compute_dtype(self.dtype)
         self.down = [
-            nn.Conv(f, (3, 3), strides=(2, 2), padding="SAME", name=f"conv_{i}")
+            nn.Conv(f, (3, 3), strides=(2, 2), padding="SAME", dtype=dt, name=f"conv_{i}")
             for i, f in enumerate(self.conv_features)
         ]
-        self.to_code = nn.Dense(self.latent_dim, name="to_code")
+        self.to_code = nn.Dense(self.latent_dim, dtype=dt, name="to_code")
         h, w, _ = self.bottom_shape
-        self.from_code = nn.Dense(h * w * self.conv_features[-1], name="from_code")
+        self.from_code = nn.Dense(h * w * self.conv_features[-1], dtype=dt, name="from_code")
         # Mirror: up to conv_features[-2], ..., conv_features[0], then C channels at full size.
         up_features = self.conv_features[-2::-1] + (self.input_shape[-1],)
         self.up = [
-            nn.ConvTranspose(f, (3, 3), strides=(2, 2), padding="SAME", name=f"deconv_{i}")
+            nn.ConvTranspose(f, (3, 3), strides=(2, 2), padding="SAME", dtype=dt,
+                             name=f"deconv_{i}")
             for i, f in enumerate(up_features)
         ]
         self.head = Head(self.likelihood)
@@ -59,7 +63,7 @@ class ConvAE(nn.Module):
         act = get_activation(self.activation)
         for conv in self.down:
             x = act(conv(x))
-        return self.to_code(x.reshape(x.shape[0], -1))
+        return self.to_code(x.reshape(x.shape[0], -1)).astype("float32")
 
     def decode_params(self, z: jax.Array) -> jax.Array:
         """Maps ``z: [B, latent_dim]`` to logits or means ``[B, H, W, C]``."""
@@ -69,7 +73,7 @@ class ConvAE(nn.Module):
             x = deconv(x)
             if i < len(self.up) - 1:
                 x = act(x)
-        return x
+        return x.astype("float32")
 
     def decode(self, z: jax.Array) -> jax.Array:
         """Maps ``z: [B, latent_dim]`` to reconstructions ``[B, H, W, C]`` in data space."""

@@ -23,6 +23,8 @@ class DenseAE(nn.Module):
       activation: name of a ``jax.nn`` activation.
       likelihood: ``"bernoulli"`` (logits + BCE, data in [0, 1]) or ``"gaussian"``
         (linear output + squared error, standardized data).
+      dtype: compute dtype (``"bfloat16"`` for mixed precision on GPU/TPU); parameters,
+        decoder outputs and losses stay float32.
     """
 
     input_shape: tuple[int, ...]
@@ -30,21 +32,24 @@ class DenseAE(nn.Module):
     hidden: tuple[int, ...] = (512, 256)
     activation: str = "gelu"
     likelihood: str = "bernoulli"
+    dtype: str = "float32"
 
     def setup(self):
-        self.encoder = MLP(self.hidden + (self.latent_dim,), self.activation, name="encoder")
+        self.encoder = MLP(self.hidden + (self.latent_dim,), self.activation, self.dtype,
+                           name="encoder")
         out = math.prod(self.input_shape)
-        self.decoder = MLP(self.hidden[::-1] + (out,), self.activation, name="decoder")
+        self.decoder = MLP(self.hidden[::-1] + (out,), self.activation, self.dtype,
+                           name="decoder")
         self.head = Head(self.likelihood)
 
     def encode(self, x: jax.Array, *, train: bool = False) -> jax.Array:
         """Maps ``x: [B, *input_shape]`` to codes ``z: [B, latent_dim]``."""
         del train
-        return self.encoder(x.reshape(x.shape[0], -1))
+        return self.encoder(x.reshape(x.shape[0], -1)).astype("float32")
 
     def decode_params(self, z: jax.Array) -> jax.Array:
         """Maps ``z: [B, latent_dim]`` to output parameters ``[B, *input_shape]`` (logits or means)."""
-        return self.decoder(z).reshape(z.shape[0], *self.input_shape)
+        return self.decoder(z).reshape(z.shape[0], *self.input_shape).astype("float32")
 
     def decode(self, z: jax.Array) -> jax.Array:
         """Maps ``z: [B, latent_dim]`` to reconstructions ``[B, *input_shape]`` in data space."""
