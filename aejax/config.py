@@ -31,6 +31,7 @@ class Config:
     conv_features: tuple[int, ...] = (32, 64)  # conv encoder channels, one stride-2 conv each
     activation: str = "gelu"
     dtype: str = "float32"  # compute dtype; "bfloat16" = mixed precision (float32 params/loss)
+    deconv: str = "subpixel"  # conv_ae transposed-conv lowering: subpixel | lax (same function)
     # Data.
     data: str = "digits"
     data_dir: str | None = None
@@ -77,6 +78,7 @@ class Config:
             "conv_features": len(self.conv_features) >= 1 and all(c >= 1 for c in self.conv_features),
             "devices": self.devices is None or self.devices >= 1,
             "dtype": self.dtype in ("float32", "bfloat16", "float16"),
+            "deconv": self.deconv in ("subpixel", "lax"),
         }
         bad = [k for k, ok in checks.items() if not ok]
         if bad:

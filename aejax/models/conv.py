@@ -7,6 +7,7 @@ import jax
 
 from aejax.errors import ConfigError
 from aejax.models._common import Head, compute_dtype, get_activation
+from aejax.models._lowering import ConvTranspose2x
 
 
 class ConvAE(nn.Module):
@@ -23,6 +24,9 @@ class ConvAE(nn.Module):
       activation: name of a ``jax.nn`` activation.
       likelihood: ``"bernoulli"`` or ``"gaussian"`` (see ``DenseAE``).
       dtype: compute dtype (see ``DenseAE``).
+      deconv: how the transposed convs are computed: ``"subpixel"`` (stride-1 conv +
+        depth-to-space, the same function and parameters, ~1.9x faster training on CPU)
+        or ``"lax"`` (``lax.conv_transpose``). See ``aejax/models/_lowering.py``.
     """
 
     input_shape: tuple[int, ...]
@@ -31,6 +35,7 @@ class ConvAE(nn.Module):
     activation: str = "gelu"
     likelihood: str = "bernoulli"
     dtype: str = "float32"
+    deconv: str = "subpixel"
 
     def setup(self):
         check_conv_shape(self.input_shape, len(self.conv_features))
@@ -45,8 +50,7 @@ class ConvAE(nn.Module):
         # Mirror: up to conv_features[-2], ..., conv_features[0], then C channels at full size.
         up_features = self.conv_features[-2::-1] + (self.input_shape[-1],)
         self.up = [
-            nn.ConvTranspose(f, (3, 3), strides=(2, 2), padding="SAME", dtype=dt,
-                             name=f"deconv_{i}")
+            ConvTranspose2x(f, impl=self.deconv, dtype=dt, name=f"deconv_{i}")
             for i, f in enumerate(up_features)
         ]
         self.head = Head(self.likelihood)
