@@ -13,7 +13,8 @@ from aejax.errors import ConfigError
 # Fields that change how a run is shown or stored, not what it computes: a workdir may be
 # resumed with other values for them.
 PRESENTATION_FIELDS = frozenset(
-    {"progress", "workdir", "keep_checkpoints", "data_dir", "download", "devices"}
+    {"progress", "workdir", "keep_checkpoints", "data_dir", "download", "devices",
+     "distributed", "compile_cache"}
 )
 
 
@@ -56,6 +57,8 @@ class Config:
     keep_checkpoints: int = 2
     progress: bool = True
     devices: int | None = None  # data-parallel devices; None = all local devices
+    distributed: bool = False  # jax.distributed.initialize() first (multi-host runs)
+    compile_cache: str | None = None  # persistent compilation cache directory
     workdir: str | None = None
 
     def __post_init__(self):
