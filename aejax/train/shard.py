@@ -37,12 +37,17 @@ def replicate(tree: Any, mesh: Mesh) -> Any:
 def put_batch(batch: np.ndarray, mesh: Mesh) -> jax.Array:
     """Sends a host batch ``[B, ...]`` to the devices, split along B (B divisible by devices).
 
-    In a multi-process run each process passes its own slice and the global batch is
-    assembled from the per-process pieces.
+    In a multi-process run every process holds the same global batch (the same seeded
+    permutation of the same data); each keeps only its contiguous share, and JAX assembles
+    the global array from the per-process pieces without any cross-host copy.
     """
     sharding = batch_sharding(mesh)
-    if jax.process_count() > 1:
-        return jax.make_array_from_process_local_data(sharding, batch)
+    n_proc = jax.process_count()
+    if n_proc > 1:
+        share = batch.shape[0] // n_proc
+        i = jax.process_index()
+        local = batch[i * share : (i + 1) * share]
+        return jax.make_array_from_process_local_data(sharding, local, batch.shape)
     return jax.device_put(batch, sharding)
 
 
