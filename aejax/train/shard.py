@@ -30,8 +30,38 @@ def batch_sharding(mesh: Mesh) -> NamedSharding:
 
 
 def replicate(tree: Any, mesh: Mesh) -> Any:
-    """Places every leaf of ``tree`` on all devices of ``mesh``."""
-    return jax.device_put(tree, replicated(mesh))
+    """Places every leaf of ``tree`` on all devices of ``mesh``.
+
+    Every process must pass the same values (they come from the same seed); in a
+    multi-process run each one fills only the devices it can address.
+    """
+    sharding = replicated(mesh)
+    if jax.process_count() == 1:
+        return jax.device_put(tree, sharding)
+
+    def put(x):
+        if jax.dtypes.issubdtype(x.dtype, jax.dtypes.prng_key):
+            impl = jax.random.key_impl(x)
+            return jax.random.wrap_key_data(put(jax.random.key_data(x)), impl=impl)
+        host = np.asarray(x)
+        return jax.make_array_from_callback(host.shape, sharding, lambda idx: host[idx])
+
+    return jax.tree.map(put, tree)
+
+
+def fetch(tree: Any) -> Any:
+    """Brings (replicated) device values to the host as numpy, in any process.
+
+    In a multi-process run a replicated array is not fully addressable from one process;
+    its first local shard holds the whole value.
+    """
+
+    def get(x):
+        if isinstance(x, jax.Array) and not x.is_fully_addressable:
+            return np.asarray(x.addressable_data(0))
+        return np.asarray(jax.device_get(x))
+
+    return jax.tree.map(get, tree)
 
 
 def put_batch(batch: np.ndarray, mesh: Mesh) -> jax.Array:
