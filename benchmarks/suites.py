@@ -1,0 +1,97 @@
+"""The suites: how much each benchmark measures in ``quick``, ``full`` and the ``--tiny`` smoke run.
+
+The registry decides *which* models run (every key of ``aejax.models.MODELS``); a suite
+decides only sizes. A model's default data comes from ``DEFAULT_DATA``, falling back to
+``digits`` for a model not listed there or when its data set is not available.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+# Registry name -> the data its throughput is measured on; absent models use FALLBACK_DATA.
+DEFAULT_DATA = {"ae": "mnist-lite", "conv_ae": "mnist-lite"}
+FALLBACK_DATA = "digits"
+
+
+@dataclasses.dataclass(frozen=True)
+class Suite:
+    """Sizes of one suite.
+
+    Attributes:
+      name: ``quick``, ``full`` or ``tiny``.
+      batch_sizes: batch sizes of the throughput benchmark.
+      samples_per_repeat: training samples per timed repeat (steps = this // batch size,
+        at least 2).
+      repeats: timed repeats, interleaved between implementations.
+      encode_rows: test rows encoded per timed repeat (capped by the test split).
+      quality: ``(data, latent_dim)`` pairs of the AE-vs-PCA table.
+      epochs: data -> training epochs for the quality and sweep runs.
+      seeds: model seeds of the quality runs (the data split always uses seed 0).
+      sweep_data: data of the latent-size sweep.
+      sweep_latents: latent sizes of the sweep (those above the data dimension are left out).
+      sweep_epochs: training epochs of each sweep point.
+      only_data: every benchmark uses this data set (the smoke test's speed-up), or None.
+      overrides: ``aejax.Config`` fields set in every config, as ``(field, value)`` pairs;
+        empty for the library's defaults.
+    """
+
+    name: str
+    batch_sizes: tuple[int, ...]
+    samples_per_repeat: int
+    repeats: int
+    encode_rows: int
+    quality: tuple[tuple[str, int], ...]
+    epochs: dict
+    seeds: tuple[int, ...]
+    sweep_data: str
+    sweep_latents: tuple[int, ...]
+    sweep_epochs: int
+    only_data: str | None = None
+    overrides: tuple[tuple[str, object], ...] = ()
+
+    def steps(self, batch_size: int) -> int:
+        """Training steps per timed repeat at ``batch_size``."""
+        return max(2, self.samples_per_repeat // batch_size)
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+
+SUITES = {
+    # A few minutes on 2 CPU cores.
+    "quick": Suite(
+        name="quick", batch_sizes=(64, 256), samples_per_repeat=1024, repeats=5,
+        encode_rows=4096, quality=(("digits", 8), ("mnist-lite", 30)),
+        epochs={"digits": 20, "mnist-lite": 10}, seeds=(0,), sweep_data="digits",
+        sweep_latents=(2, 4, 8, 16, 32, 64), sweep_epochs=20,
+    ),
+    # For a GPU/TPU, or a long CPU run.
+    "full": Suite(
+        name="full", batch_sizes=(64, 256, 1024), samples_per_repeat=16384, repeats=10,
+        encode_rows=10000, quality=(("digits", 8), ("mnist-lite", 30)),
+        epochs={"digits": 100, "mnist-lite": 100}, seeds=(0, 1, 2), sweep_data="mnist-lite",
+        sweep_latents=(2, 4, 8, 16, 32, 64), sweep_epochs=50,
+    ),
+}
+
+# The smoke test's sizes (``--tiny``): every code path, digits only, small models; the sweep's
+# one point is the quality run itself (compilation dominates at this size).
+TINY = Suite(
+    name="tiny", batch_sizes=(32,), samples_per_repeat=64, repeats=2,
+    encode_rows=128, quality=(("digits", 2),), epochs={"digits": 1}, seeds=(0,),
+    sweep_data="digits", sweep_latents=(2,), sweep_epochs=1, only_data="digits",
+    overrides=(("hidden", (32,)), ("conv_features", (8, 16))),
+)
+
+
+def get_suite(name: str, tiny: bool = False) -> Suite:
+    """The suite ``name``; with ``tiny`` the smoke-test sizes (the name is kept for the record)."""
+    if name not in SUITES:
+        raise KeyError(f"unknown suite {name!r}; choose one of {sorted(SUITES)}")
+    return dataclasses.replace(TINY, name=f"{name}-tiny") if tiny else SUITES[name]
+
+
+def default_data(model: str, suite: Suite) -> str:
+    """The data set a model's throughput is measured on."""
+    return suite.only_data or DEFAULT_DATA.get(model, FALLBACK_DATA)

@@ -1,0 +1,207 @@
+"""Throughput: training samples/s of the jitted step and encode samples/s, aejax vs PyTorch.
+
+The aejax step is the library's own ``make_train_step`` jitted with state donation, and
+compiled ahead of time (``.lower(...).compile()``) so compile seconds are apart from the
+steady state. Both implementations cycle through the same device-resident batches (data
+feeding is not timed), use float32 and the same batch size, and are timed in interleaved
+rounds (aejax, torch, aejax, torch, ...), so the ratios come from the same conditions.
+
+PyTorch is timed with ``torch.set_num_threads`` at the core count and at 1: on a busy
+machine its OpenMP threads wait for each other at every op, which can make the core-count
+setting several times slower than one thread, so the ratio is taken against the faster.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+import aejax
+from aejax import losses
+from aejax.train import epoch_permutation, init_state
+from benchmarks import environment, records, timing
+from benchmarks.context import Context
+from benchmarks.suites import default_data
+
+N_BATCHES = 8  # distinct batches cycled through, so no step sees the cache of the last
+
+
+def _batches(ds: aejax.Dataset, batch_size: int, seed: int) -> list[np.ndarray]:
+    """``N_BATCHES`` training batches ``[B, *input_shape]`` in the engine's epoch order."""
+    perm = epoch_permutation(seed, 0, ds.x_train.shape[0])
+    idx = np.resize(perm, N_BATCHES * batch_size)  # wraps around on small data sets
+    return [ds.x_train[idx[i * batch_size : (i + 1) * batch_size]] for i in range(N_BATCHES)]
+
+
+def aejax_trainer(name: str, ds: aejax.Dataset, config: aejax.Config, batches: list[np.ndarray]):
+    """Builds, compiles and returns ``(compile_seconds, run_steps, get_params, model)``."""
+    likelihood = losses.likelihood_for(ds.kind)
+    model = aejax.create_model(name, ds.input_shape, likelihood, **config.to_dict())
+    tx = aejax.make_optimizer(config, total_steps=10**6)
+    state = init_state(model, tx, ds.input_shape, config.seed)
+    key = jax.tree.map(jnp.copy, state.rng)  # the state's own key is donated with it
+    dev = [jax.device_put(b) for b in batches]
+    step = jax.jit(aejax.make_train_step(model, tx, likelihood, config.nonfinite),
+                   donate_argnums=0)
+    t0 = time.perf_counter()
+    compiled = step.lower(state, dev[0], key).compile()
+    compile_seconds = time.perf_counter() - t0
+    holder = {"state": state}
+
+    def run_steps(n: int) -> float:
+        s = holder["state"]
+        t0 = time.perf_counter()
+        for i in range(n):
+            s, _ = compiled(s, dev[i % len(dev)], key)
+        jax.block_until_ready(s)
+        holder["state"] = s
+        return time.perf_counter() - t0
+
+    return compile_seconds, run_steps, lambda: holder["state"].params, model
+
+
+def torch_trainer(name: str, ds: aejax.Dataset, config: aejax.Config, batches: list[np.ndarray]):
+    """The PyTorch twin's ``(run_steps, twin)``, or None when the model has no twin."""
+    import torch
+
+    from benchmarks.peers import torch_train
+    from benchmarks.peers.torch_twins import create_twin
+
+    torch.manual_seed(config.seed)
+    try:
+        twin = create_twin(name, ds.input_shape, config)
+    except ValueError:  # e.g. an activation the twins do not mirror
+        twin = None
+    if twin is None:
+        return None
+    tb = [twin.to_input(b) for b in batches]
+    step = torch_train.make_step(twin, torch_train.make_optimizer(twin, config),
+                                 losses.likelihood_for(ds.kind), config.grad_clip)
+
+    def run_steps(n: int) -> float:
+        t0 = time.perf_counter()
+        for i in range(n):
+            step(tb[i % len(tb)], config.lr)
+        return time.perf_counter() - t0
+
+    return run_steps, twin
+
+
+def thread_counts() -> list[int]:
+    """PyTorch intra-op thread counts to time: the cores this process may use, and 1."""
+    return sorted({environment.cpu_count(), 1}, reverse=True)
+
+
+def with_threads(n: int, run: Callable[[], float]) -> Callable[[], float]:
+    """``run`` with ``torch.set_num_threads(n)`` in force."""
+    def wrapped() -> float:
+        import torch
+
+        torch.set_num_threads(n)
+        return run()
+
+    return wrapped
+
+
+def run(ctx: Context) -> list[dict]:
+    """Measures every registry model on its default data at every suite batch size."""
+    out = []
+    for name in aejax.MODELS:
+        data, ds = ctx.dataset_or_fallback(default_data(name, ctx.suite))
+        for batch_size in ctx.suite.batch_sizes:
+            ctx.log(f"throughput {name} on {data}, batch {batch_size}")
+            try:
+                out += _measure(ctx, name, data, ds, batch_size)
+            except aejax.AejaxError as e:
+                ctx.note(f"throughput of {name!r} on {data!r} skipped: {e}")
+    return out
+
+
+def _measure(ctx: Context, name: str, data: str, ds: aejax.Dataset, batch_size: int) -> list:
+    suite = ctx.suite
+    config = ctx.config(model=name, data=data, batch_size=batch_size)
+    steps = suite.steps(batch_size)
+    batches = _batches(ds, batch_size, config.seed)
+    compile_s, run_a, get_params, model = aejax_trainer(name, ds, config, batches)
+    runners = {"aejax": lambda: run_a(steps)}
+    twin = None
+    if ctx.torch_ok:
+        peer = torch_trainer(name, ds, config, batches)
+        if peer is None:
+            ctx.note(f"{name!r} has no PyTorch twin: its peer comparison is skipped")
+        else:
+            run_t, twin = peer
+            for n in thread_counts():
+                runners[f"torch/{n}"] = with_threads(n, lambda: run_t(steps))
+    for run_one in runners.values():  # warm-up: first-touch allocations, caches, lazy init
+        run_one()
+    seconds = timing.interleaved(runners, suite.repeats)
+    speed = {k: [steps * batch_size / s for s in v] for k, v in seconds.items()}
+    best = _best_torch(speed)
+    if best is not None and (name not in ctx.torch_threads
+                             or batch_size == aejax.Config().batch_size):
+        ctx.torch_threads[name] = int(best.split("/")[1])  # the quality run's twin uses it
+    bench = {"batch_size": batch_size, "steps_per_repeat": steps, "n_batches": N_BATCHES,
+             "timed": "jitted train_step only, after one untimed repeat"}
+    recs = [_record(ctx, "train_throughput", key, name, data, config, bench,
+                    "train_samples_per_sec", speed, compile_s if key == "aejax" else None)
+            for key in speed]
+    if batch_size == suite.batch_sizes[0]:  # encoding does not depend on the training batch
+        recs += _encode(ctx, name, data, ds, config, model, get_params(), twin)
+    return recs
+
+
+def _encode(ctx, name, data, ds, config, model, params, twin) -> list:
+    """Encode samples/s with ``aejax.encode`` (host in, host out) and the twin's ``encode``."""
+    x = ds.x_test[: ctx.suite.encode_rows]
+    runners = {"aejax": lambda: timing.timed(lambda: aejax.encode(model, params, x))[1]}
+    if twin is not None:
+        from benchmarks.peers import torch_train
+
+        twin.eval()
+        xt = twin.to_input(x)  # layout change outside the timer: a user's data is NCHW
+        for n in thread_counts():
+            runners[f"torch/{n}"] = with_threads(
+                n, lambda: timing.timed(lambda: torch_train.encode_all(twin, xt))[1])
+    first = runners["aejax"]()  # compiles the encoder for this shape
+    for r in runners.values():
+        r()
+    seconds = timing.interleaved(runners, ctx.suite.repeats)
+    compile_s = max(first - float(np.median(seconds["aejax"])), 0.0)
+    speed = {k: [x.shape[0] / s for s in v] for k, v in seconds.items()}
+    bench = {"rows": int(x.shape[0]), "chunk": 1024, "timed": "encode, host array in and out",
+             "compile": "first call minus steady median"}
+    return [_record(ctx, "encode_throughput", key, name, data, config, bench,
+                    "encode_samples_per_sec", speed, compile_s if key == "aejax" else None)
+            for key in speed]
+
+
+def _best_torch(speed: dict[str, list[float]]) -> str | None:
+    """The ``torch/N`` runner with the highest median, or None without PyTorch."""
+    keys = [k for k in speed if k.startswith("torch/")]
+    return max(keys, key=lambda k: float(np.median(speed[k]))) if keys else None
+
+
+def _record(ctx, benchmark, key, name, data, config, bench, metric, speed, compile_s) -> dict:
+    """One record for runner ``key`` (``aejax`` or ``torch/N``) of a throughput measurement."""
+    values, cfg = {}, {**config.to_dict(), "bench": bench}
+    best = _best_torch(speed)
+    if key == "aejax" and best is not None:
+        aejax_median = float(np.median(speed["aejax"]))
+        values["ratio_vs_torch"] = aejax_median / float(np.median(speed[best]))
+        values["torch_best_threads"] = int(best.split("/")[1])
+        values["ratio_vs_torch_by_threads"] = {
+            k.split("/")[1]: aejax_median / float(np.median(v))
+            for k, v in speed.items() if k.startswith("torch/")}
+    if key.startswith("torch/"):
+        cfg["bench"] = {**bench, "torch_threads": int(key.split("/")[1])}
+    stamp = ctx.stamp()
+    return records.make_record(
+        benchmark=benchmark, implementation=key.split("/")[0], model=name, data=data,
+        config=cfg, seed=config.seed, env=stamp["env"], metric=metric, unit="samples/s",
+        samples=speed[key], compile_seconds=compile_s, values=values,
+        peak_memory=environment.peak_memory(), timestamp=stamp["timestamp"])

@@ -1,0 +1,1 @@
+"""Reproductions of published autoencoder results, one command each (see experiments/README.md)."""

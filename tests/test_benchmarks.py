@@ -1,0 +1,162 @@
+"""The benchmark suite and the experiments: a tiny quick-suite run, its records, report, README.
+
+The run is a subprocess of the real command line (``python -m benchmarks run``), so it sees
+one CPU device as a user would, not the tests' fake devices. PyTorch is optional: with it,
+the peers run at tiny size too; without it, the suite must still produce everything else.
+"""
+
+import importlib.util
+import json
+import pathlib
+import subprocess
+import sys
+
+import jax
+import numpy as np
+import pytest
+
+import aejax
+
+ROOT = pathlib.Path(__file__).resolve().parents[1]
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))  # benchmarks/ and experiments/ are not installed packages
+
+from benchmarks import readme, records  # noqa: E402
+from benchmarks.peers import torch_status  # noqa: E402
+
+HAS_TORCH = importlib.util.find_spec("torch") is not None
+PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
+
+
+@pytest.fixture(scope="module")
+def tiny_run(tmp_path_factory):
+    """Output directory of ``python -m benchmarks run --suite quick --tiny``."""
+    out = tmp_path_factory.mktemp("bench") / "quick"
+    proc = subprocess.run(
+        [sys.executable, "-m", "benchmarks", "run", "--suite", "quick", "--tiny", "--out",
+         str(out)], cwd=ROOT, capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-4000:]
+    return out
+
+
+def test_tiny_run_records_match_the_schema(tiny_run):
+    recs = records.read(tiny_run / "records.jsonl")
+    assert recs
+    for r in recs:
+        assert records.validate(r) == [], r
+        assert r["device"]["count"] >= 1 and r["device"]["kind"]
+        assert r["versions"]["jax"] and r["versions"]["python"]
+        assert isinstance(r["config"], dict) and r["config"]
+    seen = {(r["benchmark"], r["implementation"]) for r in recs}
+    for bench in ("train_throughput", "encode_throughput", "quality", "sweep"):
+        assert (bench, "aejax") in seen, bench
+    assert ("pca_fit", "aejax-pca") in seen and ("pca_fit", "sklearn-pca") in seen
+    # Every registry model is benchmarked without code of its own.
+    for bench in ("train_throughput", "quality", "sweep"):
+        assert {r["model"] for r in recs if r["benchmark"] == bench} == set(aejax.MODELS)
+    train = [r for r in recs if r["benchmark"] == "train_throughput"]
+    assert all(r["compile_seconds"] > 0 for r in train if r["implementation"] == "aejax")
+    assert all(r["median"] > 0 and r["unit"] == "samples/s" for r in train)
+    # Quality is the library's own metric: the PCA error equals evaluate_pca's.
+    pca = next(r for r in recs if r["implementation"] == "aejax-pca")
+    ds = aejax.load_dataset("digits", seed=0)
+    expected, _ = aejax.evaluate.evaluate_pca(ds, pca["config"]["n_components"])
+    assert pca["values"]["test_sse_per_example"] == pytest.approx(expected["sse_per_example"])
+    if HAS_TORCH:
+        assert ("train_throughput", "torch") in seen and ("quality", "torch") in seen
+        ratios = [r["values"]["ratio_vs_torch"] for r in train if r["implementation"] == "aejax"]
+        assert all(np.isfinite(ratios)) and ratios
+
+
+def test_tiny_run_writes_report_and_plots(tiny_run):
+    meta = json.loads((tiny_run / "meta.json").read_text())
+    assert meta["command"].startswith("python -m benchmarks run")
+    text = (tiny_run / "report.md").read_text()
+    for heading in ("## Headline", "## Training throughput", "## Reconstruction quality vs PCA",
+                    "## Latent-size sweep"):
+        assert heading in text
+    assert set(meta["figures"]) == {"throughput", "quality", "latent_sweep"}
+    for name in meta["figures"].values():
+        assert (tiny_run / name).read_bytes()[:8] == PNG_MAGIC
+        assert f"]({name})" in text
+
+
+def test_readme_section_is_regenerated_between_markers(tiny_run, tmp_path):
+    path = tmp_path / "README.md"
+    path.write_text(f"# x\n\n## Results\n\n{readme.START}\nold\n{readme.END}\n\n## Tests\n")
+    readme.update_readme(tiny_run, path, experiments=None)
+    text = path.read_text()
+    body = text.split(readme.START)[1].split(readme.END)[0]
+    assert "old" not in body and "python -m benchmarks run --suite quick" in body
+    assert "| model | data | batch |" in body
+    assert text.endswith(f"{readme.END}\n\n## Tests\n")
+    written = readme.publish(tiny_run, tmp_path / "results")
+    md = next(p for p in written if p.suffix == ".md")
+    assert f"]({md.stem}/throughput.png)" in md.read_text()
+
+
+def test_schema_names_what_is_wrong():
+    good = records.make_record(
+        benchmark="quality", implementation="aejax", model="ae", data="digits", config={},
+        seed=0, env={"versions": dict.fromkeys(records.VERSION_KEYS, "1"),
+                     "device": {"kind": "cpu", "platform": "cpu", "count": 1}},
+        metric="m", unit="u", samples=[1.0, 3.0, 2.0], timestamp="t")
+    assert (good["median"], good["min"], good["max"], good["repeats"]) == (2.0, 1.0, 3.0, 3)
+    bad = {k: v for k, v in good.items() if k != "device"} | {"median": "fast"}
+    problems = records.validate(bad)
+    assert any("device" in p for p in problems) and any("median" in p for p in problems)
+
+
+def test_missing_torch_is_a_reason_not_a_traceback(monkeypatch):
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec",
+                        lambda name, *a: None if name == "torch" else real(name, *a))
+    ok, reason = torch_status()
+    assert not ok and "pip install" in reason
+
+
+@pytest.mark.skipif(not HAS_TORCH, reason="PyTorch not installed (the bench extra)")
+@pytest.mark.parametrize("name,shape", [("ae", (8, 8, 1)), ("conv_ae", (16, 8, 3))])
+def test_torch_twin_computes_the_flax_function(name, shape):
+    import torch
+
+    from benchmarks.peers.torch_twins import create_twin, load_flax_params
+
+    config = aejax.Config(model=name, latent_dim=5, hidden=(16, 8), conv_features=(4, 6))
+    model = aejax.create_model(name, shape, "bernoulli", **config.to_dict())
+    x = np.random.default_rng(0).random((3, *shape), dtype=np.float32)
+    # Random values for every parameter, biases included (init would leave those at zero).
+    shapes = jax.eval_shape(model.init, jax.random.key(0), x)["params"]
+    rng = np.random.default_rng(1)
+    params = jax.tree.map(lambda a: rng.normal(0, 0.3, a.shape).astype(np.float32), shapes)
+    _, aux = jax.jit(model.apply)({"params": params}, x)
+    twin = create_twin(name, shape, config)
+    load_flax_params(twin, params)
+    with torch.no_grad():
+        z = twin.encode(twin.to_input(x))
+        out = twin.decode_params(z).numpy()
+    if name == "conv_ae":
+        out = np.moveaxis(out, 1, -1)
+    np.testing.assert_allclose(z.numpy(), np.asarray(aux["z"]), atol=1e-5)
+    np.testing.assert_allclose(out, np.asarray(aux["out"]), atol=1e-5)
+
+
+def test_experiment_writes_its_table(tmp_path):
+    from experiments import hinton2006
+
+    rc = hinton2006.main(["--data", "digits", "--epochs", "1", "--set", "hidden=16",
+                          "--set", "devices=1", "--out", str(tmp_path), "--no-progress"])
+    assert rc == 0
+    result = json.loads((tmp_path / "hinton2006-digits.json").read_text())
+    assert result["summary"]["latent_dim"] == 30 and result["headline"]["ours"]
+    assert "| PCA-30 (aejax.fit_pca) |" in (tmp_path / "hinton2006-digits.md").read_text()
+
+
+def test_experiment_on_unprepared_tfds_fails_with_the_data_error(tmp_path, capsys):
+    from experiments import hinton2006
+
+    rc = hinton2006.main(["--data", "tfds:mnist", "--set", f"data_dir={tmp_path}",
+                          "--out", str(tmp_path), "--no-progress"])
+    assert rc == 2
+    assert "not prepared" in capsys.readouterr().err
+    assert not list(tmp_path.glob("*.json"))
