@@ -48,9 +48,15 @@ def init_state(
     Returns:
       A fresh ``TrainState`` at step 0.
     """
-    params_key, step_key = jax.random.split(jax.random.key(seed))
-    dummy = jnp.zeros((1, *input_shape), jnp.float32)
-    params = jax.jit(model.init)({"params": params_key}, dummy)["params"]
-    return TrainState(
-        step=jnp.zeros((), jnp.int32), params=params, opt_state=tx.init(params), rng=step_key
-    )
+
+    # One compiled program: run eagerly, the optimizer's init dispatches dozens of small ops
+    # that each compile on first use (seconds on a loaded CPU).
+    @jax.jit
+    def init(seed):
+        params_key, step_key = jax.random.split(jax.random.key(seed))
+        dummy = jnp.zeros((1, *input_shape), jnp.float32)
+        params = model.init({"params": params_key}, dummy)["params"]
+        return TrainState(step=jnp.zeros((), jnp.int32), params=params,
+                          opt_state=tx.init(params), rng=step_key)
+
+    return init(seed)
