@@ -5,13 +5,15 @@ from __future__ import annotations
 import argparse
 import datetime
 import json
+import logging
 import pathlib
 import re
+import signal
 import sys
 import warnings
 
 from aejax.config import Config
-from aejax.errors import AejaxError
+from aejax.errors import AejaxError, ConfigError
 
 # Command-line flags that map straight onto config fields.
 _FLAGS = {
@@ -53,7 +55,13 @@ def build_config(args: argparse.Namespace) -> Config:
     """Config from defaults < --config file < flags < --set."""
     config = Config()
     if args.config:
-        config = config.replace(**json.loads(pathlib.Path(args.config).read_text()))
+        try:
+            fields = json.loads(pathlib.Path(args.config).read_text())
+        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
+            raise ConfigError(f"--config {args.config}: cannot read it as JSON: {e}") from e
+        if not isinstance(fields, dict):
+            raise ConfigError(f"--config {args.config}: expected a JSON object of config fields")
+        config = config.replace(**fields)
     flags = {k: getattr(args, k) for k in _FLAGS if getattr(args, k) is not None}
     if args.no_progress:
         flags["progress"] = False
@@ -129,19 +137,76 @@ def _datasets(_) -> int:
     return 0
 
 
+class Terminated(KeyboardInterrupt):
+    """SIGTERM (a preempted VM, ``kill``, a batch scheduler), handled like Ctrl-C."""
+
+
+def _on_sigterm(signum, frame):
+    raise Terminated
+
+
+class _NoTracebacks(logging.Filter):
+    """Keeps Orbax's error log lines but drops their tracebacks: aejax reports the cause.
+
+    Also drops asyncio's "exception was never retrieved" records: the same failed write,
+    found again when its tasks are garbage-collected.
+    """
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.name == "asyncio" and "exception was never retrieved" in record.getMessage():
+            return False
+        record.exc_info, record.exc_text = None, None
+        return True
+
+
+def _quiet_unraisable(default):
+    # When a checkpoint read fails, tensorstore completes its other reads after Orbax has
+    # closed their event loop; Python then prints "RuntimeError: Event loop is closed"
+    # tracebacks that say nothing about the real (already reported) problem.
+    def hook(unraisable):
+        if isinstance(unraisable.exc_value, RuntimeError) and "Event loop is closed" in str(
+            unraisable.exc_value
+        ):
+            return
+        default(unraisable)
+
+    return hook
+
+
+def _setup_process() -> None:
+    """Process-wide settings the command line may make and the library must not."""
+    warnings.filterwarnings("ignore", category=DeprecationWarning)
+    # Python warnings (e.g. "skipping unreadable checkpoint") as one line each.
+    warnings.formatwarning = lambda message, category, *_: f"warning: {message}\n"
+    for name in ("absl", "asyncio"):
+        logging.getLogger(name).addFilter(_NoTracebacks())
+    sys.unraisablehook = _quiet_unraisable(sys.unraisablehook)
+    if signal.getsignal(signal.SIGTERM) is signal.SIG_DFL:
+        # Lets a pending checkpoint save commit before the process exits.
+        signal.signal(signal.SIGTERM, _on_sigterm)
+
+
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the ``aejax`` console script."""
     args = _parser().parse_args(argv)
     handler = {"train": _train, "evaluate": _evaluate, "models": _models,
                "datasets": _datasets}[args.command]
-    warnings.filterwarnings("ignore", category=DeprecationWarning)
+    if argv is None:  # the console script or ``python -m aejax.cli``: we own the process
+        _setup_process()
+    else:
+        warnings.filterwarnings("ignore", category=DeprecationWarning)
     try:
         return handler(args)
     except AejaxError as e:
         print(f"aejax {args.command}: error: {e}", file=sys.stderr)
         return 2
+    except Terminated:
+        print(f"aejax {args.command}: terminated (SIGTERM); the last committed checkpoint is "
+              "kept: run the same command again to resume", file=sys.stderr)
+        return 143
     except KeyboardInterrupt:
-        print("interrupted; the last committed checkpoint is kept", file=sys.stderr)
+        print(f"aejax {args.command}: interrupted; the last committed checkpoint is kept: run "
+              "the same command again to resume", file=sys.stderr)
         return 130
 
 

@@ -14,10 +14,10 @@ from aejax import inference, losses, metrics
 from aejax.baselines import fit_pca
 from aejax.config import Config
 from aejax.data import Dataset, Standardizer, load_dataset
-from aejax.errors import CheckpointError
+from aejax.errors import CheckpointError, ConfigError, DataError
 from aejax.models import create_model
 from aejax.train.checkpoint import Checkpointer
-from aejax.train.loop import RunResult, train
+from aejax.train.loop import RunResult, check_workdir, train
 from aejax.train.optim import make_optimizer
 from aejax.train.state import init_state
 
@@ -28,6 +28,8 @@ def evaluate_model(model, params, x: np.ndarray, kind: str, batch_size: int = 10
     Returns:
       ``{"recon_mse", "sse_per_example", ["psnr"], ["bce_per_example"]}`` as floats.
     """
+    # The same conversion as reconstruct's, so the metrics compare like with like.
+    x = inference.check_input(x, model.input_shape, image=model.likelihood == "bernoulli")
     recon, aux = inference.reconstruct(model, params, x, batch_size)
     logits = aux["out"] if model.likelihood == "bernoulli" else None
     return metrics.reconstruction_report(recon, x, logits=logits, image=kind == "image")
@@ -93,21 +95,44 @@ def train_and_evaluate(
 
     Returns:
       ``(summary, result)``.
+
+    Raises:
+      DataError: the data set has no test split (``test_fraction=0`` and no test set of its
+        own): the report is on held-out data, so this is refused before training.
+      CheckpointError, TrainingDivergedError: see ``aejax.train.train``.
     """
     t0 = time.perf_counter()
+    if workdir is not None:
+        check_workdir(pathlib.Path(workdir), config, fresh=fresh)
+    if dataset is None:
+        dataset = load_dataset(config.data, seed=config.seed, val_fraction=config.val_fraction,
+                               test_fraction=config.test_fraction, data_dir=config.data_dir,
+                               download=config.download)
+    if dataset.x_test.shape[0] == 0:
+        raise DataError(
+            f"data set {dataset.name!r} has no test examples (test_fraction="
+            f"{config.test_fraction}); the report compares the autoencoder with PCA on held-out "
+            "data. Set test_fraction > 0, or train without a report with aejax.train.train."
+        )
     result = train(config, workdir, dataset=dataset, fresh=fresh)
     summary = summarize(result)
     summary["wall_seconds"] = time.perf_counter() - t0
     if workdir is not None:
         workdir = pathlib.Path(workdir)
-        (workdir / "summary.json").write_text(json.dumps(summary, indent=2))
-        if plot:
-            from aejax import plots  # matplotlib is imported only when a figure is drawn
+        try:
+            (workdir / "summary.json").write_text(json.dumps(summary, indent=2))
+            if plot:
+                from aejax import plots  # matplotlib is imported only when a figure is drawn
 
-            _, pca = evaluate_pca(result.dataset, min(config.latent_dim,
-                                                      result.dataset.x_train.shape[0]))
-            plots.reconstructions(workdir / "reconstructions.png", result.model, result.params,
-                                  pca, result.dataset)
+                _, pca = evaluate_pca(result.dataset, min(config.latent_dim,
+                                                          result.dataset.x_train.shape[0]))
+                plots.reconstructions(workdir / "reconstructions.png", result.model,
+                                      result.params, pca, result.dataset)
+        except OSError as e:
+            error = CheckpointError(f"cannot write the report in {workdir}: {e}; the trained "
+                                    "run is checkpointed: `aejax evaluate` it to report again")
+            error.result = result
+            raise error from e
     return summary, result
 
 
@@ -116,39 +141,88 @@ def load_run(workdir: str | pathlib.Path) -> tuple[Config, Any, Any, Standardize
 
     Returns:
       ``(config, model, best_params, scaler)``; the model is built for the data shape the
-      run was trained on (stored in its checkpoint metadata).
+      run was trained on (stored in its checkpoint metadata). The newest loadable
+      checkpoint is used; unreadable newer ones are skipped with a warning.
+
+    Raises:
+      CheckpointError: not a run directory, no (loadable) checkpoint, unreadable
+        ``config.json`` or ``scaler.json``, or checkpoints whose parameters do not fit the
+        model that ``config.json`` describes (missing, extra or reshaped leaves).
     """
     workdir = pathlib.Path(workdir)
+    if not workdir.is_dir():
+        raise CheckpointError(f"{workdir} is not an aejax run directory (no such directory)")
     cfg_path = workdir / "config.json"
     if not cfg_path.exists():
         raise CheckpointError(f"{workdir} is not an aejax run directory (no config.json)")
-    config = Config.from_dict(json.loads(cfg_path.read_text()))
-    ckpt = Checkpointer(workdir / "checkpoints", read_only=True)
-    meta = ckpt.read_meta()
-    if meta is None:
-        raise CheckpointError(f"{workdir}/checkpoints holds no committed checkpoint")
-    data_info = meta.get("data")
-    if data_info is None:
-        raise CheckpointError(f"{workdir}: checkpoint metadata lacks the data shape")
-    input_shape = tuple(data_info["input_shape"])
-    likelihood = losses.likelihood_for(data_info["kind"])
-    model = create_model(config.model, input_shape, likelihood, **config.to_dict())
-    tx = make_optimizer(config, 1)
-    state = init_state(model, tx, input_shape, config.seed)
-    restored = ckpt.restore(state, state.params)
-    ckpt.close()
-    _, best, _, _ = restored
+    try:
+        config = Config.from_dict(json.loads(cfg_path.read_text()))
+    except (OSError, ValueError) as e:  # JSONDecodeError and ConfigError are ValueErrors
+        raise CheckpointError(f"{cfg_path} is unreadable: {e}") from e
+    with Checkpointer(workdir / "checkpoints", read_only=True) as ckpt:
+        meta = ckpt.read_meta()
+        if meta is None:
+            raise CheckpointError(f"{workdir}/checkpoints holds no committed checkpoint")
+        data_info = meta.get("data")
+        if not isinstance(data_info, dict) or not {"input_shape", "kind"} <= data_info.keys():
+            raise CheckpointError(f"{workdir}: checkpoint metadata lacks the data shape")
+        input_shape = tuple(data_info["input_shape"])
+        likelihood = losses.likelihood_for(data_info["kind"])
+        try:
+            model = create_model(config.model, input_shape, likelihood, **config.to_dict())
+        except ConfigError as e:
+            raise CheckpointError(f"{cfg_path} describes a model that cannot be built: {e}") from e
+        state = abstract_state(model, make_optimizer(config, 1), input_shape, config.seed)
+        _, best, _, _ = ckpt.restore(state, state.params)
     scaler_path = workdir / "scaler.json"
-    scaler = (Standardizer.from_dict(json.loads(scaler_path.read_text()))
-              if scaler_path.exists() else None)
+    try:
+        scaler = (Standardizer.from_dict(json.loads(scaler_path.read_text()))
+                  if scaler_path.exists() else None)
+    except (OSError, ValueError) as e:  # DataError is a ValueError
+        raise CheckpointError(f"{scaler_path} is unreadable: {e}") from e
     return config, model, jax.device_get(best), scaler
 
 
+def abstract_state(model: Any, tx: Any, input_shape: tuple[int, ...], seed: int) -> Any:
+    """The shapes, dtypes and (one-device) shardings of ``init_state``'s result.
+
+    A restore target that costs a trace, not a compilation and an initialization.
+
+    Args:
+      model: the registry model.
+      tx: the optimizer (its state's structure is part of the target).
+      input_shape: the per-example shape the model was built for.
+      seed: the run's seed.
+
+    Returns:
+      A ``TrainState`` of ``jax.ShapeDtypeStruct`` leaves on the first local device.
+    """
+    sharding = jax.sharding.SingleDeviceSharding(jax.devices()[0])
+    shapes = jax.eval_shape(lambda: init_state(model, tx, input_shape, seed))
+    return jax.tree.map(lambda s: jax.ShapeDtypeStruct(s.shape, s.dtype, sharding=sharding),
+                        shapes)
+
+
 def evaluate_workdir(workdir: str | pathlib.Path, data: str | None = None) -> dict:
-    """Re-evaluates a saved run on its test split (or on another dataset spec ``data``)."""
+    """Re-evaluates a saved run on its test split (or on another dataset spec ``data``).
+
+    Raises:
+      CheckpointError: see ``load_run``.
+      DataError: the data cannot be loaded, has no test split, or its examples are not of
+        the kind and shape the run was trained on.
+    """
     config, model, params, scaler = load_run(workdir)
     ds = load_dataset(data or config.data, seed=config.seed, val_fraction=config.val_fraction,
                       test_fraction=config.test_fraction, data_dir=config.data_dir)
+    trained_kind = "image" if model.likelihood == "bernoulli" else "tabular"
+    if ds.kind != trained_kind or ds.input_shape != tuple(model.input_shape):
+        raise DataError(
+            f"data {ds.name!r} has {ds.kind} examples of shape {ds.input_shape}, but the run in "
+            f"{workdir} was trained on {trained_kind} examples of shape "
+            f"{tuple(model.input_shape)}"
+        )
+    if ds.x_test.shape[0] == 0:
+        raise DataError(f"data {ds.name!r} has no test examples to evaluate on")
     x_test = ds.x_test
     if scaler is not None and ds.scaler is not None:
         # Inference uses the statistics saved with the model, not ones refitted here.

@@ -12,12 +12,28 @@ import numpy as np
 
 from aejax.errors import DataError
 
+_FLOAT32_MAX = float(np.finfo(np.float32).max)
 
-def check_input(x: np.ndarray, input_shape: tuple[int, ...], what: str = "input") -> np.ndarray:
+
+def check_input(
+    x: np.ndarray, input_shape: tuple[int, ...], what: str = "input", *, image: bool = False
+) -> np.ndarray:
     """Validates ``x: [N, *input_shape]`` for a trained model and returns it as float32.
 
+    Args:
+      x: the examples; a single example of shape ``input_shape`` is taken as a batch of one.
+      input_shape: the per-example shape the model was built for.
+      what: names the array in error messages.
+      image: the model reads images in [0, 1] (a Bernoulli head). Integer pixels are taken
+        as 8-bit (0..255) and divided by 255, as the loaders do; bools become 0/1; floats
+        must already lie in [0, 1].
+
+    Returns:
+      ``[N, *input_shape]`` float32.
+
     Raises:
-      DataError: wrong rank or per-example shape, non-numeric dtype, empty, or NaN/Inf.
+      DataError: wrong rank or per-example shape, non-numeric dtype, empty, NaN/Inf, values
+        beyond the float32 range, or (``image``) pixels outside 0..255 or [0, 1].
     """
     x = np.asarray(x)
     if x.dtype.kind not in "fiub":
@@ -29,13 +45,26 @@ def check_input(x: np.ndarray, input_shape: tuple[int, ...], what: str = "input"
                         f"got an array of shape {x.shape}")
     if x.shape[0] == 0:
         raise DataError(f"{what}: no examples")
-    x = x.astype(np.float32)
-    bad = ~np.isfinite(x)
-    if bad.any():
-        rows = np.unique(np.nonzero(bad.reshape(x.shape[0], -1))[0])
-        raise DataError(f"{what}: {int(bad.sum())} NaN/Inf values in {rows.size} example(s), "
-                        f"first at row {int(rows[0])}")
-    return x
+    if x.dtype.kind == "f":
+        bad = ~np.isfinite(x)
+        if bad.any():
+            rows = np.unique(np.nonzero(bad.reshape(x.shape[0], -1))[0])
+            raise DataError(f"{what}: {int(bad.sum())} NaN/Inf values in {rows.size} "
+                            f"example(s), first at row {int(rows[0])}")
+        if x.dtype.itemsize > 4 and np.abs(x).max() > _FLOAT32_MAX:
+            raise DataError(f"{what}: values beyond the float32 range (±{_FLOAT32_MAX:.3g})")
+    if not image:
+        return x.astype(np.float32)
+    lo, hi = x.min(), x.max()
+    if x.dtype.kind in "iu":
+        if lo < 0 or hi > 255:
+            raise DataError(f"{what}: integer pixels in [{lo}, {hi}]; expected 8-bit values "
+                            "0..255")
+        return x.astype(np.float32) / np.float32(255.0)
+    if x.dtype.kind == "f" and (lo < 0.0 or hi > 1.0):
+        raise DataError(f"{what}: float pixels in [{lo:.6g}, {hi:.6g}]; this model reads images "
+                        "in [0, 1]: divide 8-bit pixels by 255")
+    return x.astype(np.float32)
 
 
 @functools.partial(jax.jit, static_argnames=("model", "method"))
@@ -59,14 +88,18 @@ def _batched(model, params, x, batch_size, method):
 
 
 def encode(model: nn.Module, params: Any, x: np.ndarray, batch_size: int = 1024) -> np.ndarray:
-    """Codes ``[N, latent_dim]`` for ``x: [N, *input_shape]``."""
-    x = check_input(x, model.input_shape)
+    """Codes ``[N, latent_dim]`` for ``x: [N, *input_shape]`` (images: see ``check_input``)."""
+    x = check_input(x, model.input_shape, image=model.likelihood == "bernoulli")
     return _batched(model, params, x, batch_size, "encode")
 
 
 def reconstruct(
     model: nn.Module, params: Any, x: np.ndarray, batch_size: int = 1024
 ) -> tuple[np.ndarray, dict]:
-    """Reconstructions ``[N, *input_shape]`` in data space and the aux dict (``z``, ``out``)."""
-    x = check_input(x, model.input_shape)
+    """Reconstructions ``[N, *input_shape]`` in data space and the aux dict (``z``, ``out``).
+
+    Raises:
+      DataError: see ``check_input`` (wrong shape, NaN/Inf, pixels out of range).
+    """
+    x = check_input(x, model.input_shape, image=model.likelihood == "bernoulli")
     return _batched(model, params, x, batch_size, "call")

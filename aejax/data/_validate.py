@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 
 from aejax.errors import DataError
@@ -103,8 +105,8 @@ def to_model_input(x: np.ndarray, where: str, *, what: str = "data") -> tuple[st
 
     Args:
       x: ``[N, D]`` tabular, ``[N, H, W]`` or ``[N, H, W, C]`` images. Integer images must
-        hold values in 0..255 (they are divided by 255); float and bool images must lie in
-        [0, 1].
+        hold values in 0..255 (they are divided by 255, with a warning when they hold only
+        0 and 1); float and bool images must lie in [0, 1].
       where: names the source in error messages.
       what: names the array in error messages.
 
@@ -136,6 +138,14 @@ def to_model_input(x: np.ndarray, where: str, *, what: str = "data") -> tuple[st
             raise DataError(
                 f"{where}: integer images in {what} hold values in [{lo}, {hi}]; "
                 "expected 0..255 (8-bit pixels)"
+            )
+        if hi <= 1:
+            # Binary images stored as integers would silently become near-black pixels.
+            warnings.warn(
+                f"{where}: integer images in {what} hold only values in [{lo}, {hi}]; they "
+                "are read as 8-bit pixels and divided by 255. Store binary images as bool or "
+                "float to read them as 0/1.",
+                stacklevel=3,
             )
         return "image", np.ascontiguousarray(x, dtype=np.float32) / np.float32(255.0)
     if lo < 0.0 or hi > 1.0:

@@ -65,6 +65,25 @@ def _count(fraction: float, n: int) -> int:
     return math.ceil(round(fraction * n, 9))
 
 
+def min_examples(val_fraction: float, test_fraction: float) -> int:
+    """The fewest rows ``build_dataset`` can split into at least one training example.
+
+    Args:
+      val_fraction: as in ``build_dataset``, in [0, 1).
+      test_fraction: as in ``build_dataset`` (0 when the source has its own test split).
+
+    Returns:
+      The smallest ``N``; e.g. 3 for the defaults (0.1, 0.2): one row each.
+    """
+    check_fractions(val_fraction, test_fraction)  # below 1, so the search ends
+    n = 1
+    while True:
+        pool = n - _count(test_fraction, n)
+        if pool - _count(val_fraction, pool) >= 1:
+            return n
+        n += 1
+
+
 def _take(a: np.ndarray | None, idx: np.ndarray) -> np.ndarray | None:
     return None if a is None else np.ascontiguousarray(a[idx])
 
@@ -125,6 +144,7 @@ def build_dataset(
         raise DataError(f"{where}: y_test given without x_test")
 
     n = x.shape[0]
+    n_given_test = 0 if x_test is None else x_test.shape[0]
     perm = np.random.default_rng(seed).permutation(n)
     if x_test is None:
         n_test = _count(test_fraction, n)
@@ -133,9 +153,12 @@ def build_dataset(
     n_val = _count(val_fraction, perm.shape[0])
     val_idx, train_idx = perm[:n_val], perm[n_val:]
     if train_idx.shape[0] == 0:
+        need = min_examples(val_fraction, 0.0 if n_given_test else test_fraction)
         raise DataError(
-            f"{where}: {n} examples are too few to split with val_fraction={val_fraction} "
-            f"and test_fraction={test_fraction}: no training example would remain"
+            f"{where}: {n} example(s) are too few to split with val_fraction={val_fraction} "
+            f"and test_fraction={test_fraction}: no training example would remain. At least "
+            f"{need} are needed with these fractions; lower them to train on fewer "
+            "(--set val_fraction=... --set test_fraction=...)."
         )
     x_train, x_val = np.ascontiguousarray(x[train_idx]), np.ascontiguousarray(x[val_idx])
 

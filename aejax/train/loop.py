@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import pathlib
 import shutil
 import time
@@ -20,11 +21,11 @@ import tqdm
 from aejax import losses
 from aejax.config import Config
 from aejax.data import Dataset, load_dataset
-from aejax.errors import CheckpointError, ConfigError, TrainingDivergedError
+from aejax.errors import AejaxError, CheckpointError, ConfigError, TrainingDivergedError
 from aejax.inference import check_input
 from aejax.models import create_model
 from aejax.train import shard
-from aejax.train.checkpoint import Checkpointer
+from aejax.train.checkpoint import Checkpointer, check_writable
 from aejax.train.optim import make_optimizer, make_schedule
 from aejax.train.state import TrainState, init_state
 from aejax.train.step import accumulate, make_eval_step, make_train_step
@@ -61,7 +62,7 @@ def train(
     fresh: bool = False,
     on_epoch_end: Callable[[dict], None] | None = None,
 ) -> RunResult:
-    """Trains ``config.model`` on ``config.data``; resumes from ``workdir`` when it has a checkpoint.
+    """Trains ``config.model`` on ``config.data``; resumes from a checkpoint in ``workdir``.
 
     Args:
       config: the run configuration.
@@ -75,18 +76,29 @@ def train(
       A ``RunResult``.
 
     Raises:
-      CheckpointError: ``workdir`` holds a run with another config (pass ``fresh=True``).
-      TrainingDivergedError: the loss became NaN/Inf with ``nonfinite="stop"``; the last
-        good checkpoint is kept.
+      CheckpointError: ``workdir`` holds a run with another config or model (pass
+        ``fresh=True``), is not writable, or a checkpoint could not be written (disk full).
+        Raised during training, it carries the in-memory run as ``error.result`` (a
+        ``RunResult`` with the current state, the best parameters and the history); the
+        checkpoints committed before the failure are intact, so running again resumes.
+      TrainingDivergedError: the loss, the gradients or the validation loss became NaN/Inf
+        (``nonfinite="stop"``, or a validation loss under either policy); the last good
+        checkpoint is kept and ``error.result`` holds the run so far.
     """
+    workdir = pathlib.Path(workdir) if workdir is not None else None
+    if workdir is not None:
+        check_workdir(workdir, config, fresh=fresh)
+
     # --- Input -----------------------------------------------------------------------
     ds = dataset if dataset is not None else load_dataset(
         config.data, seed=config.seed, val_fraction=config.val_fraction,
         test_fraction=config.test_fraction, data_dir=config.data_dir, download=config.download,
     )
-    x_train = check_input(ds.x_train, ds.input_shape, f"{ds.name} training data")
-    if ds.x_val.shape[0]:
-        check_input(ds.x_val, ds.input_shape, f"{ds.name} validation data")
+    image = ds.kind == "image"
+    x_train = check_input(ds.x_train, ds.input_shape, f"{ds.name} training data", image=image)
+    x_val = ds.x_val
+    if x_val.shape[0]:
+        x_val = check_input(x_val, ds.input_shape, f"{ds.name} validation data", image=image)
     n_train = x_train.shape[0]
     mesh = shard.make_mesh(config.devices)
     n_dev = mesh.devices.size
@@ -111,24 +123,27 @@ def train(
     best = jax.tree.map(jnp.copy, state.params)
 
     # --- Checkpoint / resume ---------------------------------------------------------
-    workdir = pathlib.Path(workdir) if workdir is not None else None
     ckpt = None
     loop = {"epoch": 0, "best_val": math.inf, "best_epoch": -1, "bad_epochs": 0,
             "stopped_early": False}
     if workdir is not None:
-        workdir.mkdir(parents=True, exist_ok=True)
+        _make_workdir(workdir)
         if fresh:
             _clear_run(workdir)
         ckpt = Checkpointer(workdir / "checkpoints", keep=config.keep_checkpoints)
-        _check_same_run(workdir, ckpt, config)
-        restored = ckpt.restore(state, best)
-        if restored is not None:
-            state, best, meta, _ = restored
-            loop.update(meta["loop"])
-        (workdir / "config.json").write_text(config.dumps())
-        if ds.scaler is not None:
-            (workdir / "scaler.json").write_text(json.dumps(ds.scaler.to_dict()))
-        _truncate_metrics(workdir / "metrics.jsonl", loop["epoch"])
+        try:
+            restored = ckpt.restore(state, best)
+            if restored is not None:
+                state, best, meta, _ = restored
+                loop.update(meta["loop"])
+            # Atomic writes: a kill while writing must not leave a file that blocks resuming.
+            _write_atomic(workdir / "config.json", config.dumps())
+            if ds.scaler is not None:
+                _write_atomic(workdir / "scaler.json", json.dumps(ds.scaler.to_dict()))
+            _truncate_metrics(workdir / "metrics.jsonl", loop["epoch"])
+        except BaseException:
+            ckpt.close()
+            raise
     history = _read_metrics(workdir / "metrics.jsonl") if workdir else []
 
     # --- Update step -----------------------------------------------------------------
@@ -153,6 +168,23 @@ def train(
     key = jax.tree.map(jnp.copy, state.rng)
     start_epoch = loop["epoch"]
     train_time, train_samples, epochs_run = 0.0, 0, 0
+
+    def run_result() -> RunResult:
+        """The run as it stands: returned at the end, attached to errors raised mid-run."""
+        stats = {
+            "steps": int(state.step),
+            "steps_per_epoch": steps_per_epoch,
+            "batch_size": batch_size,
+            "epochs_run": epochs_run,
+            "best_epoch": loop["best_epoch"],
+            "stopped_early": loop["stopped_early"],
+            "compile_seconds": compile_seconds,
+            "train_samples_per_sec": train_samples / train_time if train_time > 0 else None,
+            "devices": n_dev,
+        }
+        return RunResult(config, ds, model, jax.device_get(best), state, history, stats,
+                         workdir)
+
     bar = tqdm.tqdm(range(start_epoch, config.epochs), desc=f"{config.model}/{ds.name}",
                     disable=not config.progress, initial=start_epoch, total=config.epochs,
                     unit="epoch", leave=False)
@@ -174,21 +206,28 @@ def train(
                 train_samples += steps_per_epoch * batch_size
             epochs_run += 1
             if acc["nonfinite"] > 0 and config.nonfinite == "stop":
-                where = f" in {ckpt.directory}" if ckpt else ""
                 raise TrainingDivergedError(
                     f"loss or gradients became NaN/Inf in epoch {epoch + 1} "
                     f"({int(acc['nonfinite'])} step(s)); training stopped. The last good "
-                    f"checkpoint is kept{where}. Lower --lr, check the data, or use "
+                    f"checkpoint is kept{_where(ckpt)}. Lower --lr, check the data, or use "
                     "--set nonfinite=skip to skip such steps."
                 )
             record = _epoch_record(acc, epoch, steps_per_epoch, batch_size, dt,
                                    make_schedule(config, total_steps))
             # --- Evals and early stopping ---
             monitor = record["train_loss"]
-            if ds.x_val.shape[0]:
-                val = evaluate_arrays(eval_step, state.params, ds.x_val, batch_size, mesh)
+            if x_val.shape[0]:
+                val = evaluate_arrays(eval_step, state.params, x_val, batch_size, mesh)
                 record.update(val_loss=val["loss"], val_recon_mse=val["recon_mse"])
                 monitor = val["loss"]
+                if not math.isfinite(monitor):
+                    # Finite steps can still leave parameters that overflow on other data;
+                    # skipping steps cannot repair them, so both policies stop here.
+                    raise TrainingDivergedError(
+                        f"the validation loss became {monitor} in epoch {epoch + 1}; training "
+                        f"stopped. The last good checkpoint is kept{_where(ckpt)}. Lower "
+                        "--lr or check the data."
+                    )
             if monitor < loop["best_val"] - config.min_delta:
                 loop.update(best_val=monitor, best_epoch=epoch + 1, bad_epochs=0)
                 best = jax.tree.map(jnp.copy, state.params)
@@ -202,34 +241,36 @@ def train(
                             val=f"{record.get('val_loss', float('nan')):.4g}")
             # --- Checkpoint ---
             if ckpt is not None:
+                # The log line first: a line without a committed checkpoint is dropped on
+                # resume, while a checkpoint without its line would leave a gap in the log.
+                _append_metrics(workdir / "metrics.jsonl", record)
                 last = loop["epoch"] == config.epochs or loop["stopped_early"]
                 if last or loop["epoch"] % config.checkpoint_every == 0:
-                    meta = {"loop": loop, "config": config.to_dict(), "record": record,
+                    meta = {"loop": dict(loop), "config": config.to_dict(), "record": record,
                             "data": {"name": ds.name, "kind": ds.kind,
                                      "input_shape": list(ds.input_shape)}}
                     ckpt.save(record["step"], state, best, meta)
-                with open(workdir / "metrics.jsonl", "a") as f:
-                    f.write(json.dumps(record) + "\n")
             if on_epoch_end is not None:
                 on_epoch_end(record)
-    finally:
+    except BaseException as e:
         bar.close()
         if ckpt is not None:
-            ckpt.close()  # waits for a pending save to commit
-
-    stats = {
-        "steps": int(state.step),
-        "steps_per_epoch": steps_per_epoch,
-        "batch_size": batch_size,
-        "epochs_run": epochs_run,
-        "best_epoch": loop["best_epoch"],
-        "stopped_early": loop["stopped_early"],
-        "compile_seconds": compile_seconds,
-        "train_samples_per_sec": train_samples / train_time if train_time > 0 else None,
-        "devices": n_dev,
-    }
-    params = jax.device_get(best)
-    return RunResult(config, ds, model, params, state, history, stats, workdir)
+            try:
+                ckpt.close()  # lets a pending save commit: it is the newest good state
+            except CheckpointError as close_error:
+                if hasattr(e, "add_note"):
+                    e.add_note(str(close_error))
+        if isinstance(e, AejaxError):  # raised between steps, so the state is intact
+            e.result = run_result()  # the in-memory run is not lost with the error
+        raise
+    bar.close()
+    if ckpt is not None:
+        try:
+            ckpt.close()  # waits for the last save to commit
+        except CheckpointError as e:
+            e.result = run_result()
+            raise
+    return run_result()
 
 
 def _epoch_record(acc, epoch, steps_per_epoch, batch_size, seconds, schedule) -> dict:
@@ -271,19 +312,27 @@ def evaluate_arrays(eval_step, params, x: np.ndarray, batch_size: int, mesh) -> 
     }
 
 
-def _check_same_run(workdir: pathlib.Path, ckpt: Checkpointer, config: Config) -> None:
+def _check_same_run(workdir: pathlib.Path, config: Config) -> None:
     saved = workdir / "config.json"
-    if not saved.exists() and not ckpt.steps():
-        return
-    try:
-        old = Config.from_dict(json.loads(saved.read_text())) if saved.exists() else None
-    except (ValueError, json.JSONDecodeError) as e:
-        raise CheckpointError(f"{saved} is unreadable ({e}); use a new workdir or --fresh") from e
-    if old is None:
-        meta = ckpt.read_meta()
-        old = Config.from_dict(meta["config"]) if meta else None
-    if old is None:
-        return
+    if saved.exists():
+        try:
+            old = Config.from_dict(json.loads(saved.read_text()))
+        except (OSError, ValueError) as e:  # JSONDecodeError and ConfigError are ValueErrors
+            raise CheckpointError(f"{saved} is unreadable ({e}); use a new workdir or "
+                                  "--fresh") from e
+    else:  # killed before config.json was written: the checkpoints record the config too
+        ckpts = workdir / "checkpoints"
+        if not ckpts.is_dir() or not any(p.name.isdigit() for p in ckpts.iterdir()):
+            return
+        with Checkpointer(ckpts, read_only=True) as c:
+            meta = c.read_meta()
+        if meta is None:
+            return
+        try:
+            old = Config.from_dict(meta["config"])
+        except (KeyError, ValueError) as e:
+            raise CheckpointError(f"{ckpts}: the checkpoint's config is unreadable ({e}); use "
+                                  "a new workdir or --fresh") from e
     a, b = old.semantic_dict(), config.semantic_dict()
     diff = {k: (a[k], b[k]) for k in a if a[k] != b[k]}
     if diff:
@@ -294,10 +343,90 @@ def _check_same_run(workdir: pathlib.Path, ckpt: Checkpointer, config: Config) -
         )
 
 
+def _where(ckpt: Checkpointer | None) -> str:
+    return f" in {ckpt.directory}" if ckpt is not None else ""
+
+
+def check_workdir(workdir: pathlib.Path, config: Config, *, fresh: bool = False) -> None:
+    """Checks, before data are loaded and steps compiled, that the run can be saved there.
+
+    Creates nothing, so a run refused for another reason leaves no empty directory behind.
+
+    Args:
+      workdir: the run directory.
+      config: the run's config, compared with the one of a run already in ``workdir``.
+      fresh: the run in ``workdir`` will be discarded: skip the checks of its contents.
+
+    Raises:
+      CheckpointError: ``workdir`` or its ``checkpoints`` is a file or is not writable, or
+        ``workdir`` holds a run with another config (a computing field differs).
+    """
+    if workdir.exists() and not workdir.is_dir():
+        raise CheckpointError(f"workdir {workdir} exists as a file, not a directory")
+    ckpts = workdir / "checkpoints"
+    if ckpts.is_dir() and not fresh:
+        check_writable(ckpts)
+        _check_same_run(workdir, config)
+        return
+    if ckpts.exists() and not fresh:
+        check_writable(ckpts)  # names the file that is in the way
+    parent = workdir
+    while not parent.exists() and parent != parent.parent:
+        parent = parent.parent
+    if not parent.is_dir() or not os.access(parent, os.W_OK | os.X_OK):
+        raise CheckpointError(f"cannot create workdir {workdir}: {parent} is not a writable "
+                              "directory")
+    if workdir.is_dir() and not fresh:
+        _check_same_run(workdir, config)
+
+
+def _make_workdir(workdir: pathlib.Path) -> None:
+    try:
+        workdir.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise CheckpointError(f"cannot create workdir {workdir}: {e}") from e
+
+
+def _write_atomic(path: pathlib.Path, text: str) -> None:
+    """Writes ``text`` to a temporary file and renames it over ``path``: all or nothing."""
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    try:
+        tmp.write_text(text)
+        os.replace(tmp, path)
+    except OSError as e:
+        tmp.unlink(missing_ok=True)
+        raise CheckpointError(f"cannot write {path}: {e}") from e
+
+
+def _append_metrics(path: pathlib.Path, record: dict) -> None:
+    try:
+        with open(path, "a") as f:
+            f.write(json.dumps(record) + "\n")
+    except OSError as e:
+        raise CheckpointError(f"cannot write {path}: {e}") from e
+
+
 def _clear_run(workdir: pathlib.Path) -> None:
-    shutil.rmtree(workdir / "checkpoints", ignore_errors=True)
+    _remove_discarded(workdir)  # left by a --fresh run killed while deleting
+    ckpts = workdir / "checkpoints"
+    if ckpts.exists() or ckpts.is_symlink():
+        # Renamed first, so a kill while deleting cannot leave half a checkpoint behind
+        # under a step's name.
+        try:
+            os.replace(ckpts, workdir / f".checkpoints.discarded-{os.getpid()}")
+        except OSError as e:
+            raise CheckpointError(f"cannot discard {ckpts}: {e}") from e
+        _remove_discarded(workdir)
     for name in ("metrics.jsonl", "summary.json", "config.json", "scaler.json"):
         (workdir / name).unlink(missing_ok=True)
+
+
+def _remove_discarded(workdir: pathlib.Path) -> None:
+    for doomed in workdir.glob(".checkpoints.discarded-*"):
+        if doomed.is_dir() and not doomed.is_symlink():
+            shutil.rmtree(doomed, ignore_errors=True)
+        else:
+            doomed.unlink(missing_ok=True)
 
 
 def _truncate_metrics(path: pathlib.Path, epochs_done: int) -> None:
@@ -305,7 +434,7 @@ def _truncate_metrics(path: pathlib.Path, epochs_done: int) -> None:
     if not path.exists():
         return
     kept = [r for r in _read_metrics(path) if r.get("epoch", 0) <= epochs_done]
-    path.write_text("".join(json.dumps(r) + "\n" for r in kept))
+    _write_atomic(path, "".join(json.dumps(r) + "\n" for r in kept))
 
 
 def _read_metrics(path: pathlib.Path) -> list[dict]:

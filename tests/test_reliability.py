@@ -1,0 +1,449 @@
+"""Faults: killed runs resume exactly, bad checkpoints are skipped, unwritable disks fail clearly.
+
+The end-to-end tests drive ``aejax train`` in subprocesses, as a preempted machine would. They
+share a persistent JAX compilation cache so that only the first process pays for compiling.
+"""
+
+from __future__ import annotations
+
+import errno
+import gc
+import json
+import os
+import pathlib
+import random
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+
+import jax
+import numpy as np
+import pytest
+
+from aejax import Config, cli
+from aejax.errors import CheckpointError
+from aejax.evaluate import abstract_state, load_run
+from aejax.models import create_model
+from aejax.train import train
+from aejax.train.checkpoint import Checkpointer
+from aejax.train.optim import make_optimizer
+
+EPOCHS, STEPS_PER_EPOCH = 8, 20  # digits: 1293 training images // batch 64
+LAST, BEFORE_LAST = EPOCHS * STEPS_PER_EPOCH, (EPOCHS - 1) * STEPS_PER_EPOCH  # keep_checkpoints=2
+# The digits as a .npy file: the same images and split, without importing scikit-learn in
+# every process.
+DIGITS_NPY = pathlib.Path(tempfile.gettempdir()) / f"aejax-test-digits-{os.getpid()}.npy"
+ARGS = ("--data", str(DIGITS_NPY), "--set", "hidden=32", "--epochs", str(EPOCHS),
+        "--batch-size", "64", "--devices", "1", "--no-progress", "--set", "checkpoint_every=1")
+# Tensorstore callbacks that land after Orbax closed their event loop (see below).
+LOOP_CLOSED_NOISE = "ignore:(?s).*Event loop is closed:pytest.PytestUnraisableExceptionWarning"
+# In-process runs: tiny and quick.
+TINY = Config(data="digits", hidden=(16,), latent_dim=4, epochs=2, batch_size=64, lr=3e-3,
+              warmup_steps=5, progress=False, devices=1)
+
+
+# --- helpers ---------------------------------------------------------------------------------
+
+
+def _host(x):
+    if jax.dtypes.issubdtype(x.dtype, jax.dtypes.prng_key):
+        x = jax.random.key_data(x)
+    return np.asarray(x)
+
+
+def _assert_trees_equal(a, b):
+    la, lb = jax.tree.leaves(a), jax.tree.leaves(b)
+    assert len(la) == len(lb) and jax.tree.structure(a) == jax.tree.structure(b)
+    for x, y in zip(la, lb, strict=True):
+        np.testing.assert_array_equal(_host(x), _host(y))
+
+
+def _train_cmd(workdir, *extra):
+    return [sys.executable, "-m", "aejax.cli", "train", *ARGS, "--workdir", str(workdir), *extra]
+
+
+def _run(env, workdir, *extra, preexec_fn=None):
+    return subprocess.run(_train_cmd(workdir, *extra), env=env, capture_output=True, text=True,
+                          timeout=300, preexec_fn=preexec_fn)
+
+
+def _committed(workdir) -> list[int]:
+    """Steps Orbax has committed: renamed from the temporary name, with the marker file."""
+    d = workdir / "checkpoints"
+    if not d.is_dir():
+        return []
+    return sorted(int(p.name) for p in d.iterdir()
+                  if p.name.isdigit() and (p / "commit_success.txt").is_file())
+
+
+def _leftovers(workdir) -> list[str]:
+    """Anything in checkpoints/ that is neither a committed step nor set aside on purpose."""
+    d = workdir / "checkpoints"
+    return sorted(p.name for p in d.iterdir()
+                  if not p.name.isdigit() and ".unreadable" not in p.name
+                  and not p.name.startswith(".write-test"))
+
+
+def _final_checkpoint(workdir):
+    """``(state, best, meta, step)`` of the newest checkpoint, restored in this process."""
+    config, model, _, _ = load_run(workdir)
+    state = abstract_state(model, make_optimizer(config, 1), model.input_shape, config.seed)
+    with Checkpointer(workdir / "checkpoints", read_only=True) as c:
+        return c.restore(state, state.params)
+
+
+def _records(workdir) -> list[dict]:
+    lines = (workdir / "metrics.jsonl").read_text().splitlines()
+    return [{k: v for k, v in json.loads(x).items() if k != "epoch_seconds"} for x in lines]
+
+
+def _assert_same_run(workdir, reference):
+    state, best, meta, step = _final_checkpoint(workdir)
+    ref_state, ref_best, ref_meta, ref_step = _final_checkpoint(reference)
+    assert step == ref_step == LAST
+    _assert_trees_equal(state, ref_state)  # params, Adam moments, schedule count, step, rng
+    _assert_trees_equal(best, ref_best)
+    assert meta["loop"] == ref_meta["loop"]
+    assert _records(workdir) == _records(reference)  # one line per epoch, same losses
+
+
+@pytest.fixture(scope="module")
+def env(tmp_path_factory):
+    from sklearn.datasets import load_digits
+
+    np.save(DIGITS_NPY, (load_digits().images / 16.0).astype(np.float32))
+    cache = tmp_path_factory.mktemp("jax-cache")
+    yield dict(os.environ, JAX_PLATFORMS="cpu", JAX_COMPILATION_CACHE_DIR=str(cache),
+               JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS="0",
+               JAX_PERSISTENT_CACHE_MIN_ENTRY_SIZE_BYTES="0")
+    DIGITS_NPY.unlink()
+
+
+@pytest.fixture(scope="module")
+def reference(env, tmp_path_factory):
+    """An uninterrupted run: what every interrupted run must end up equal to."""
+    workdir = tmp_path_factory.mktemp("ref") / "run"
+    proc = _run(env, workdir)
+    assert proc.returncode == 0, proc.stderr
+    assert _committed(workdir) == [BEFORE_LAST, LAST]
+    return workdir
+
+
+# --- kills -----------------------------------------------------------------------------------
+
+
+def _start_and_stop(env, workdir, rng, sig, log):
+    """Starts training, waits for a new commit plus a random delay, then sends ``sig``."""
+    before = max(_committed(workdir), default=0)
+    with open(log, "w") as err:
+        proc = subprocess.Popen(_train_cmd(workdir), env=env, stdout=subprocess.DEVNULL,
+                                stderr=err)
+        deadline = time.monotonic() + 240
+        while not [s for s in _committed(workdir) if s > before]:
+            if proc.poll() is not None or time.monotonic() > deadline:
+                proc.kill()
+                pytest.fail(f"run ended or hung before a new checkpoint: {log.read_text()}")
+            time.sleep(0.005)
+        time.sleep(rng.uniform(0.0, 0.12))  # anywhere in the next epoch, a save included
+        proc.send_signal(sig)
+        rc = proc.wait(timeout=120)
+    return rc, log.read_text()
+
+
+def test_killed_runs_resume_to_the_uninterrupted_parameters(env, reference, tmp_path):
+    rng = random.Random(20240607)
+    workdir = tmp_path / "run"
+    for i in (1, 2):
+        rc, _ = _start_and_stop(env, workdir, rng, signal.SIGKILL, tmp_path / f"{i}.log")
+        assert rc == -signal.SIGKILL
+        assert 0 < _committed(workdir)[-1] < LAST
+    # SIGTERM (what a preempted VM gets first) stops cleanly, the pending save committed.
+    rc, err = _start_and_stop(env, workdir, rng, signal.SIGTERM, tmp_path / "3.log")
+    assert rc == 143 and "terminated (SIGTERM)" in err and "Traceback" not in err, err
+    assert not _leftovers(workdir)
+    resumed_from = _committed(workdir)[-1]
+    assert resumed_from < LAST
+    proc = _run(env, workdir, "--json")
+    assert proc.returncode == 0, proc.stderr
+    assert "skipping unreadable" not in proc.stderr  # a kill never corrupts a committed step
+    assert json.loads(proc.stdout)["epochs_run"] == EPOCHS - resumed_from // STEPS_PER_EPOCH
+    _assert_same_run(workdir, reference)
+    summary = json.loads((workdir / "summary.json").read_text())
+    ref_summary = json.loads((reference / "summary.json").read_text())
+    assert summary["test_recon_mse"] == ref_summary["test_recon_mse"]
+
+
+# --- damaged checkpoints ---------------------------------------------------------------------
+
+
+def test_corrupted_latest_checkpoint_falls_back_to_the_previous(env, reference, tmp_path):
+    workdir = tmp_path / "run"
+    shutil.copytree(reference, workdir)
+    for f in (workdir / "checkpoints" / str(LAST) / "state").rglob("*"):
+        if f.is_file() and f.parent.name == "d":  # the array data: cut in half
+            f.write_bytes(f.read_bytes()[: f.stat().st_size // 2])
+    proc = _run(env, workdir, "--json")
+    assert proc.returncode == 0, proc.stderr
+    assert "skipping unreadable checkpoint" in proc.stderr
+    assert f"checkpoints/{LAST} " in proc.stderr
+    assert "Traceback" not in proc.stderr, proc.stderr
+    assert json.loads(proc.stdout)["epochs_run"] == 1  # resumed from the one before
+    assert (workdir / "checkpoints" / f"{LAST}.unreadable").is_dir()  # set aside, not deleted
+    _assert_same_run(workdir, reference)
+
+
+@pytest.fixture(scope="module")
+def tiny_run(digits, tmp_path_factory):
+    """A 2-epoch in-process run with checkpoints at steps 20 and 40."""
+    workdir = tmp_path_factory.mktemp("tiny") / "run"
+    train(TINY, workdir, dataset=digits)
+    return workdir
+
+
+def _tiny_state(config=TINY):
+    model = create_model(config.model, (8, 8, 1), "bernoulli", **config.to_dict())
+    return abstract_state(model, make_optimizer(config, 1), (8, 8, 1), config.seed)
+
+
+def _corrupt_meta(step_dir):
+    (step_dir / "meta" / "metadata").write_text('{"loop": {"epo')
+
+
+def _drop_tree_metadata(step_dir):
+    (step_dir / "state" / "_METADATA").unlink()
+
+
+def _drop_item(step_dir):
+    shutil.rmtree(step_dir / "best")
+
+
+def _empty_step(step_dir):
+    shutil.rmtree(step_dir)
+    step_dir.mkdir()
+
+
+@pytest.fixture(scope="module")
+def tiny_state():
+    return _tiny_state()
+
+
+@pytest.mark.parametrize("damage", [_corrupt_meta, _drop_tree_metadata, _drop_item, _empty_step])
+def test_unreadable_checkpoints_are_skipped_with_a_warning(tiny_run, tiny_state, tmp_path,
+                                                           damage):
+    workdir = tmp_path / "run"
+    shutil.copytree(tiny_run, workdir)
+    damage(workdir / "checkpoints" / "40")
+    with pytest.warns(UserWarning, match=r"skipping unreadable checkpoint .*checkpoints/40"):
+        with Checkpointer(workdir / "checkpoints", read_only=True) as c:
+            _, _, meta, step = c.restore(tiny_state, tiny_state.params)
+    assert step == 20 and meta["loop"]["epoch"] == 1
+    assert (workdir / "checkpoints" / "40").exists()  # read-only: nothing moved
+    # In write mode (a resumed run) the bad step is set aside, so it can be written again.
+    with pytest.warns(UserWarning) as record:
+        with Checkpointer(workdir / "checkpoints") as c:
+            assert c.restore(tiny_state, tiny_state.params)[3] == 20
+            assert c.steps() == [20]
+    assert any("40 to" in str(w.message) and "40.unreadable" in str(w.message) for w in record)
+    assert (workdir / "checkpoints" / "40.unreadable").is_dir()
+
+
+def test_load_run_falls_back_past_an_unreadable_checkpoint(tiny_run, tmp_path):
+    workdir = tmp_path / "run"
+    shutil.copytree(tiny_run, workdir)
+    _corrupt_meta(workdir / "checkpoints" / "40")
+    with pytest.warns(UserWarning, match="checkpoints/40") as record:
+        load_run(workdir)
+    assert len([w for w in record if "skipping" in str(w.message)]) == 1  # warned once
+
+
+def test_no_loadable_checkpoint_is_a_clear_error(tiny_run, tiny_state, tmp_path):
+    workdir = tmp_path / "run"
+    shutil.copytree(tiny_run, workdir)
+    for step in (20, 40):
+        _drop_tree_metadata(workdir / "checkpoints" / str(step))
+    with pytest.warns(UserWarning, match="skipping"):
+        with pytest.raises(CheckpointError, match=r"(?s)no loadable checkpoint.*step 40.*step 20.*"
+                                                  r"--fresh"):
+            with Checkpointer(workdir / "checkpoints") as c:
+                c.restore(tiny_state, tiny_state.params)
+    assert sorted(p.name for p in (workdir / "checkpoints").iterdir()) == ["20", "40"]
+
+
+@pytest.mark.parametrize(("other", "expected"), [
+    ({"hidden": (16, 8)}, r"missing params/decoder/dense_2/bias"),
+    ({"hidden": ()}, r"extra params/decoder/dense_1/bias"),
+    ({"latent_dim": 3}, r"reshaped params/decoder/dense_0/kernel \(4, 16\) in the checkpoint "
+                        r"vs \(3, 16\) expected"),
+])
+def test_checkpoint_of_another_model_is_a_clear_error(tiny_run, other, expected):
+    state = _tiny_state(TINY.replace(**other))
+    with Checkpointer(tiny_run / "checkpoints", read_only=True) as c:
+        with pytest.raises(CheckpointError, match=rf"does not match this model.*{expected}"):
+            c.restore(state, state.params)
+
+
+def test_load_run_with_edited_config_names_the_missing_keys(tiny_run, tmp_path):
+    workdir = tmp_path / "run"
+    shutil.copytree(tiny_run, workdir)
+    config = json.loads((workdir / "config.json").read_text())
+    (workdir / "config.json").write_text(json.dumps({**config, "hidden": [16, 8]}))
+    with pytest.raises(CheckpointError, match=r"checkpoints/40 does not match this model.*"
+                                              r"missing params/.*dense_2"):
+        load_run(workdir)
+
+
+def test_evaluate_needs_a_run_directory(tmp_path, capsys):
+    (tmp_path / "empty").mkdir()
+    assert cli.main(["evaluate", str(tmp_path / "empty")]) == 2
+    assert "not an aejax run directory (no config.json)" in capsys.readouterr().err
+    assert cli.main(["evaluate", str(tmp_path / "nope")]) == 2
+    assert "no such directory" in capsys.readouterr().err
+    run = tmp_path / "no-ckpt"
+    run.mkdir()
+    (run / "config.json").write_text(TINY.dumps())
+    assert cli.main(["evaluate", str(run)]) == 2
+    assert "no checkpoint directory" in capsys.readouterr().err
+    (run / "checkpoints").mkdir()
+    assert cli.main(["evaluate", str(run)]) == 2
+    assert "holds no committed checkpoint" in capsys.readouterr().err
+    (run / "config.json").write_text("{not json")
+    assert cli.main(["evaluate", str(run)]) == 2
+    assert "config.json is unreadable" in capsys.readouterr().err
+
+
+# --- another run in the workdir --------------------------------------------------------------
+
+
+def test_workdir_of_another_config_is_refused_then_fresh_starts_over(reference, tmp_path,
+                                                                       capsys):
+    workdir = tmp_path / "run"
+    shutil.copytree(reference, workdir)
+    before = (workdir / "config.json").read_text()
+    assert cli.main(["train", *ARGS, "--workdir", str(workdir), "--model", "conv_ae",
+                     "--latent-dim", "4"]) == 2
+    err = capsys.readouterr().err
+    assert "holds a run with another config" in err
+    assert "model: 'ae' -> 'conv_ae'" in err and "latent_dim: 8 -> 4" in err and "--fresh" in err
+    assert (workdir / "config.json").read_text() == before
+    assert _committed(workdir) == [BEFORE_LAST, LAST]
+    # Without config.json (a run killed before writing it) the checkpoints tell the config.
+    (workdir / "config.json").unlink()
+    argv = ["train", *ARGS, "--workdir", str(workdir), "--set", "hidden=16", "--json"]
+    assert cli.main(argv) == 2
+    assert "hidden: [32] -> [16]" in capsys.readouterr().err
+    assert cli.main([*argv, "--epochs", "1", "--fresh"]) == 0
+    assert json.loads(capsys.readouterr().out)["steps"] == STEPS_PER_EPOCH
+    assert _committed(workdir) == [STEPS_PER_EPOCH]
+    assert json.loads((workdir / "config.json").read_text())["hidden"] == [16]
+
+
+# --- unwritable or full disks ----------------------------------------------------------------
+
+
+def test_unwritable_checkpoint_directory_fails_before_training(tmp_path, capsys):
+    # chmod does not stop root, so the directory is made impossible instead: it is a file.
+    (tmp_path / "run").mkdir()
+    (tmp_path / "run" / "checkpoints").write_text("not a directory")
+    argv = ["train", "--workdir", str(tmp_path / "run"), "--no-progress"]
+    assert cli.main(argv) == 2
+    err = capsys.readouterr().err
+    assert "checkpoint directory" in err and "is not writable" in err and "not a directory" in err
+    (tmp_path / "file").write_text("")
+    argv[2] = str(tmp_path / "file")
+    assert cli.main(argv) == 2
+    assert "exists as a file, not a directory" in capsys.readouterr().err
+
+
+def _limit_file_size():
+    """In the child: files may not grow past 4 KiB, as on a full disk (works for root too)."""
+    import resource
+
+    signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # fail the write (EFBIG) instead of dying
+    resource.setrlimit(resource.RLIMIT_FSIZE, (4096, resource.RLIM_INFINITY))
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="RLIMIT_FSIZE is POSIX")
+def test_full_disk_is_a_clear_error_and_the_run_resumes(env, reference, tmp_path):
+    workdir = tmp_path / "run"
+    shutil.copytree(reference, workdir)
+    shutil.rmtree(workdir / "checkpoints" / str(LAST))  # as if killed after the one before
+    proc = _run(env, workdir, preexec_fn=_limit_file_size)
+    assert proc.returncode == 2, proc.stderr
+    err = proc.stderr
+    assert f"cannot write checkpoint {LAST}" in err and "File too large" in err, err
+    assert f"the last committed checkpoint, step {BEFORE_LAST}, is intact" in err
+    assert "Traceback" not in err, err
+    # Nothing of the failed save is left, and nothing under a step's name.
+    assert _committed(workdir) == [BEFORE_LAST] and not _leftovers(workdir)
+    proc = _run(env, workdir, "--json")
+    assert proc.returncode == 0, proc.stderr
+    assert json.loads(proc.stdout)["epochs_run"] == 1
+    _assert_same_run(workdir, reference)
+
+
+# When one write of an asynchronous save fails, Orbax closes its event loop while tensorstore
+# finishes the others; their callbacks then raise "Event loop is closed" as unraisable
+# exceptions (upstream noise: the failure itself is reported by the CheckpointError).
+@pytest.mark.filterwarnings(LOOP_CLOSED_NOISE)
+def test_failed_save_keeps_the_in_memory_run(digits, tmp_path, monkeypatch):
+    from orbax.checkpoint._src.handlers import json_checkpoint_handler as handler
+
+    config = TINY.replace(epochs=4)
+    uninterrupted = train(config, dataset=digits)  # in memory: no checkpoint at all
+    original = handler.JsonCheckpointHandler._save_fn
+    saves = []
+
+    async def full_disk(self, x, directory):
+        saves.append(x["record"]["step"])
+        if len(saves) >= 3:
+            raise OSError(errno.ENOSPC, "No space left on device")
+        return await original(self, x, directory)
+
+    monkeypatch.setattr(handler.JsonCheckpointHandler, "_save_fn", full_disk)
+    with pytest.raises(CheckpointError, match=r"cannot write checkpoint 60 .*No space left on "
+                                              r"device.*step 40, is intact") as info:
+        train(config, tmp_path, dataset=digits)
+    time.sleep(0.5)  # lets those late callbacks fire within this test
+    gc.collect()
+    # Saves are asynchronous: the failure of epoch 3's save surfaces at epoch 4's.
+    result = info.value.result
+    assert int(result.state.step) == 4 * STEPS_PER_EPOCH and len(result.history) == 4
+    _assert_trees_equal(result.state, uninterrupted.state)  # nothing trained was lost
+    assert _committed(tmp_path) == [20, 40] and not _leftovers(tmp_path)
+    # (Resuming after a failed save: test_full_disk_is_a_clear_error_and_the_run_resumes.)
+
+
+# --- numerics guards -------------------------------------------------------------------------
+
+
+def test_gradient_clipping_is_on_by_default():
+    import jax.numpy as jnp
+
+    config = Config()
+    assert config.grad_clip == 1.0
+    tx = make_optimizer(config, total_steps=10)
+    params = {"w": jnp.zeros(4)}
+    huge = {"w": jnp.full(4, 1e6)}
+    _, opt_state = tx.update(huge, tx.init(params), params)
+    # Adam's first moment after one step is (1 - b1) * gradient: the gradient was clipped to
+    # global norm 1 before Adam saw it.
+    mu = jax.tree.leaves([s.mu for s in jax.tree.leaves(
+        opt_state, is_leaf=lambda s: hasattr(s, "mu")) if hasattr(s, "mu")])
+    np.testing.assert_allclose(float(jnp.linalg.norm(mu[0])), 0.1, rtol=1e-5)
+
+
+def test_nonfinite_validation_loss_stops_either_policy(digits):
+    from aejax.data import Dataset
+    from aejax.errors import TrainingDivergedError
+
+    rng = np.random.default_rng(0)
+    ds = Dataset("toy", "tabular", rng.normal(size=(256, 6)).astype(np.float32),
+                 (rng.normal(size=(32, 6)) * 1e30).astype(np.float32),
+                 rng.normal(size=(32, 6)).astype(np.float32))
+    config = TINY.replace(data="toy", nonfinite="skip")
+    with pytest.raises(TrainingDivergedError, match="validation loss became inf in epoch 1") as e:
+        train(config, dataset=ds)
+    assert int(e.value.result.state.step) == 256 // 64  # the run so far comes with the error
