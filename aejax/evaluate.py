@@ -17,6 +17,7 @@ from aejax.data import Dataset, Standardizer, load_dataset
 from aejax.errors import CheckpointError, ConfigError, DataError
 from aejax.models import create_model
 from aejax.train.checkpoint import Checkpointer
+from aejax.train import runtime
 from aejax.train.loop import RunResult, check_workdir, train
 from aejax.train.optim import make_optimizer
 from aejax.train.state import init_state
@@ -117,7 +118,7 @@ def train_and_evaluate(
     result = train(config, workdir, dataset=dataset, fresh=fresh)
     summary = summarize(result)
     summary["wall_seconds"] = time.perf_counter() - t0
-    if workdir is not None:
+    if workdir is not None and runtime.is_main_process():
         workdir = pathlib.Path(workdir)
         try:
             (workdir / "summary.json").write_text(json.dumps(summary, indent=2))

@@ -22,9 +22,12 @@ def _run(*args):
 
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory):
-    workdir = tmp_path_factory.mktemp("run") / "ae-digits"
+    root = tmp_path_factory.mktemp("run")
+    workdir = root / "ae-digits"
     proc = _run("train", "--epochs", "3", "--latent-dim", "4", "--devices", "1",
-                "--set", "hidden=32", "--workdir", str(workdir), "--no-progress")
+                "--set", "hidden=32", "--workdir", str(workdir), "--no-progress",
+                "--set", f"compile_cache={root / 'cache'}")
+    assert any((root / "cache").iterdir()), "the persistent compilation cache stayed empty"
     assert proc.returncode == 0, proc.stderr
     return workdir, proc
 

@@ -24,7 +24,7 @@ from aejax.data import Dataset, load_dataset
 from aejax.errors import AejaxError, CheckpointError, ConfigError, TrainingDivergedError
 from aejax.inference import check_input
 from aejax.models import create_model
-from aejax.train import shard
+from aejax.train import runtime, shard
 from aejax.train.checkpoint import Checkpointer, check_writable
 from aejax.train.optim import make_optimizer, make_schedule
 from aejax.train.state import TrainState, init_state
@@ -85,6 +85,11 @@ def train(
         (``nonfinite="stop"``, or a validation loss under either policy); the last good
         checkpoint is kept and ``error.result`` holds the run so far.
     """
+    # Before any JAX computation: joining a multi-process run must come first.
+    if config.distributed:
+        runtime.initialize_distributed()
+    if config.compile_cache:
+        runtime.enable_compilation_cache(config.compile_cache)
     workdir = pathlib.Path(workdir) if workdir is not None else None
     if workdir is not None:
         check_workdir(workdir, config, fresh=fresh)
@@ -137,10 +142,12 @@ def train(
                 state, best, meta, _ = restored
                 loop.update(meta["loop"])
             # Atomic writes: a kill while writing must not leave a file that blocks resuming.
-            _write_atomic(workdir / "config.json", config.dumps())
-            if ds.scaler is not None:
-                _write_atomic(workdir / "scaler.json", json.dumps(ds.scaler.to_dict()))
-            _truncate_metrics(workdir / "metrics.jsonl", loop["epoch"])
+            # Orbax writes checkpoints collectively; plain files come from process 0 only.
+            if runtime.is_main_process():
+                _write_atomic(workdir / "config.json", config.dumps())
+                if ds.scaler is not None:
+                    _write_atomic(workdir / "scaler.json", json.dumps(ds.scaler.to_dict()))
+                _truncate_metrics(workdir / "metrics.jsonl", loop["epoch"])
         except BaseException:
             ckpt.close()
             raise
@@ -182,7 +189,7 @@ def train(
             "train_samples_per_sec": train_samples / train_time if train_time > 0 else None,
             "devices": n_dev,
         }
-        return RunResult(config, ds, model, jax.device_get(best), state, history, stats,
+        return RunResult(config, ds, model, shard.fetch(best), state, history, stats,
                          workdir)
 
     bar = tqdm.tqdm(range(start_epoch, config.epochs), desc=f"{config.model}/{ds.name}",
@@ -199,7 +206,7 @@ def train(
                 idx = perm[i * batch_size : (i + 1) * batch_size]
                 state, acc = step_fn(state, acc, shard.put_batch(x_train[idx], mesh), key)
             # One host sync per epoch: the summed metrics.
-            acc = jax.device_get(acc)
+            acc = shard.fetch(acc)
             dt = time.perf_counter() - t_epoch
             if epoch > start_epoch or config.epochs - start_epoch == 1:
                 train_time += dt
@@ -243,7 +250,8 @@ def train(
             if ckpt is not None:
                 # The log line first: a line without a committed checkpoint is dropped on
                 # resume, while a checkpoint without its line would leave a gap in the log.
-                _append_metrics(workdir / "metrics.jsonl", record)
+                if runtime.is_main_process():
+                    _append_metrics(workdir / "metrics.jsonl", record)
                 last = loop["epoch"] == config.epochs or loop["stopped_early"]
                 if last or loop["epoch"] % config.checkpoint_every == 0:
                     meta = {"loop": dict(loop), "config": config.to_dict(), "record": record,
@@ -304,7 +312,7 @@ def evaluate_arrays(eval_step, params, x: np.ndarray, batch_size: int, mesh) -> 
                 [chunk, np.zeros((batch_size - chunk.shape[0], *x.shape[1:]), x.dtype)])
         m = eval_step(params, shard.put_batch(chunk, mesh), shard.put_batch(mask, mesh))
         totals = accumulate(totals, m)
-    totals = jax.device_get(totals)
+    totals = shard.fetch(totals)
     per_example_elems = math.prod(x.shape[1:])
     return {
         "loss": float(totals["loss"] / totals["count"]),

@@ -48,7 +48,8 @@ def make_train_step(
         )
         updates, opt_state = tx.update(grads, state.opt_state, state.params)
         params = optax.apply_updates(state.params, updates)
-        finite = losses.all_finite((per_example, grads))
+        # The new parameters too: a finite gradient can still overflow an update.
+        finite = losses.all_finite((per_example, grads, params))
         if nonfinite == "skip":
             params, opt_state = jax.tree.map(
                 lambda new, old: jnp.where(finite, new, old),
