@@ -1,7 +1,10 @@
 """aejax: autoencoders in JAX — pure Flax modules, jit-compiled training, PCA baselines."""
 
-from aejax import losses, metrics
-from aejax import train  # the engine subpackage: aejax.train.train(config, workdir)
+from aejax import (
+    losses,
+    metrics,
+    train,  # the engine subpackage: aejax.train.train(config, workdir)
+)
 from aejax.baselines import PCA, fit_pca
 from aejax.config import Config
 from aejax.data import Dataset, load_dataset
@@ -14,8 +17,28 @@ from aejax.train import TrainState, make_eval_step, make_optimizer, make_train_s
 __version__ = "0.1.0"
 
 __all__ = [
-    "MODELS", "PCA", "AejaxError", "CheckpointError", "Config", "ConfigError", "DataError",
-    "Dataset", "TrainState", "TrainingDivergedError", "create_model", "encode",
-    "evaluate_model", "fit_pca", "load_dataset", "load_run", "losses", "make_eval_step",
-    "make_optimizer", "make_train_step", "metrics", "reconstruct", "train_and_evaluate",
+    "train",
+    "MODELS",
+    "PCA",
+    "AejaxError",
+    "CheckpointError",
+    "Config",
+    "ConfigError",
+    "DataError",
+    "Dataset",
+    "TrainState",
+    "TrainingDivergedError",
+    "create_model",
+    "encode",
+    "evaluate_model",
+    "fit_pca",
+    "load_dataset",
+    "load_run",
+    "losses",
+    "make_eval_step",
+    "make_optimizer",
+    "make_train_step",
+    "metrics",
+    "reconstruct",
+    "train_and_evaluate",
 ]

@@ -17,8 +17,14 @@ from aejax.errors import AejaxError, ConfigError
 
 # Command-line flags that map straight onto config fields.
 _FLAGS = {
-    "model": str, "data": str, "latent_dim": int, "epochs": int, "batch_size": int,
-    "lr": float, "seed": int, "devices": int,
+    "model": str,
+    "data": str,
+    "latent_dim": int,
+    "epochs": int,
+    "batch_size": int,
+    "lr": float,
+    "seed": int,
+    "devices": int,
 }
 
 
@@ -28,16 +34,32 @@ def _parser() -> argparse.ArgumentParser:
 
     t = sub.add_parser("train", help="train a model and compare it with PCA on held-out data")
     for name, typ in _FLAGS.items():
-        t.add_argument("--" + name.replace("_", "-"), dest=name, type=typ, default=None,
-                       help=f"config field {name} (default: {getattr(Config(), name)!r})")
-    t.add_argument("--workdir", default=None,
-                   help="run directory (default runs/<model>-<data>-<timestamp>); an existing "
-                        "one is resumed")
+        t.add_argument(
+            "--" + name.replace("_", "-"),
+            dest=name,
+            type=typ,
+            default=None,
+            help=f"config field {name} (default: {getattr(Config(), name)!r})",
+        )
+    t.add_argument(
+        "--workdir",
+        default=None,
+        help="run directory (default runs/<model>-<data>-<timestamp>); an existing one is resumed",
+    )
     t.add_argument("--config", default=None, help="a JSON file of config fields")
-    t.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
-                   help="set any other config field, e.g. --set hidden=1000,500,250")
-    t.add_argument("--fresh", action="store_true",
-                   help="discard a run already in --workdir instead of resuming it")
+    t.add_argument(
+        "--set",
+        dest="overrides",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="set any other config field, e.g. --set hidden=1000,500,250",
+    )
+    t.add_argument(
+        "--fresh",
+        action="store_true",
+        help="discard a run already in --workdir instead of resuming it",
+    )
     t.add_argument("--no-progress", action="store_true", help="no progress bar")
     t.add_argument("--json", action="store_true", help="print the summary as JSON")
 
@@ -189,8 +211,9 @@ def _setup_process() -> None:
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the ``aejax`` console script."""
     args = _parser().parse_args(argv)
-    handler = {"train": _train, "evaluate": _evaluate, "models": _models,
-               "datasets": _datasets}[args.command]
+    handler = {"train": _train, "evaluate": _evaluate, "models": _models, "datasets": _datasets}[
+        args.command
+    ]
     if argv is None:  # the console script or ``python -m aejax.cli``: we own the process
         _setup_process()
     else:
@@ -201,12 +224,18 @@ def main(argv: list[str] | None = None) -> int:
         print(f"aejax {args.command}: error: {e}", file=sys.stderr)
         return 2
     except Terminated:
-        print(f"aejax {args.command}: terminated (SIGTERM); the last committed checkpoint is "
-              "kept: run the same command again to resume", file=sys.stderr)
+        print(
+            f"aejax {args.command}: terminated (SIGTERM); the last committed checkpoint is "
+            "kept: run the same command again to resume",
+            file=sys.stderr,
+        )
         return 143
     except KeyboardInterrupt:
-        print(f"aejax {args.command}: interrupted; the last committed checkpoint is kept: run "
-              "the same command again to resume", file=sys.stderr)
+        print(
+            f"aejax {args.command}: interrupted; the last committed checkpoint is kept: run "
+            "the same command again to resume",
+            file=sys.stderr,
+        )
         return 130
 
 

@@ -13,8 +13,16 @@ from aejax.errors import ConfigError
 # Fields that change how a run is shown or stored, not what it computes: a workdir may be
 # resumed with other values for them.
 PRESENTATION_FIELDS = frozenset(
-    {"progress", "workdir", "keep_checkpoints", "data_dir", "download", "devices",
-     "distributed", "compile_cache"}
+    {
+        "progress",
+        "workdir",
+        "keep_checkpoints",
+        "data_dir",
+        "download",
+        "devices",
+        "distributed",
+        "compile_cache",
+    }
 )
 
 
@@ -78,7 +86,8 @@ class Config:
             "checkpoint_every": self.checkpoint_every >= 1,
             "keep_checkpoints": self.keep_checkpoints >= 1,
             "hidden": all(h >= 1 for h in self.hidden),
-            "conv_features": len(self.conv_features) >= 1 and all(c >= 1 for c in self.conv_features),
+            "conv_features": len(self.conv_features) >= 1
+            and all(c >= 1 for c in self.conv_features),
             "devices": self.devices is None or self.devices >= 1,
             "dtype": self.dtype in ("float32", "bfloat16", "float16"),
             "deconv": self.deconv in ("subpixel", "lax"),
@@ -92,7 +101,9 @@ class Config:
     # --- conversions at the boundary -------------------------------------------------
     def to_dict(self) -> dict[str, Any]:
         """Returns a JSON-serializable dict (tuples become lists)."""
-        return {k: list(v) if isinstance(v, tuple) else v for k, v in dataclasses.asdict(self).items()}
+        return {
+            k: list(v) if isinstance(v, tuple) else v for k, v in dataclasses.asdict(self).items()
+        }
 
     @classmethod
     def from_dict(cls, d: Mapping[str, Any]) -> Config:

@@ -16,8 +16,8 @@ from aejax.config import Config
 from aejax.data import Dataset, Standardizer, load_dataset
 from aejax.errors import CheckpointError, ConfigError, DataError
 from aejax.models import create_model
-from aejax.train.checkpoint import Checkpointer
 from aejax.train import runtime
+from aejax.train.checkpoint import Checkpointer
 from aejax.train.loop import RunResult, check_workdir, train
 from aejax.train.optim import make_optimizer
 from aejax.train.state import init_state
@@ -82,8 +82,12 @@ def summarize(result: RunResult) -> dict:
 
 
 def train_and_evaluate(
-    config: Config, workdir: str | pathlib.Path | None = None, *, fresh: bool = False,
-    dataset: Dataset | None = None, plot: bool = True,
+    config: Config,
+    workdir: str | pathlib.Path | None = None,
+    *,
+    fresh: bool = False,
+    dataset: Dataset | None = None,
+    plot: bool = True,
 ) -> tuple[dict, RunResult]:
     """Trains (or resumes), then writes ``summary.json`` and ``reconstructions.png``.
 
@@ -106,9 +110,14 @@ def train_and_evaluate(
     if workdir is not None:
         check_workdir(pathlib.Path(workdir), config, fresh=fresh)
     if dataset is None:
-        dataset = load_dataset(config.data, seed=config.seed, val_fraction=config.val_fraction,
-                               test_fraction=config.test_fraction, data_dir=config.data_dir,
-                               download=config.download)
+        dataset = load_dataset(
+            config.data,
+            seed=config.seed,
+            val_fraction=config.val_fraction,
+            test_fraction=config.test_fraction,
+            data_dir=config.data_dir,
+            download=config.download,
+        )
     if dataset.x_test.shape[0] == 0:
         raise DataError(
             f"data set {dataset.name!r} has no test examples (test_fraction="
@@ -125,13 +134,21 @@ def train_and_evaluate(
             if plot:
                 from aejax import plots  # matplotlib is imported only when a figure is drawn
 
-                _, pca = evaluate_pca(result.dataset, min(config.latent_dim,
-                                                          result.dataset.x_train.shape[0]))
-                plots.reconstructions(workdir / "reconstructions.png", result.model,
-                                      result.params, pca, result.dataset)
+                _, pca = evaluate_pca(
+                    result.dataset, min(config.latent_dim, result.dataset.x_train.shape[0])
+                )
+                plots.reconstructions(
+                    workdir / "reconstructions.png",
+                    result.model,
+                    result.params,
+                    pca,
+                    result.dataset,
+                )
         except OSError as e:
-            error = CheckpointError(f"cannot write the report in {workdir}: {e}; the trained "
-                                    "run is checkpointed: `aejax evaluate` it to report again")
+            error = CheckpointError(
+                f"cannot write the report in {workdir}: {e}; the trained "
+                "run is checkpointed: `aejax evaluate` it to report again"
+            )
             error.result = result
             raise error from e
     return summary, result
@@ -177,8 +194,11 @@ def load_run(workdir: str | pathlib.Path) -> tuple[Config, Any, Any, Standardize
         _, best, _, _ = ckpt.restore(state, state.params)
     scaler_path = workdir / "scaler.json"
     try:
-        scaler = (Standardizer.from_dict(json.loads(scaler_path.read_text()))
-                  if scaler_path.exists() else None)
+        scaler = (
+            Standardizer.from_dict(json.loads(scaler_path.read_text()))
+            if scaler_path.exists()
+            else None
+        )
     except (OSError, ValueError) as e:  # DataError is a ValueError
         raise CheckpointError(f"{scaler_path} is unreadable: {e}") from e
     return config, model, jax.device_get(best), scaler
@@ -200,8 +220,7 @@ def abstract_state(model: Any, tx: Any, input_shape: tuple[int, ...], seed: int)
     """
     sharding = jax.sharding.SingleDeviceSharding(jax.devices()[0])
     shapes = jax.eval_shape(lambda: init_state(model, tx, input_shape, seed))
-    return jax.tree.map(lambda s: jax.ShapeDtypeStruct(s.shape, s.dtype, sharding=sharding),
-                        shapes)
+    return jax.tree.map(lambda s: jax.ShapeDtypeStruct(s.shape, s.dtype, sharding=sharding), shapes)
 
 
 def evaluate_workdir(workdir: str | pathlib.Path, data: str | None = None) -> dict:
@@ -213,8 +232,13 @@ def evaluate_workdir(workdir: str | pathlib.Path, data: str | None = None) -> di
         the kind and shape the run was trained on.
     """
     config, model, params, scaler = load_run(workdir)
-    ds = load_dataset(data or config.data, seed=config.seed, val_fraction=config.val_fraction,
-                      test_fraction=config.test_fraction, data_dir=config.data_dir)
+    ds = load_dataset(
+        data or config.data,
+        seed=config.seed,
+        val_fraction=config.val_fraction,
+        test_fraction=config.test_fraction,
+        data_dir=config.data_dir,
+    )
     trained_kind = "image" if model.likelihood == "bernoulli" else "tabular"
     if ds.kind != trained_kind or ds.input_shape != tuple(model.input_shape):
         raise DataError(

@@ -41,16 +41,20 @@ def check_input(
     if x.ndim == len(input_shape) and tuple(x.shape) == tuple(input_shape):
         x = x[None]
     if tuple(x.shape[1:]) != tuple(input_shape):
-        raise DataError(f"{what}: the model expects examples of shape {tuple(input_shape)}, "
-                        f"got an array of shape {x.shape}")
+        raise DataError(
+            f"{what}: the model expects examples of shape {tuple(input_shape)}, "
+            f"got an array of shape {x.shape}"
+        )
     if x.shape[0] == 0:
         raise DataError(f"{what}: no examples")
     if x.dtype.kind == "f":
         bad = ~np.isfinite(x)
         if bad.any():
             rows = np.unique(np.nonzero(bad.reshape(x.shape[0], -1))[0])
-            raise DataError(f"{what}: {int(bad.sum())} NaN/Inf values in {rows.size} "
-                            f"example(s), first at row {int(rows[0])}")
+            raise DataError(
+                f"{what}: {int(bad.sum())} NaN/Inf values in {rows.size} "
+                f"example(s), first at row {int(rows[0])}"
+            )
         if x.dtype.itemsize > 4 and np.abs(x).max() > _FLOAT32_MAX:
             raise DataError(f"{what}: values beyond the float32 range (±{_FLOAT32_MAX:.3g})")
     if not image:
@@ -58,12 +62,13 @@ def check_input(
     lo, hi = x.min(), x.max()
     if x.dtype.kind in "iu":
         if lo < 0 or hi > 255:
-            raise DataError(f"{what}: integer pixels in [{lo}, {hi}]; expected 8-bit values "
-                            "0..255")
+            raise DataError(f"{what}: integer pixels in [{lo}, {hi}]; expected 8-bit values 0..255")
         return x.astype(np.float32) / np.float32(255.0)
     if x.dtype.kind == "f" and (lo < 0.0 or hi > 1.0):
-        raise DataError(f"{what}: float pixels in [{lo:.6g}, {hi:.6g}]; this model reads images "
-                        "in [0, 1]: divide 8-bit pixels by 255")
+        raise DataError(
+            f"{what}: float pixels in [{lo:.6g}, {hi:.6g}]; this model reads images "
+            "in [0, 1]: divide 8-bit pixels by 255"
+        )
     return x.astype(np.float32)
 
 

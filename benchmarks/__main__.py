@@ -18,26 +18,41 @@ from benchmarks.suites import SUITES
 
 
 def _parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="python -m benchmarks", description=__doc__.splitlines()[0],
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = argparse.ArgumentParser(
+        prog="python -m benchmarks",
+        description=__doc__.splitlines()[0],
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     sub = p.add_subparsers(dest="command", required=True)
     r = sub.add_parser("run", help="run a suite; writes records.jsonl, meta.json, report.md, PNGs")
     r.add_argument("--suite", choices=sorted(SUITES), default="quick")
     r.add_argument("--out", required=True, help="output directory")
-    r.add_argument("--tiny", action="store_true",
-                   help="smoke-test sizes: digits only, 1 epoch, 2 repeats (seconds, not minutes)")
+    r.add_argument(
+        "--tiny",
+        action="store_true",
+        help="smoke-test sizes: digits only, 1 epoch, 2 repeats (seconds, not minutes)",
+    )
     r.add_argument("--no-peers", action="store_true", help="skip the PyTorch twins")
-    r.add_argument("--require-peers", action="store_true",
-                   help="exit with an error (before measuring) when PyTorch is not installed")
-    r.add_argument("--only", default="throughput,quality,sweep",
-                   help="comma-separated parts to run (default: all)")
+    r.add_argument(
+        "--require-peers",
+        action="store_true",
+        help="exit with an error (before measuring) when PyTorch is not installed",
+    )
+    r.add_argument(
+        "--only",
+        default="throughput,quality,sweep",
+        help="comma-separated parts to run (default: all)",
+    )
     e = sub.add_parser("report", help="re-render report.md and the PNGs of a finished run")
     e.add_argument("--from", dest="source", required=True, help="a run's output directory")
     m = sub.add_parser("readme", help="rewrite the README's Results section from a run")
     m.add_argument("--from", dest="source", required=True, help="a run's output directory")
     m.add_argument("--readme", default="README.md")
-    m.add_argument("--experiments", default="experiments/results",
-                   help="folder of experiment results (*.json) to include")
+    m.add_argument(
+        "--experiments",
+        default="experiments/results",
+        help="folder of experiment results (*.json) to include",
+    )
     u = sub.add_parser("publish", help="copy a run's report into benchmarks/results/")
     u.add_argument("--from", dest="source", required=True, help="a run's output directory")
     u.add_argument("--to", default="benchmarks/results")
@@ -60,10 +75,11 @@ def main(argv: list[str] | None = None) -> int:
         if args.require_peers and not torch_status()[0]:
             print(f"error: {torch_status()[1]}", file=sys.stderr)
             return 2
-        meta = run_suite(args.suite, args.out, tiny=args.tiny, peers=not args.no_peers,
-                         only=only)
-        print(f"{meta['n_records']} records, report: {pathlib.Path(args.out) / 'report.md'} "
-              f"({meta['wall_seconds']:.0f} s)")
+        meta = run_suite(args.suite, args.out, tiny=args.tiny, peers=not args.no_peers, only=only)
+        print(
+            f"{meta['n_records']} records, report: {pathlib.Path(args.out) / 'report.md'} "
+            f"({meta['wall_seconds']:.0f} s)"
+        )
         return 0
     if args.command == "report":
         from benchmarks.run import render
@@ -85,8 +101,10 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     from benchmarks import records
 
-    problems = {i: records.validate(r)
-                for i, r in enumerate(records.read(pathlib.Path(args.source) / "records.jsonl"))}
+    problems = {
+        i: records.validate(r)
+        for i, r in enumerate(records.read(pathlib.Path(args.source) / "records.jsonl"))
+    }
     bad = {i: p for i, p in problems.items() if p}
     for i, p in bad.items():
         print(f"record {i}: {'; '.join(p)}", file=sys.stderr)

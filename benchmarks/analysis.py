@@ -33,26 +33,38 @@ def throughput_rows(records: list[dict], benchmark: str = "train_throughput") ->
         if a is None:
             continue
         best = max(by_threads.values(), key=lambda r: r["median"]) if by_threads else None
-        rows.append({
-            "model": model, "data": data, "batch_size": batch,
-            "aejax": a["median"], "aejax_min": a["min"], "aejax_max": a["max"],
-            "compile_seconds": a["compile_seconds"], "repeats": a["repeats"],
-            "torch": best["median"] if best else None,
-            "torch_min": best["min"] if best else None,
-            "torch_max": best["max"] if best else None,
-            "torch_threads": best["config"]["bench"].get("torch_threads") if best else None,
-            "torch_by_threads": {n: {k: r[k] for k in ("median", "min", "max")}
-                                 for n, r in sorted(by_threads.items(), reverse=True)},
-            "ratio": a["median"] / best["median"] if best else None,
-            "peak_memory": a.get("peak_memory"),
-        })
+        rows.append(
+            {
+                "model": model,
+                "data": data,
+                "batch_size": batch,
+                "aejax": a["median"],
+                "aejax_min": a["min"],
+                "aejax_max": a["max"],
+                "compile_seconds": a["compile_seconds"],
+                "repeats": a["repeats"],
+                "torch": best["median"] if best else None,
+                "torch_min": best["min"] if best else None,
+                "torch_max": best["max"] if best else None,
+                "torch_threads": best["config"]["bench"].get("torch_threads") if best else None,
+                "torch_by_threads": {
+                    n: {k: r[k] for k in ("median", "min", "max")}
+                    for n, r in sorted(by_threads.items(), reverse=True)
+                },
+                "ratio": a["median"] / best["median"] if best else None,
+                "peak_memory": a.get("peak_memory"),
+            }
+        )
     return rows
 
 
 def quality_rows(records: list[dict]) -> list[dict]:
     """One row per (data, latent, model): AE, PCA and twin errors and their ratios."""
-    sklearn = {(r["data"], r["config"]["n_components"]): r["values"]
-               for r in _by(records, "pca_fit") if r["implementation"] == "sklearn-pca"}
+    sklearn = {
+        (r["data"], r["config"]["n_components"]): r["values"]
+        for r in _by(records, "pca_fit")
+        if r["implementation"] == "sklearn-pca"
+    }
     groups: dict[tuple, dict] = defaultdict(dict)
     for r in _by(records, "quality"):
         groups[(r["data"], r["config"]["latent_dim"], r["model"])][r["implementation"]] = r
@@ -63,18 +75,27 @@ def quality_rows(records: list[dict]) -> list[dict]:
             continue
         v = a["values"]
         sk = sklearn.get((data, latent), {})
-        rows.append({
-            "data": data, "latent": latent, "model": model, "epochs": a["config"]["epochs"],
-            "seeds": a["repeats"], "ae_sse": a["median"], "ae_sse_min": a["min"],
-            "ae_sse_max": a["max"], "ae_mse": v.get("test_recon_mse"),
-            "pca_sse": v.get("pca_sse_per_example"), "pca_mse": v.get("pca_recon_mse"),
-            "ae_over_pca": v.get("sse_ratio_ae_over_pca"),
-            "sklearn_pca_sse": sk.get("test_sse_per_example"),
-            "torch_sse": t["median"] if t else None,
-            "torch_mse": t["values"].get("test_recon_mse") if t else None,
-            "ratio_vs_torch": v.get("sse_ratio_vs_torch"),
-            "config": a["config"],
-        })
+        rows.append(
+            {
+                "data": data,
+                "latent": latent,
+                "model": model,
+                "epochs": a["config"]["epochs"],
+                "seeds": a["repeats"],
+                "ae_sse": a["median"],
+                "ae_sse_min": a["min"],
+                "ae_sse_max": a["max"],
+                "ae_mse": v.get("test_recon_mse"),
+                "pca_sse": v.get("pca_sse_per_example"),
+                "pca_mse": v.get("pca_recon_mse"),
+                "ae_over_pca": v.get("sse_ratio_ae_over_pca"),
+                "sklearn_pca_sse": sk.get("test_sse_per_example"),
+                "torch_sse": t["median"] if t else None,
+                "torch_mse": t["values"].get("test_recon_mse") if t else None,
+                "ratio_vs_torch": v.get("sse_ratio_vs_torch"),
+                "config": a["config"],
+            }
+        )
     return sorted(rows, key=lambda row: (row["data"] != "digits", row["data"], row["model"]))
 
 
@@ -88,14 +109,19 @@ def pca_rows(records: list[dict]) -> list[dict]:
         a, s = impls.get("aejax-pca"), impls.get("sklearn-pca")
         if a is None or s is None:
             continue
-        rows.append({
-            "data": data, "k": k, "aejax_seconds": a["median"], "sklearn_seconds": s["median"],
-            "compile_seconds": a["compile_seconds"],
-            "speed_ratio": s["median"] / a["median"],
-            "aejax_sse": a["values"]["test_sse_per_example"],
-            "sklearn_sse": s["values"]["test_sse_per_example"],
-            "sse_ratio": a["values"]["sse_ratio_vs_sklearn"],
-        })
+        rows.append(
+            {
+                "data": data,
+                "k": k,
+                "aejax_seconds": a["median"],
+                "sklearn_seconds": s["median"],
+                "compile_seconds": a["compile_seconds"],
+                "speed_ratio": s["median"] / a["median"],
+                "aejax_sse": a["values"]["test_sse_per_example"],
+                "sklearn_sse": s["values"]["test_sse_per_example"],
+                "sse_ratio": a["values"]["sse_ratio_vs_sklearn"],
+            }
+        )
     return rows
 
 
@@ -103,12 +129,17 @@ def sweep_series(records: list[dict]) -> dict[str, list[dict]]:
     """model -> points ``{"latent", "ae_sse", "pca_sse", "ae_mse", "pca_mse"}`` by latent."""
     series: dict[str, list[dict]] = defaultdict(list)
     for r in _by(records, "sweep"):
-        series[r["model"]].append({
-            "latent": r["config"]["latent_dim"], "data": r["data"], "ae_sse": r["median"],
-            "pca_sse": r["values"]["pca_sse_per_example"],
-            "ae_mse": r["values"]["test_recon_mse"], "pca_mse": r["values"]["pca_recon_mse"],
-            "epochs": r["config"]["epochs"],
-        })
+        series[r["model"]].append(
+            {
+                "latent": r["config"]["latent_dim"],
+                "data": r["data"],
+                "ae_sse": r["median"],
+                "pca_sse": r["values"]["pca_sse_per_example"],
+                "ae_mse": r["values"]["test_recon_mse"],
+                "pca_mse": r["values"]["pca_recon_mse"],
+                "epochs": r["config"]["epochs"],
+            }
+        )
     return {m: sorted(p, key=lambda q: q["latent"]) for m, p in series.items()}
 
 
@@ -121,16 +152,17 @@ def headline(records: list[dict]) -> list[str]:
                 f"{row['model']} training speed, aejax / PyTorch at batch {row['batch_size']} "
                 f"on {row['data']}: **{row['ratio']:.2f}x** ({row['aejax']:,.0f} vs "
                 f"{row['torch']:,.0f} samples/s, PyTorch's faster thread setting: "
-                f"{row['torch_threads']})")
+                f"{row['torch_threads']})"
+            )
     quality = quality_rows(records)
     # The mnist-lite rows are the ones to quote; a run without them (--tiny) quotes what it has.
     quote = "mnist-lite" if any(r["data"] == "mnist-lite" for r in quality) else None
     for row in quality:
         if quote is None or row["data"] == quote:
-            twin = (f"; PyTorch twin {row['torch_sse']:.2f}" if row["torch_sse"] is not None
-                    else "")
+            twin = f"; PyTorch twin {row['torch_sse']:.2f}" if row["torch_sse"] is not None else ""
             lines.append(
                 f"{row['model']} vs PCA-{row['latent']} on {row['data']} (epochs: {row['epochs']}"
                 f"): SSE/example **{row['ae_sse']:.2f} vs {row['pca_sse']:.2f}** "
-                f"(AE/PCA {row['ae_over_pca']:.2f}{twin})")
+                f"(AE/PCA {row['ae_over_pca']:.2f}{twin})"
+            )
     return lines

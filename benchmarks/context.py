@@ -43,8 +43,9 @@ class Context:
 
     def log(self, message: str) -> None:
         """Progress on stderr (stdout stays free for the final summary)."""
-        print(f"[bench {time.perf_counter() - self._t0:6.1f}s] {message}", file=sys.stderr,
-              flush=True)
+        print(
+            f"[bench {time.perf_counter() - self._t0:6.1f}s] {message}", file=sys.stderr, flush=True
+        )
 
     def note(self, message: str) -> None:
         """A line for the report's notes, also logged."""

@@ -81,10 +81,16 @@ def peak_memory() -> dict:
     """
     stats = jax.devices()[0].memory_stats()
     if stats and "peak_bytes_in_use" in stats:
-        return {"bytes": int(stats["peak_bytes_in_use"]), "source": "device.memory_stats",
-                "note": "accelerator peak bytes in use since the process started"}
+        return {
+            "bytes": int(stats["peak_bytes_in_use"]),
+            "source": "device.memory_stats",
+            "note": "accelerator peak bytes in use since the process started",
+        }
     kib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     scale = 1 if sys.platform == "darwin" else 1024  # bytes on macOS, KiB on Linux
-    return {"bytes": int(kib * scale), "source": "ru_maxrss",
-            "note": "process RSS high-water mark so far (host memory of the whole run, not "
-                    "of this measurement alone)"}
+    return {
+        "bytes": int(kib * scale),
+        "source": "ru_maxrss",
+        "note": "process RSS high-water mark so far (host memory of the whole run, not "
+        "of this measurement alone)",
+    }

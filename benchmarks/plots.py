@@ -17,8 +17,9 @@ COLORS = {"aejax": "#1f77b4", "torch": "#ff7f0e", "pca": "#7f7f7f"}
 
 def throughput(path: pathlib.Path, records: list[dict]) -> pathlib.Path | None:
     """Grouped bars of training and encode samples/s (median, min-max whiskers) per model."""
-    panels = [(b, analysis.throughput_rows(records, b))
-              for b in ("train_throughput", "encode_throughput")]
+    panels = [
+        (b, analysis.throughput_rows(records, b)) for b in ("train_throughput", "encode_throughput")
+    ]
     panels = [(b, rows) for b, rows in panels if rows]
     if not panels:
         return None
@@ -31,9 +32,15 @@ def throughput(path: pathlib.Path, records: list[dict]) -> pathlib.Path | None:
             med = [r[impl] if r[impl] is not None else np.nan for r in rows]
             lo = [m - (r[f"{impl}_min"] or m) for m, r in zip(med, rows, strict=True)]
             hi = [(r[f"{impl}_max"] or m) - m for m, r in zip(med, rows, strict=True)]
-            ax.bar(x + (i - 0.5) * 0.4, med, 0.4, yerr=[lo, hi], capsize=3,
-                   color=COLORS[impl], label="aejax (JAX)" if impl == "aejax"
-                   else "PyTorch twin (faster thread setting)")
+            ax.bar(
+                x + (i - 0.5) * 0.4,
+                med,
+                0.4,
+                yerr=[lo, hi],
+                capsize=3,
+                color=COLORS[impl],
+                label="aejax (JAX)" if impl == "aejax" else "PyTorch twin (faster thread setting)",
+            )
         ax.set_xticks(x, labels, fontsize=8)
         ax.set_yscale("log")
         ax.set_ylabel("samples / s (median, min-max)")
@@ -56,8 +63,9 @@ def latent_sweep(path: pathlib.Path, records: list[dict]) -> pathlib.Path | None
         latents = [p["latent"] for p in points]
         ax.plot(latents, [p["ae_sse"] for p in points], "o-", label=f"{name} (aejax)")
         if not pca_drawn:
-            ax.plot(latents, [p["pca_sse"] for p in points], "s--", color=COLORS["pca"],
-                    label="PCA")
+            ax.plot(
+                latents, [p["pca_sse"] for p in points], "s--", color=COLORS["pca"], label="PCA"
+            )
             pca_drawn = True
     data = next(iter(series.values()))[0]["data"]
     epochs = next(iter(series.values()))[0]["epochs"]
@@ -83,8 +91,11 @@ def quality(path: pathlib.Path, records: list[dict]) -> pathlib.Path | None:
         return None
     fig, ax = plt.subplots(figsize=(max(5, 1.6 * len(rows)), 4))
     x = np.arange(len(rows))
-    bars = [("aejax", "ae_sse", "aejax"), ("torch", "torch_sse", "PyTorch twin"),
-            ("pca", "pca_sse", "PCA, same k")]
+    bars = [
+        ("aejax", "ae_sse", "aejax"),
+        ("torch", "torch_sse", "PyTorch twin"),
+        ("pca", "pca_sse", "PCA, same k"),
+    ]
     for i, (color, key, label) in enumerate(bars):
         vals = [r[key] if r[key] is not None else np.nan for r in rows]
         ax.bar(x + (i - 1) * 0.27, vals, 0.27, color=COLORS[color], label=label)

@@ -39,8 +39,9 @@ def _model(ctx: Context, name: str, data: str, ds: aejax.Dataset, latent: int) -
     suite = ctx.suite
     runs, twin_runs, config = [], [], None
     for seed in suite.seeds:
-        config = ctx.config(model=name, data=data, latent_dim=latent, epochs=suite.epochs[data],
-                            seed=seed)
+        config = ctx.config(
+            model=name, data=data, latent_dim=latent, epochs=suite.epochs[data], seed=seed
+        )
         try:
             summary = ctx.train_and_evaluate(config, ds)
         except aejax.AejaxError as e:
@@ -52,14 +53,30 @@ def _model(ctx: Context, name: str, data: str, ds: aejax.Dataset, latent: int) -
             if twin is not None:
                 twin_runs.append(twin)
     stamp = ctx.stamp()
-    common = dict(model=name, data=data, seed=suite.seeds[0], env=stamp["env"],
-                  timestamp=stamp["timestamp"], metric=SSE[0], unit=SSE[1],
-                  config={**config.to_dict(), "seeds": list(suite.seeds)})
+    common = dict(
+        model=name,
+        data=data,
+        seed=suite.seeds[0],
+        env=stamp["env"],
+        timestamp=stamp["timestamp"],
+        metric=SSE[0],
+        unit=SSE[1],
+        config={**config.to_dict(), "seeds": list(suite.seeds)},
+    )
     values = {
         key: _median([r[key] for r in runs])
-        for key in ("test_recon_mse", "test_psnr", "test_bce_per_example", "pca_recon_mse",
-                    "pca_sse_per_example", "sse_ratio_ae_over_pca", "train_samples_per_sec",
-                    "wall_seconds", "epochs_run", "best_epoch")
+        for key in (
+            "test_recon_mse",
+            "test_psnr",
+            "test_bce_per_example",
+            "pca_recon_mse",
+            "pca_sse_per_example",
+            "sse_ratio_ae_over_pca",
+            "train_samples_per_sec",
+            "wall_seconds",
+            "epochs_run",
+            "best_epoch",
+        )
         if all(r.get(key) is not None for r in runs)
     }
     out = []
@@ -76,15 +93,32 @@ def _model(ctx: Context, name: str, data: str, ds: aejax.Dataset, latent: int) -
         twin_sse = [t["test"]["sse_per_example"] for t in twin_runs]
         values["sse_ratio_vs_torch"] = _median([r[SSE[0]] for r in runs]) / _median(twin_sse)
         if values.get("train_samples_per_sec") and twin_values["train_samples_per_sec"]:
-            values["train_speed_ratio_vs_torch"] = (values["train_samples_per_sec"]
-                                                    / twin_values["train_samples_per_sec"])
-        out.append(records.make_record(benchmark="quality", implementation="torch",
-                                       samples=twin_sse, values=twin_values,
-                                       compile_seconds=None, peak_memory=None, **common))
-    out.insert(0, records.make_record(
-        benchmark="quality", implementation="aejax", samples=[r[SSE[0]] for r in runs],
-        values=values, compile_seconds=runs[0]["compile_seconds"],
-        peak_memory=environment.peak_memory(), **common))
+            values["train_speed_ratio_vs_torch"] = (
+                values["train_samples_per_sec"] / twin_values["train_samples_per_sec"]
+            )
+        out.append(
+            records.make_record(
+                benchmark="quality",
+                implementation="torch",
+                samples=twin_sse,
+                values=twin_values,
+                compile_seconds=None,
+                peak_memory=None,
+                **common,
+            )
+        )
+    out.insert(
+        0,
+        records.make_record(
+            benchmark="quality",
+            implementation="aejax",
+            samples=[r[SSE[0]] for r in runs],
+            values=values,
+            compile_seconds=runs[0]["compile_seconds"],
+            peak_memory=environment.peak_memory(),
+            **common,
+        ),
+    )
     return out
 
 

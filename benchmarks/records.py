@@ -47,14 +47,31 @@ def summarize(samples: Sequence[float]) -> dict[str, float | int]:
     """``{"median", "min", "max", "repeats"}`` of a list of measurements."""
     if not samples:
         raise ValueError("no samples to summarize")
-    return {"median": float(statistics.median(samples)), "min": float(min(samples)),
-            "max": float(max(samples)), "repeats": len(samples)}
+    return {
+        "median": float(statistics.median(samples)),
+        "min": float(min(samples)),
+        "max": float(max(samples)),
+        "repeats": len(samples),
+    }
 
 
-def make_record(*, benchmark: str, implementation: str, model: str, data: str, config: dict,
-                seed: int, env: dict, metric: str, unit: str, samples: Sequence[float],
-                compile_seconds: float | None = None, values: dict | None = None,
-                peak_memory: dict | None = None, timestamp: str) -> dict[str, Any]:
+def make_record(
+    *,
+    benchmark: str,
+    implementation: str,
+    model: str,
+    data: str,
+    config: dict,
+    seed: int,
+    env: dict,
+    metric: str,
+    unit: str,
+    samples: Sequence[float],
+    compile_seconds: float | None = None,
+    values: dict | None = None,
+    peak_memory: dict | None = None,
+    timestamp: str,
+) -> dict[str, Any]:
     """Builds one record and checks it against ``SCHEMA``.
 
     Args:
@@ -78,12 +95,22 @@ def make_record(*, benchmark: str, implementation: str, model: str, data: str, c
       The record dict.
     """
     record = {
-        "schema": SCHEMA_VERSION, "benchmark": benchmark, "implementation": implementation,
-        "model": model, "data": data, "config": config, "seed": int(seed),
-        "versions": env["versions"], "device": env["device"], "metric": metric, "unit": unit,
+        "schema": SCHEMA_VERSION,
+        "benchmark": benchmark,
+        "implementation": implementation,
+        "model": model,
+        "data": data,
+        "config": config,
+        "seed": int(seed),
+        "versions": env["versions"],
+        "device": env["device"],
+        "metric": metric,
+        "unit": unit,
         "compile_seconds": None if compile_seconds is None else float(compile_seconds),
         **summarize([float(s) for s in samples]),
-        "values": values or {}, "peak_memory": peak_memory, "timestamp": timestamp,
+        "values": values or {},
+        "peak_memory": peak_memory,
+        "timestamp": timestamp,
     }
     problems = validate(record)
     if problems:
@@ -96,8 +123,10 @@ def validate(record: dict) -> list[str]:
     problems = [f"missing {k!r}" for k in SCHEMA if k not in record]
     for key, types in SCHEMA.items():
         if key in record and not isinstance(record[key], types):
-            problems.append(f"{key!r} is {type(record[key]).__name__}, expected "
-                            + " or ".join(t.__name__ for t in types))
+            problems.append(
+                f"{key!r} is {type(record[key]).__name__}, expected "
+                + " or ".join(t.__name__ for t in types)
+            )
     if problems:
         return problems
     if record["benchmark"] not in BENCHMARKS:

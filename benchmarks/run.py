@@ -38,14 +38,22 @@ def _torch_setup(peers: bool) -> tuple[bool, str]:
 
     cores = environment.cpu_count()
     torch.set_num_threads(cores)
-    return True, (f"torch {torch.__version__}, eager mode; throughput timed with "
-                  f"torch.set_num_threads({cores}) (the cores this process may use) and (1); "
-                  "the twin's quality run uses the faster")
+    return True, (
+        f"torch {torch.__version__}, eager mode; throughput timed with "
+        f"torch.set_num_threads({cores}) (the cores this process may use) and (1); "
+        "the twin's quality run uses the faster"
+    )
 
 
-def run_suite(suite_name: str, out: str | pathlib.Path, *, tiny: bool = False,
-              peers: bool = True, only: tuple[str, ...] = tuple(PARTS),
-              command: str | None = None) -> dict:
+def run_suite(
+    suite_name: str,
+    out: str | pathlib.Path,
+    *,
+    tiny: bool = False,
+    peers: bool = True,
+    only: tuple[str, ...] = tuple(PARTS),
+    command: str | None = None,
+) -> dict:
     """Runs a suite and writes its outputs into ``out``.
 
     Args:
@@ -70,26 +78,36 @@ def run_suite(suite_name: str, out: str | pathlib.Path, *, tiny: bool = False,
     if not torch_ok:
         ctx.note(f"PyTorch peers skipped: {torch_line}")  # logged on stderr too
     if jax.config.jax_compilation_cache_dir:
-        ctx.note("a persistent compilation cache is set (jax_compilation_cache_dir): compile "
-                 "seconds may be cache reads")
+        ctx.note(
+            "a persistent compilation cache is set (jax_compilation_cache_dir): compile "
+            "seconds may be cache reads"
+        )
     recs: list[dict] = []
     for name in only:
         recs += PARTS[name](ctx)
     records.write(out / "records.jsonl", recs)
     meta = {
         "command": command or "python -m benchmarks " + " ".join(sys.argv[1:]),
-        "suite": suite.to_dict(), "started": started, "finished": environment.now(),
-        "wall_seconds": time.perf_counter() - t0, "loadavg": [load0, os.getloadavg()[0]],
-        "machine": environment.machine_line(env["device"]), "device": env["device"],
-        "versions": env["versions"], "torch": torch_line, "parts": list(only),
-        "n_records": len(recs), "notes": ctx.notes,
+        "suite": suite.to_dict(),
+        "started": started,
+        "finished": environment.now(),
+        "wall_seconds": time.perf_counter() - t0,
+        "loadavg": [load0, os.getloadavg()[0]],
+        "machine": environment.machine_line(env["device"]),
+        "device": env["device"],
+        "versions": env["versions"],
+        "torch": torch_line,
+        "parts": list(only),
+        "n_records": len(recs),
+        "notes": ctx.notes,
     }
     render(out, recs, meta)
     return meta
 
 
-def render(out: str | pathlib.Path, recs: list[dict] | None = None,
-           meta: dict | None = None) -> None:
+def render(
+    out: str | pathlib.Path, recs: list[dict] | None = None, meta: dict | None = None
+) -> None:
     """Writes ``meta.json``, the PNGs and ``report.md`` of a run directory.
 
     Args:
@@ -101,8 +119,11 @@ def render(out: str | pathlib.Path, recs: list[dict] | None = None,
     recs = records.read(out / "records.jsonl") if recs is None else recs
     meta = json.loads((out / "meta.json").read_text()) if meta is None else meta
     figures = {}
-    for name, draw in (("throughput", plots.throughput), ("quality", plots.quality),
-                       ("latent_sweep", plots.latent_sweep)):
+    for name, draw in (
+        ("throughput", plots.throughput),
+        ("quality", plots.quality),
+        ("latent_sweep", plots.latent_sweep),
+    ):
         if draw(out / f"{name}.png", recs) is not None:
             figures[name] = f"{name}.png"
     meta["figures"] = figures

@@ -61,26 +61,49 @@ class Suite:
 SUITES = {
     # A few minutes on 2 CPU cores.
     "quick": Suite(
-        name="quick", batch_sizes=(64, 256), samples_per_repeat=1024, repeats=5,
-        encode_rows=4096, quality=(("digits", 8), ("mnist-lite", 30)),
-        epochs={"digits": 20, "mnist-lite": 10}, seeds=(0,), sweep_data="digits",
-        sweep_latents=(2, 4, 8, 16, 32, 64), sweep_epochs=20,
+        name="quick",
+        batch_sizes=(64, 256),
+        samples_per_repeat=1024,
+        repeats=5,
+        encode_rows=4096,
+        quality=(("digits", 8), ("mnist-lite", 30)),
+        epochs={"digits": 20, "mnist-lite": 10},
+        seeds=(0,),
+        sweep_data="digits",
+        sweep_latents=(2, 4, 8, 16, 32, 64),
+        sweep_epochs=20,
     ),
     # For a GPU/TPU, or a long CPU run.
     "full": Suite(
-        name="full", batch_sizes=(64, 256, 1024), samples_per_repeat=16384, repeats=10,
-        encode_rows=10000, quality=(("digits", 8), ("mnist-lite", 30)),
-        epochs={"digits": 100, "mnist-lite": 100}, seeds=(0, 1, 2), sweep_data="mnist-lite",
-        sweep_latents=(2, 4, 8, 16, 32, 64), sweep_epochs=50,
+        name="full",
+        batch_sizes=(64, 256, 1024),
+        samples_per_repeat=16384,
+        repeats=10,
+        encode_rows=10000,
+        quality=(("digits", 8), ("mnist-lite", 30)),
+        epochs={"digits": 100, "mnist-lite": 100},
+        seeds=(0, 1, 2),
+        sweep_data="mnist-lite",
+        sweep_latents=(2, 4, 8, 16, 32, 64),
+        sweep_epochs=50,
     ),
 }
 
 # The smoke test's sizes (``--tiny``): every code path, digits only, small models; the sweep's
 # one point is the quality run itself (compilation dominates at this size).
 TINY = Suite(
-    name="tiny", batch_sizes=(32,), samples_per_repeat=64, repeats=2,
-    encode_rows=128, quality=(("digits", 2),), epochs={"digits": 1}, seeds=(0,),
-    sweep_data="digits", sweep_latents=(2,), sweep_epochs=1, only_data="digits",
+    name="tiny",
+    batch_sizes=(32,),
+    samples_per_repeat=64,
+    repeats=2,
+    encode_rows=128,
+    quality=(("digits", 2),),
+    epochs={"digits": 1},
+    seeds=(0,),
+    sweep_data="digits",
+    sweep_latents=(2,),
+    sweep_epochs=1,
+    only_data="digits",
     overrides=(("hidden", (32,)), ("conv_features", (8, 16))),
 )
 

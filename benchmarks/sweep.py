@@ -25,21 +25,39 @@ def run(ctx: Context) -> list[dict]:
     for name in aejax.MODELS:
         for latent in latents:
             ctx.log(f"sweep {name} on {data}, latent {latent}")
-            config = ctx.config(model=name, data=data, latent_dim=latent,
-                                epochs=suite.sweep_epochs)
+            config = ctx.config(model=name, data=data, latent_dim=latent, epochs=suite.sweep_epochs)
             try:
                 summary = ctx.train_and_evaluate(config, ds)
             except aejax.AejaxError as e:
                 ctx.note(f"sweep of {name!r} on {data!r} skipped: {e}")
                 break
             stamp = ctx.stamp()
-            values = {k: summary[k] for k in ("test_recon_mse", "pca_recon_mse",
-                                              "pca_sse_per_example", "sse_ratio_ae_over_pca",
-                                              "wall_seconds")}
-            out.append(records.make_record(
-                benchmark="sweep", implementation="aejax", model=name, data=data,
-                config=config.to_dict(), seed=config.seed, env=stamp["env"], metric=SSE[0],
-                unit=SSE[1], samples=[summary[SSE[0]]],
-                compile_seconds=summary["compile_seconds"], values=values,
-                peak_memory=environment.peak_memory(), timestamp=stamp["timestamp"]))
+            values = {
+                k: summary[k]
+                for k in (
+                    "test_recon_mse",
+                    "pca_recon_mse",
+                    "pca_sse_per_example",
+                    "sse_ratio_ae_over_pca",
+                    "wall_seconds",
+                )
+            }
+            out.append(
+                records.make_record(
+                    benchmark="sweep",
+                    implementation="aejax",
+                    model=name,
+                    data=data,
+                    config=config.to_dict(),
+                    seed=config.seed,
+                    env=stamp["env"],
+                    metric=SSE[0],
+                    unit=SSE[1],
+                    samples=[summary[SSE[0]]],
+                    compile_seconds=summary["compile_seconds"],
+                    values=values,
+                    peak_memory=environment.peak_memory(),
+                    timestamp=stamp["timestamp"],
+                )
+            )
     return out

@@ -45,8 +45,7 @@ def aejax_trainer(name: str, ds: aejax.Dataset, config: aejax.Config, batches: l
     state = init_state(model, tx, ds.input_shape, config.seed)
     key = jax.tree.map(jnp.copy, state.rng)  # the state's own key is donated with it
     dev = [jax.device_put(b) for b in batches]
-    step = jax.jit(aejax.make_train_step(model, tx, likelihood, config.nonfinite),
-                   donate_argnums=0)
+    step = jax.jit(aejax.make_train_step(model, tx, likelihood, config.nonfinite), donate_argnums=0)
     t0 = time.perf_counter()
     compiled = step.lower(state, dev[0], key).compile()
     compile_seconds = time.perf_counter() - t0
@@ -79,8 +78,12 @@ def torch_trainer(name: str, ds: aejax.Dataset, config: aejax.Config, batches: l
     if twin is None:
         return None
     tb = [twin.to_input(b) for b in batches]
-    step = torch_train.make_step(twin, torch_train.make_optimizer(twin, config),
-                                 losses.likelihood_for(ds.kind), config.grad_clip)
+    step = torch_train.make_step(
+        twin,
+        torch_train.make_optimizer(twin, config),
+        losses.likelihood_for(ds.kind),
+        config.grad_clip,
+    )
 
     def run_steps(n: int) -> float:
         t0 = time.perf_counter()
@@ -98,6 +101,7 @@ def thread_counts() -> list[int]:
 
 def with_threads(n: int, run: Callable[[], float]) -> Callable[[], float]:
     """``run`` with ``torch.set_num_threads(n)`` in force."""
+
     def wrapped() -> float:
         import torch
 
@@ -142,14 +146,31 @@ def _measure(ctx: Context, name: str, data: str, ds: aejax.Dataset, batch_size: 
     seconds = timing.interleaved(runners, suite.repeats)
     speed = {k: [steps * batch_size / s for s in v] for k, v in seconds.items()}
     best = _best_torch(speed)
-    if best is not None and (name not in ctx.torch_threads
-                             or batch_size == aejax.Config().batch_size):
+    if best is not None and (
+        name not in ctx.torch_threads or batch_size == aejax.Config().batch_size
+    ):
         ctx.torch_threads[name] = int(best.split("/")[1])  # the quality run's twin uses it
-    bench = {"batch_size": batch_size, "steps_per_repeat": steps, "n_batches": N_BATCHES,
-             "timed": "jitted train_step only, after one untimed repeat"}
-    recs = [_record(ctx, "train_throughput", key, name, data, config, bench,
-                    "train_samples_per_sec", speed, compile_s if key == "aejax" else None)
-            for key in speed]
+    bench = {
+        "batch_size": batch_size,
+        "steps_per_repeat": steps,
+        "n_batches": N_BATCHES,
+        "timed": "jitted train_step only, after one untimed repeat",
+    }
+    recs = [
+        _record(
+            ctx,
+            "train_throughput",
+            key,
+            name,
+            data,
+            config,
+            bench,
+            "train_samples_per_sec",
+            speed,
+            compile_s if key == "aejax" else None,
+        )
+        for key in speed
+    ]
     if batch_size == suite.batch_sizes[0]:  # encoding does not depend on the training batch
         recs += _encode(ctx, name, data, ds, config, model, get_params(), twin)
     return recs
@@ -166,18 +187,35 @@ def _encode(ctx, name, data, ds, config, model, params, twin) -> list:
         xt = twin.to_input(x)  # layout change outside the timer: a user's data is NCHW
         for n in thread_counts():
             runners[f"torch/{n}"] = with_threads(
-                n, lambda: timing.timed(lambda: torch_train.encode_all(twin, xt))[1])
+                n, lambda: timing.timed(lambda: torch_train.encode_all(twin, xt))[1]
+            )
     first = runners["aejax"]()  # compiles the encoder for this shape
     for r in runners.values():
         r()
     seconds = timing.interleaved(runners, ctx.suite.repeats)
     compile_s = max(first - float(np.median(seconds["aejax"])), 0.0)
     speed = {k: [x.shape[0] / s for s in v] for k, v in seconds.items()}
-    bench = {"rows": int(x.shape[0]), "chunk": 1024, "timed": "encode, host array in and out",
-             "compile": "first call minus steady median"}
-    return [_record(ctx, "encode_throughput", key, name, data, config, bench,
-                    "encode_samples_per_sec", speed, compile_s if key == "aejax" else None)
-            for key in speed]
+    bench = {
+        "rows": int(x.shape[0]),
+        "chunk": 1024,
+        "timed": "encode, host array in and out",
+        "compile": "first call minus steady median",
+    }
+    return [
+        _record(
+            ctx,
+            "encode_throughput",
+            key,
+            name,
+            data,
+            config,
+            bench,
+            "encode_samples_per_sec",
+            speed,
+            compile_s if key == "aejax" else None,
+        )
+        for key in speed
+    ]
 
 
 def _best_torch(speed: dict[str, list[float]]) -> str | None:
@@ -196,12 +234,25 @@ def _record(ctx, benchmark, key, name, data, config, bench, metric, speed, compi
         values["torch_best_threads"] = int(best.split("/")[1])
         values["ratio_vs_torch_by_threads"] = {
             k.split("/")[1]: aejax_median / float(np.median(v))
-            for k, v in speed.items() if k.startswith("torch/")}
+            for k, v in speed.items()
+            if k.startswith("torch/")
+        }
     if key.startswith("torch/"):
         cfg["bench"] = {**bench, "torch_threads": int(key.split("/")[1])}
     stamp = ctx.stamp()
     return records.make_record(
-        benchmark=benchmark, implementation=key.split("/")[0], model=name, data=data,
-        config=cfg, seed=config.seed, env=stamp["env"], metric=metric, unit="samples/s",
-        samples=speed[key], compile_seconds=compile_s, values=values,
-        peak_memory=environment.peak_memory(), timestamp=stamp["timestamp"])
+        benchmark=benchmark,
+        implementation=key.split("/")[0],
+        model=name,
+        data=data,
+        config=cfg,
+        seed=config.seed,
+        env=stamp["env"],
+        metric=metric,
+        unit="samples/s",
+        samples=speed[key],
+        compile_seconds=compile_s,
+        values=values,
+        peak_memory=environment.peak_memory(),
+        timestamp=stamp["timestamp"],
+    )

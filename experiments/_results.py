@@ -8,9 +8,20 @@ import pathlib
 from benchmarks import environment
 
 
-def write(out_dir: str | pathlib.Path, name: str, *, title: str, command: str, data: str,
-          header: list[str], rows: list[list[str]], headline: dict, config: dict,
-          summary: dict, notes: list[str]) -> tuple[pathlib.Path, pathlib.Path]:
+def write(
+    out_dir: str | pathlib.Path,
+    name: str,
+    *,
+    title: str,
+    command: str,
+    data: str,
+    header: list[str],
+    rows: list[list[str]],
+    headline: dict,
+    config: dict,
+    summary: dict,
+    notes: list[str],
+) -> tuple[pathlib.Path, pathlib.Path]:
     """Writes ``out_dir/name.md`` and ``out_dir/name.json``.
 
     Args:
@@ -33,18 +44,37 @@ def write(out_dir: str | pathlib.Path, name: str, *, title: str, command: str, d
     out_dir.mkdir(parents=True, exist_ok=True)
     device = environment.device()
     record = {
-        "experiment": name, "title": title, "command": command, "data": data,
-        "headline": headline, "header": header, "rows": rows, "notes": notes,
-        "config": config, "summary": summary, "machine": environment.machine_line(device),
-        "device": device, "versions": environment.versions(), "date": environment.now(),
+        "experiment": name,
+        "title": title,
+        "command": command,
+        "data": data,
+        "headline": headline,
+        "header": header,
+        "rows": rows,
+        "notes": notes,
+        "config": config,
+        "summary": summary,
+        "machine": environment.machine_line(device),
+        "device": device,
+        "versions": environment.versions(),
+        "date": environment.now(),
     }
     json_path = out_dir / f"{name}.json"
     json_path.write_text(json.dumps(record, indent=2) + "\n")
-    lines = [f"# {title}", "", f"Command: `{command}`", "",
-             f"Ran on {record['date'][:10]}: {record['machine']}; "
-             + ", ".join(f"{k} {v}" for k, v in record["versions"].items()
-                         if k in ("jax", "flax", "optax")) + ".", "",
-             "| " + " | ".join(header) + " |", "| " + " | ".join("---" for _ in header) + " |"]
+    lines = [
+        f"# {title}",
+        "",
+        f"Command: `{command}`",
+        "",
+        f"Ran on {record['date'][:10]}: {record['machine']}; "
+        + ", ".join(
+            f"{k} {v}" for k, v in record["versions"].items() if k in ("jax", "flax", "optax")
+        )
+        + ".",
+        "",
+        "| " + " | ".join(header) + " |",
+        "| " + " | ".join("---" for _ in header) + " |",
+    ]
     lines += ["| " + " | ".join(r) + " |" for r in rows]
     lines += [""] + [f"- {n}" for n in notes] + [""]
     md_path = out_dir / f"{name}.md"

@@ -29,8 +29,14 @@ def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m experiments.hinton2006", description=TITLE)
     p.add_argument("--data", default="mnist-lite", help="mnist-lite (default) or tfds:mnist")
     p.add_argument("--epochs", type=int, default=None, help="override the config's epochs")
-    p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
-                   help="any other aejax.Config field")
+    p.add_argument(
+        "--set",
+        dest="overrides",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="any other aejax.Config field",
+    )
     p.add_argument("--out", default="experiments/results", help="results folder")
     p.add_argument("--no-progress", action="store_true")
     args = p.parse_args(argv)
@@ -51,13 +57,30 @@ def main(argv: list[str] | None = None) -> int:
     stem = "hinton2006" + ("" if default else "-" + re.sub(r"\W+", "-", args.data))
     command = "python -m experiments.hinton2006" + ("" if default else f" --data {args.data}")
     rows = [
-        ["aejax 784-1000-500-250-30 (Adam, GELU)", args.data, f"{summary['n_train']:,}",
-         f"{summary['epochs_run']} (best {summary['best_epoch']})", f"**{ae:.2f}**",
-         f"{summary['test_recon_mse']:.4f}"],
-        ["PCA-30 (aejax.fit_pca)", args.data, f"{summary['n_train']:,}", "—", f"{pca:.2f}",
-         f"{summary['pca_recon_mse']:.4f}"],
-        ["paper: autoencoder (RBM pretraining)", PAPER["data"], "60,000", "—",
-         f"{PAPER['ae_sse']:.2f}", "—"],
+        [
+            "aejax 784-1000-500-250-30 (Adam, GELU)",
+            args.data,
+            f"{summary['n_train']:,}",
+            f"{summary['epochs_run']} (best {summary['best_epoch']})",
+            f"**{ae:.2f}**",
+            f"{summary['test_recon_mse']:.4f}",
+        ],
+        [
+            "PCA-30 (aejax.fit_pca)",
+            args.data,
+            f"{summary['n_train']:,}",
+            "—",
+            f"{pca:.2f}",
+            f"{summary['pca_recon_mse']:.4f}",
+        ],
+        [
+            "paper: autoencoder (RBM pretraining)",
+            PAPER["data"],
+            "60,000",
+            "—",
+            f"{PAPER['ae_sse']:.2f}",
+            "—",
+        ],
         ["paper: PCA-30", PAPER["data"], "60,000", "—", f"{PAPER['pca_sse']:.2f}", "—"],
     ]
     notes = [
@@ -73,12 +96,22 @@ def main(argv: list[str] | None = None) -> int:
         "pretraining + conjugate gradients, GELU hidden units.",
     ]
     md, js = _results.write(
-        args.out, stem, title=TITLE, command=command, data=args.data,
+        args.out,
+        stem,
+        title=TITLE,
+        command=command,
+        data=args.data,
         header=["model", "data", "train images", "epochs", "SSE / image", "MSE / pixel"],
-        rows=rows, config=config.to_dict(), summary=summary, notes=notes,
-        headline={"metric": "SSE per test image, AE vs PCA-30",
-                  "ours": f"{ae:.2f} vs {pca:.2f}",
-                  "paper": f"{PAPER['ae_sse']:.2f} vs {PAPER['pca_sse']:.2f} (60k train)"})
+        rows=rows,
+        config=config.to_dict(),
+        summary=summary,
+        notes=notes,
+        headline={
+            "metric": "SSE per test image, AE vs PCA-30",
+            "ours": f"{ae:.2f} vs {pca:.2f}",
+            "paper": f"{PAPER['ae_sse']:.2f} vs {PAPER['pca_sse']:.2f} (60k train)",
+        },
+    )
     print(f"AE {ae:.2f} vs PCA-30 {pca:.2f} SSE per image -> {md}, {js}")
     return 0
 

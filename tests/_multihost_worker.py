@@ -27,7 +27,7 @@ state = shard.replicate(init_state(model, tx, ds.input_shape, 0), mesh)
 step = jax.jit(aejax.make_train_step(model, tx, "bernoulli"), donate_argnums=0)
 key = shard.replicate(jax.random.key(1), mesh)
 for i in range(4):
-    state, metrics = step(state, shard.put_batch(ds.x_train[i * 64:(i + 1) * 64], mesh), key)
+    state, metrics = step(state, shard.put_batch(ds.x_train[i * 64 : (i + 1) * 64], mesh), key)
 # Replicated values are not fully addressable from one process: fetch reads a local copy.
 flat = np.concatenate([np.ravel(x) for x in jax.tree.leaves(shard.fetch(state.params))])
 np.save(out, flat)

@@ -19,8 +19,16 @@ from aejax.errors import DataError
 from aejax.evaluate import load_run, train_and_evaluate
 from aejax.train import train
 
-TINY = dict(hidden=(8,), latent_dim=2, epochs=1, batch_size=32, lr=3e-3, warmup_steps=2,
-            progress=False, devices=1)
+TINY = dict(
+    hidden=(8,),
+    latent_dim=2,
+    epochs=1,
+    batch_size=32,
+    lr=3e-3,
+    warmup_steps=2,
+    progress=False,
+    devices=1,
+)
 
 
 def _csv(path, rows):
@@ -29,8 +37,21 @@ def _csv(path, rows):
 
 
 def _train_cli(capsys, data, workdir, *extra):
-    rc = cli.main(["train", "--data", str(data), "--workdir", str(workdir), "--devices", "1",
-                   "--epochs", "1", "--no-progress", *extra])
+    rc = cli.main(
+        [
+            "train",
+            "--data",
+            str(data),
+            "--workdir",
+            str(workdir),
+            "--devices",
+            "1",
+            "--epochs",
+            "1",
+            "--no-progress",
+            *extra,
+        ]
+    )
     return rc, capsys.readouterr().err
 
 
@@ -110,20 +131,27 @@ def _int_images_over_255(d):
     return d / "i.npy"
 
 
-@pytest.mark.parametrize(("make", "message"), [
-    (_nan_csv, r"nan.csv: x has 2 NaN/Inf values (first in row 1, counting from 0)"),
-    (_inf_npy, r"inf.npy: x has 1 NaN/Inf values (first in row 4, counting from 0)"),
-    (_empty_csv, "empty.csv: empty (no rows)"),
-    (_header_only_csv, "header.csv: empty (a header row and no data rows)"),
-    (_zero_rows_npy, "rows0.npy: x is empty (0 rows)"),
-    (_one_row_csv, "1 example(s) are too few to split with val_fraction=0.1 and "
-                   "test_fraction=0.2: no training example would remain. At least 3 are needed"),
-    (_strings_csv, "s.csv: row 3, column 2 is 'abc', not a number"),
-    (_ragged_csv, "r.csv: row 3 has 2 columns, expected 3"),
-    (_beyond_float32_csv, "big.csv: x has values beyond the float32 range"),
-    (_float_images_over_1, "float images in x hold values in [2, 2]; expected [0, 1]: scale"),
-    (_int_images_over_255, "integer images in x hold values in [300, 300]; expected 0..255"),
-], ids=lambda v: getattr(v, "__name__", "")[1:] or None)
+@pytest.mark.parametrize(
+    ("make", "message"),
+    [
+        (_nan_csv, r"nan.csv: x has 2 NaN/Inf values (first in row 1, counting from 0)"),
+        (_inf_npy, r"inf.npy: x has 1 NaN/Inf values (first in row 4, counting from 0)"),
+        (_empty_csv, "empty.csv: empty (no rows)"),
+        (_header_only_csv, "header.csv: empty (a header row and no data rows)"),
+        (_zero_rows_npy, "rows0.npy: x is empty (0 rows)"),
+        (
+            _one_row_csv,
+            "1 example(s) are too few to split with val_fraction=0.1 and "
+            "test_fraction=0.2: no training example would remain. At least 3 are needed",
+        ),
+        (_strings_csv, "s.csv: row 3, column 2 is 'abc', not a number"),
+        (_ragged_csv, "r.csv: row 3 has 2 columns, expected 3"),
+        (_beyond_float32_csv, "big.csv: x has values beyond the float32 range"),
+        (_float_images_over_1, "float images in x hold values in [2, 2]; expected [0, 1]: scale"),
+        (_int_images_over_255, "integer images in x hold values in [300, 300]; expected 0..255"),
+    ],
+    ids=lambda v: getattr(v, "__name__", "")[1:] or None,
+)
 def test_bad_data_is_a_clear_cli_error(tmp_path, capsys, make, message):
     rc, err = _train_cli(capsys, make(tmp_path), tmp_path / "run")
     assert rc == 2, err
@@ -160,8 +188,9 @@ def test_evaluate_on_data_of_another_shape_or_kind(tab_run, img_run, tmp_path, c
 
 
 def _process(*args):
-    return subprocess.run([sys.executable, "-m", "aejax.cli", *args], capture_output=True,
-                          text=True, timeout=300)
+    return subprocess.run(
+        [sys.executable, "-m", "aejax.cli", *args], capture_output=True, text=True, timeout=300
+    )
 
 
 def test_what_a_user_sees_in_a_real_process(tab_run, tmp_path):
@@ -184,8 +213,11 @@ def test_inference_checks_shape_values_and_pixel_types(tab_run, img_run):
     x = scaler.transform(_table(n=10))
     assert aejax.encode(model, params, x).shape == (10, 2)
     assert aejax.encode(model, params, x[0]).shape == (1, 2)  # one example, no batch axis
-    with pytest.raises(DataError, match=r"expects examples of shape \(5,\), got an array of "
-                                        r"shape \(10, 4\)"):
+    with pytest.raises(
+        DataError,
+        match=r"expects examples of shape \(5,\), got an array of "
+        r"shape \(10, 4\)",
+    ):
         aejax.encode(model, params, x[:, :4])
     bad = x.copy()
     bad[7, 1] = np.nan
@@ -233,8 +265,7 @@ def test_constant_and_huge_columns_train_to_finite_results(tmp_path):
     assert ds.scaler.scale[1] == 1.0 and np.all(ds.x_train[:, 1] == 0.0)
     assert np.all(np.abs(ds.x_train) < 10)
     np.testing.assert_allclose(ds.x_train[:, [0, 2, 3]].std(axis=0), 1.0, rtol=1e-4)
-    assert all(np.isfinite(r["train_loss"]) and np.isfinite(r["val_loss"])
-               for r in result.history)
+    assert all(np.isfinite(r["train_loss"]) and np.isfinite(r["val_loss"]) for r in result.history)
     assert np.isfinite(summary["test_recon_mse"]) and np.isfinite(summary["pca_recon_mse"])
     assert not any("skipped_nonfinite_steps" in r for r in result.history)
 
@@ -246,11 +277,9 @@ def test_a_single_row_trains_only_when_nothing_is_held_out(tmp_path):
     ds = load_dataset(str(path), val_fraction=0.0, test_fraction=0.0)
     assert (len(ds.x_train), len(ds.x_val), len(ds.x_test)) == (1, 0, 0)
     assert np.all(ds.x_train == 0.0)  # one row: every column is constant
-    config = Config(data=str(path), val_fraction=0.0, test_fraction=0.0,
-                    **{**TINY, "epochs": 2})
+    config = Config(data=str(path), val_fraction=0.0, test_fraction=0.0, **{**TINY, "epochs": 2})
     with pytest.warns(UserWarning, match="batch_size 32 > 1 training examples; using 1"):
         result = train(config, dataset=ds)
-    assert result.stats["steps"] == 2 and all(np.isfinite(r["train_loss"])
-                                              for r in result.history)
+    assert result.stats["steps"] == 2 and all(np.isfinite(r["train_loss"]) for r in result.history)
     with pytest.raises(DataError, match="no test examples"):
         train_and_evaluate(config, dataset=ds)

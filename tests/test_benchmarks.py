@@ -33,8 +33,22 @@ def tiny_run(tmp_path_factory):
     """Output directory of ``python -m benchmarks run --suite quick --tiny``."""
     out = tmp_path_factory.mktemp("bench") / "quick"
     proc = subprocess.run(
-        [sys.executable, "-m", "benchmarks", "run", "--suite", "quick", "--tiny", "--out",
-         str(out)], cwd=ROOT, capture_output=True, text=True, timeout=600)
+        [
+            sys.executable,
+            "-m",
+            "benchmarks",
+            "run",
+            "--suite",
+            "quick",
+            "--tiny",
+            "--out",
+            str(out),
+        ],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert proc.returncode == 0, proc.stderr[-4000:]
     return out
 
@@ -72,8 +86,12 @@ def test_tiny_run_writes_report_and_plots(tiny_run):
     meta = json.loads((tiny_run / "meta.json").read_text())
     assert meta["command"].startswith("python -m benchmarks run")
     text = (tiny_run / "report.md").read_text()
-    for heading in ("## Headline", "## Training throughput", "## Reconstruction quality vs PCA",
-                    "## Latent-size sweep"):
+    for heading in (
+        "## Headline",
+        "## Training throughput",
+        "## Reconstruction quality vs PCA",
+        "## Latent-size sweep",
+    ):
         assert heading in text
     assert set(meta["figures"]) == {"throughput", "quality", "latent_sweep"}
     for name in meta["figures"].values():
@@ -97,10 +115,21 @@ def test_readme_section_is_regenerated_between_markers(tiny_run, tmp_path):
 
 def test_schema_names_what_is_wrong():
     good = records.make_record(
-        benchmark="quality", implementation="aejax", model="ae", data="digits", config={},
-        seed=0, env={"versions": dict.fromkeys(records.VERSION_KEYS, "1"),
-                     "device": {"kind": "cpu", "platform": "cpu", "count": 1}},
-        metric="m", unit="u", samples=[1.0, 3.0, 2.0], timestamp="t")
+        benchmark="quality",
+        implementation="aejax",
+        model="ae",
+        data="digits",
+        config={},
+        seed=0,
+        env={
+            "versions": dict.fromkeys(records.VERSION_KEYS, "1"),
+            "device": {"kind": "cpu", "platform": "cpu", "count": 1},
+        },
+        metric="m",
+        unit="u",
+        samples=[1.0, 3.0, 2.0],
+        timestamp="t",
+    )
     assert (good["median"], good["min"], good["max"], good["repeats"]) == (2.0, 1.0, 3.0, 3)
     bad = {k: v for k, v in good.items() if k != "device"} | {"median": "fast"}
     problems = records.validate(bad)
@@ -109,8 +138,9 @@ def test_schema_names_what_is_wrong():
 
 def test_missing_torch_is_a_reason_not_a_traceback(monkeypatch):
     real = importlib.util.find_spec
-    monkeypatch.setattr(importlib.util, "find_spec",
-                        lambda name, *a: None if name == "torch" else real(name, *a))
+    monkeypatch.setattr(
+        importlib.util, "find_spec", lambda name, *a: None if name == "torch" else real(name, *a)
+    )
     ok, reason = torch_status()
     assert not ok and "pip install" in reason
 
@@ -144,8 +174,21 @@ def test_torch_twin_computes_the_flax_function(name, shape):
 def test_experiment_writes_its_table(tmp_path):
     from experiments import hinton2006
 
-    rc = hinton2006.main(["--data", "digits", "--epochs", "1", "--set", "hidden=16",
-                          "--set", "devices=1", "--out", str(tmp_path), "--no-progress"])
+    rc = hinton2006.main(
+        [
+            "--data",
+            "digits",
+            "--epochs",
+            "1",
+            "--set",
+            "hidden=16",
+            "--set",
+            "devices=1",
+            "--out",
+            str(tmp_path),
+            "--no-progress",
+        ]
+    )
     assert rc == 0
     result = json.loads((tmp_path / "hinton2006-digits.json").read_text())
     assert result["summary"]["latent_dim"] == 30 and result["headline"]["ours"]
@@ -155,8 +198,17 @@ def test_experiment_writes_its_table(tmp_path):
 def test_experiment_on_unprepared_tfds_fails_with_the_data_error(tmp_path, capsys):
     from experiments import hinton2006
 
-    rc = hinton2006.main(["--data", "tfds:mnist", "--set", f"data_dir={tmp_path}",
-                          "--out", str(tmp_path), "--no-progress"])
+    rc = hinton2006.main(
+        [
+            "--data",
+            "tfds:mnist",
+            "--set",
+            f"data_dir={tmp_path}",
+            "--out",
+            str(tmp_path),
+            "--no-progress",
+        ]
+    )
     assert rc == 2
     assert "not prepared" in capsys.readouterr().err
     assert not list(tmp_path.glob("*.json"))

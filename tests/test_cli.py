@@ -10,23 +10,46 @@ from aejax import cli
 from aejax.config import Config
 
 SUMMARY_KEYS = {
-    "model", "data", "latent_dim", "epochs", "steps", "test_recon_mse", "test_sse_per_example",
-    "pca_recon_mse", "pca_sse_per_example", "train_samples_per_sec", "compile_seconds",
+    "model",
+    "data",
+    "latent_dim",
+    "epochs",
+    "steps",
+    "test_recon_mse",
+    "test_sse_per_example",
+    "pca_recon_mse",
+    "pca_sse_per_example",
+    "train_samples_per_sec",
+    "compile_seconds",
 }
 
 
 def _run(*args):
-    return subprocess.run([sys.executable, "-m", "aejax.cli", *args], capture_output=True,
-                          text=True, timeout=300)
+    return subprocess.run(
+        [sys.executable, "-m", "aejax.cli", *args], capture_output=True, text=True, timeout=300
+    )
 
 
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory):
     root = tmp_path_factory.mktemp("run")
     workdir = root / "ae-digits"
-    proc = _run("train", "--epochs", "3", "--latent-dim", "4", "--devices", "1",
-                "--set", "hidden=32", "--workdir", str(workdir), "--no-progress",
-                "--set", f"compile_cache={root / 'cache'}")
+    proc = _run(
+        "train",
+        "--epochs",
+        "3",
+        "--latent-dim",
+        "4",
+        "--devices",
+        "1",
+        "--set",
+        "hidden=32",
+        "--workdir",
+        str(workdir),
+        "--no-progress",
+        "--set",
+        f"compile_cache={root / 'cache'}",
+    )
     assert any((root / "cache").iterdir()), "the persistent compilation cache stayed empty"
     assert proc.returncode == 0, proc.stderr
     return workdir, proc
@@ -51,8 +74,21 @@ def test_train_writes_the_run_directory(trained):
 def test_rerun_resumes_and_does_not_retrain(trained):
     workdir, _ = trained
     before = (workdir / "metrics.jsonl").read_text()
-    proc = _run("train", "--epochs", "3", "--latent-dim", "4", "--devices", "1",
-                "--set", "hidden=32", "--workdir", str(workdir), "--no-progress", "--json")
+    proc = _run(
+        "train",
+        "--epochs",
+        "3",
+        "--latent-dim",
+        "4",
+        "--devices",
+        "1",
+        "--set",
+        "hidden=32",
+        "--workdir",
+        str(workdir),
+        "--no-progress",
+        "--json",
+    )
     assert proc.returncode == 0, proc.stderr
     assert (workdir / "metrics.jsonl").read_text() == before
     assert json.loads(proc.stdout)["epochs_run"] == 0
@@ -85,8 +121,19 @@ def test_unknown_model_is_a_clear_error(capsys, tmp_path):
 
 def test_config_flags_and_set(tmp_path):
     args = cli._parser().parse_args(
-        ["train", "--latent-dim", "3", "--lr", "0.01", "--set", "hidden=16,8",
-         "--set", "nonfinite=skip", "--no-progress"])
+        [
+            "train",
+            "--latent-dim",
+            "3",
+            "--lr",
+            "0.01",
+            "--set",
+            "hidden=16,8",
+            "--set",
+            "nonfinite=skip",
+            "--no-progress",
+        ]
+    )
     config = cli.build_config(args)
     assert config.latent_dim == 3 and config.lr == 0.01
     assert config.hidden == (16, 8) and config.nonfinite == "skip" and not config.progress

@@ -7,8 +7,9 @@ from aejax.errors import ConfigError
 
 
 def test_overrides_are_coerced_to_field_types():
-    c = Config().with_overrides(["hidden=1000,500,250", "lr=3e-4", "progress=false",
-                                 "devices=none", "epochs=7"])
+    c = Config().with_overrides(
+        ["hidden=1000,500,250", "lr=3e-4", "progress=false", "devices=none", "epochs=7"]
+    )
     assert c.hidden == (1000, 500, 250) and c.lr == 3e-4 and c.progress is False
     assert c.devices is None and c.epochs == 7
 
@@ -19,12 +20,15 @@ def test_json_round_trip_and_hashable():
     assert hash(c) == hash(Config.from_dict(c.to_dict()))
 
 
-@pytest.mark.parametrize(("change", "match"), [
-    ({"latent_dim": 0}, "latent_dim=0"),
-    ({"optimizer": "sgdx"}, "optimizer='sgdx'"),
-    ({"val_fraction": 1.5}, "val_fraction"),
-    ({"nonfinite": "ignore"}, "nonfinite"),
-])
+@pytest.mark.parametrize(
+    ("change", "match"),
+    [
+        ({"latent_dim": 0}, "latent_dim=0"),
+        ({"optimizer": "sgdx"}, "optimizer='sgdx'"),
+        ({"val_fraction": 1.5}, "val_fraction"),
+        ({"nonfinite": "ignore"}, "nonfinite"),
+    ],
+)
 def test_invalid_values_are_named(change, match):
     with pytest.raises(ConfigError, match=match):
         Config().replace(**change)

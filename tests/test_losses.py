@@ -11,19 +11,22 @@ def test_bernoulli_loss_is_bce_from_logits():
     x = jnp.array([[1.0, 0.0], [0.5, 1.0]])
     p = 1 / (1 + np.exp(-np.asarray(logits)))
     expected = -(x * np.log(p) + (1 - x) * np.log(1 - p)).sum(axis=1)
-    np.testing.assert_allclose(losses.reconstruction_loss(logits, x, "bernoulli"), expected,
-                               rtol=1e-5)
+    np.testing.assert_allclose(
+        losses.reconstruction_loss(logits, x, "bernoulli"), expected, rtol=1e-5
+    )
 
 
 def test_bernoulli_loss_is_finite_for_extreme_logits():
-    out = losses.reconstruction_loss(jnp.array([[100.0, -100.0]]), jnp.array([[0.0, 1.0]]),
-                                     "bernoulli")
+    out = losses.reconstruction_loss(
+        jnp.array([[100.0, -100.0]]), jnp.array([[0.0, 1.0]]), "bernoulli"
+    )
     np.testing.assert_allclose(out, [200.0], rtol=1e-5)
 
 
 def test_gaussian_loss_is_summed_squared_error():
-    out = losses.reconstruction_loss(jnp.zeros((2, 3)), jnp.array([[1.0, 2.0, 2.0], [0, 0, 3]]),
-                                     "gaussian")
+    out = losses.reconstruction_loss(
+        jnp.zeros((2, 3)), jnp.array([[1.0, 2.0, 2.0], [0, 0, 3]]), "gaussian"
+    )
     np.testing.assert_allclose(out, [9.0, 9.0])
 
 

@@ -24,12 +24,16 @@ def _free_port() -> int:
 def test_two_processes_equal_one(tmp_path, digits):
     port = _free_port()
     procs = [
-        subprocess.Popen([sys.executable, str(WORKER), str(port), str(i), str(tmp_path / f"{i}.npy")],
-                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        subprocess.Popen(
+            [sys.executable, str(WORKER), str(port), str(i), str(tmp_path / f"{i}.npy")],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
         for i in range(2)
     ]
     outs = [p.communicate(timeout=240) for p in procs]
-    for p, (out, err) in zip(procs, outs, strict=True):
+    for p, (_, err) in zip(procs, outs, strict=True):
         assert p.returncode == 0, err[-3000:]
     assert "runtime main True" in outs[0][0] and "runtime main False" in outs[1][0]
     a, b = np.load(tmp_path / "0.npy"), np.load(tmp_path / "1.npy")
@@ -41,7 +45,8 @@ def test_two_processes_equal_one(tmp_path, digits):
     state = init_state(model, tx, digits.input_shape, 0)
     step = jax.jit(aejax.make_train_step(model, tx, "bernoulli"))
     for i in range(4):
-        state, _ = step(state, jnp.asarray(digits.x_train[i * 64:(i + 1) * 64]),
-                        jax.random.key(1))
+        state, _ = step(
+            state, jnp.asarray(digits.x_train[i * 64 : (i + 1) * 64]), jax.random.key(1)
+        )
     single = np.concatenate([np.ravel(x) for x in jax.tree.leaves(state.params)])
     np.testing.assert_allclose(a, single, rtol=1e-5, atol=1e-6)

@@ -1,4 +1,4 @@
-"""Data parallelism on 8 fake CPU devices: jit+Mesh, the pmap path, checkpoints across topologies."""
+"""Data parallelism on 8 fake CPU devices: Mesh, pmap, checkpoints across topologies."""
 
 import jax
 import jax.numpy as jnp
@@ -21,7 +21,7 @@ def _setup(digits):
 
 
 def _batches(digits, n=5, b=64):
-    return [digits.x_train[i * b:(i + 1) * b] for i in range(n)]
+    return [digits.x_train[i * b : (i + 1) * b] for i in range(n)]
 
 
 def _flat(tree):
@@ -40,8 +40,7 @@ def test_mesh_step_equals_single_device(digits):
     for b in _batches(digits):
         sharded, m8 = step(sharded, shard.put_batch(b, mesh), shard.replicate(key, mesh))
     assert sharded.params["encoder"]["dense_0"]["kernel"].sharding.mesh.devices.size == 8
-    np.testing.assert_allclose(_flat(sharded.params), _flat(single.params), rtol=1e-5,
-                               atol=1e-6)
+    np.testing.assert_allclose(_flat(sharded.params), _flat(single.params), rtol=1e-5, atol=1e-6)
     np.testing.assert_allclose(m8["loss"], m1["loss"], rtol=1e-5)
 
 
@@ -58,8 +57,9 @@ def test_pmap_path_equals_single_device(digits):
     pstate, pkey = replicate(state, n), replicate(key, n)
     for b in _batches(digits):
         pstate, metrics = pstep(pstate, split_batch(b, n), pkey)
-    np.testing.assert_allclose(_flat(unreplicate(pstate).params), _flat(single.params),
-                               rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(
+        _flat(unreplicate(pstate).params), _flat(single.params), rtol=1e-5, atol=1e-6
+    )
     assert float(metrics["count"][0]) == 64.0
     assert int(unreplicate(pstate).step) == 5
 
@@ -76,8 +76,7 @@ def test_checkpoint_written_on_8_devices_restores_on_1(digits, tmp_path):
     leaf = restored.params["encoder"]["dense_0"]["kernel"]
     assert leaf.sharding.mesh.devices.size == 1
     np.testing.assert_array_equal(_flat(restored.params), _flat(state.params))
-    np.testing.assert_array_equal(jax.random.key_data(restored.rng),
-                                  jax.random.key_data(state.rng))
+    np.testing.assert_array_equal(jax.random.key_data(restored.rng), jax.random.key_data(state.rng))
     # And the other way round: 1 -> 2 devices.
     with Checkpointer(tmp_path / "ckpt") as c:
         on2, _, _, _ = c.restore(shard.replicate(state, shard.make_mesh(2)), target.params)
@@ -87,8 +86,16 @@ def test_checkpoint_written_on_8_devices_restores_on_1(digits, tmp_path):
 def test_bfloat16_compute_keeps_float32_params_and_learns(digits):
     from aejax.train import train
 
-    config = aejax.Config(hidden=(64,), latent_dim=8, epochs=4, lr=3e-3, warmup_steps=5,
-                          progress=False, devices=1, dtype="bfloat16")
+    config = aejax.Config(
+        hidden=(64,),
+        latent_dim=8,
+        epochs=4,
+        lr=3e-3,
+        warmup_steps=5,
+        progress=False,
+        devices=1,
+        dtype="bfloat16",
+    )
     result = train(config, dataset=digits)
     assert all(x.dtype == jnp.float32 for x in jax.tree.leaves(result.params))
     losses = [r["train_loss"] for r in result.history]

@@ -37,8 +37,13 @@ values = st.floats(-1e6, 1e6, allow_subnormal=False)
 @st.composite
 def tables(draw, max_rows=30, max_cols=5):
     """``[N, D]`` float64 tables, some columns constant."""
-    x = draw(hnp.arrays(np.float64, hnp.array_shapes(min_dims=2, max_dims=2, min_side=1,
-                                                     max_side=max_rows), elements=values))
+    x = draw(
+        hnp.arrays(
+            np.float64,
+            hnp.array_shapes(min_dims=2, max_dims=2, min_side=1, max_side=max_rows),
+            elements=values,
+        )
+    )
     x = x[:, :max_cols]
     for j in range(x.shape[1]):
         if draw(st.booleans()) and draw(st.booleans()):  # about one column in four
@@ -61,8 +66,9 @@ def test_standardizer_is_zero_mean_unit_std_and_inverts(x):
         # The mean and scale are stored as float32: the standardized mean is off by their
         # rounding, (mean - float32(mean)) / scale, and nothing else.
         offset = (mean[j] - np.float64(s.mean[j])) / np.float64(s.scale[j])
-        np.testing.assert_allclose(z[:, j].astype(np.float64).mean(), offset,
-                                   atol=1e-5 * (1 + abs(offset)))
+        np.testing.assert_allclose(
+            z[:, j].astype(np.float64).mean(), offset, atol=1e-5 * (1 + abs(offset))
+        )
         if not constant[j]:
             np.testing.assert_allclose(z[:, j].astype(np.float64).std(), 1.0, rtol=1e-5)
         elif np.all(x[:, j] == x[0, j]):
@@ -88,8 +94,9 @@ def test_split_is_the_documented_seeded_partition(n, seed, val_fraction, test_fr
             build_dataset("t", x, seed=seed, val_fraction=val_fraction, test_fraction=test_fraction)
         return
     assert n >= min_examples(val_fraction, test_fraction)
-    ds = build_dataset("t", x, np.arange(n), seed=seed, val_fraction=val_fraction,
-                       test_fraction=test_fraction)
+    ds = build_dataset(
+        "t", x, np.arange(n), seed=seed, val_fraction=val_fraction, test_fraction=test_fraction
+    )
     assert len(ds.x_train) + len(ds.x_val) + len(ds.x_test) == n
     for split, idx in ((ds.y_train, train_idx), (ds.y_val, val_idx), (ds.y_test, test_idx)):
         np.testing.assert_array_equal(split, idx)  # the labels tell where each row went
@@ -100,22 +107,26 @@ def test_split_is_the_documented_seeded_partition(n, seed, val_fraction, test_fr
 
 @FAST
 @given(tables(max_rows=25), st.booleans(), st.integers(0, 10), fractions, fractions)
-def test_csv_loads_back_standardized_rows_of_the_table(tmp_path_factory, x, header, seed,
-                                                       val_fraction, test_fraction):
+def test_csv_loads_back_standardized_rows_of_the_table(
+    tmp_path_factory, x, header, seed, val_fraction, test_fraction
+):
     path = tmp_path_factory.mktemp("csv") / "t.csv"
     lines = [",".join(f"col{j}" for j in range(x.shape[1]))] if header else []
     path.write_text("\n".join(lines + [",".join(repr(float(v)) for v in row) for row in x]))
     train_idx, val_idx, test_idx = _split_indices(len(x), seed, val_fraction, test_fraction)
     if len(train_idx) == 0:
         with pytest.raises(DataError, match="too few"):
-            load_dataset(str(path), seed=seed, val_fraction=val_fraction,
-                         test_fraction=test_fraction)
+            load_dataset(
+                str(path), seed=seed, val_fraction=val_fraction, test_fraction=test_fraction
+            )
         return
-    ds = load_dataset(str(path), seed=seed, val_fraction=val_fraction,
-                      test_fraction=test_fraction)
+    ds = load_dataset(str(path), seed=seed, val_fraction=val_fraction, test_fraction=test_fraction)
     assert ds.kind == "tabular" and ds.input_shape == (x.shape[1],)
     assert (len(ds.x_train), len(ds.x_val), len(ds.x_test)) == (
-        len(train_idx), len(val_idx), len(test_idx))
+        len(train_idx),
+        len(val_idx),
+        len(test_idx),
+    )
     reference = Standardizer.fit(x[train_idx])  # fitted on the training rows only
     for split, idx in ((ds.x_train, train_idx), (ds.x_val, val_idx), (ds.x_test, test_idx)):
         assert split.dtype == np.float32
@@ -123,8 +134,13 @@ def test_csv_loads_back_standardized_rows_of_the_table(tmp_path_factory, x, head
 
 
 @FAST
-@given(st.integers(1, 40), st.integers(1, 6), st.integers(1, 6), st.sampled_from([0, 1, 3]),
-       st.integers(0, 5))
+@given(
+    st.integers(1, 40),
+    st.integers(1, 6),
+    st.integers(1, 6),
+    st.sampled_from([0, 1, 3]),
+    st.integers(0, 5),
+)
 def test_uint8_images_load_as_pixels_over_255(tmp_path_factory, n, h, w, channels, seed):
     rng = np.random.default_rng(seed)
     shape = (n, h, w) if channels == 0 else (n, h, w, channels)
@@ -153,10 +169,13 @@ def _as_multiset(a: np.ndarray) -> list[bytes]:
 
 
 @FAST
-@given(hnp.arrays(st.sampled_from([np.uint8, np.int8, np.int16, np.int32, np.float32,
-                                    np.float64]),
-                  hnp.array_shapes(min_dims=1, max_dims=4, max_side=5)),
-       st.booleans())
+@given(
+    hnp.arrays(
+        st.sampled_from([np.uint8, np.int8, np.int16, np.int32, np.float32, np.float64]),
+        hnp.array_shapes(min_dims=1, max_dims=4, max_side=5),
+    ),
+    st.booleans(),
+)
 def test_idx_round_trip(tmp_path_factory, a, compress):
     codes = {"u1": 0x08, "i1": 0x09, "i2": 0x0B, "i4": 0x0C, "f4": 0x0D, "f8": 0x0E}
     header = struct.pack(">BBBB", 0, 0, codes[f"{a.dtype.kind}{a.dtype.itemsize}"], a.ndim)

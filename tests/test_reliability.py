@@ -36,13 +36,35 @@ LAST, BEFORE_LAST = EPOCHS * STEPS_PER_EPOCH, (EPOCHS - 1) * STEPS_PER_EPOCH  # 
 # The digits as a .npy file: the same images and split, without importing scikit-learn in
 # every process.
 DIGITS_NPY = pathlib.Path(tempfile.gettempdir()) / f"aejax-test-digits-{os.getpid()}.npy"
-ARGS = ("--data", str(DIGITS_NPY), "--set", "hidden=32", "--epochs", str(EPOCHS),
-        "--batch-size", "64", "--devices", "1", "--no-progress", "--set", "checkpoint_every=1")
+ARGS = (
+    "--data",
+    str(DIGITS_NPY),
+    "--set",
+    "hidden=32",
+    "--epochs",
+    str(EPOCHS),
+    "--batch-size",
+    "64",
+    "--devices",
+    "1",
+    "--no-progress",
+    "--set",
+    "checkpoint_every=1",
+)
 # Tensorstore callbacks that land after Orbax closed their event loop (see below).
 LOOP_CLOSED_NOISE = "ignore:(?s).*Event loop is closed:pytest.PytestUnraisableExceptionWarning"
 # In-process runs: tiny and quick.
-TINY = Config(data="digits", hidden=(16,), latent_dim=4, epochs=2, batch_size=64, lr=3e-3,
-              warmup_steps=5, progress=False, devices=1)
+TINY = Config(
+    data="digits",
+    hidden=(16,),
+    latent_dim=4,
+    epochs=2,
+    batch_size=64,
+    lr=3e-3,
+    warmup_steps=5,
+    progress=False,
+    devices=1,
+)
 
 
 # --- helpers ---------------------------------------------------------------------------------
@@ -66,8 +88,14 @@ def _train_cmd(workdir, *extra):
 
 
 def _run(env, workdir, *extra, preexec_fn=None):
-    return subprocess.run(_train_cmd(workdir, *extra), env=env, capture_output=True, text=True,
-                          timeout=300, preexec_fn=preexec_fn)
+    return subprocess.run(
+        _train_cmd(workdir, *extra),
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        preexec_fn=preexec_fn,
+    )
 
 
 def _committed(workdir) -> list[int]:
@@ -75,16 +103,23 @@ def _committed(workdir) -> list[int]:
     d = workdir / "checkpoints"
     if not d.is_dir():
         return []
-    return sorted(int(p.name) for p in d.iterdir()
-                  if p.name.isdigit() and (p / "commit_success.txt").is_file())
+    return sorted(
+        int(p.name)
+        for p in d.iterdir()
+        if p.name.isdigit() and (p / "commit_success.txt").is_file()
+    )
 
 
 def _leftovers(workdir) -> list[str]:
     """Anything in checkpoints/ that is neither a committed step nor set aside on purpose."""
     d = workdir / "checkpoints"
-    return sorted(p.name for p in d.iterdir()
-                  if not p.name.isdigit() and ".unreadable" not in p.name
-                  and not p.name.startswith(".write-test"))
+    return sorted(
+        p.name
+        for p in d.iterdir()
+        if not p.name.isdigit()
+        and ".unreadable" not in p.name
+        and not p.name.startswith(".write-test")
+    )
 
 
 def _final_checkpoint(workdir):
@@ -116,9 +151,13 @@ def env(tmp_path_factory):
 
     np.save(DIGITS_NPY, (load_digits().images / 16.0).astype(np.float32))
     cache = tmp_path_factory.mktemp("jax-cache")
-    yield dict(os.environ, JAX_PLATFORMS="cpu", JAX_COMPILATION_CACHE_DIR=str(cache),
-               JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS="0",
-               JAX_PERSISTENT_CACHE_MIN_ENTRY_SIZE_BYTES="0")
+    yield dict(
+        os.environ,
+        JAX_PLATFORMS="cpu",
+        JAX_COMPILATION_CACHE_DIR=str(cache),
+        JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS="0",
+        JAX_PERSISTENT_CACHE_MIN_ENTRY_SIZE_BYTES="0",
+    )
     DIGITS_NPY.unlink()
 
 
@@ -139,8 +178,7 @@ def _start_and_stop(env, workdir, rng, sig, log):
     """Starts training, waits for a new commit plus a random delay, then sends ``sig``."""
     before = max(_committed(workdir), default=0)
     with open(log, "w") as err:
-        proc = subprocess.Popen(_train_cmd(workdir), env=env, stdout=subprocess.DEVNULL,
-                                stderr=err)
+        proc = subprocess.Popen(_train_cmd(workdir), env=env, stdout=subprocess.DEVNULL, stderr=err)
         deadline = time.monotonic() + 240
         while not [s for s in _committed(workdir) if s > before]:
             if proc.poll() is not None or time.monotonic() > deadline:
@@ -231,8 +269,7 @@ def tiny_state():
 
 
 @pytest.mark.parametrize("damage", [_corrupt_meta, _drop_tree_metadata, _drop_item, _empty_step])
-def test_unreadable_checkpoints_are_skipped_with_a_warning(tiny_run, tiny_state, tmp_path,
-                                                           damage):
+def test_unreadable_checkpoints_are_skipped_with_a_warning(tiny_run, tiny_state, tmp_path, damage):
     workdir = tmp_path / "run"
     shutil.copytree(tiny_run, workdir)
     damage(workdir / "checkpoints" / "40")
@@ -265,19 +302,28 @@ def test_no_loadable_checkpoint_is_a_clear_error(tiny_run, tiny_state, tmp_path)
     for step in (20, 40):
         _drop_tree_metadata(workdir / "checkpoints" / str(step))
     with pytest.warns(UserWarning, match="skipping"):
-        with pytest.raises(CheckpointError, match=r"(?s)no loadable checkpoint.*step 40.*step 20.*"
-                                                  r"--fresh"):
+        with pytest.raises(
+            CheckpointError,
+            match=r"(?s)no loadable checkpoint.*step 40.*step 20.*"
+            r"--fresh",
+        ):
             with Checkpointer(workdir / "checkpoints") as c:
                 c.restore(tiny_state, tiny_state.params)
     assert sorted(p.name for p in (workdir / "checkpoints").iterdir()) == ["20", "40"]
 
 
-@pytest.mark.parametrize(("other", "expected"), [
-    ({"hidden": (16, 8)}, r"missing params/decoder/dense_2/bias"),
-    ({"hidden": ()}, r"extra params/decoder/dense_1/bias"),
-    ({"latent_dim": 3}, r"reshaped params/decoder/dense_0/kernel \(4, 16\) in the checkpoint "
-                        r"vs \(3, 16\) expected"),
-])
+@pytest.mark.parametrize(
+    ("other", "expected"),
+    [
+        ({"hidden": (16, 8)}, r"missing params/decoder/dense_2/bias"),
+        ({"hidden": ()}, r"extra params/decoder/dense_1/bias"),
+        (
+            {"latent_dim": 3},
+            r"reshaped params/decoder/dense_0/kernel \(4, 16\) in the checkpoint "
+            r"vs \(3, 16\) expected",
+        ),
+    ],
+)
 def test_checkpoint_of_another_model_is_a_clear_error(tiny_run, other, expected):
     state = _tiny_state(TINY.replace(**other))
     with Checkpointer(tiny_run / "checkpoints", read_only=True) as c:
@@ -290,8 +336,11 @@ def test_load_run_with_edited_config_names_the_missing_keys(tiny_run, tmp_path):
     shutil.copytree(tiny_run, workdir)
     config = json.loads((workdir / "config.json").read_text())
     (workdir / "config.json").write_text(json.dumps({**config, "hidden": [16, 8]}))
-    with pytest.raises(CheckpointError, match=r"checkpoints/40 does not match this model.*"
-                                              r"missing params/.*dense_2"):
+    with pytest.raises(
+        CheckpointError,
+        match=r"checkpoints/40 does not match this model.*"
+        r"missing params/.*dense_2",
+    ):
         load_run(workdir)
 
 
@@ -317,13 +366,16 @@ def test_evaluate_needs_a_run_directory(tmp_path, capsys):
 # --- another run in the workdir --------------------------------------------------------------
 
 
-def test_workdir_of_another_config_is_refused_then_fresh_starts_over(reference, tmp_path,
-                                                                       capsys):
+def test_workdir_of_another_config_is_refused_then_fresh_starts_over(reference, tmp_path, capsys):
     workdir = tmp_path / "run"
     shutil.copytree(reference, workdir)
     before = (workdir / "config.json").read_text()
-    assert cli.main(["train", *ARGS, "--workdir", str(workdir), "--model", "conv_ae",
-                     "--latent-dim", "4"]) == 2
+    assert (
+        cli.main(
+            ["train", *ARGS, "--workdir", str(workdir), "--model", "conv_ae", "--latent-dim", "4"]
+        )
+        == 2
+    )
     err = capsys.readouterr().err
     assert "holds a run with another config" in err
     assert "model: 'ae' -> 'conv_ae'" in err and "latent_dim: 8 -> 4" in err and "--fresh" in err
@@ -403,8 +455,11 @@ def test_failed_save_keeps_the_in_memory_run(digits, tmp_path, monkeypatch):
         return await original(self, x, directory)
 
     monkeypatch.setattr(handler.JsonCheckpointHandler, "_save_fn", full_disk)
-    with pytest.raises(CheckpointError, match=r"cannot write checkpoint 60 .*No space left on "
-                                              r"device.*step 40, is intact") as info:
+    with pytest.raises(
+        CheckpointError,
+        match=r"cannot write checkpoint 60 .*No space left on "
+        r"device.*step 40, is intact",
+    ) as info:
         train(config, tmp_path, dataset=digits)
     time.sleep(0.5)  # lets those late callbacks fire within this test
     gc.collect()
@@ -430,8 +485,13 @@ def test_gradient_clipping_is_on_by_default():
     _, opt_state = tx.update(huge, tx.init(params), params)
     # Adam's first moment after one step is (1 - b1) * gradient: the gradient was clipped to
     # global norm 1 before Adam saw it.
-    mu = jax.tree.leaves([s.mu for s in jax.tree.leaves(
-        opt_state, is_leaf=lambda s: hasattr(s, "mu")) if hasattr(s, "mu")])
+    mu = jax.tree.leaves(
+        [
+            s.mu
+            for s in jax.tree.leaves(opt_state, is_leaf=lambda s: hasattr(s, "mu"))
+            if hasattr(s, "mu")
+        ]
+    )
     np.testing.assert_allclose(float(jnp.linalg.norm(mu[0])), 0.1, rtol=1e-5)
 
 
@@ -440,9 +500,13 @@ def test_nonfinite_validation_loss_stops_either_policy(digits):
     from aejax.errors import TrainingDivergedError
 
     rng = np.random.default_rng(0)
-    ds = Dataset("toy", "tabular", rng.normal(size=(256, 6)).astype(np.float32),
-                 (rng.normal(size=(32, 6)) * 1e30).astype(np.float32),
-                 rng.normal(size=(32, 6)).astype(np.float32))
+    ds = Dataset(
+        "toy",
+        "tabular",
+        rng.normal(size=(256, 6)).astype(np.float32),
+        (rng.normal(size=(32, 6)) * 1e30).astype(np.float32),
+        rng.normal(size=(32, 6)).astype(np.float32),
+    )
     config = TINY.replace(data="toy", nonfinite="skip")
     with pytest.raises(TrainingDivergedError, match="validation loss became inf in epoch 1") as e:
         train(config, dataset=ds)

@@ -11,13 +11,21 @@ from aejax import Config
 from aejax.data import Dataset
 from aejax.errors import CheckpointError, DataError, TrainingDivergedError
 from aejax.train import loop as loop_mod
-from aejax.train import shard
-from aejax.train import train
+from aejax.train import shard, train
 from aejax.train.checkpoint import Checkpointer
 
 # Small and fast: one hidden layer, one device unless a test says otherwise.
-SMALL = Config(data="digits", hidden=(64,), latent_dim=8, epochs=3, batch_size=64, lr=3e-3,
-               warmup_steps=5, progress=False, devices=1)
+SMALL = Config(
+    data="digits",
+    hidden=(64,),
+    latent_dim=8,
+    epochs=3,
+    batch_size=64,
+    lr=3e-3,
+    warmup_steps=5,
+    progress=False,
+    devices=1,
+)
 
 
 def _leaves(tree):
@@ -25,6 +33,7 @@ def _leaves(tree):
         if jax.dtypes.issubdtype(x.dtype, jax.dtypes.prng_key):
             x = jax.random.key_data(x)
         return np.asarray(x)
+
     return [host(x) for x in jax.tree.leaves(tree)]
 
 
@@ -51,8 +60,9 @@ def test_same_seed_same_bits(digits):
     for x, y in zip(_leaves(a.params), _leaves(b.params), strict=True):
         np.testing.assert_array_equal(x, y)
     c = train(SMALL.replace(epochs=2, seed=1), dataset=digits)
-    assert any(not np.array_equal(x, y)
-               for x, y in zip(_leaves(a.params), _leaves(c.params), strict=True))
+    assert any(
+        not np.array_equal(x, y) for x, y in zip(_leaves(a.params), _leaves(c.params), strict=True)
+    )
 
 
 def test_step_compiles_once_per_run(digits, monkeypatch):
@@ -66,7 +76,9 @@ def test_step_compiles_once_per_run(digits, monkeypatch):
             def wrapped(*a, **k):
                 traces[kind] += 1
                 return fn(*a, **k)
+
             return wrapped
+
         return make
 
     monkeypatch.setattr(loop_mod, "make_train_step", counting("train", make_train))
@@ -104,10 +116,8 @@ def test_workdir_of_another_config_is_refused(digits, tmp_path):
     with pytest.raises(CheckpointError, match=r"latent_dim: 8 -> 4.*--fresh"):
         train(SMALL.replace(epochs=1, latent_dim=4), tmp_path, dataset=digits)
     # Presentation-only fields do not count as another run.
-    train(SMALL.replace(epochs=1, progress=True, keep_checkpoints=3), tmp_path,
-                dataset=digits)
-    fresh = train(SMALL.replace(epochs=1, latent_dim=4), tmp_path, dataset=digits,
-                        fresh=True)
+    train(SMALL.replace(epochs=1, progress=True, keep_checkpoints=3), tmp_path, dataset=digits)
+    fresh = train(SMALL.replace(epochs=1, latent_dim=4), tmp_path, dataset=digits, fresh=True)
     assert fresh.stats["epochs_run"] == 1
 
 
@@ -121,8 +131,13 @@ def test_nonfinite_loss_stops_and_keeps_last_good_checkpoint(digits, tmp_path):
     with pytest.raises(KeyboardInterrupt):
         train(config, tmp_path, dataset=digits, on_epoch_end=stop_after_two)
     # Finite but enormous inputs overflow the squared error to inf in the next epoch.
-    poisoned = Dataset("digits", "tabular", digits.x_train.reshape(-1, 64) * 1e30,
-                       digits.x_val.reshape(-1, 64), digits.x_test.reshape(-1, 64))
+    poisoned = Dataset(
+        "digits",
+        "tabular",
+        digits.x_train.reshape(-1, 64) * 1e30,
+        digits.x_val.reshape(-1, 64),
+        digits.x_test.reshape(-1, 64),
+    )
     with pytest.raises(TrainingDivergedError, match="epoch 3.*last good checkpoint"):
         train(config.replace(data="digits"), tmp_path, dataset=poisoned)
     with Checkpointer(tmp_path / "checkpoints", read_only=True) as c:
@@ -130,8 +145,13 @@ def test_nonfinite_loss_stops_and_keeps_last_good_checkpoint(digits, tmp_path):
 
 
 def test_nonfinite_skip_policy_leaves_params_unchanged(digits):
-    poisoned = Dataset("digits", "tabular", digits.x_train.reshape(-1, 64) * 1e30,
-                       digits.x_val.reshape(-1, 64), digits.x_test.reshape(-1, 64))
+    poisoned = Dataset(
+        "digits",
+        "tabular",
+        digits.x_train.reshape(-1, 64) * 1e30,
+        digits.x_val.reshape(-1, 64),
+        digits.x_test.reshape(-1, 64),
+    )
     config = SMALL.replace(epochs=1, nonfinite="skip")
     with pytest.warns(UserWarning, match="skipped"):
         result = train(config, dataset=poisoned)
@@ -154,8 +174,10 @@ def test_early_stopping_restores_best_parameters(digits, tmp_path):
     result = train(config, tmp_path, dataset=digits)
     assert result.stats["stopped_early"] and result.stats["epochs_run"] == 3
     assert result.stats["best_epoch"] == 1
-    assert any(not np.array_equal(x, y) for x, y in
-               zip(_leaves(result.params), _leaves(result.state.params), strict=True))
+    assert any(
+        not np.array_equal(x, y)
+        for x, y in zip(_leaves(result.params), _leaves(result.state.params), strict=True)
+    )
     # The returned parameters are epoch 1's: they score epoch 1's validation loss.
     model = result.model
     eval_step = jax.jit(aejax.make_eval_step(model, model.likelihood))

@@ -42,7 +42,9 @@ def create_model(name: str, input_shape: tuple[int, ...], likelihood: str, **hpa
         raise ConfigError(f"unknown model {name!r}; known models: {sorted(MODELS)}")
     cls = MODELS[name]
     fields = {f.name for f in dataclasses.fields(cls)} - {"parent", "name", "input_shape"}
-    kwargs = {k: (tuple(v) if isinstance(v, list) else v) for k, v in hparams.items() if k in fields}
+    kwargs = {
+        k: (tuple(v) if isinstance(v, list) else v) for k, v in hparams.items() if k in fields
+    }
     model = cls(input_shape=tuple(input_shape), likelihood=likelihood, **kwargs)
     if cls is ConvAE:
         check_conv_shape(model.input_shape, len(model.conv_features))

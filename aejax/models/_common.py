@@ -52,7 +52,9 @@ class Head(nn.Module):
 
     def __call__(self, out: jax.Array) -> jax.Array:
         if self.likelihood not in LIKELIHOODS:
-            raise ConfigError(f"unknown likelihood {self.likelihood!r}; choose one of {LIKELIHOODS}")
+            raise ConfigError(
+                f"unknown likelihood {self.likelihood!r}; choose one of {LIKELIHOODS}"
+            )
         # Losses and metrics are computed in float32 even when layers run in bfloat16.
         out = out.astype(jnp.float32)
         return jax.nn.sigmoid(out) if self.likelihood == "bernoulli" else out

@@ -43,7 +43,10 @@ def subpixel_conv_transpose(x: jax.Array, kernel: jax.Array, bias: jax.Array) ->
     # [2, 2, C_in, C_out, phase_y, phase_x] -> channels ordered (phase_y, phase_x, C_out).
     k = jnp.einsum("apk,bql,klio->abipqo", taps, taps, kernel).reshape(2, 2, c_in, 4 * c_out)
     y = jax.lax.conv_general_dilated(
-        x, k, window_strides=(1, 1), padding=((1, 0), (1, 0)),
+        x,
+        k,
+        window_strides=(1, 1),
+        padding=((1, 0), (1, 0)),
         dimension_numbers=("NHWC", "HWIO", "NHWC"),
     )
     b, h, w, _ = y.shape
@@ -67,16 +70,19 @@ class ConvTranspose2x(nn.Module):
 
     @nn.compact
     def __call__(self, x: jax.Array) -> jax.Array:
-        kernel = self.param("kernel", nn.initializers.lecun_normal(),
-                            (3, 3, x.shape[-1], self.features))
+        kernel = self.param(
+            "kernel", nn.initializers.lecun_normal(), (3, 3, x.shape[-1], self.features)
+        )
         bias = self.param("bias", nn.initializers.zeros, (self.features,))
         x, kernel, bias = (a.astype(self.dtype) for a in (x, kernel, bias))
         if self.impl == "lax":
             # What nn.ConvTranspose computes (transpose_kernel=False).
-            y = jax.lax.conv_transpose(x, kernel, (2, 2), "SAME",
-                                       dimension_numbers=("NHWC", "HWIO", "NHWC"))
+            y = jax.lax.conv_transpose(
+                x, kernel, (2, 2), "SAME", dimension_numbers=("NHWC", "HWIO", "NHWC")
+            )
             return y + bias.reshape(1, 1, 1, -1)
         if self.impl != "subpixel":
-            raise ConfigError(f"unknown deconv implementation {self.impl!r}; "
-                              "use 'subpixel' or 'lax'")
+            raise ConfigError(
+                f"unknown deconv implementation {self.impl!r}; use 'subpixel' or 'lax'"
+            )
         return subpixel_conv_transpose(x, kernel, bias)

@@ -7,7 +7,7 @@ import math
 import flax.linen as nn
 import jax
 
-from aejax.models._common import Head, MLP
+from aejax.models._common import MLP, Head
 
 
 class DenseAE(nn.Module):
@@ -35,11 +35,11 @@ class DenseAE(nn.Module):
     dtype: str = "float32"
 
     def setup(self):
-        self.encoder = MLP(self.hidden + (self.latent_dim,), self.activation, self.dtype,
-                           name="encoder")
+        self.encoder = MLP(
+            self.hidden + (self.latent_dim,), self.activation, self.dtype, name="encoder"
+        )
         out = math.prod(self.input_shape)
-        self.decoder = MLP(self.hidden[::-1] + (out,), self.activation, self.dtype,
-                           name="decoder")
+        self.decoder = MLP(self.hidden[::-1] + (out,), self.activation, self.dtype, name="decoder")
         self.head = Head(self.likelihood)
 
     def encode(self, x: jax.Array, *, train: bool = False) -> jax.Array:
@@ -48,7 +48,7 @@ class DenseAE(nn.Module):
         return self.encoder(x.reshape(x.shape[0], -1)).astype("float32")
 
     def decode_params(self, z: jax.Array) -> jax.Array:
-        """Maps ``z: [B, latent_dim]`` to output parameters ``[B, *input_shape]`` (logits or means)."""
+        """Maps ``z: [B, latent_dim]`` to ``[B, *input_shape]`` logits or means."""
         return self.decoder(z).reshape(z.shape[0], *self.input_shape).astype("float32")
 
     def decode(self, z: jax.Array) -> jax.Array:
@@ -56,7 +56,7 @@ class DenseAE(nn.Module):
         return self.head(self.decode_params(z))
 
     def __call__(self, x: jax.Array, *, train: bool = False) -> tuple[jax.Array, dict]:
-        """Returns ``(recon [B, *input_shape], aux)``; ``aux`` has ``z`` and ``out`` (logits/means)."""
+        """Returns ``(recon [B, *input_shape], aux)``; ``aux`` has ``z`` and ``out``."""
         z = self.encode(x, train=train)
         out = self.decode_params(z)
         return self.head(out), {"z": z, "out": out}

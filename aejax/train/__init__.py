@@ -7,6 +7,15 @@ from aejax.train.state import TrainState, init_state
 from aejax.train.step import make_eval_step, make_train_step
 
 __all__ = [
-    "Checkpointer", "RunResult", "TrainState", "epoch_permutation", "evaluate_arrays",
-    "init_state", "make_eval_step", "make_optimizer", "make_schedule", "make_train_step", "train",
+    "Checkpointer",
+    "RunResult",
+    "TrainState",
+    "epoch_permutation",
+    "evaluate_arrays",
+    "init_state",
+    "make_eval_step",
+    "make_optimizer",
+    "make_schedule",
+    "make_train_step",
+    "train",
 ]

@@ -55,7 +55,9 @@ class Checkpointer:
         elif not self.directory.is_dir():
             raise CheckpointError(f"no checkpoint directory at {self.directory}")
         options = ocp.CheckpointManagerOptions(
-            max_to_keep=None if read_only else keep, create=False, read_only=read_only,
+            max_to_keep=None if read_only else keep,
+            create=False,
+            read_only=read_only,
             # Removes "<step>.orbax-checkpoint-tmp" left by a process killed mid-save.
             cleanup_tmp_directories=not read_only,
         )
@@ -63,10 +65,13 @@ class Checkpointer:
         self._warned: set[int] = set()  # steps already reported as unreadable
         try:
             self._manager = ocp.CheckpointManager(
-                self.directory, options=options,
-                item_handlers={"state": ocp.StandardCheckpointHandler(),
-                               "best": ocp.StandardCheckpointHandler(),
-                               "meta": ocp.JsonCheckpointHandler()},
+                self.directory,
+                options=options,
+                item_handlers={
+                    "state": ocp.StandardCheckpointHandler(),
+                    "best": ocp.StandardCheckpointHandler(),
+                    "meta": ocp.JsonCheckpointHandler(),
+                },
             )
         except (OSError, ValueError) as e:
             raise CheckpointError(f"cannot open checkpoint directory {self.directory}: {e}") from e
@@ -154,7 +159,8 @@ class Checkpointer:
             self._set_aside(unreadable)
             return restored["state"], restored["best"], meta, step
         raise CheckpointError(
-            f"no loadable checkpoint in {self.directory}:\n  " + "\n  ".join(errors)
+            f"no loadable checkpoint in {self.directory}:\n  "
+            + "\n  ".join(errors)
             + "\nUse --fresh (fresh=True) to discard them and start again."
         )
 
@@ -171,8 +177,9 @@ class Checkpointer:
             try:
                 return self._read_meta(step)
             except Exception as e:  # noqa: BLE001
-                raise CheckpointError(f"checkpoint {self.directory}/{step} is unreadable: "
-                                      f"{_brief(e)}") from e
+                raise CheckpointError(
+                    f"checkpoint {self.directory}/{step} is unreadable: {_brief(e)}"
+                ) from e
         errors = []
         for s in reversed(steps):
             try:
@@ -227,8 +234,10 @@ class Checkpointer:
         reason = f"step {step}: {_brief(e)}"
         if step not in self._warned:
             self._warned.add(step)
-            warnings.warn(f"skipping unreadable checkpoint {self.directory}/{step} "
-                          f"({_brief(e)})", stacklevel=3)
+            warnings.warn(
+                f"skipping unreadable checkpoint {self.directory}/{step} ({_brief(e)})",
+                stacklevel=3,
+            )
         return reason
 
     def _set_aside(self, steps: list[int]) -> None:
@@ -246,8 +255,10 @@ class Checkpointer:
                 src.rename(dst)
             except OSError as e:
                 raise CheckpointError(f"cannot move unreadable checkpoint {src} aside: {e}") from e
-            warnings.warn(f"moved unreadable checkpoint {src} to {dst}; delete it when you "
-                          "no longer need it", stacklevel=3)
+            warnings.warn(
+                f"moved unreadable checkpoint {src} to {dst}; delete it when you no longer need it",
+                stacklevel=3,
+            )
         self._manager.reload()
 
     def _remove_unfinished(self) -> None:
@@ -271,11 +282,16 @@ class Checkpointer:
             committed = self.steps()
         except Exception:  # noqa: BLE001
             committed = []
-        kept = (f"the last committed checkpoint, step {committed[-1]}, is intact"
-                if committed else "no checkpoint was committed")
+        kept = (
+            f"the last committed checkpoint, step {committed[-1]}, is intact"
+            if committed
+            else "no checkpoint was committed"
+        )
         which = f"checkpoint {step}" if step is not None else "a checkpoint"
-        return (f"cannot write {which} in {self.directory}: {_brief(e)}. Nothing of it was "
-                f"kept; {kept}. Free space or fix permissions, then run again to resume.")
+        return (
+            f"cannot write {which} in {self.directory}: {_brief(e)}. Nothing of it was "
+            f"kept; {kept}. Free space or fix permissions, then run again to resume."
+        )
 
 
 @contextlib.contextmanager
@@ -371,8 +387,10 @@ def check_writable(directory: pathlib.Path) -> None:
       CheckpointError: it exists as a file, or cannot be created or written.
     """
     if directory.exists() and not directory.is_dir():
-        raise CheckpointError(f"checkpoint directory {directory} is not writable: it exists "
-                              "as a file, not a directory")
+        raise CheckpointError(
+            f"checkpoint directory {directory} is not writable: it exists "
+            "as a file, not a directory"
+        )
     try:
         directory.mkdir(parents=True, exist_ok=True)
         with tempfile.NamedTemporaryFile(dir=directory, prefix=".write-test-"):

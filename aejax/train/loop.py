@@ -95,9 +95,17 @@ def train(
         check_workdir(workdir, config, fresh=fresh)
 
     # --- Input -----------------------------------------------------------------------
-    ds = dataset if dataset is not None else load_dataset(
-        config.data, seed=config.seed, val_fraction=config.val_fraction,
-        test_fraction=config.test_fraction, data_dir=config.data_dir, download=config.download,
+    ds = (
+        dataset
+        if dataset is not None
+        else load_dataset(
+            config.data,
+            seed=config.seed,
+            val_fraction=config.val_fraction,
+            test_fraction=config.test_fraction,
+            data_dir=config.data_dir,
+            download=config.download,
+        )
     )
     image = ds.kind == "image"
     x_train = check_input(ds.x_train, ds.input_shape, f"{ds.name} training data", image=image)
@@ -111,11 +119,15 @@ def train(
     if batch_size > n_train:
         # A batch larger than the data would give zero steps per epoch.
         batch_size = max(n_dev, (n_train // n_dev) * n_dev)
-        warnings.warn(f"batch_size {config.batch_size} > {n_train} training examples; "
-                      f"using {batch_size}", stacklevel=2)
+        warnings.warn(
+            f"batch_size {config.batch_size} > {n_train} training examples; using {batch_size}",
+            stacklevel=2,
+        )
         if batch_size > n_train:
-            raise ConfigError(f"{n_train} training examples cannot fill one batch on {n_dev} "
-                              "devices; use --devices 1")
+            raise ConfigError(
+                f"{n_train} training examples cannot fill one batch on {n_dev} "
+                "devices; use --devices 1"
+            )
     shard.check_batch_size(batch_size, mesh)
     steps_per_epoch = n_train // batch_size
     total_steps = steps_per_epoch * config.epochs
@@ -129,8 +141,13 @@ def train(
 
     # --- Checkpoint / resume ---------------------------------------------------------
     ckpt = None
-    loop = {"epoch": 0, "best_val": math.inf, "best_epoch": -1, "bad_epochs": 0,
-            "stopped_early": False}
+    loop = {
+        "epoch": 0,
+        "best_val": math.inf,
+        "best_epoch": -1,
+        "bad_epochs": 0,
+        "stopped_early": False,
+    }
     if workdir is not None:
         _make_workdir(workdir)
         if fresh:
@@ -163,11 +180,15 @@ def train(
 
     acc0 = {k: jnp.zeros((), jnp.float32) for k in ("loss", "count", "nonfinite")}
     acc0 = shard.replicate(acc0, mesh)
-    batch_spec = jax.ShapeDtypeStruct((batch_size, *ds.input_shape), jnp.float32,
-                                      sharding=shard.batch_sharding(mesh))
+    batch_spec = jax.ShapeDtypeStruct(
+        (batch_size, *ds.input_shape), jnp.float32, sharding=shard.batch_sharding(mesh)
+    )
     t0 = time.perf_counter()
-    step_fn = jax.jit(loop_step, donate_argnums=(0, 1)).lower(
-        state, acc0, batch_spec, state.rng).compile()
+    step_fn = (
+        jax.jit(loop_step, donate_argnums=(0, 1))
+        .lower(state, acc0, batch_spec, state.rng)
+        .compile()
+    )
     compile_seconds = time.perf_counter() - t0
 
     # --- Loop ------------------------------------------------------------------------
@@ -189,12 +210,17 @@ def train(
             "train_samples_per_sec": train_samples / train_time if train_time > 0 else None,
             "devices": n_dev,
         }
-        return RunResult(config, ds, model, shard.fetch(best), state, history, stats,
-                         workdir)
+        return RunResult(config, ds, model, shard.fetch(best), state, history, stats, workdir)
 
-    bar = tqdm.tqdm(range(start_epoch, config.epochs), desc=f"{config.model}/{ds.name}",
-                    disable=not config.progress, initial=start_epoch, total=config.epochs,
-                    unit="epoch", leave=False)
+    bar = tqdm.tqdm(
+        range(start_epoch, config.epochs),
+        desc=f"{config.model}/{ds.name}",
+        disable=not config.progress,
+        initial=start_epoch,
+        total=config.epochs,
+        unit="epoch",
+        leave=False,
+    )
     try:
         for epoch in bar:
             if loop["stopped_early"]:
@@ -219,8 +245,9 @@ def train(
                     f"checkpoint is kept{_where(ckpt)}. Lower --lr, check the data, or use "
                     "--set nonfinite=skip to skip such steps."
                 )
-            record = _epoch_record(acc, epoch, steps_per_epoch, batch_size, dt,
-                                   make_schedule(config, total_steps))
+            record = _epoch_record(
+                acc, epoch, steps_per_epoch, batch_size, dt, make_schedule(config, total_steps)
+            )
             # --- Evals and early stopping ---
             monitor = record["train_loss"]
             if x_val.shape[0]:
@@ -244,8 +271,10 @@ def train(
                     loop["stopped_early"] = True
             loop["epoch"] = epoch + 1
             history.append(record)
-            bar.set_postfix(train=f"{record['train_loss']:.4g}",
-                            val=f"{record.get('val_loss', float('nan')):.4g}")
+            bar.set_postfix(
+                train=f"{record['train_loss']:.4g}",
+                val=f"{record.get('val_loss', float('nan')):.4g}",
+            )
             # --- Checkpoint ---
             if ckpt is not None:
                 # The log line first: a line without a committed checkpoint is dropped on
@@ -254,9 +283,16 @@ def train(
                     _append_metrics(workdir / "metrics.jsonl", record)
                 last = loop["epoch"] == config.epochs or loop["stopped_early"]
                 if last or loop["epoch"] % config.checkpoint_every == 0:
-                    meta = {"loop": dict(loop), "config": config.to_dict(), "record": record,
-                            "data": {"name": ds.name, "kind": ds.kind,
-                                     "input_shape": list(ds.input_shape)}}
+                    meta = {
+                        "loop": dict(loop),
+                        "config": config.to_dict(),
+                        "record": record,
+                        "data": {
+                            "name": ds.name,
+                            "kind": ds.kind,
+                            "input_shape": list(ds.input_shape),
+                        },
+                    }
                     ckpt.save(record["step"], state, best, meta)
             if on_epoch_end is not None:
                 on_epoch_end(record)
@@ -294,8 +330,11 @@ def _epoch_record(acc, epoch, steps_per_epoch, batch_size, seconds, schedule) ->
     }
     if acc["nonfinite"] > 0:
         record["skipped_nonfinite_steps"] = int(acc["nonfinite"])
-        warnings.warn(f"epoch {epoch + 1}: skipped {int(acc['nonfinite'])} step(s) with "
-                      "NaN/Inf loss or gradients", stacklevel=3)
+        warnings.warn(
+            f"epoch {epoch + 1}: skipped {int(acc['nonfinite'])} step(s) with "
+            "NaN/Inf loss or gradients",
+            stacklevel=3,
+        )
     return record
 
 
@@ -307,9 +346,10 @@ def evaluate_arrays(eval_step, params, x: np.ndarray, batch_size: int, mesh) -> 
         chunk = x[i : i + batch_size]
         mask = np.ones(batch_size, np.float32)
         if chunk.shape[0] < batch_size:
-            mask[chunk.shape[0]:] = 0.0
+            mask[chunk.shape[0] :] = 0.0
             chunk = np.concatenate(
-                [chunk, np.zeros((batch_size - chunk.shape[0], *x.shape[1:]), x.dtype)])
+                [chunk, np.zeros((batch_size - chunk.shape[0], *x.shape[1:]), x.dtype)]
+            )
         m = eval_step(params, shard.put_batch(chunk, mesh), shard.put_batch(mask, mesh))
         totals = accumulate(totals, m)
     totals = shard.fetch(totals)
@@ -326,8 +366,9 @@ def _check_same_run(workdir: pathlib.Path, config: Config) -> None:
         try:
             old = Config.from_dict(json.loads(saved.read_text()))
         except (OSError, ValueError) as e:  # JSONDecodeError and ConfigError are ValueErrors
-            raise CheckpointError(f"{saved} is unreadable ({e}); use a new workdir or "
-                                  "--fresh") from e
+            raise CheckpointError(
+                f"{saved} is unreadable ({e}); use a new workdir or --fresh"
+            ) from e
     else:  # killed before config.json was written: the checkpoints record the config too
         ckpts = workdir / "checkpoints"
         if not ckpts.is_dir() or not any(p.name.isdigit() for p in ckpts.iterdir()):
@@ -339,8 +380,10 @@ def _check_same_run(workdir: pathlib.Path, config: Config) -> None:
         try:
             old = Config.from_dict(meta["config"])
         except (KeyError, ValueError) as e:
-            raise CheckpointError(f"{ckpts}: the checkpoint's config is unreadable ({e}); use "
-                                  "a new workdir or --fresh") from e
+            raise CheckpointError(
+                f"{ckpts}: the checkpoint's config is unreadable ({e}); use "
+                "a new workdir or --fresh"
+            ) from e
     a, b = old.semantic_dict(), config.semantic_dict()
     diff = {k: (a[k], b[k]) for k in a if a[k] != b[k]}
     if diff:
@@ -382,8 +425,9 @@ def check_workdir(workdir: pathlib.Path, config: Config, *, fresh: bool = False)
     while not parent.exists() and parent != parent.parent:
         parent = parent.parent
     if not parent.is_dir() or not os.access(parent, os.W_OK | os.X_OK):
-        raise CheckpointError(f"cannot create workdir {workdir}: {parent} is not a writable "
-                              "directory")
+        raise CheckpointError(
+            f"cannot create workdir {workdir}: {parent} is not a writable directory"
+        )
     if workdir.is_dir() and not fresh:
         _check_same_run(workdir, config)
 

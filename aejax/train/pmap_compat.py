@@ -21,9 +21,8 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-from aejax import losses
 from aejax.train.state import TrainState
-from aejax.train.step import RNG_STREAMS
+from aejax.train.step import make_loss_fn
 
 AXIS = "data"
 
@@ -44,11 +43,7 @@ def make_pmap_train_step(
       typed key. Metrics are global sums (``loss``, ``count``), identical on every device.
     """
 
-    def loss_fn(params, batch, key):
-        rngs = dict(zip(RNG_STREAMS, jax.random.split(key, len(RNG_STREAMS)), strict=True))
-        _, aux = model.apply({"params": params}, batch, train=True, rngs=rngs)
-        per_example = losses.objective(aux, batch, likelihood)
-        return per_example.mean(), per_example
+    loss_fn = make_loss_fn(model, likelihood)
 
     def train_step(state: TrainState, batch: jax.Array, key: jax.Array):
         # Same key on every device, as in the single-device step; per-device streams would

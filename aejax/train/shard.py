@@ -16,8 +16,10 @@ def make_mesh(n_devices: int | None = None) -> Mesh:
     available = jax.devices()
     n = len(available) if n_devices is None else n_devices
     if n > len(available):
-        raise ConfigError(f"devices={n} requested but only {len(available)} are visible: "
-                          f"{[str(d) for d in available]}")
+        raise ConfigError(
+            f"devices={n} requested but only {len(available)} are visible: "
+            f"{[str(d) for d in available]}"
+        )
     return jax.make_mesh((n,), ("data",), axis_types=(AxisType.Auto,), devices=available[:n])
 
 

@@ -56,7 +56,8 @@ def init_state(
         params_key, step_key = jax.random.split(jax.random.key(seed))
         dummy = jnp.zeros((1, *input_shape), jnp.float32)
         params = model.init({"params": params_key}, dummy)["params"]
-        return TrainState(step=jnp.zeros((), jnp.int32), params=params,
-                          opt_state=tx.init(params), rng=step_key)
+        return TrainState(
+            step=jnp.zeros((), jnp.int32), params=params, opt_state=tx.init(params), rng=step_key
+        )
 
     return init(seed)

@@ -17,6 +17,21 @@ Metrics = dict[str, jax.Array]
 RNG_STREAMS = ("dropout", "noise", "sample")
 
 
+def make_loss_fn(model: nn.Module, likelihood: str) -> Callable:
+    """``loss_fn(params, batch, key) -> (mean loss, per-example losses [B])`` in train mode.
+
+    ``key`` feeds every named rng stream (dropout, noise, sample) a key of its own.
+    """
+
+    def loss_fn(params, batch, key):
+        rngs = dict(zip(RNG_STREAMS, jax.random.split(key, len(RNG_STREAMS)), strict=True))
+        _, aux = model.apply({"params": params}, batch, train=True, rngs=rngs)
+        per_example = losses.objective(aux, batch, likelihood)
+        return per_example.mean(), per_example
+
+    return loss_fn
+
+
 def make_train_step(
     model: nn.Module, tx: optax.GradientTransformation, likelihood: str, nonfinite: str = "stop"
 ) -> Callable[[TrainState, jax.Array, jax.Array], tuple[TrainState, Metrics]]:
@@ -35,11 +50,7 @@ def make_train_step(
       ``nonfinite`` (1 if this step's loss or gradients were NaN/Inf).
     """
 
-    def loss_fn(params, batch, key):
-        rngs = dict(zip(RNG_STREAMS, jax.random.split(key, len(RNG_STREAMS)), strict=True))
-        _, aux = model.apply({"params": params}, batch, train=True, rngs=rngs)
-        per_example = losses.objective(aux, batch, likelihood)
-        return per_example.mean(), per_example
+    loss_fn = make_loss_fn(model, likelihood)
 
     def train_step(state: TrainState, batch: jax.Array, key: jax.Array):
         key = jax.random.fold_in(key, state.step)

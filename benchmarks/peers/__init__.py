@@ -10,7 +10,7 @@ import importlib.util
 
 # A CPU-only wheel avoids pulling several GB of CUDA libraries (see the README).
 TORCH_HINT = (
-    'install the benchmark peers with `pip install torch --index-url '
+    "install the benchmark peers with `pip install torch --index-url "
     'https://download.pytorch.org/whl/cpu && pip install -e ".[bench]"`'
 )
 

@@ -38,8 +38,7 @@ def objective(twin: torch.nn.Module, x: torch.Tensor, likelihood: str) -> torch.
 def make_optimizer(twin: torch.nn.Module, config: Config) -> torch.optim.Optimizer:
     """Adam (or AdamW) with optax's defaults: betas (0.9, 0.999), eps 1e-8 outside the sqrt."""
     if config.optimizer == "adamw":
-        return torch.optim.AdamW(twin.parameters(), lr=config.lr,
-                                 weight_decay=config.weight_decay)
+        return torch.optim.AdamW(twin.parameters(), lr=config.lr, weight_decay=config.weight_decay)
     return torch.optim.Adam(twin.parameters(), lr=config.lr)
 
 
@@ -49,8 +48,7 @@ def lr_table(config: Config, total_steps: int) -> np.ndarray:
     return np.asarray(jax.vmap(schedule)(jnp.arange(max(total_steps, 1))), np.float64)
 
 
-def make_step(twin: torch.nn.Module, opt: torch.optim.Optimizer, likelihood: str,
-              grad_clip: float):
+def make_step(twin: torch.nn.Module, opt: torch.optim.Optimizer, likelihood: str, grad_clip: float):
     """``step(batch, lr) -> loss`` (a 0-d tensor): one update, as aejax's ``train_step``.
 
     Args:
@@ -78,22 +76,29 @@ def make_step(twin: torch.nn.Module, opt: torch.optim.Optimizer, likelihood: str
 @torch.no_grad()
 def decode_all(twin: torch.nn.Module, x: torch.Tensor, batch_size: int = 1024):
     """Decoder outputs ``[N, ...]`` (twin layout) for ``x: [N, ...]``, in chunks."""
-    return torch.cat([twin.decode_params(twin.encode(x[i : i + batch_size]))
-                      for i in range(0, x.shape[0], batch_size)])
+    return torch.cat(
+        [
+            twin.decode_params(twin.encode(x[i : i + batch_size]))
+            for i in range(0, x.shape[0], batch_size)
+        ]
+    )
 
 
 @torch.no_grad()
 def encode_all(twin: torch.nn.Module, x: torch.Tensor, batch_size: int = 1024) -> np.ndarray:
     """Codes ``[N, latent_dim]`` for ``x: [N, ...]`` in the twin's layout, host out."""
-    return torch.cat([twin.encode(x[i : i + batch_size])
-                      for i in range(0, x.shape[0], batch_size)]).numpy()
+    return torch.cat(
+        [twin.encode(x[i : i + batch_size]) for i in range(0, x.shape[0], batch_size)]
+    ).numpy()
 
 
 @torch.no_grad()
 def mean_objective(twin, x: torch.Tensor, likelihood: str, batch_size: int = 1024) -> float:
     """Mean per-example loss over ``x`` (the validation monitor)."""
-    total = sum(float(objective(twin, x[i : i + batch_size], likelihood).sum())
-                for i in range(0, x.shape[0], batch_size))
+    total = sum(
+        float(objective(twin, x[i : i + batch_size], likelihood).sum())
+        for i in range(0, x.shape[0], batch_size)
+    )
     return total / x.shape[0]
 
 
@@ -123,8 +128,10 @@ def train_twin(twin: torch.nn.Module, ds: Dataset, config: Config) -> dict:
         perm = torch.from_numpy(epoch_permutation(config.seed, epoch, n))
         t0 = time.perf_counter()
         for i in range(steps_per_epoch):
-            step(x_train[perm[i * batch_size : (i + 1) * batch_size]],
-                 float(lrs[epoch * steps_per_epoch + i]))
+            step(
+                x_train[perm[i * batch_size : (i + 1) * batch_size]],
+                float(lrs[epoch * steps_per_epoch + i]),
+            )
         if epoch > 0 or config.epochs == 1:
             train_time += time.perf_counter() - t0
             samples += steps_per_epoch * batch_size
@@ -144,9 +151,12 @@ def train_twin(twin: torch.nn.Module, ds: Dataset, config: Config) -> dict:
     out, recon = out_t.numpy(), recon_t.numpy()
     if out.shape[1:] != ds.x_test.shape[1:]:  # NCHW back to aejax's NHWC
         out, recon = np.moveaxis(out, 1, -1), np.moveaxis(recon, 1, -1)
-    report = metrics.reconstruction_report(recon, ds.x_test,
-                                           logits=out if likelihood == "bernoulli" else None,
-                                           image=ds.kind == "image")
+    report = metrics.reconstruction_report(
+        recon,
+        ds.x_test,
+        logits=out if likelihood == "bernoulli" else None,
+        image=ds.kind == "image",
+    )
     return {
         "test": report,
         "train_samples_per_sec": samples / train_time if train_time > 0 else None,

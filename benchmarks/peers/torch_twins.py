@@ -71,8 +71,13 @@ def _mlp(n_in: int, features: tuple[int, ...], activation: str) -> nn.Sequential
 class DenseTwin(nn.Module):
     """Twin of ``aejax.models.DenseAE``: ``x: [B, *input_shape]`` -> ``z: [B, latent_dim]``."""
 
-    def __init__(self, input_shape: tuple[int, ...], latent_dim: int = 8,
-                 hidden: tuple[int, ...] = (512, 256), activation: str = "gelu"):
+    def __init__(
+        self,
+        input_shape: tuple[int, ...],
+        latent_dim: int = 8,
+        hidden: tuple[int, ...] = (512, 256),
+        activation: str = "gelu",
+    ):
         super().__init__()
         self.input_shape = tuple(input_shape)
         d = math.prod(self.input_shape)
@@ -95,8 +100,13 @@ class DenseTwin(nn.Module):
 class ConvTwin(nn.Module):
     """Twin of ``aejax.models.ConvAE`` in NCHW: ``x: [B, C, H, W]`` -> ``z: [B, latent_dim]``."""
 
-    def __init__(self, input_shape: tuple[int, ...], latent_dim: int = 8,
-                 conv_features: tuple[int, ...] = (32, 64), activation: str = "gelu"):
+    def __init__(
+        self,
+        input_shape: tuple[int, ...],
+        latent_dim: int = 8,
+        conv_features: tuple[int, ...] = (32, 64),
+        activation: str = "gelu",
+    ):
         super().__init__()
         h, w, c = input_shape
         feats = tuple(conv_features)
@@ -104,15 +114,17 @@ class ConvTwin(nn.Module):
         self.input_shape = tuple(input_shape)
         self.bottom = (feats[-1], h // s, w // s)  # (C, H, W) at the end of the conv stack
         chans = (c,) + feats
-        self.down = nn.ModuleList(nn.Conv2d(chans[i], chans[i + 1], 3, stride=2, padding=0)
-                                  for i in range(len(feats)))
+        self.down = nn.ModuleList(
+            nn.Conv2d(chans[i], chans[i + 1], 3, stride=2, padding=0) for i in range(len(feats))
+        )
         n_bottom = math.prod(self.bottom)
         self.to_code = _dense(n_bottom, latent_dim)
         self.from_code = _dense(latent_dim, n_bottom)
         up = feats[-2::-1] + (c,)
         ins = (feats[-1],) + up[:-1]
-        self.up = nn.ModuleList(nn.ConvTranspose2d(i, o, 3, stride=2, padding=0)
-                                for i, o in zip(ins, up, strict=True))
+        self.up = nn.ModuleList(
+            nn.ConvTranspose2d(i, o, 3, stride=2, padding=0) for i, o in zip(ins, up, strict=True)
+        )
         self.act = _activation(activation)
         for conv in self.down:
             lecun_normal_(conv.weight, 9 * conv.in_channels)
@@ -171,6 +183,7 @@ def load_flax_params(twin: nn.Module, params) -> None:
       twin: a ``DenseTwin`` or ``ConvTwin``.
       params: the matching Flax model's ``params`` tree.
     """
+
     def t(a):
         return torch.from_numpy(np.array(a, np.float32))  # a writable copy
 
@@ -191,12 +204,18 @@ def load_flax_params(twin: nn.Module, params) -> None:
         dense(conv, p, w=np.transpose(p["kernel"], (3, 2, 0, 1)))  # HWIO -> OIHW
     # Flax flattens the bottom as (H, W, C); the twin as (C, H, W).
     k = np.asarray(params["to_code"]["kernel"])
-    dense(twin.to_code, params["to_code"],
-          w=k.reshape(h, w, c, -1).transpose(3, 2, 0, 1).reshape(k.shape[1], -1))
+    dense(
+        twin.to_code,
+        params["to_code"],
+        w=k.reshape(h, w, c, -1).transpose(3, 2, 0, 1).reshape(k.shape[1], -1),
+    )
     k, b = np.asarray(params["from_code"]["kernel"]), np.asarray(params["from_code"]["bias"])
-    dense(twin.from_code, params["from_code"],
-          w=k.reshape(-1, h, w, c).transpose(3, 1, 2, 0).reshape(c * h * w, -1),
-          b=b.reshape(h, w, c).transpose(2, 0, 1).reshape(-1))
+    dense(
+        twin.from_code,
+        params["from_code"],
+        w=k.reshape(-1, h, w, c).transpose(3, 1, 2, 0).reshape(c * h * w, -1),
+        b=b.reshape(h, w, c).transpose(2, 0, 1).reshape(-1),
+    )
     for i, deconv in enumerate(twin.up):
         k = np.asarray(params[f"deconv_{i}"]["kernel"])[::-1, ::-1]  # [3, 3, in, out], flipped
         dense(deconv, params[f"deconv_{i}"], w=np.transpose(k, (2, 3, 0, 1)))

@@ -26,6 +26,14 @@ def get_config(data: str = "mnist-lite") -> aejax.Config:
     about 3-5 minutes on 2 CPU cores.
     """
     return aejax.Config(
-        model="ae", data=data, hidden=(1000, 500, 250), latent_dim=30,
-        epochs=100, batch_size=64, lr=3e-4, schedule="cosine", warmup_steps=100, seed=0,
+        model="ae",
+        data=data,
+        hidden=(1000, 500, 250),
+        latent_dim=30,
+        epochs=100,
+        batch_size=64,
+        lr=3e-4,
+        schedule="cosine",
+        warmup_steps=100,
+        seed=0,
     )
