@@ -54,3 +54,39 @@ def all_finite(tree) -> jax.Array:
     """Scalar bool: every leaf of ``tree`` is free of NaN/Inf."""
     leaves = [jnp.all(jnp.isfinite(leaf)) for leaf in jax.tree.leaves(tree)]
     return jnp.all(jnp.stack(leaves)) if leaves else jnp.array(True)
+
+
+# Bounds for log-variances: exp(20) ~ 5e8 and exp(-30) ~ 1e-13 keep exp() and its gradient
+# finite in float32 while never binding for a healthy model.
+LOGVAR_MIN, LOGVAR_MAX = -30.0, 20.0
+
+
+def clamp_logvar(logvar: jax.Array) -> jax.Array:
+    """Clips log-variances to [LOGVAR_MIN, LOGVAR_MAX] so exp() cannot overflow to inf."""
+    return jnp.clip(logvar, LOGVAR_MIN, LOGVAR_MAX)
+
+
+def kl_diag_gaussian(
+    mu: jax.Array,
+    logvar: jax.Array,
+    prior_mu: jax.Array | float = 0.0,
+    prior_logvar: jax.Array | float = 0.0,
+) -> jax.Array:
+    """KL(N(mu, exp(logvar)) || N(prior_mu, exp(prior_logvar))) per example, summed over dims.
+
+    Log-variances are clamped first (see ``clamp_logvar``).
+
+    Args:
+      mu: ``[B, K]`` posterior means.
+      logvar: ``[B, K]`` posterior log-variances.
+      prior_mu: prior mean (scalar or broadcastable to ``[B, K]``); standard normal by default.
+      prior_logvar: prior log-variance, likewise.
+
+    Returns:
+      ``[B]`` KL divergences in nats.
+    """
+    logvar, prior_logvar = clamp_logvar(logvar), clamp_logvar(jnp.asarray(prior_logvar))
+    var_ratio = jnp.exp(logvar - prior_logvar)
+    mean_term = jnp.square(mu - prior_mu) * jnp.exp(-prior_logvar)
+    kl = 0.5 * (var_ratio + mean_term - 1.0 - logvar + prior_logvar)
+    return kl.reshape(kl.shape[0], -1).sum(axis=1)

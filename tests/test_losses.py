@@ -40,3 +40,30 @@ def test_all_finite():
     assert bool(losses.all_finite({"a": jnp.ones(3), "b": jnp.zeros(2)}))
     assert not bool(losses.all_finite({"a": jnp.array([1.0, jnp.nan])}))
     assert not bool(losses.all_finite([jnp.array([jnp.inf])]))
+
+
+def test_kl_of_two_gaussians_known_value():
+    # KL(N(1, 2^2) || N(0, 1)) = 0.5 * (4 + 1 - 1 - ln 4) per dimension.
+    mu = jnp.array([[1.0, 1.0]])
+    logvar = jnp.full((1, 2), np.log(4.0))
+    expected = 2 * 0.5 * (4 + 1 - 1 - np.log(4.0))
+    np.testing.assert_allclose(losses.kl_diag_gaussian(mu, logvar), [expected], rtol=1e-6)
+    # Against a non-standard prior: KL(N(0, 1) || N(2, 3^2)).
+    got = losses.kl_diag_gaussian(jnp.zeros((1, 1)), jnp.zeros((1, 1)), 2.0, np.log(9.0))
+    want = np.log(3.0) + (1 + 4) / (2 * 9) - 0.5
+    np.testing.assert_allclose(got, [want], rtol=1e-6)
+    # Identical distributions: zero.
+    np.testing.assert_allclose(
+        losses.kl_diag_gaussian(jnp.zeros((3, 4)), jnp.zeros((3, 4))), np.zeros(3), atol=1e-7
+    )
+
+
+def test_kl_clamps_log_variances():
+    import jax
+
+    huge = jnp.array([[1e4, -1e4]])
+    kl = losses.kl_diag_gaussian(jnp.zeros((1, 2)), huge)
+    assert np.isfinite(np.asarray(kl)).all()
+    grad = jax.grad(lambda lv: losses.kl_diag_gaussian(jnp.zeros((1, 2)), lv).sum())(huge)
+    assert np.isfinite(np.asarray(grad)).all()
+    np.testing.assert_allclose(losses.clamp_logvar(huge), [[losses.LOGVAR_MAX, losses.LOGVAR_MIN]])
