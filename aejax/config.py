@@ -22,6 +22,7 @@ PRESENTATION_FIELDS = frozenset(
         "devices",
         "distributed",
         "compile_cache",
+        "tensorboard",
     }
 )
 
@@ -64,6 +65,7 @@ class Config:
     checkpoint_every: int = 1  # epochs between checkpoints
     keep_checkpoints: int = 2
     progress: bool = True
+    tensorboard: bool = False  # also write epoch metrics to <workdir>/tensorboard (tensorboardX)
     devices: int | None = None  # data-parallel devices; None = all local devices
     distributed: bool = False  # jax.distributed.initialize() first (multi-host runs)
     compile_cache: str | None = None  # persistent compilation cache directory

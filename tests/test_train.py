@@ -192,3 +192,25 @@ def test_bad_dataset_is_refused_before_training(digits):
     bad = Dataset("digits", "image", x, digits.x_val, digits.x_test)
     with pytest.raises(DataError, match="NaN/Inf.*row 3"):
         train(SMALL, dataset=bad)
+
+
+def test_tensorboard_scalars_are_written(digits, tmp_path):
+    import struct
+
+    from tensorboardX.proto import event_pb2
+
+    train(SMALL.replace(epochs=2, tensorboard=True), tmp_path, dataset=digits)
+    files = list((tmp_path / "tensorboard").glob("events.out.tfevents.*"))
+    assert len(files) == 1
+    data, scalars = files[0].read_bytes(), {}
+    while data:  # TFRecord framing: length, crc, payload, crc
+        (n,) = struct.unpack("<Q", data[:8])
+        event = event_pb2.Event.FromString(data[12 : 12 + n])
+        data = data[16 + n :]
+        for v in event.summary.value:
+            scalars.setdefault(v.tag, []).append((event.step, v.simple_value))
+    log = [json.loads(x) for x in (tmp_path / "metrics.jsonl").read_text().splitlines()]
+    assert [s for s, _ in scalars["train_loss"]] == [r["step"] for r in log]
+    np.testing.assert_allclose(
+        [v for _, v in scalars["val_loss"]], [r["val_loss"] for r in log], rtol=1e-6
+    )

@@ -18,7 +18,7 @@ import jax.numpy as jnp
 import numpy as np
 import tqdm
 
-from aejax import losses
+from aejax import losses, tensorboard
 from aejax.config import Config
 from aejax.data import Dataset, load_dataset
 from aejax.errors import AejaxError, CheckpointError, ConfigError, TrainingDivergedError
@@ -93,6 +93,10 @@ def train(
     workdir = pathlib.Path(workdir) if workdir is not None else None
     if workdir is not None:
         check_workdir(workdir, config, fresh=fresh)
+    tb = None
+    if config.tensorboard and workdir is not None and runtime.is_main_process():
+        tb = tensorboard.TensorBoardLogger(workdir / "tensorboard")
+        on_epoch_end = tensorboard.chain(tb, on_epoch_end)
 
     # --- Input -----------------------------------------------------------------------
     ds = (
@@ -298,6 +302,8 @@ def train(
                 on_epoch_end(record)
     except BaseException as e:
         bar.close()
+        if tb is not None:
+            tb.close()
         if ckpt is not None:
             try:
                 ckpt.close()  # lets a pending save commit: it is the newest good state
@@ -308,6 +314,8 @@ def train(
             e.result = run_result()  # the in-memory run is not lost with the error
         raise
     bar.close()
+    if tb is not None:
+        tb.close()  # its writer thread flushes the last events on close
     if ckpt is not None:
         try:
             ckpt.close()  # waits for the last save to commit
