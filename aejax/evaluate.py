@@ -13,12 +13,12 @@ import numpy as np
 from aejax import inference, losses, metrics
 from aejax.baselines import fit_pca
 from aejax.config import Config
-from aejax.data import Dataset, Standardizer, load_dataset
+from aejax.data import Dataset, Standardizer
 from aejax.errors import CheckpointError, ConfigError, DataError
 from aejax.models import create_model
 from aejax.train import runtime
 from aejax.train.checkpoint import Checkpointer
-from aejax.train.loop import RunResult, check_workdir, train
+from aejax.train.loop import RunResult, check_workdir, dataset_for, train
 from aejax.train.optim import make_optimizer
 from aejax.train.state import init_state
 
@@ -110,14 +110,7 @@ def train_and_evaluate(
     if workdir is not None:
         check_workdir(pathlib.Path(workdir), config, fresh=fresh)
     if dataset is None:
-        dataset = load_dataset(
-            config.data,
-            seed=config.seed,
-            val_fraction=config.val_fraction,
-            test_fraction=config.test_fraction,
-            data_dir=config.data_dir,
-            download=config.download,
-        )
+        dataset = dataset_for(config)
     if dataset.x_test.shape[0] == 0:
         raise DataError(
             f"data set {dataset.name!r} has no test examples (test_fraction="
@@ -232,13 +225,7 @@ def evaluate_workdir(workdir: str | pathlib.Path, data: str | None = None) -> di
         the kind and shape the run was trained on.
     """
     config, model, params, scaler = load_run(workdir)
-    ds = load_dataset(
-        data or config.data,
-        seed=config.seed,
-        val_fraction=config.val_fraction,
-        test_fraction=config.test_fraction,
-        data_dir=config.data_dir,
-    )
+    ds = dataset_for(config, data)
     trained_kind = "image" if model.likelihood == "bernoulli" else "tabular"
     if ds.kind != trained_kind or ds.input_shape != tuple(model.input_shape):
         raise DataError(

@@ -24,6 +24,22 @@ SUMMARY_KEYS = {
 }
 
 
+# A tiny run; the workdir follows.
+TRAIN_ARGS = (
+    "train",
+    "--epochs",
+    "3",
+    "--latent-dim",
+    "4",
+    "--devices",
+    "1",
+    "--no-progress",
+    "--set",
+    "hidden=32",
+    "--workdir",
+)
+
+
 def _run(*args):
     return subprocess.run(
         [sys.executable, "-m", "aejax.cli", *args], capture_output=True, text=True, timeout=300
@@ -35,18 +51,8 @@ def trained(tmp_path_factory):
     root = tmp_path_factory.mktemp("run")
     workdir = root / "ae-digits"
     proc = _run(
-        "train",
-        "--epochs",
-        "3",
-        "--latent-dim",
-        "4",
-        "--devices",
-        "1",
-        "--set",
-        "hidden=32",
-        "--workdir",
+        *TRAIN_ARGS,
         str(workdir),
-        "--no-progress",
         "--set",
         f"compile_cache={root / 'cache'}",
     )
@@ -75,18 +81,8 @@ def test_rerun_resumes_and_does_not_retrain(trained):
     workdir, _ = trained
     before = (workdir / "metrics.jsonl").read_text()
     proc = _run(
-        "train",
-        "--epochs",
-        "3",
-        "--latent-dim",
-        "4",
-        "--devices",
-        "1",
-        "--set",
-        "hidden=32",
-        "--workdir",
+        *TRAIN_ARGS,
         str(workdir),
-        "--no-progress",
         "--json",
     )
     assert proc.returncode == 0, proc.stderr

@@ -45,6 +45,18 @@ class RunResult:
     workdir: pathlib.Path | None
 
 
+def dataset_for(config: Config, spec: str | None = None) -> Dataset:
+    """Loads ``spec`` (default ``config.data``) with the config's seed, fractions and paths."""
+    return load_dataset(
+        spec or config.data,
+        seed=config.seed,
+        val_fraction=config.val_fraction,
+        test_fraction=config.test_fraction,
+        data_dir=config.data_dir,
+        download=config.download,
+    )
+
+
 def epoch_permutation(seed: int, epoch: int, n: int) -> np.ndarray:
     """The order of the training examples in ``epoch``: a pure function of (seed, epoch).
 
@@ -99,18 +111,7 @@ def train(
         on_epoch_end = tensorboard.chain(tb, on_epoch_end)
 
     # --- Input -----------------------------------------------------------------------
-    ds = (
-        dataset
-        if dataset is not None
-        else load_dataset(
-            config.data,
-            seed=config.seed,
-            val_fraction=config.val_fraction,
-            test_fraction=config.test_fraction,
-            data_dir=config.data_dir,
-            download=config.download,
-        )
-    )
+    ds = dataset if dataset is not None else dataset_for(config)
     image = ds.kind == "image"
     x_train = check_input(ds.x_train, ds.input_shape, f"{ds.name} training data", image=image)
     x_val = ds.x_val
