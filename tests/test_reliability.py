@@ -22,6 +22,7 @@ import time
 import jax
 import numpy as np
 import pytest
+from _trees import host
 
 from aejax import Config, cli
 from aejax.errors import CheckpointError
@@ -70,17 +71,11 @@ TINY = Config(
 # --- helpers ---------------------------------------------------------------------------------
 
 
-def _host(x):
-    if jax.dtypes.issubdtype(x.dtype, jax.dtypes.prng_key):
-        x = jax.random.key_data(x)
-    return np.asarray(x)
-
-
 def _assert_trees_equal(a, b):
     la, lb = jax.tree.leaves(a), jax.tree.leaves(b)
     assert len(la) == len(lb) and jax.tree.structure(a) == jax.tree.structure(b)
     for x, y in zip(la, lb, strict=True):
-        np.testing.assert_array_equal(_host(x), _host(y))
+        np.testing.assert_array_equal(host(x), host(y))
 
 
 def _train_cmd(workdir, *extra):

@@ -5,6 +5,7 @@ import json
 import jax
 import numpy as np
 import pytest
+from _trees import host_leaves
 
 import aejax
 from aejax import Config
@@ -28,13 +29,7 @@ SMALL = Config(
 )
 
 
-def _leaves(tree):
-    def host(x):
-        if jax.dtypes.issubdtype(x.dtype, jax.dtypes.prng_key):
-            x = jax.random.key_data(x)
-        return np.asarray(x)
-
-    return [host(x) for x in jax.tree.leaves(tree)]
+_leaves = host_leaves
 
 
 def test_loss_falls_on_digits(digits):
