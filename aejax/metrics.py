@@ -5,7 +5,6 @@ from __future__ import annotations
 import jax
 import jax.numpy as jnp
 import numpy as np
-import optax
 
 from aejax.errors import DataError
 
@@ -65,6 +64,15 @@ def mse_per_example(recon: jax.typing.ArrayLike, x: jax.typing.ArrayLike) -> jax
 def bce_per_example(logits: jax.typing.ArrayLike, x: jax.typing.ArrayLike) -> jax.Array:
     """Binary cross-entropy of each example, computed stably from logits.
 
+    ``-x log(sigmoid(l)) - (1 - x) log(1 - sigmoid(l))`` is written as
+    ``max(l, 0) - x l + log1p(exp(-|l|))``: one ``exp`` and one ``log1p`` per element, where
+    ``optax.sigmoid_binary_cross_entropy`` takes two log-sigmoids; the value and gradient
+    equal optax's to float32 rounding (tested). The per-example sum is a matrix-vector
+    product with ones: as a plain ``sum``, XLA's CPU backend hands the whole elementwise
+    loss to its YNNPACK reduce kernel, which evaluates ``exp``/``log1p`` about 10x slower
+    than a loop fusion (profiled: 2.8 ms of a 16 ms dense-AE step at batch 256). Together
+    the two changes make that step ~1.2x faster on CPU.
+
     Args:
         logits: decoder outputs before the sigmoid, [B, ...]; any finite value.
         x: targets of the same shape, in [0, 1].
@@ -73,7 +81,16 @@ def bce_per_example(logits: jax.typing.ArrayLike, x: jax.typing.ArrayLike) -> ja
         [B]: the cross-entropy summed over all non-batch axes (nats).
     """
     logits, x = _as_float_pair(logits, x)
-    return _sum_per_example(optax.sigmoid_binary_cross_entropy(logits, x))
+    # Selects rather than max/abs: their derivatives at l = 0 would drop sigmoid(0) = 1/2;
+    # written this way autodiff gives sigmoid(l) - x everywhere, reusing exp(-|l|).
+    positive = logits > 0
+    bce = (
+        jnp.where(positive, logits, 0.0)
+        - x * logits
+        + jnp.log1p(jnp.exp(jnp.where(positive, -logits, logits)))
+    )
+    bce = bce.reshape(bce.shape[0], -1)
+    return bce @ jnp.ones((bce.shape[1],), bce.dtype)
 
 
 def psnr_per_example(

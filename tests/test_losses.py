@@ -36,10 +36,17 @@ def test_objective_adds_penalties():
     np.testing.assert_allclose(out, [3.0, 4.0])
 
 
-def test_all_finite():
-    assert bool(losses.all_finite({"a": jnp.ones(3), "b": jnp.zeros(2)}))
-    assert not bool(losses.all_finite({"a": jnp.array([1.0, jnp.nan])}))
-    assert not bool(losses.all_finite([jnp.array([jnp.inf])]))
+def test_step_is_finite_catches_nan_inf_and_overflowing_squares():
+    grads = {"a": jnp.ones(3), "b": {"c": jnp.zeros(2)}}
+    loss = jnp.ones(4)
+    assert bool(losses.step_is_finite(loss, grads))
+    assert not bool(losses.step_is_finite(loss.at[2].set(jnp.nan), grads))
+    assert not bool(losses.step_is_finite(loss.at[0].set(jnp.inf), grads))
+    assert not bool(losses.step_is_finite(loss, {**grads, "a": jnp.array([1.0, jnp.nan, 0.0])}))
+    assert not bool(losses.step_is_finite(loss, {**grads, "b": {"c": jnp.array([-jnp.inf, 0])}}))
+    # Finite, but its square overflows float32: Adam's second moment would become inf.
+    assert not bool(losses.step_is_finite(loss, {**grads, "a": jnp.array([2e19, 0.0, 0.0])}))
+    assert bool(losses.step_is_finite(loss, {**grads, "a": jnp.array([1e18, 0.0, 0.0])}))
 
 
 def test_kl_of_two_gaussians_known_value():

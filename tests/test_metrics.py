@@ -3,6 +3,7 @@
 import jax
 import jax.numpy as jnp
 import numpy as np
+import optax
 import pytest
 
 from aejax import metrics
@@ -51,6 +52,26 @@ def test_bce_matches_naive_formula_on_moderate_logits():
     xn = np.asarray(x, np.float64)
     naive = -(xn * np.log(p) + (1 - xn) * np.log1p(-p)).reshape(4, -1).sum(axis=1)
     np.testing.assert_allclose(metrics.bce_per_example(logits, x), naive, rtol=1e-5)
+
+
+def test_bce_equals_optax_in_value_and_gradient():
+    logits = jnp.concatenate(
+        [jnp.linspace(-120.0, 120.0, 97), jax.random.normal(jax.random.key(2), (31,)) * 4]
+    ).reshape(4, 32)
+    x = jax.random.uniform(jax.random.key(3), (4, 32)).at[0, :8].set(0.0).at[1, :8].set(1.0)
+
+    def ours(lg):
+        return metrics.bce_per_example(lg, x).sum()
+
+    def reference(lg):
+        return optax.sigmoid_binary_cross_entropy(lg, x).sum()
+
+    np.testing.assert_allclose(
+        metrics.bce_per_example(logits, x),
+        optax.sigmoid_binary_cross_entropy(logits, x).sum(axis=1),
+        rtol=1e-6,
+    )
+    np.testing.assert_allclose(jax.grad(ours)(logits), jax.grad(reference)(logits), atol=1e-6)
 
 
 def test_bce_is_finite_and_correct_for_extreme_logits():

@@ -59,8 +59,7 @@ def make_train_step(
         )
         updates, opt_state = tx.update(grads, state.opt_state, state.params)
         params = optax.apply_updates(state.params, updates)
-        # The new parameters too: a finite gradient can still overflow an update.
-        finite = losses.all_finite((per_example, grads, params))
+        finite = losses.step_is_finite(per_example, grads)
         if nonfinite == "skip":
             params, opt_state = jax.tree.map(
                 lambda new, old: jnp.where(finite, new, old),
