@@ -20,7 +20,7 @@ from aejax.train import runtime
 from aejax.train.checkpoint import Checkpointer
 from aejax.train.loop import RunResult, check_workdir, dataset_for, train
 from aejax.train.optim import make_optimizer
-from aejax.train.state import init_state
+from aejax.train.state import state_shapes
 
 
 def evaluate_model(model, params, x: np.ndarray, kind: str, batch_size: int = 1024) -> dict:
@@ -212,7 +212,7 @@ def abstract_state(model: Any, tx: Any, input_shape: tuple[int, ...], seed: int)
       A ``TrainState`` of ``jax.ShapeDtypeStruct`` leaves on the first local device.
     """
     sharding = jax.sharding.SingleDeviceSharding(jax.devices()[0])
-    shapes = jax.eval_shape(lambda: init_state(model, tx, input_shape, seed))
+    shapes = state_shapes(model, tx, input_shape, seed)
     return jax.tree.map(lambda s: jax.ShapeDtypeStruct(s.shape, s.dtype, sharding=sharding), shapes)
 
 

@@ -10,6 +10,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from aejax import xla
 from aejax.errors import DataError
 
 _FLOAT32_MAX = float(np.finfo(np.float32).max)
@@ -72,11 +73,20 @@ def check_input(
     return x.astype(np.float32)
 
 
-@functools.partial(jax.jit, static_argnames=("model", "method"))
-def _apply(model: nn.Module, params: Any, x: jax.Array, method: str):
+def _apply_impl(model: nn.Module, params: Any, x: jax.Array, method: str):
     if method == "encode":
         return model.apply({"params": params}, x, method=model.encode)
     return model.apply({"params": params}, x)
+
+
+@functools.cache
+def _jitted_apply() -> Any:
+    """Jitted on first use, not at import: reading the platform initializes the backend."""
+    return xla.jit(_apply_impl, static_argnames=("model", "method"))
+
+
+def _apply(model: nn.Module, params: Any, x: jax.Array, method: str):
+    return _jitted_apply()(model, params, x, method)
 
 
 def _batched(model, params, x, batch_size, method):

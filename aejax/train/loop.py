@@ -18,7 +18,7 @@ import jax.numpy as jnp
 import numpy as np
 import tqdm
 
-from aejax import losses, tensorboard
+from aejax import losses, tensorboard, xla
 from aejax.config import Config
 from aejax.data import Dataset, load_dataset
 from aejax.errors import AejaxError, CheckpointError, ConfigError, TrainingDivergedError
@@ -177,7 +177,8 @@ def train(
 
     # --- Update step -----------------------------------------------------------------
     train_step = make_train_step(model, tx, likelihood, config.nonfinite)
-    eval_step = jax.jit(make_eval_step(model, likelihood))
+    platform = mesh.devices.flat[0].platform
+    eval_step = xla.jit(make_eval_step(model, likelihood), platform=platform)
 
     def loop_step(state, acc, batch, key):
         state, m = train_step(state, batch, key)
@@ -190,7 +191,7 @@ def train(
     )
     t0 = time.perf_counter()
     step_fn = (
-        jax.jit(loop_step, donate_argnums=(0, 1))
+        xla.jit(loop_step, platform=platform, donate_argnums=(0, 1))
         .lower(state, acc0, batch_spec, state.rng)
         .compile()
     )

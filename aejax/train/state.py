@@ -10,6 +10,8 @@ import jax
 import jax.numpy as jnp
 import optax
 
+from aejax import xla
+
 PyTree = Any
 
 
@@ -48,10 +50,22 @@ def init_state(
     Returns:
       A fresh ``TrainState`` at step 0.
     """
-
     # One compiled program: run eagerly, the optimizer's init dispatches dozens of small ops
-    # that each compile on first use (seconds on a loaded CPU).
-    @jax.jit
+    # that each compile on first use (seconds on a loaded CPU). It runs once, so it is
+    # compiled without LLVM optimizations (see ``aejax.xla``).
+    return xla.jit(_initializer(model, tx, input_shape), run_once=True)(seed)
+
+
+def state_shapes(
+    model: nn.Module, tx: optax.GradientTransformation, input_shape: tuple[int, ...], seed: int
+) -> TrainState:
+    """The ``jax.ShapeDtypeStruct`` of every leaf ``init_state`` returns, without computing."""
+    return jax.eval_shape(_initializer(model, tx, input_shape), seed)
+
+
+def _initializer(model, tx, input_shape):
+    """``init(seed) -> TrainState``, pure."""
+
     def init(seed):
         params_key, step_key = jax.random.split(jax.random.key(seed))
         dummy = jnp.zeros((1, *input_shape), jnp.float32)
@@ -60,4 +74,4 @@ def init_state(
             step=jnp.zeros((), jnp.int32), params=params, opt_state=tx.init(params), rng=step_key
         )
 
-    return init(seed)
+    return init
