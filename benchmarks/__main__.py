@@ -40,7 +40,7 @@ def _parser() -> argparse.ArgumentParser:
     )
     r.add_argument(
         "--only",
-        default="throughput,quality,sweep",
+        default="peak,throughput,quality,sweep",
         help="comma-separated parts to run (default: all)",
     )
     e = sub.add_parser("report", help="re-render report.md and the PNGs of a finished run")

@@ -53,6 +53,9 @@ def throughput_rows(records: list[dict], benchmark: str = "train_throughput") ->
                 },
                 "ratio": a["median"] / best["median"] if best else None,
                 "peak_memory": a.get("peak_memory"),
+                "init_seconds": a["values"].get("init_seconds"),
+                "matmul_gflops": a["values"].get("matmul_gflops"),
+                "fraction_of_matmul_peak": a["values"].get("fraction_of_matmul_peak"),
             }
         )
     return rows
@@ -143,9 +146,38 @@ def sweep_series(records: list[dict]) -> dict[str, list[dict]]:
     return {m: sorted(p, key=lambda q: q["latent"]) for m, p in series.items()}
 
 
+def matmul_peak(records: list[dict]) -> dict | None:
+    """``{"gflops", "by_impl": {impl: median}}`` of the run's peak matmul, or None."""
+    peak = _by(records, "matmul_peak")
+    if not peak:
+        return None
+    return {
+        "gflops": peak[0]["values"]["peak_gflops"],
+        "size": peak[0]["config"]["n"],
+        "by_impl": {r["implementation"]: r["median"] for r in peak},
+    }
+
+
+def best_flop_rates(records: list[dict]) -> list[dict]:
+    """Per model, the training row with the highest share of the matmul peak."""
+    best: dict[str, dict] = {}
+    for row in throughput_rows(records):
+        f = row["fraction_of_matmul_peak"]
+        if f is not None and f > best.get(row["model"], {}).get("fraction_of_matmul_peak", -1):
+            best[row["model"]] = row
+    return list(best.values())
+
+
 def headline(records: list[dict]) -> list[str]:
     """The lines to quote: training speed vs the PyTorch twin, AE vs PCA on mnist-lite."""
     lines = []
+    peak = matmul_peak(records)
+    for row in best_flop_rates(records):
+        lines.append(
+            f"{row['model']} training at its best batch ({row['batch_size']}): "
+            f"**{100 * row['fraction_of_matmul_peak']:.0f}% of the matmul peak** "
+            f"({row['matmul_gflops']:.0f} of {peak['gflops']:.0f} GFLOP/s)"
+        )
     for row in throughput_rows(records):
         if row["ratio"] is not None:
             lines.append(

@@ -29,6 +29,8 @@ class Context:
       torch_threads: model -> the PyTorch thread count that trained fastest in the
         throughput benchmark (at the default batch size where measured); the quality run's
         twin uses it.
+      matmul_peak_gflops: the machine's float32 matmul GFLOP/s (``benchmarks.flops``),
+        once measured.
     """
 
     suite: Suite
@@ -37,6 +39,7 @@ class Context:
     notes: list[str] = dataclasses.field(default_factory=list)
     overrides: dict = dataclasses.field(default_factory=dict)
     torch_threads: dict = dataclasses.field(default_factory=dict)
+    matmul_peak_gflops: float | None = None
     _data: dict = dataclasses.field(default_factory=dict)
     _runs: dict = dataclasses.field(default_factory=dict)
     _t0: float = dataclasses.field(default_factory=time.perf_counter)

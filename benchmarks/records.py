@@ -38,7 +38,7 @@ SCHEMA: dict[str, tuple[type, ...]] = {
     "peak_memory": (dict, type(None)),
     "timestamp": (str,),
 }
-BENCHMARKS = ("train_throughput", "encode_throughput", "pca_fit", "quality", "sweep")
+BENCHMARKS = ("matmul_peak", "train_throughput", "encode_throughput", "pca_fit", "quality", "sweep")
 DEVICE_KEYS = ("kind", "platform", "count")
 VERSION_KEYS = ("python", "jax", "jaxlib", "flax", "optax", "numpy")
 

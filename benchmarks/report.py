@@ -34,6 +34,13 @@ def _throughput(records: list[dict], benchmark: str) -> list[str]:
             for n in threads
         ]
         mem = r["peak_memory"]
+        train = benchmark == "train_throughput"
+        rate = r["matmul_gflops"]
+        share = r["fraction_of_matmul_peak"]
+        flop_cells = [
+            _f(r["init_seconds"], "{:.2f}"),
+            "—" if rate is None else f"{rate:.0f}" + ("" if share is None else f" ({share:.0%})"),
+        ]
         body.append(
             [
                 r["model"],
@@ -41,6 +48,7 @@ def _throughput(records: list[dict], benchmark: str) -> list[str]:
                 str(r["batch_size"]),
                 _range(r["aejax"], r["aejax_min"], r["aejax_max"]),
                 _f(r["compile_seconds"], "{:.2f}"),
+                *(flop_cells if train else []),
                 *torch,
                 _f(r["ratio"], "**{:.2f}**"),
                 "—" if mem is None else f"{mem['bytes'] / 2**20:,.0f}",
@@ -48,6 +56,8 @@ def _throughput(records: list[dict], benchmark: str) -> list[str]:
         )
     size = "batch" if benchmark == "train_throughput" else "rows"
     header = ["model", "data", size, "aejax samples/s (min–max)", "compile s"]
+    if benchmark == "train_throughput":
+        header += ["init s", "matmul GFLOP/s (% of peak)"]
     header += [f"PyTorch, {n} thread{'s' if n > 1 else ''} (min–max)" for n in threads]
     sources = {r["peak_memory"]["source"] for r in rows if r["peak_memory"]}
     mem = "device peak MiB" if sources == {"device.memory_stats"} else "process peak RSS MiB"
@@ -176,6 +186,14 @@ def render(records: list[dict], meta: dict, figures: dict[str, str]) -> str:
         f"- PyTorch peers: {meta['torch']}",
         "",
     ]
+    peak = analysis.matmul_peak(records)
+    if peak:
+        lines.insert(
+            -1,
+            f"- Float32 matmul peak ({peak['size']}³, median): "
+            + ", ".join(f"{k} {v:.0f}" for k, v in peak["by_impl"].items())
+            + f" GFLOP/s; the faster, {peak['gflops']:.0f}, is the peak",
+        )
     busy = busy_line(meta)
     if busy:
         lines += [busy, ""]
@@ -187,7 +205,10 @@ def render(records: list[dict], meta: dict, figures: dict[str, str]) -> str:
         "device-resident batches, float32, median over interleaved repeats "
         f"({suite['repeats']} x {suite['samples_per_repeat']} samples); the PyTorch "
         "twin runs the same architecture, initialization, loss, clipping and Adam on the "
-        "same batches. Compile seconds are the ahead-of-time compile of the step. "
+        "same batches. Compile seconds are the ahead-of-time compile of the step; init "
+        "seconds are `init_state` (parameters and optimizer state), its compile included. "
+        "Matmul GFLOP/s counts the FLOPs of the step's matrix products and convolutions "
+        "(`benchmarks/flops.py`); the peak is the machine's float32 2048³ matmul. "
         "PyTorch is timed at the core count and at one thread (`torch.set_num_threads`): "
         "on a busy machine its OpenMP threads stall each other at every op, so the "
         "ratio is taken against whichever was faster.",

@@ -10,12 +10,17 @@ import time
 
 import jax
 
-from benchmarks import environment, plots, quality, records, report, sweep, throughput
+from benchmarks import environment, flops, plots, quality, records, report, sweep, throughput
 from benchmarks.context import Context
 from benchmarks.peers import torch_status
 from benchmarks.suites import get_suite
 
-PARTS = {"throughput": throughput.run, "quality": quality.run, "sweep": sweep.run}
+PARTS = {
+    "peak": flops.run,
+    "throughput": throughput.run,
+    "quality": quality.run,
+    "sweep": sweep.run,
+}
 
 METHOD_NOTES = (
     "Ratios are aejax / peer between medians of the same run, repeats interleaved "

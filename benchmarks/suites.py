@@ -62,7 +62,7 @@ SUITES = {
     # A few minutes on 2 CPU cores.
     "quick": Suite(
         name="quick",
-        batch_sizes=(64, 256),
+        batch_sizes=(64, 256, 1024),
         samples_per_repeat=1024,
         repeats=5,
         encode_rows=4096,

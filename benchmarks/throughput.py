@@ -21,9 +21,9 @@ import jax.numpy as jnp
 import numpy as np
 
 import aejax
-from aejax import losses
+from aejax import losses, xla
 from aejax.train import epoch_permutation, init_state
-from benchmarks import environment, records, timing
+from benchmarks import environment, flops, records, timing
 from benchmarks.context import Context
 from benchmarks.suites import default_data
 
@@ -38,17 +38,30 @@ def _batches(ds: aejax.Dataset, batch_size: int, seed: int) -> list[np.ndarray]:
 
 
 def aejax_trainer(name: str, ds: aejax.Dataset, config: aejax.Config, batches: list[np.ndarray]):
-    """Builds, compiles and returns ``(compile_seconds, run_steps, get_params, model)``."""
+    """Builds and compiles the library's step, as ``aejax.train`` does.
+
+    Returns:
+      ``(timings, run_steps, get_params, model)``: ``timings`` holds ``init_seconds``
+      (``init_state``, its compilation included), ``compile_seconds`` (the step's trace and
+      compile) and ``flops_per_step`` (matmul and conv FLOPs, ``benchmarks.flops``).
+    """
     likelihood = losses.likelihood_for(ds.kind)
     model = aejax.create_model(name, ds.input_shape, likelihood, **config.to_dict())
     tx = aejax.make_optimizer(config, total_steps=10**6)
-    state = init_state(model, tx, ds.input_shape, config.seed)
+    t0 = time.perf_counter()
+    state = jax.block_until_ready(init_state(model, tx, ds.input_shape, config.seed))
+    init_seconds = time.perf_counter() - t0
     key = jax.tree.map(jnp.copy, state.rng)  # the state's own key is donated with it
     dev = [jax.device_put(b) for b in batches]
-    step = jax.jit(aejax.make_train_step(model, tx, likelihood, config.nonfinite), donate_argnums=0)
+    step_fn = aejax.make_train_step(model, tx, likelihood, config.nonfinite)
+    step = xla.jit(step_fn, platform=dev[0].devices().pop().platform, donate_argnums=0)
     t0 = time.perf_counter()
     compiled = step.lower(state, dev[0], key).compile()
-    compile_seconds = time.perf_counter() - t0
+    timings = {
+        "init_seconds": init_seconds,
+        "compile_seconds": time.perf_counter() - t0,
+        "flops_per_step": flops.matmul_flops(step_fn, state, dev[0], key),
+    }
     holder = {"state": state}
 
     def run_steps(n: int) -> float:
@@ -60,7 +73,7 @@ def aejax_trainer(name: str, ds: aejax.Dataset, config: aejax.Config, batches: l
         holder["state"] = s
         return time.perf_counter() - t0
 
-    return compile_seconds, run_steps, lambda: holder["state"].params, model
+    return timings, run_steps, lambda: holder["state"].params, model
 
 
 def torch_trainer(name: str, ds: aejax.Dataset, config: aejax.Config, batches: list[np.ndarray]):
@@ -130,7 +143,7 @@ def _measure(ctx: Context, name: str, data: str, ds: aejax.Dataset, batch_size: 
     config = ctx.config(model=name, data=data, batch_size=batch_size)
     steps = suite.steps(batch_size)
     batches = _batches(ds, batch_size, config.seed)
-    compile_s, run_a, get_params, model = aejax_trainer(name, ds, config, batches)
+    timings, run_a, get_params, model = aejax_trainer(name, ds, config, batches)
     runners = {"aejax": lambda: run_a(steps)}
     twin = None
     if ctx.torch_ok:
@@ -167,7 +180,8 @@ def _measure(ctx: Context, name: str, data: str, ds: aejax.Dataset, batch_size: 
             bench,
             "train_samples_per_sec",
             speed,
-            compile_s if key == "aejax" else None,
+            timings["compile_seconds"] if key == "aejax" else None,
+            extra=_flop_values(ctx, timings, speed[key], batch_size) if key == "aejax" else None,
         )
         for key in speed
     ]
@@ -218,15 +232,31 @@ def _encode(ctx, name, data, ds, config, model, params, twin) -> list:
     ]
 
 
+def _flop_values(ctx: Context, timings: dict, samples_per_sec: list[float], batch: int) -> dict:
+    """Init seconds, matmul FLOP rate and its share of the machine's matmul peak."""
+    per_sample = timings["flops_per_step"] / batch
+    gflops = float(np.median(samples_per_sec)) * per_sample / 1e9
+    peak = ctx.matmul_peak_gflops
+    return {
+        "init_seconds": timings["init_seconds"],
+        "matmul_flops_per_sample": per_sample,
+        "matmul_gflops": gflops,
+        "matmul_peak_gflops": peak,
+        "fraction_of_matmul_peak": gflops / peak if peak else None,
+    }
+
+
 def _best_torch(speed: dict[str, list[float]]) -> str | None:
     """The ``torch/N`` runner with the highest median, or None without PyTorch."""
     keys = [k for k in speed if k.startswith("torch/")]
     return max(keys, key=lambda k: float(np.median(speed[k]))) if keys else None
 
 
-def _record(ctx, benchmark, key, name, data, config, bench, metric, speed, compile_s) -> dict:
+def _record(
+    ctx, benchmark, key, name, data, config, bench, metric, speed, compile_s, extra=None
+) -> dict:
     """One record for runner ``key`` (``aejax`` or ``torch/N``) of a throughput measurement."""
-    values, cfg = {}, {**config.to_dict(), "bench": bench}
+    values, cfg = dict(extra or {}), {**config.to_dict(), "bench": bench}
     best = _best_torch(speed)
     if key == "aejax" and best is not None:
         aejax_median = float(np.median(speed["aejax"]))

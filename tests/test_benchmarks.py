@@ -5,6 +5,7 @@ one CPU device as a user would, not the tests' fake devices. PyTorch is optional
 the peers run at tiny size too; without it, the suite must still produce everything else.
 """
 
+import functools
 import importlib.util
 import json
 import pathlib
@@ -12,6 +13,7 @@ import subprocess
 import sys
 
 import jax
+import jax.numpy as jnp
 import numpy as np
 import pytest
 
@@ -21,7 +23,7 @@ ROOT = pathlib.Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))  # benchmarks/ and experiments/ are not installed packages
 
-from benchmarks import readme, records  # noqa: E402
+from benchmarks import flops, readme, records  # noqa: E402
 from benchmarks.peers import torch_status  # noqa: E402
 
 HAS_TORCH = importlib.util.find_spec("torch") is not None
@@ -70,6 +72,15 @@ def test_tiny_run_records_match_the_schema(tiny_run):
         assert {r["model"] for r in recs if r["benchmark"] == bench} == set(aejax.MODELS)
     train = [r for r in recs if r["benchmark"] == "train_throughput"]
     assert all(r["compile_seconds"] > 0 for r in train if r["implementation"] == "aejax")
+    # The FLOP rate is a share of this run's own matmul peak.
+    peak = {r["implementation"]: r for r in recs if r["benchmark"] == "matmul_peak"}
+    assert set(peak) == {"jax", "numpy"}
+    peak_gflops = max(r["median"] for r in peak.values())
+    for r in (r for r in train if r["implementation"] == "aejax"):
+        v = r["values"]
+        assert v["init_seconds"] > 0 and v["matmul_peak_gflops"] == peak_gflops
+        assert v["matmul_gflops"] == pytest.approx(r["median"] * v["matmul_flops_per_sample"] / 1e9)
+        assert v["fraction_of_matmul_peak"] == pytest.approx(v["matmul_gflops"] / peak_gflops)
     assert all(r["median"] > 0 and r["unit"] == "samples/s" for r in train)
     # Quality is the library's own metric: the PCA error equals evaluate_pca's.
     pca = next(r for r in recs if r["implementation"] == "aejax-pca")
@@ -111,6 +122,23 @@ def test_readme_section_is_regenerated_between_markers(tiny_run, tmp_path):
     written = readme.publish(tiny_run, tmp_path / "results")
     md = next(p for p in written if p.suffix == ".md")
     assert f"]({md.stem}/throughput.png)" in md.read_text()
+
+
+def test_matmul_flops_are_counted_from_the_jaxpr():
+    x, w = jnp.ones((4, 3)), jnp.ones((3, 5))
+    assert flops.matmul_flops(jnp.matmul, x, w) == 2 * 4 * 3 * 5
+    # Nested jit and autodiff: forward product plus the two of the backward pass.
+    loss = jax.jit(lambda x, w: jnp.sum(jnp.tanh(x @ w)))
+    assert flops.matmul_flops(jax.grad(loss, argnums=(0, 1)), x, w) == 3 * 2 * 4 * 3 * 5
+    # A 3x3 SAME conv, 2 -> 4 channels on 8x8: 2 * outputs * taps * in-channels.
+    img, k = jnp.ones((1, 8, 8, 2)), jnp.ones((3, 3, 2, 4))
+    conv = functools.partial(
+        jax.lax.conv_general_dilated,
+        window_strides=(1, 1),
+        padding="SAME",
+        dimension_numbers=("NHWC", "HWIO", "NHWC"),
+    )
+    assert flops.matmul_flops(conv, img, k) == 2 * (8 * 8 * 4) * 9 * 2
 
 
 def test_schema_names_what_is_wrong():
