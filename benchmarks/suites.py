@@ -63,7 +63,7 @@ SUITES = {
     "quick": Suite(
         name="quick",
         batch_sizes=(64, 256, 1024),
-        samples_per_repeat=1024,
+        samples_per_repeat=8192,
         repeats=5,
         encode_rows=4096,
         quality=(("digits", 8), ("mnist-lite", 30)),
