@@ -100,22 +100,32 @@ def section(
     if busy:
         lines += [busy, ""]
     train = analysis.throughput_rows(recs)
+    peak = analysis.matmul_peak(recs)
     if train:
         lines += [
             "Training speed of the jitted step beside its PyTorch twin (same architecture, "
             "initialization, loss, clipping and Adam; float32; same batches; samples/s, "
             "median of interleaved repeats; PyTorch eager at the faster of "
-            "`torch.set_num_threads(cores)` and 1 thread):",
+            "`torch.set_num_threads(cores)` and 1 thread). Matmul GFLOP/s counts the "
+            "step's matrix products and convolutions; the peak is this machine's float32 "
+            "2048³ matmul"
+            + (f" ({peak['gflops']:.0f} GFLOP/s in this run)" if peak else "")
+            + "; compile and init are the step's and `init_state`'s seconds:",
             "",
-            "| model | data | batch | aejax | PyTorch (threads) | aejax / PyTorch |",
-            "| --- | --- | --- | --- | --- | --- |",
+            "| model | data | batch | aejax | PyTorch (threads) | aejax / PyTorch | "
+            "matmul GFLOP/s (% of peak) | compile s | init s |",
+            "| --- | --- | --- | --- | --- | --- | --- | --- | --- |",
         ]
         for r in train:
             torch = "—" if r["torch"] is None else f"{r['torch']:,.0f} ({r['torch_threads']})"
             ratio = "—" if r["ratio"] is None else f"**{r['ratio']:.2f}x**"
+            rate, share = r["matmul_gflops"], r["fraction_of_matmul_peak"]
+            flops = "—" if rate is None else f"{rate:.0f}"
+            flops += "" if share is None else f" ({share:.0%})"
+            init = "—" if r["init_seconds"] is None else f"{r['init_seconds']:.2f}"
             lines.append(
                 f"| {r['model']} | {r['data']} | {r['batch_size']} | {r['aejax']:,.0f} | "
-                f"{torch} | {ratio} |"
+                f"{torch} | {ratio} | {flops} | {r['compile_seconds']:.2f} | {init} |"
             )
         lines.append("")
     quality = analysis.quality_rows(recs)
