@@ -158,6 +158,14 @@ def matmul_peak(records: list[dict]) -> dict | None:
     }
 
 
+def flop_rate_cell(row: dict) -> str:
+    """``"146 (80%)"``: a training row's matmul GFLOP/s and share of the peak, or "—"."""
+    rate, share = row["matmul_gflops"], row["fraction_of_matmul_peak"]
+    if rate is None:
+        return "—"
+    return f"{rate:.0f}" + ("" if share is None else f" ({share:.0%})")
+
+
 def best_flop_rates(records: list[dict]) -> list[dict]:
     """Per model, the training row with the highest share of the matmul peak."""
     best: dict[str, dict] = {}

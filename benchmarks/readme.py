@@ -119,9 +119,7 @@ def section(
         for r in train:
             torch = "—" if r["torch"] is None else f"{r['torch']:,.0f} ({r['torch_threads']})"
             ratio = "—" if r["ratio"] is None else f"**{r['ratio']:.2f}x**"
-            rate, share = r["matmul_gflops"], r["fraction_of_matmul_peak"]
-            flops = "—" if rate is None else f"{rate:.0f}"
-            flops += "" if share is None else f" ({share:.0%})"
+            flops = analysis.flop_rate_cell(r)
             init = "—" if r["init_seconds"] is None else f"{r['init_seconds']:.2f}"
             lines.append(
                 f"| {r['model']} | {r['data']} | {r['batch_size']} | {r['aejax']:,.0f} | "

@@ -34,13 +34,11 @@ def _throughput(records: list[dict], benchmark: str) -> list[str]:
             for n in threads
         ]
         mem = r["peak_memory"]
-        train = benchmark == "train_throughput"
-        rate = r["matmul_gflops"]
-        share = r["fraction_of_matmul_peak"]
-        flop_cells = [
-            _f(r["init_seconds"], "{:.2f}"),
-            "—" if rate is None else f"{rate:.0f}" + ("" if share is None else f" ({share:.0%})"),
-        ]
+        train_cells = (
+            [_f(r["init_seconds"], "{:.2f}"), analysis.flop_rate_cell(r)]
+            if benchmark == "train_throughput"
+            else []
+        )
         body.append(
             [
                 r["model"],
@@ -48,7 +46,7 @@ def _throughput(records: list[dict], benchmark: str) -> list[str]:
                 str(r["batch_size"]),
                 _range(r["aejax"], r["aejax_min"], r["aejax_max"]),
                 _f(r["compile_seconds"], "{:.2f}"),
-                *(flop_cells if train else []),
+                *train_cells,
                 *torch,
                 _f(r["ratio"], "**{:.2f}**"),
                 "—" if mem is None else f"{mem['bytes'] / 2**20:,.0f}",
