@@ -490,6 +490,27 @@ def test_gradient_clipping_is_on_by_default():
     np.testing.assert_allclose(float(jnp.linalg.norm(mu[0])), 0.1, rtol=1e-5)
 
 
+def test_clip_by_global_norm_equals_optax():
+    import jax.numpy as jnp
+    import optax
+
+    from aejax.train.optim import clip_by_global_norm
+
+    rng = np.random.default_rng(0)
+    grads = {"w": jnp.asarray(rng.normal(size=(7, 5)), jnp.float32), "b": jnp.ones(5)}
+    norm = float(optax.global_norm(grads))  # ~6.4
+    for max_norm in (0.5, 1.0, 3.0, norm * 2, 1e3):
+        ours, _ = clip_by_global_norm(max_norm).update(grads, optax.EmptyState())
+        ref, _ = optax.clip_by_global_norm(max_norm).update(grads, optax.EmptyState())
+        jax.tree.map(lambda a, b: np.testing.assert_allclose(a, b, rtol=3e-7, atol=0), ours, ref)
+        np.testing.assert_allclose(float(optax.global_norm(ours)), min(norm, max_norm), rtol=1e-6)
+        if max_norm > norm:  # below the threshold the updates pass through bit for bit
+            jax.tree.map(lambda a, b: np.testing.assert_array_equal(a, b), ours, grads)
+    zeros = jax.tree.map(jnp.zeros_like, grads)  # norm 0: unchanged, no NaN from max/0
+    ours, _ = clip_by_global_norm(1.0).update(zeros, optax.EmptyState())
+    jax.tree.map(lambda a: np.testing.assert_array_equal(a, 0.0), ours)
+
+
 def test_nonfinite_validation_loss_stops_either_policy(digits):
     from aejax.data import Dataset
     from aejax.errors import TrainingDivergedError

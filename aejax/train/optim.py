@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import jax
+import jax.numpy as jnp
 import optax
 
 from aejax.config import Config
@@ -21,6 +23,30 @@ def make_schedule(config: Config, total_steps: int) -> optax.Schedule:
     )
 
 
+def clip_by_global_norm(max_norm: float) -> optax.GradientTransformation:
+    """``optax.clip_by_global_norm`` as one multiply by ``min(1, max_norm / norm)``.
+
+    The same transformation (no state; updates scaled to global norm ``max_norm`` when
+    it is larger), in the form optax's own source marks as the faster one. optax selects
+    between ``g`` and ``g / norm * max_norm`` for every leaf, and XLA's CPU backend, which
+    does not duplicate a division into its two consumers (Adam's two moments), writes the
+    clipped gradients to memory and reads them back: a third pass over every gradient.
+    A scalar multiply is fused into both moment updates instead; the dense AE's training
+    step is ~1.05-1.15x faster on 2 CPU cores (``benchmarks/``, README → Performance
+    notes). Values equal optax's within float32 rounding of the scale (tested); a zero
+    norm leaves the updates unchanged, a NaN/Inf norm gives NaN/zero updates, which the
+    train step's finiteness check reports.
+    """
+
+    def update_fn(updates, state, params=None):
+        del params
+        norm = optax.global_norm(updates)
+        scale = jnp.minimum(1.0, max_norm / norm)
+        return jax.tree.map(lambda g: g * scale.astype(g.dtype), updates), state
+
+    return optax.GradientTransformation(optax.init_empty_state, update_fn)
+
+
 def make_optimizer(config: Config, total_steps: int) -> optax.GradientTransformation:
     """Global-norm clipping (unless ``grad_clip == 0``) followed by Adam or AdamW.
 
@@ -38,5 +64,5 @@ def make_optimizer(config: Config, total_steps: int) -> optax.GradientTransforma
     else:
         opt = optax.adam(schedule)
     if config.grad_clip > 0:
-        return optax.chain(optax.clip_by_global_norm(config.grad_clip), opt)
+        return optax.chain(clip_by_global_norm(config.grad_clip), opt)
     return opt
