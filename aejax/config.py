@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
 import typing
 from collections.abc import Mapping, Sequence
 from typing import Any
@@ -41,6 +42,7 @@ class Config:
     conv_features: tuple[int, ...] = (32, 64)  # conv encoder channels, one stride-2 conv each
     activation: str = "gelu"
     dtype: str = "float32"  # compute dtype; "bfloat16" = mixed precision (float32 params/loss)
+    beta: float = 1.0  # vae: weight of the KL term (1 = the ELBO; beta-VAE otherwise)
     deconv: str = "subpixel"  # conv_ae transposed-conv lowering: subpixel | lax (same function)
     # Data.
     data: str = "digits"
@@ -93,6 +95,7 @@ class Config:
             "devices": self.devices is None or self.devices >= 1,
             "dtype": self.dtype in ("float32", "bfloat16", "float16"),
             "deconv": self.deconv in ("subpixel", "lax"),
+            "beta": self.beta >= 0 and math.isfinite(self.beta),
         }
         bad = [k for k, ok in checks.items() if not ok]
         if bad:

@@ -174,7 +174,9 @@ def test_missing_torch_is_a_reason_not_a_traceback(monkeypatch):
 
 
 @pytest.mark.skipif(not HAS_TORCH, reason="PyTorch not installed (the bench extra)")
-@pytest.mark.parametrize("name,shape", [("ae", (8, 8, 1)), ("conv_ae", (16, 8, 3))])
+@pytest.mark.parametrize(
+    "name,shape", [("ae", (8, 8, 1)), ("conv_ae", (16, 8, 3)), ("vae", (8, 8, 1))]
+)
 def test_torch_twin_computes_the_flax_function(name, shape):
     import torch
 
@@ -197,6 +199,11 @@ def test_torch_twin_computes_the_flax_function(name, shape):
         out = np.moveaxis(out, 1, -1)
     np.testing.assert_allclose(z.numpy(), np.asarray(aux["z"]), atol=1e-5)
     np.testing.assert_allclose(out, np.asarray(aux["out"]), atol=1e-5)
+    if name == "vae":  # the penalty, in eval mode (z = mean) as aejax's validation
+        twin.eval()
+        with torch.no_grad():
+            _, kl = twin.loss_terms(twin.to_input(x))
+        np.testing.assert_allclose(kl.numpy(), np.asarray(aux["penalties"]["kl"]), rtol=1e-5)
 
 
 def test_experiment_writes_its_table(tmp_path):

@@ -15,6 +15,8 @@ CASES = [
     ("conv_ae", (8, 8, 1), "bernoulli"),
     ("conv_ae", (28, 28, 1), "bernoulli"),
     ("conv_ae", (16, 12, 3), "gaussian"),
+    ("vae", (8, 8, 1), "bernoulli"),
+    ("vae", (30,), "gaussian"),
 ]
 
 
@@ -64,7 +66,7 @@ def test_unknown_model_and_activation():
 
 
 def test_registry_lists_models():
-    assert {"ae", "conv_ae"} <= set(MODELS)
+    assert {"ae", "conv_ae", "vae"} <= set(MODELS)
 
 
 def test_subpixel_lowering_equals_flax_conv_transpose():

@@ -9,15 +9,18 @@ import flax.linen as nn
 from aejax.errors import ConfigError
 from aejax.models.conv import ConvAE, check_conv_shape
 from aejax.models.dense import DenseAE
+from aejax.models.vae import VAE
 
 MODELS: dict[str, type[nn.Module]] = {
     "ae": DenseAE,
     "conv_ae": ConvAE,
+    "vae": VAE,
 }
 
 DESCRIPTIONS: dict[str, str] = {
     "ae": "dense undercomplete autoencoder (hidden=... sets a deep topology)",
     "conv_ae": "strided-conv encoder, transposed-conv decoder (images)",
+    "vae": "variational autoencoder, dense; Gaussian posterior, beta-weighted KL (beta=...)",
 }
 
 
@@ -51,4 +54,4 @@ def create_model(name: str, input_shape: tuple[int, ...], likelihood: str, **hpa
     return model
 
 
-__all__ = ["MODELS", "ConvAE", "DenseAE", "create_model", "list_models"]
+__all__ = ["MODELS", "VAE", "ConvAE", "DenseAE", "create_model", "list_models"]

@@ -26,13 +26,17 @@ from aejax.train import epoch_permutation, make_schedule
 
 
 def objective(twin: torch.nn.Module, x: torch.Tensor, likelihood: str) -> torch.Tensor:
-    """Per-example loss ``[B]`` of ``x: [B, ...]``: BCE from logits or squared error, summed."""
-    out = twin.decode_params(twin.encode(x))
+    """Per-example loss ``[B]`` of ``x: [B, ...]``: BCE from logits or squared error, summed,
+    plus the twin's penalty (a VAE's ``beta * KL``) where it has one (``loss_terms``)."""
+    if hasattr(twin, "loss_terms"):
+        out, penalty = twin.loss_terms(x)
+    else:
+        out, penalty = twin.decode_params(twin.encode(x)), 0.0
     if likelihood == "bernoulli":
         per_elem = F.binary_cross_entropy_with_logits(out, x, reduction="none")
     else:
         per_elem = torch.square(out - x)
-    return per_elem.flatten(1).sum(1)
+    return per_elem.flatten(1).sum(1) + penalty
 
 
 def make_optimizer(twin: torch.nn.Module, config: Config) -> torch.optim.Optimizer:
@@ -94,11 +98,14 @@ def encode_all(twin: torch.nn.Module, x: torch.Tensor, batch_size: int = 1024) -
 
 @torch.no_grad()
 def mean_objective(twin, x: torch.Tensor, likelihood: str, batch_size: int = 1024) -> float:
-    """Mean per-example loss over ``x`` (the validation monitor)."""
+    """Mean per-example loss over ``x`` (the validation monitor), in eval mode as aejax's."""
+    was_training = twin.training
+    twin.eval()
     total = sum(
         float(objective(twin, x[i : i + batch_size], likelihood).sum())
         for i in range(0, x.shape[0], batch_size)
     )
+    twin.train(was_training)
     return total / x.shape[0]
 
 

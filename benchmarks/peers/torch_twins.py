@@ -1,4 +1,4 @@
-"""PyTorch twins of aejax's dense and conv autoencoders: same layers, activations and init.
+"""PyTorch twins of aejax's dense, conv and variational autoencoders: same layers and init.
 
 Each twin computes exactly the function of its Flax model (checked by copying parameters
 across with ``load_flax_params`` in the tests):
@@ -97,6 +97,44 @@ class DenseTwin(nn.Module):
         return self.decoder(z).view(z.shape[0], *self.input_shape)
 
 
+class VAETwin(DenseTwin):
+    """Twin of ``aejax.models.VAE``: the encoder's last layer gives ``[mean, logvar]``."""
+
+    def __init__(
+        self,
+        input_shape: tuple[int, ...],
+        latent_dim: int = 8,
+        hidden: tuple[int, ...] = (512, 256),
+        activation: str = "gelu",
+        beta: float = 1.0,
+    ):
+        super().__init__(input_shape, latent_dim, hidden, activation)
+        self.latent_dim, self.beta = latent_dim, beta
+        self.encoder = _mlp(
+            math.prod(self.input_shape), tuple(hidden) + (2 * latent_dim,), activation
+        )
+
+    def posterior(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """``x: [B, *input_shape]`` -> ``(mean, logvar)``, each ``[B, latent_dim]``."""
+        h = self.encoder(x.flatten(1))
+        return h[:, : self.latent_dim], h[:, self.latent_dim :]
+
+    def encode(self, x: torch.Tensor) -> torch.Tensor:
+        """The posterior means ``[B, latent_dim]``."""
+        return self.posterior(x)[0]
+
+    def loss_terms(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """``(decoder output [B, *input_shape], beta * KL [B])``; ``z`` sampled in training mode.
+
+        As aejax: log-variances clamped to [-30, 20], ``z = mean`` in eval mode.
+        """
+        mean, logvar = self.posterior(x)
+        logvar = logvar.clamp(-30.0, 20.0)
+        z = mean + torch.exp(0.5 * logvar) * torch.randn_like(mean) if self.training else mean
+        kl = 0.5 * (logvar.exp() + mean.square() - 1.0 - logvar).sum(1)
+        return self.decode_params(z), self.beta * kl
+
+
 class ConvTwin(nn.Module):
     """Twin of ``aejax.models.ConvAE`` in NCHW: ``x: [B, C, H, W]`` -> ``z: [B, latent_dim]``."""
 
@@ -158,6 +196,7 @@ class ConvTwin(nn.Module):
 TWINS = {
     "ae": lambda shape, c: DenseTwin(shape, c.latent_dim, c.hidden, c.activation),
     "conv_ae": lambda shape, c: ConvTwin(shape, c.latent_dim, c.conv_features, c.activation),
+    "vae": lambda shape, c: VAETwin(shape, c.latent_dim, c.hidden, c.activation, c.beta),
 }
 
 
@@ -180,7 +219,7 @@ def load_flax_params(twin: nn.Module, params) -> None:
     """Copies Flax parameters into the twin (to prove both compute the same function).
 
     Args:
-      twin: a ``DenseTwin`` or ``ConvTwin``.
+      twin: a ``DenseTwin`` (or ``VAETwin``) or ``ConvTwin``.
       params: the matching Flax model's ``params`` tree.
     """
 

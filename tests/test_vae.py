@@ -1,0 +1,107 @@
+"""The variational autoencoder: its KL term, the reparameterized sample, training."""
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from _trees import host_leaves
+
+from aejax import Config, losses
+from aejax.models import create_model
+from aejax.train import train
+
+SHAPE = (8, 8, 1)
+SMALL = Config(
+    model="vae",
+    data="digits",
+    hidden=(64,),
+    latent_dim=4,
+    epochs=3,
+    batch_size=64,
+    lr=3e-3,
+    warmup_steps=5,
+    progress=False,
+    devices=1,
+)
+
+
+def _model_and_params(beta=1.0, latent_dim=3):
+    model = create_model("vae", SHAPE, "bernoulli", latent_dim=latent_dim, hidden=(16,), beta=beta)
+    x = jax.random.uniform(jax.random.key(0), (5, *SHAPE))
+    params = model.init(jax.random.key(1), x)["params"]
+    return model, params, x
+
+
+def test_kl_penalty_is_the_closed_form_times_beta():
+    model, params, x = _model_and_params()
+    _, aux = model.apply({"params": params}, x)
+    m, lv = np.asarray(aux["mean"], np.float64), np.asarray(aux["logvar"], np.float64)
+    expected = 0.5 * (np.exp(lv) + m**2 - 1.0 - lv).sum(axis=1)
+    np.testing.assert_allclose(aux["penalties"]["kl"], expected, rtol=1e-5)
+    assert np.all(expected > 0)  # a random encoder is not the prior
+    beta_model = model.clone(beta=2.5)
+    _, aux_beta = beta_model.apply({"params": params}, x)
+    np.testing.assert_allclose(aux_beta["penalties"]["kl"], 2.5 * expected, rtol=1e-5)
+    # The objective is reconstruction NLL plus the penalty: the negative ELBO at beta = 1.
+    nll = losses.reconstruction_loss(aux["out"], x, "bernoulli")
+    np.testing.assert_allclose(
+        losses.objective(aux, x, "bernoulli"), nll + aux["penalties"]["kl"], rtol=1e-6
+    )
+
+
+def test_training_draws_z_from_the_posterior_and_eval_uses_the_mean():
+    model, params, x = _model_and_params()
+    n = 4000
+    same = jnp.repeat(x[:1], n, axis=0)  # one example n times: n draws from q(z|x)
+    _, aux = model.apply({"params": params}, same, train=True, rngs={"sample": jax.random.key(7)})
+    mean, std = np.asarray(aux["mean"][0]), np.exp(0.5 * np.asarray(aux["logvar"][0]))
+    z = np.asarray(aux["z"])
+    np.testing.assert_allclose(z.mean(0), mean, atol=5 * std.max() / np.sqrt(n))
+    np.testing.assert_allclose(z.std(0), std, rtol=0.06)
+    again = model.apply({"params": params}, same, train=True, rngs={"sample": jax.random.key(7)})
+    np.testing.assert_array_equal(again[1]["z"], z)  # same key, same draw
+    other = model.apply({"params": params}, same, train=True, rngs={"sample": jax.random.key(8)})
+    assert not np.array_equal(other[1]["z"], z)
+    _, evaluated = model.apply({"params": params}, x)
+    np.testing.assert_array_equal(evaluated["z"], evaluated["mean"])
+    codes = model.apply({"params": params}, x, method=model.encode)
+    np.testing.assert_array_equal(codes, evaluated["mean"])
+
+
+def test_reconstruction_gradient_reaches_the_log_variance_through_the_sample():
+    model, params, x = _model_and_params(beta=0.0)  # no KL: only the sample links logvar
+    latent = 3
+
+    def recon_loss(p):
+        _, aux = model.apply({"params": p}, x, train=True, rngs={"sample": jax.random.key(3)})
+        return losses.objective(aux, x, "bernoulli").mean()
+
+    grads = jax.grad(recon_loss)(params)
+    last = grads["encoder"]["dense_1"]["kernel"]  # [16, 2 * latent]: mean, then logvar columns
+    assert float(jnp.abs(last[:, latent:]).sum()) > 0
+    _, aux = model.apply({"params": params}, x)
+    np.testing.assert_array_equal(aux["penalties"]["kl"], 0.0)
+
+
+def test_vae_trains_on_digits(digits):
+    result = train(SMALL.replace(epochs=8), dataset=digits)
+    losses_ = [r["train_loss"] for r in result.history]
+    assert losses_[-1] < 0.75 * losses_[0], losses_
+    assert result.history[-1]["val_loss"] < result.history[0]["val_loss"]
+    # Codes drawn from the prior decode to images in [0, 1] of the data's shape.
+    model = create_model("vae", digits.input_shape, "bernoulli", **SMALL.to_dict())
+    z = jax.random.normal(jax.random.key(0), (4, SMALL.latent_dim))
+    samples = model.apply({"params": result.params}, z, method=model.decode)
+    assert samples.shape == (4, *digits.input_shape)
+    assert float(samples.min()) >= 0 and float(samples.max()) <= 1
+
+
+def test_vae_same_seed_same_bits_and_sharded_equals_one_device(digits):
+    assert jax.device_count() == 8
+    a = train(SMALL.replace(epochs=2), dataset=digits)
+    b = train(SMALL.replace(epochs=2), dataset=digits)
+    for x, y in zip(host_leaves(a.params), host_leaves(b.params), strict=True):
+        np.testing.assert_array_equal(x, y)
+    # The sample's noise does not depend on how the batch is sharded.
+    eight = train(SMALL.replace(epochs=2, devices=8), dataset=digits)
+    for x, y in zip(host_leaves(a.params), host_leaves(eight.params), strict=True):
+        np.testing.assert_allclose(x, y, rtol=2e-4, atol=2e-5)
