@@ -10,7 +10,12 @@ from __future__ import annotations
 import dataclasses
 
 # Registry name -> the data its throughput is measured on; absent models use FALLBACK_DATA.
-DEFAULT_DATA = {"ae": "mnist-lite", "conv_ae": "mnist-lite", "vae": "mnist-lite"}
+DEFAULT_DATA = {
+    "ae": "mnist-lite",
+    "conv_ae": "mnist-lite",
+    "vae": "mnist-lite",
+    "conv_vae": "mnist-lite",
+}
 FALLBACK_DATA = "digits"
 
 

@@ -175,7 +175,8 @@ def test_missing_torch_is_a_reason_not_a_traceback(monkeypatch):
 
 @pytest.mark.skipif(not HAS_TORCH, reason="PyTorch not installed (the bench extra)")
 @pytest.mark.parametrize(
-    "name,shape", [("ae", (8, 8, 1)), ("conv_ae", (16, 8, 3)), ("vae", (8, 8, 1))]
+    "name,shape",
+    [("ae", (8, 8, 1)), ("conv_ae", (16, 8, 3)), ("vae", (8, 8, 1)), ("conv_vae", (16, 8, 3))],
 )
 def test_torch_twin_computes_the_flax_function(name, shape):
     import torch
@@ -195,11 +196,11 @@ def test_torch_twin_computes_the_flax_function(name, shape):
     with torch.no_grad():
         z = twin.encode(twin.to_input(x))
         out = twin.decode_params(z).numpy()
-    if name == "conv_ae":
+    if name.startswith("conv"):
         out = np.moveaxis(out, 1, -1)
     np.testing.assert_allclose(z.numpy(), np.asarray(aux["z"]), atol=1e-5)
     np.testing.assert_allclose(out, np.asarray(aux["out"]), atol=1e-5)
-    if name == "vae":  # the penalty, in eval mode (z = mean) as aejax's validation
+    if name.endswith("vae"):  # the penalty, in eval mode (z = mean) as aejax's validation
         twin.eval()
         with torch.no_grad():
             _, kl = twin.loss_terms(twin.to_input(x))

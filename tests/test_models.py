@@ -17,6 +17,8 @@ CASES = [
     ("conv_ae", (16, 12, 3), "gaussian"),
     ("vae", (8, 8, 1), "bernoulli"),
     ("vae", (30,), "gaussian"),
+    ("conv_vae", (8, 8, 1), "bernoulli"),
+    ("conv_vae", (16, 12, 3), "gaussian"),
 ]
 
 
@@ -66,7 +68,7 @@ def test_unknown_model_and_activation():
 
 
 def test_registry_lists_models():
-    assert {"ae", "conv_ae", "vae"} <= set(MODELS)
+    assert {"ae", "conv_ae", "vae", "conv_vae"} <= set(MODELS)
 
 
 def test_subpixel_lowering_equals_flax_conv_transpose():

@@ -1,8 +1,9 @@
-"""The variational autoencoder: its KL term, the reparameterized sample, training."""
+"""The variational autoencoders (vae, conv_vae): KL term, reparameterized sample, training."""
 
 import jax
 import jax.numpy as jnp
 import numpy as np
+import pytest
 from _trees import host_leaves
 
 from aejax import Config, losses
@@ -10,10 +11,12 @@ from aejax.models import create_model
 from aejax.train import train
 
 SHAPE = (8, 8, 1)
+VARIANTS = pytest.mark.parametrize("name", ["vae", "conv_vae"])
 SMALL = Config(
     model="vae",
     data="digits",
     hidden=(64,),
+    conv_features=(8, 16),
     latent_dim=4,
     epochs=3,
     batch_size=64,
@@ -24,15 +27,24 @@ SMALL = Config(
 )
 
 
-def _model_and_params(beta=1.0, latent_dim=3):
-    model = create_model("vae", SHAPE, "bernoulli", latent_dim=latent_dim, hidden=(16,), beta=beta)
+def _model_and_params(name, beta=1.0, latent_dim=3):
+    model = create_model(
+        name,
+        SHAPE,
+        "bernoulli",
+        latent_dim=latent_dim,
+        hidden=(16,),
+        conv_features=(4, 8),
+        beta=beta,
+    )
     x = jax.random.uniform(jax.random.key(0), (5, *SHAPE))
     params = model.init(jax.random.key(1), x)["params"]
     return model, params, x
 
 
-def test_kl_penalty_is_the_closed_form_times_beta():
-    model, params, x = _model_and_params()
+@VARIANTS
+def test_kl_penalty_is_the_closed_form_times_beta(name):
+    model, params, x = _model_and_params(name)
     _, aux = model.apply({"params": params}, x)
     m, lv = np.asarray(aux["mean"], np.float64), np.asarray(aux["logvar"], np.float64)
     expected = 0.5 * (np.exp(lv) + m**2 - 1.0 - lv).sum(axis=1)
@@ -48,8 +60,9 @@ def test_kl_penalty_is_the_closed_form_times_beta():
     )
 
 
-def test_training_draws_z_from_the_posterior_and_eval_uses_the_mean():
-    model, params, x = _model_and_params()
+@VARIANTS
+def test_training_draws_z_from_the_posterior_and_eval_uses_the_mean(name):
+    model, params, x = _model_and_params(name)
     n = 4000
     same = jnp.repeat(x[:1], n, axis=0)  # one example n times: n draws from q(z|x)
     _, aux = model.apply({"params": params}, same, train=True, rngs={"sample": jax.random.key(7)})
@@ -67,8 +80,9 @@ def test_training_draws_z_from_the_posterior_and_eval_uses_the_mean():
     np.testing.assert_array_equal(codes, evaluated["mean"])
 
 
-def test_reconstruction_gradient_reaches_the_log_variance_through_the_sample():
-    model, params, x = _model_and_params(beta=0.0)  # no KL: only the sample links logvar
+@VARIANTS
+def test_reconstruction_gradient_reaches_the_log_variance_through_the_sample(name):
+    model, params, x = _model_and_params(name, beta=0.0)  # no KL: only the sample links logvar
     latent = 3
 
     def recon_loss(p):
@@ -76,19 +90,22 @@ def test_reconstruction_gradient_reaches_the_log_variance_through_the_sample():
         return losses.objective(aux, x, "bernoulli").mean()
 
     grads = jax.grad(recon_loss)(params)
-    last = grads["encoder"]["dense_1"]["kernel"]  # [16, 2 * latent]: mean, then logvar columns
+    # The code layer's kernel [fan_in, 2 * latent]: the mean columns, then the logvar ones.
+    last = grads["encoder"]["dense_1"]["kernel"] if name == "vae" else grads["to_code"]["kernel"]
     assert float(jnp.abs(last[:, latent:]).sum()) > 0
     _, aux = model.apply({"params": params}, x)
     np.testing.assert_array_equal(aux["penalties"]["kl"], 0.0)
 
 
-def test_vae_trains_on_digits(digits):
-    result = train(SMALL.replace(epochs=8), dataset=digits)
+@VARIANTS
+def test_vae_trains_on_digits(digits, name):
+    config = SMALL.replace(model=name, epochs=8)
+    result = train(config, dataset=digits)
     losses_ = [r["train_loss"] for r in result.history]
     assert losses_[-1] < 0.75 * losses_[0], losses_
     assert result.history[-1]["val_loss"] < result.history[0]["val_loss"]
     # Codes drawn from the prior decode to images in [0, 1] of the data's shape.
-    model = create_model("vae", digits.input_shape, "bernoulli", **SMALL.to_dict())
+    model = create_model(name, digits.input_shape, "bernoulli", **config.to_dict())
     z = jax.random.normal(jax.random.key(0), (4, SMALL.latent_dim))
     samples = model.apply({"params": result.params}, z, method=model.decode)
     assert samples.shape == (4, *digits.input_shape)

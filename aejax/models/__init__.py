@@ -9,18 +9,20 @@ import flax.linen as nn
 from aejax.errors import ConfigError
 from aejax.models.conv import ConvAE, check_conv_shape
 from aejax.models.dense import DenseAE
-from aejax.models.vae import VAE
+from aejax.models.vae import VAE, ConvVAE
 
 MODELS: dict[str, type[nn.Module]] = {
     "ae": DenseAE,
     "conv_ae": ConvAE,
     "vae": VAE,
+    "conv_vae": ConvVAE,
 }
 
 DESCRIPTIONS: dict[str, str] = {
     "ae": "dense undercomplete autoencoder (hidden=... sets a deep topology)",
     "conv_ae": "strided-conv encoder, transposed-conv decoder (images)",
     "vae": "variational autoencoder, dense; Gaussian posterior, beta-weighted KL (beta=...)",
+    "conv_vae": "variational autoencoder with conv_ae's encoder and decoder (images)",
 }
 
 
@@ -49,9 +51,9 @@ def create_model(name: str, input_shape: tuple[int, ...], likelihood: str, **hpa
         k: (tuple(v) if isinstance(v, list) else v) for k, v in hparams.items() if k in fields
     }
     model = cls(input_shape=tuple(input_shape), likelihood=likelihood, **kwargs)
-    if cls is ConvAE:
+    if issubclass(cls, ConvAE):
         check_conv_shape(model.input_shape, len(model.conv_features))
     return model
 
 
-__all__ = ["MODELS", "VAE", "ConvAE", "DenseAE", "create_model", "list_models"]
+__all__ = ["MODELS", "VAE", "ConvAE", "ConvVAE", "DenseAE", "create_model", "list_models"]

@@ -44,7 +44,7 @@ class ConvAE(nn.Module):
             nn.Conv(f, (3, 3), strides=(2, 2), padding="SAME", dtype=dt, name=f"conv_{i}")
             for i, f in enumerate(self.conv_features)
         ]
-        self.to_code = nn.Dense(self.latent_dim, dtype=dt, name="to_code")
+        self.to_code = nn.Dense(self.code_outputs, dtype=dt, name="to_code")
         h, w, _ = self.bottom_shape
         self.from_code = nn.Dense(h * w * self.conv_features[-1], dtype=dt, name="from_code")
         # Mirror: up to conv_features[-2], ..., conv_features[0], then C channels at full size.
@@ -61,13 +61,22 @@ class ConvAE(nn.Module):
         s = 2 ** len(self.conv_features)
         return self.input_shape[0] // s, self.input_shape[1] // s, self.conv_features[-1]
 
-    def encode(self, x: jax.Array, *, train: bool = False) -> jax.Array:
-        """Maps ``x: [B, H, W, C]`` to ``z: [B, latent_dim]``."""
-        del train
+    @property
+    def code_outputs(self) -> int:
+        """Width of ``to_code``: ``latent_dim`` (a VAE's is twice that)."""
+        return self.latent_dim
+
+    def code_stats(self, x: jax.Array) -> jax.Array:
+        """The encoder's last layer ``[B, code_outputs]`` (float32) for ``x: [B, H, W, C]``."""
         act = get_activation(self.activation)
         for conv in self.down:
             x = act(conv(x))
         return self.to_code(x.reshape(x.shape[0], -1)).astype("float32")
+
+    def encode(self, x: jax.Array, *, train: bool = False) -> jax.Array:
+        """Maps ``x: [B, H, W, C]`` to ``z: [B, latent_dim]``."""
+        del train
+        return self.code_stats(x)
 
     def decode_params(self, z: jax.Array) -> jax.Array:
         """Maps ``z: [B, latent_dim]`` to logits or means ``[B, H, W, C]``."""
@@ -94,13 +103,13 @@ def check_conv_shape(input_shape: tuple[int, ...], n_layers: int) -> None:
     """Raises ConfigError unless ``input_shape`` is ``(H, W, C)`` with H, W divisible by 2**n."""
     if len(input_shape) != 3:
         raise ConfigError(
-            f"conv_ae needs image data of shape (H, W, C); got per-example shape {input_shape}. "
-            "Use the dense 'ae' for tabular data."
+            "conv_ae and conv_vae need image data of shape (H, W, C); got per-example shape "
+            f"{input_shape}. Use the dense 'ae' or 'vae' for tabular data."
         )
     s = 2**n_layers
     h, w, _ = input_shape
     if h % s or w % s:
         raise ConfigError(
-            f"conv_ae with {n_layers} stride-2 layers needs H and W divisible by {s}; "
+            f"conv models with {n_layers} stride-2 layers need H and W divisible by {s}; "
             f"got {h}x{w}. Use fewer layers (e.g. --set conv_features=32) or pad the images."
         )

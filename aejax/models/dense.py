@@ -36,16 +36,25 @@ class DenseAE(nn.Module):
 
     def setup(self):
         self.encoder = MLP(
-            self.hidden + (self.latent_dim,), self.activation, self.dtype, name="encoder"
+            self.hidden + (self.code_outputs,), self.activation, self.dtype, name="encoder"
         )
         out = math.prod(self.input_shape)
         self.decoder = MLP(self.hidden[::-1] + (out,), self.activation, self.dtype, name="decoder")
         self.head = Head(self.likelihood)
 
+    @property
+    def code_outputs(self) -> int:
+        """Width of the encoder's last layer: ``latent_dim`` (a VAE's is twice that)."""
+        return self.latent_dim
+
+    def code_stats(self, x: jax.Array) -> jax.Array:
+        """The encoder's last layer ``[B, code_outputs]`` (float32) for ``x: [B, *input_shape]``."""
+        return self.encoder(x.reshape(x.shape[0], -1)).astype("float32")
+
     def encode(self, x: jax.Array, *, train: bool = False) -> jax.Array:
         """Maps ``x: [B, *input_shape]`` to codes ``z: [B, latent_dim]``."""
         del train
-        return self.encoder(x.reshape(x.shape[0], -1)).astype("float32")
+        return self.code_stats(x)
 
     def decode_params(self, z: jax.Array) -> jax.Array:
         """Maps ``z: [B, latent_dim]`` to ``[B, *input_shape]`` logits or means."""

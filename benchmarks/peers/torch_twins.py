@@ -77,62 +77,29 @@ class DenseTwin(nn.Module):
         latent_dim: int = 8,
         hidden: tuple[int, ...] = (512, 256),
         activation: str = "gelu",
+        code_outputs: int | None = None,
     ):
         super().__init__()
         self.input_shape = tuple(input_shape)
         d = math.prod(self.input_shape)
-        self.encoder = _mlp(d, tuple(hidden) + (latent_dim,), activation)
+        self.encoder = _mlp(d, tuple(hidden) + (code_outputs or latent_dim,), activation)
         self.decoder = _mlp(latent_dim, tuple(hidden)[::-1] + (d,), activation)
 
     def to_input(self, x: np.ndarray) -> torch.Tensor:
         """aejax's ``[N, *input_shape]`` float32 array as this twin's input (no copy)."""
         return torch.from_numpy(np.ascontiguousarray(x, np.float32))
 
+    def code_stats(self, x: torch.Tensor) -> torch.Tensor:
+        """``x: [B, *input_shape]`` -> the encoder's last layer ``[B, code_outputs]``."""
+        return self.encoder(x.flatten(1))
+
     def encode(self, x: torch.Tensor) -> torch.Tensor:
         """``x: [B, *input_shape]`` -> ``z: [B, latent_dim]``."""
-        return self.encoder(x.flatten(1))
+        return self.code_stats(x)
 
     def decode_params(self, z: torch.Tensor) -> torch.Tensor:
         """``z: [B, latent_dim]`` -> logits or means ``[B, *input_shape]``."""
         return self.decoder(z).view(z.shape[0], *self.input_shape)
-
-
-class VAETwin(DenseTwin):
-    """Twin of ``aejax.models.VAE``: the encoder's last layer gives ``[mean, logvar]``."""
-
-    def __init__(
-        self,
-        input_shape: tuple[int, ...],
-        latent_dim: int = 8,
-        hidden: tuple[int, ...] = (512, 256),
-        activation: str = "gelu",
-        beta: float = 1.0,
-    ):
-        super().__init__(input_shape, latent_dim, hidden, activation)
-        self.latent_dim, self.beta = latent_dim, beta
-        self.encoder = _mlp(
-            math.prod(self.input_shape), tuple(hidden) + (2 * latent_dim,), activation
-        )
-
-    def posterior(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """``x: [B, *input_shape]`` -> ``(mean, logvar)``, each ``[B, latent_dim]``."""
-        h = self.encoder(x.flatten(1))
-        return h[:, : self.latent_dim], h[:, self.latent_dim :]
-
-    def encode(self, x: torch.Tensor) -> torch.Tensor:
-        """The posterior means ``[B, latent_dim]``."""
-        return self.posterior(x)[0]
-
-    def loss_terms(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """``(decoder output [B, *input_shape], beta * KL [B])``; ``z`` sampled in training mode.
-
-        As aejax: log-variances clamped to [-30, 20], ``z = mean`` in eval mode.
-        """
-        mean, logvar = self.posterior(x)
-        logvar = logvar.clamp(-30.0, 20.0)
-        z = mean + torch.exp(0.5 * logvar) * torch.randn_like(mean) if self.training else mean
-        kl = 0.5 * (logvar.exp() + mean.square() - 1.0 - logvar).sum(1)
-        return self.decode_params(z), self.beta * kl
 
 
 class ConvTwin(nn.Module):
@@ -144,6 +111,7 @@ class ConvTwin(nn.Module):
         latent_dim: int = 8,
         conv_features: tuple[int, ...] = (32, 64),
         activation: str = "gelu",
+        code_outputs: int | None = None,
     ):
         super().__init__()
         h, w, c = input_shape
@@ -156,7 +124,7 @@ class ConvTwin(nn.Module):
             nn.Conv2d(chans[i], chans[i + 1], 3, stride=2, padding=0) for i in range(len(feats))
         )
         n_bottom = math.prod(self.bottom)
-        self.to_code = _dense(n_bottom, latent_dim)
+        self.to_code = _dense(n_bottom, code_outputs or latent_dim)
         self.from_code = _dense(latent_dim, n_bottom)
         up = feats[-2::-1] + (c,)
         ins = (feats[-1],) + up[:-1]
@@ -175,11 +143,15 @@ class ConvTwin(nn.Module):
         """aejax's ``[N, H, W, C]`` images as this twin's ``[N, C, H, W]`` input."""
         return torch.from_numpy(np.ascontiguousarray(np.moveaxis(x, -1, 1), np.float32))
 
-    def encode(self, x: torch.Tensor) -> torch.Tensor:
-        """``x: [B, C, H, W]`` -> ``z: [B, latent_dim]``."""
+    def code_stats(self, x: torch.Tensor) -> torch.Tensor:
+        """``x: [B, C, H, W]`` -> the encoder's last layer ``[B, code_outputs]``."""
         for conv in self.down:
             x = self.act(conv(F.pad(x, (0, 1, 0, 1))))  # Flax SAME: pad after only
         return self.to_code(x.flatten(1))
+
+    def encode(self, x: torch.Tensor) -> torch.Tensor:
+        """``x: [B, C, H, W]`` -> ``z: [B, latent_dim]``."""
+        return self.code_stats(x)
 
     def decode_params(self, z: torch.Tensor) -> torch.Tensor:
         """``z: [B, latent_dim]`` -> logits or means ``[B, C, H, W]``."""
@@ -192,11 +164,59 @@ class ConvTwin(nn.Module):
         return x
 
 
+class _GaussianCode:
+    """Mixed into a twin with ``code_stats``: a VAE's posterior, code and KL, as aejax's."""
+
+    beta: float
+
+    def posterior(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """``(mean, logvar)``, each ``[B, latent_dim]``: the halves of the last layer."""
+        return self.code_stats(x).chunk(2, dim=1)
+
+    def encode(self, x: torch.Tensor) -> torch.Tensor:
+        """The posterior means ``[B, latent_dim]``."""
+        return self.posterior(x)[0]
+
+    def loss_terms(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """``(decoder output, beta * KL [B])``; ``z`` is sampled in training mode only.
+
+        As aejax: log-variances clamped to [-30, 20], ``z = mean`` in eval mode.
+        """
+        mean, logvar = self.posterior(x)
+        logvar = logvar.clamp(-30.0, 20.0)
+        z = mean + torch.exp(0.5 * logvar) * torch.randn_like(mean) if self.training else mean
+        kl = 0.5 * (logvar.exp() + mean.square() - 1.0 - logvar).sum(1)
+        return self.decode_params(z), self.beta * kl
+
+
+class VAETwin(_GaussianCode, DenseTwin):
+    """Twin of ``aejax.models.VAE``."""
+
+    def __init__(self, input_shape, latent_dim=8, hidden=(512, 256), activation="gelu", beta=1.0):
+        super().__init__(input_shape, latent_dim, hidden, activation, code_outputs=2 * latent_dim)
+        self.beta = beta
+
+
+class ConvVAETwin(_GaussianCode, ConvTwin):
+    """Twin of ``aejax.models.ConvVAE`` (NCHW, as ``ConvTwin``)."""
+
+    def __init__(
+        self, input_shape, latent_dim=8, conv_features=(32, 64), activation="gelu", beta=1.0
+    ):
+        super().__init__(
+            input_shape, latent_dim, conv_features, activation, code_outputs=2 * latent_dim
+        )
+        self.beta = beta
+
+
 # Registry name -> twin builder from an aejax.Config; a model missing here has no peer.
 TWINS = {
     "ae": lambda shape, c: DenseTwin(shape, c.latent_dim, c.hidden, c.activation),
     "conv_ae": lambda shape, c: ConvTwin(shape, c.latent_dim, c.conv_features, c.activation),
     "vae": lambda shape, c: VAETwin(shape, c.latent_dim, c.hidden, c.activation, c.beta),
+    "conv_vae": lambda shape, c: ConvVAETwin(
+        shape, c.latent_dim, c.conv_features, c.activation, c.beta
+    ),
 }
 
 
@@ -219,7 +239,7 @@ def load_flax_params(twin: nn.Module, params) -> None:
     """Copies Flax parameters into the twin (to prove both compute the same function).
 
     Args:
-      twin: a ``DenseTwin`` (or ``VAETwin``) or ``ConvTwin``.
+      twin: a ``DenseTwin`` or ``ConvTwin`` (or one of their VAE twins).
       params: the matching Flax model's ``params`` tree.
     """
 
