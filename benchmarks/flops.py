@@ -7,8 +7,12 @@ sub-pixel transposed convolution, for one, computes 16 taps per output quad wher
 counted, so "% of matmul peak" is the share of the step's time spent at the machine's
 matmul speed.
 
-The peak is the faster median of a float32 ``2048 x 2048 x 2048`` matmul in JAX and in
-NumPy's BLAS, timed in interleaved repeats at the start of the run.
+The peak is the fastest of ``PEAK_REPEATS`` interleaved repeats of a float32
+``2048 x 2048 x 2048`` matmul in JAX and in NumPy's BLAS, at the start of the run. The best
+repeat, not the median: a peak is what the machine can do, and other processes on a shared
+machine only ever lower a repeat (a median taken while the machine was busy once put a
+training step above "100% of peak"; the best repeats here reach ~200 GFLOP/s, the 2-core
+AVX2-FMA bound).
 """
 
 from __future__ import annotations
@@ -24,6 +28,7 @@ from benchmarks import environment, records, timing
 from benchmarks.context import Context
 
 PEAK_SIZE = 2048
+PEAK_REPEATS = 9
 
 
 def matmul_flops(fn: Callable, *args) -> int:
@@ -72,9 +77,9 @@ def run(ctx: Context) -> list[dict]:
     }
     for r in runners.values():  # compile, BLAS threads
         r()
-    seconds = timing.interleaved(runners, max(ctx.suite.repeats, 5))
+    seconds = timing.interleaved(runners, max(ctx.suite.repeats, PEAK_REPEATS))
     gflops = {k: [2 * n**3 / s / 1e9 for s in v] for k, v in seconds.items()}
-    ctx.matmul_peak_gflops = max(float(np.median(v)) for v in gflops.values())
+    ctx.matmul_peak_gflops = max(max(v) for v in gflops.values())
     stamp = ctx.stamp()
     return [
         records.make_record(

@@ -108,7 +108,7 @@ def section(
             "median of interleaved repeats; PyTorch eager at the faster of "
             "`torch.set_num_threads(cores)` and 1 thread). Matmul GFLOP/s counts the "
             "step's matrix products and convolutions; the peak is this machine's float32 "
-            "2048³ matmul"
+            "2048³ matmul at its best repeat"
             + (f" ({peak['gflops']:.0f} GFLOP/s in this run)" if peak else "")
             + "; compile and init are the step's and `init_state`'s seconds:",
             "",

@@ -188,7 +188,7 @@ def render(records: list[dict], meta: dict, figures: dict[str, str]) -> str:
     if peak:
         lines.insert(
             -1,
-            f"- Float32 matmul peak ({peak['size']}³, median): "
+            f"- Float32 matmul peak ({peak['size']}³, best repeat): "
             + ", ".join(f"{k} {v:.0f}" for k, v in peak["by_impl"].items())
             + f" GFLOP/s; the faster, {peak['gflops']:.0f}, is the peak",
         )
@@ -206,7 +206,8 @@ def render(records: list[dict], meta: dict, figures: dict[str, str]) -> str:
         "same batches. Compile seconds are the ahead-of-time compile of the step; init "
         "seconds are `init_state` (parameters and optimizer state), its compile included. "
         "Matmul GFLOP/s counts the FLOPs of the step's matrix products and convolutions "
-        "(`benchmarks/flops.py`); the peak is the machine's float32 2048³ matmul. "
+        "(`benchmarks/flops.py`); the peak is the machine's float32 2048³ matmul at its "
+        "best repeat. "
         "PyTorch is timed at the core count and at one thread (`torch.set_num_threads`): "
         "on a busy machine its OpenMP threads stall each other at every op, so the "
         "ratio is taken against whichever was faster.",
