@@ -5,29 +5,15 @@ import json
 import jax
 import numpy as np
 import pytest
+from _configs import SMALL
 from _trees import host_leaves
 
 import aejax
-from aejax import Config
 from aejax.data import Dataset
 from aejax.errors import CheckpointError, DataError, TrainingDivergedError
 from aejax.train import loop as loop_mod
 from aejax.train import shard, train
 from aejax.train.checkpoint import Checkpointer
-
-# Small and fast: one hidden layer, one device unless a test says otherwise.
-SMALL = Config(
-    data="digits",
-    hidden=(64,),
-    latent_dim=8,
-    epochs=3,
-    batch_size=64,
-    lr=3e-3,
-    warmup_steps=5,
-    progress=False,
-    devices=1,
-)
-
 
 _leaves = host_leaves
 

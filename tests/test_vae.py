@@ -4,27 +4,16 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+from _configs import SMALL as TRAIN_SMALL
 from _trees import host_leaves
 
-from aejax import Config, losses
+from aejax import losses
 from aejax.models import create_model
 from aejax.train import train
 
 SHAPE = (8, 8, 1)
 VARIANTS = pytest.mark.parametrize("name", ["vae", "conv_vae"])
-SMALL = Config(
-    model="vae",
-    data="digits",
-    hidden=(64,),
-    conv_features=(8, 16),
-    latent_dim=4,
-    epochs=3,
-    batch_size=64,
-    lr=3e-3,
-    warmup_steps=5,
-    progress=False,
-    devices=1,
-)
+SMALL = TRAIN_SMALL.replace(model="vae", conv_features=(8, 16), latent_dim=4)
 
 
 def _model_and_params(name, beta=1.0, latent_dim=3):
