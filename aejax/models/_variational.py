@@ -10,13 +10,14 @@ from aejax import losses
 
 
 def gaussian_code(
-    module: nn.Module, stats: jax.Array, *, train: bool, beta: float
+    module: nn.Module, mean: jax.Array, logvar: jax.Array, *, train: bool, beta: float
 ) -> tuple[jax.Array, dict]:
-    """Splits encoder outputs into a diagonal Gaussian posterior and picks the code.
+    """Picks the code from a diagonal Gaussian posterior and weighs its KL to ``N(0, I)``.
 
     Args:
       module: the calling model; training draws from its ``"sample"`` rng stream.
-      stats: ``[B, 2 * K]`` float32 encoder outputs: the means, then the log-variances.
+      mean: ``[B, K]`` float32 posterior means.
+      logvar: ``[B, K]`` float32 posterior log-variances.
       train: draw ``z = mean + exp(logvar / 2) * eps`` (the reparameterization trick,
         log-variances clamped by ``aejax.losses.clamp_logvar``); otherwise ``z = mean``.
       beta: weight of the KL term.
@@ -25,8 +26,6 @@ def gaussian_code(
       ``(z [B, K], aux)`` where ``aux`` has ``mean``, ``logvar`` and
       ``penalties = {"kl": beta * KL(q(z|x) || N(0, I))}``, each per example.
     """
-    k = stats.shape[-1] // 2
-    mean, logvar = stats[:, :k], stats[:, k:]
     if train:
         eps = jax.random.normal(module.make_rng("sample"), mean.shape, mean.dtype)
         z = mean + jnp.exp(0.5 * losses.clamp_logvar(logvar)) * eps

@@ -32,7 +32,7 @@ class _Variational:
         ``aux`` has ``z``, ``out`` (decoder output parameters), ``mean``, ``logvar`` and
         ``penalties = {"kl": [B]}`` (already multiplied by ``beta``).
         """
-        z, aux = gaussian_code(self, self.code_stats(x), train=train, beta=self.beta)
+        z, aux = gaussian_code(self, *self.posterior(x), train=train, beta=self.beta)
         out = self.decode_params(z)
         return self.head(out), {"z": z, "out": out, **aux}
 

@@ -24,6 +24,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from aejax.losses import LOGVAR_MAX, LOGVAR_MIN
+
 # Flax's truncated_normal(stddev) rescales so the truncated distribution has that stddev.
 _TRUNC_STD = 0.87962566103423978
 
@@ -180,10 +182,11 @@ class _GaussianCode:
     def loss_terms(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """``(decoder output, beta * KL [B])``; ``z`` is sampled in training mode only.
 
-        As aejax: log-variances clamped to [-30, 20], ``z = mean`` in eval mode.
+        As aejax: log-variances clamped (``aejax.losses.clamp_logvar``), ``z = mean`` in eval
+        mode.
         """
         mean, logvar = self.posterior(x)
-        logvar = logvar.clamp(-30.0, 20.0)
+        logvar = logvar.clamp(LOGVAR_MIN, LOGVAR_MAX)
         z = mean + torch.exp(0.5 * logvar) * torch.randn_like(mean) if self.training else mean
         kl = 0.5 * (logvar.exp() + mean.square() - 1.0 - logvar).sum(1)
         return self.decode_params(z), self.beta * kl
