@@ -3,6 +3,7 @@
 from aejax import (
     losses,
     metrics,
+    objective,
     train,  # the engine subpackage: aejax.train.train(config, workdir)
 )
 from aejax.baselines import PCA, fit_pca
@@ -10,9 +11,16 @@ from aejax.config import Config
 from aejax.data import Dataset, load_dataset
 from aejax.errors import AejaxError, CheckpointError, ConfigError, DataError, TrainingDivergedError
 from aejax.evaluate import evaluate_model, load_run, train_and_evaluate
-from aejax.inference import encode, reconstruct
-from aejax.models import MODELS, create_model
-from aejax.train import TrainState, make_eval_step, make_optimizer, make_train_step
+from aejax.inference import decode, encode, reconstruct, score
+from aejax.models import MODELS, create_model, model_from_config
+from aejax.objective import Objective, make_objective
+from aejax.train import (
+    TrainState,
+    make_eval_step,
+    make_optimizer,
+    make_optimizers,
+    make_train_step,
+)
 
 __version__ = "0.1.0"
 
@@ -29,6 +37,7 @@ __all__ = [
     "TrainState",
     "TrainingDivergedError",
     "create_model",
+    "decode",
     "encode",
     "evaluate_model",
     "fit_pca",
@@ -36,9 +45,15 @@ __all__ = [
     "load_run",
     "losses",
     "make_eval_step",
+    "make_objective",
     "make_optimizer",
+    "make_optimizers",
     "make_train_step",
     "metrics",
+    "model_from_config",
+    "objective",
+    "Objective",
     "reconstruct",
+    "score",
     "train_and_evaluate",
 ]

@@ -88,6 +88,12 @@ def build_config(args: argparse.Namespace) -> Config:
     if args.no_progress:
         flags["progress"] = False
     config = config.replace(**flags).with_overrides(args.overrides)
+    # A key set by name that the chosen model does not read is refused, even at its
+    # default value: `--model ae --set beta=4` would otherwise be silently ignored.
+    from aejax.models import check_model_keys
+
+    named = tuple(o.partition("=")[0].strip().replace("-", "_") for o in args.overrides)
+    check_model_keys(config, explicit=named)
     return config
 
 

@@ -42,14 +42,34 @@ class Config:
     conv_features: tuple[int, ...] = (32, 64)  # conv encoder channels, one stride-2 conv each
     activation: str = "gelu"
     dtype: str = "float32"  # compute dtype; "bfloat16" = mixed precision (float32 params/loss)
-    beta: float = 1.0  # vae: weight of the KL term (1 = the ELBO; beta-VAE otherwise)
-    deconv: str = "subpixel"  # conv_ae transposed-conv lowering: subpixel | lax (same function)
+    deconv: str = "subpixel"  # conv transposed-conv lowering: subpixel | lax (same function)
+    likelihood: str = "auto"  # auto (images bernoulli, tables gaussian) | gaussian_learned | ...
+    # Variational models: the objective's KL weight, a warm-up or a capacity schedule.
+    beta: float = 1.0  # weight of the KL term (1 = the ELBO; beta-VAE otherwise)
+    kl_warmup_steps: int = 0  # KL weight rises linearly from 0 to beta over these steps
+    capacity: float = 0.0  # Burgess et al. 2018: target KL C (nats) reached at capacity_steps
+    capacity_steps: int = 0  # steps over which C grows from 0 (0 = the whole run)
+    capacity_gamma: float = 1000.0  # weight of |KL - C| when capacity > 0
+    # vq_vae (van den Oord et al. 2017).
+    codebook_size: int = 512  # K codes
+    code_dim: int = 64  # D, the width of each code
+    commitment: float = 0.25  # weight of the commitment term
+    vq_update: str = "ema"  # ema (decayed cluster averages) | loss (codebook loss, by gradient)
+    vq_decay: float = 0.99  # EMA decay
+    vq_restart: bool = True  # move dead codes to encoder outputs of the batch
+    # adversarial_ae (Makhzani et al. 2016).
+    prior: str = "gaussian"  # gaussian (N(0, I)) | mixture (Gaussians on a circle)
+    prior_components: int = 10  # mixture components
+    disc_hidden: tuple[int, ...] = (256, 256)  # latent discriminator widths
+    disc_lr: float = 0.0  # discriminator learning rate; 0 = lr
+    adversarial_weight: float = 1.0  # weight of the encoder's adversarial (generator) term
     # Data.
     data: str = "digits"
     data_dir: str | None = None
     download: bool = False
     val_fraction: float = 0.1
     test_fraction: float = 0.2
+    binarize: bool = False  # images: draw each training batch's pixels ~ Bernoulli(x) anew
     # Optimisation.
     epochs: int = 100
     batch_size: int = 64
@@ -96,6 +116,21 @@ class Config:
             "dtype": self.dtype in ("float32", "bfloat16", "float16"),
             "deconv": self.deconv in ("subpixel", "lax"),
             "beta": self.beta >= 0 and math.isfinite(self.beta),
+            "likelihood": self.likelihood in ("auto", "bernoulli", "gaussian", "gaussian_learned"),
+            "kl_warmup_steps": self.kl_warmup_steps >= 0,
+            "capacity": self.capacity >= 0 and math.isfinite(self.capacity),
+            "capacity_steps": self.capacity_steps >= 0,
+            "capacity_gamma": self.capacity_gamma >= 0,
+            "codebook_size": self.codebook_size >= 1,
+            "code_dim": self.code_dim >= 1,
+            "commitment": self.commitment >= 0,
+            "vq_update": self.vq_update in ("ema", "loss"),
+            "vq_decay": 0 < self.vq_decay < 1,
+            "prior": self.prior in ("gaussian", "mixture"),
+            "prior_components": self.prior_components >= 1,
+            "disc_hidden": all(h >= 1 for h in self.disc_hidden),
+            "disc_lr": self.disc_lr >= 0,
+            "adversarial_weight": self.adversarial_weight >= 0,
         }
         bad = [k for k, ok in checks.items() if not ok]
         if bad:

@@ -10,29 +10,30 @@ from typing import Any
 import jax
 import numpy as np
 
-from aejax import inference, losses, metrics
+from aejax import inference, metrics
 from aejax.baselines import fit_pca
 from aejax.config import Config
 from aejax.data import Dataset, Standardizer
 from aejax.errors import CheckpointError, ConfigError, DataError
-from aejax.models import create_model
+from aejax.models import model_from_config
 from aejax.train import runtime
 from aejax.train.checkpoint import Checkpointer
-from aejax.train.loop import RunResult, check_workdir, dataset_for, train
-from aejax.train.optim import make_optimizer
+from aejax.train.loop import RunResult, dataset_for, train
+from aejax.train.optim import make_optimizers
+from aejax.train.rundir import check_workdir
 from aejax.train.state import state_shapes
 
 
-def evaluate_model(model, params, x: np.ndarray, kind: str, batch_size: int = 1024) -> dict:
+def evaluate_model(model, variables, x: np.ndarray, kind: str, batch_size: int = 1024) -> dict:
     """Reconstruction metrics of an autoencoder on ``x: [N, *input_shape]``.
 
     Returns:
       ``{"recon_mse", "sse_per_example", ["psnr"], ["bce_per_example"]}`` as floats.
     """
     # The same conversion as reconstruct's, so the metrics compare like with like.
-    x = inference.check_input(x, model.input_shape, image=model.likelihood == "bernoulli")
-    recon, aux = inference.reconstruct(model, params, x, batch_size)
-    logits = aux["out"] if model.likelihood == "bernoulli" else None
+    x = inference.check_input(x, model.input_shape, image=inference.reads_images(model))
+    recon, aux = inference.reconstruct(model, variables, x, batch_size)
+    logits = aux["decoder_output"] if inference.reads_images(model) else None
     return metrics.reconstruction_report(recon, x, logits=logits, image=kind == "image")
 
 
@@ -47,7 +48,7 @@ def evaluate_pca(ds: Dataset, n_components: int) -> tuple[dict, Any]:
 def summarize(result: RunResult) -> dict:
     """The run's summary: config essentials, AE and PCA test metrics, speed."""
     ds, config = result.dataset, result.config
-    ae = evaluate_model(result.model, result.params, ds.x_test, ds.kind)
+    ae = evaluate_model(result.model, result.variables, ds.x_test, ds.kind)
     k = min(config.latent_dim, ds.x_train.shape[0], int(np.prod(ds.input_shape)))
     pca, _ = evaluate_pca(ds, k)
     summary = {
@@ -133,9 +134,10 @@ def train_and_evaluate(
                 plots.reconstructions(
                     workdir / "reconstructions.png",
                     result.model,
-                    result.params,
+                    result.variables,
                     pca,
                     result.dataset,
+                    label=config.model,
                 )
         except OSError as e:
             error = CheckpointError(
@@ -151,7 +153,9 @@ def load_run(workdir: str | pathlib.Path) -> tuple[Config, Any, Any, Standardize
     """Loads a finished or interrupted run for inference.
 
     Returns:
-      ``(config, model, best_params, scaler)``; the model is built for the data shape the
+      ``(config, model, variables, scaler)``: ``variables`` are the best parameters and
+      model state as ``{"params": ..., **model_state}``; the model is built for the data
+      shape the
       run was trained on (stored in its checkpoint metadata). The newest loadable
       checkpoint is used; unreadable newer ones are skipped with a warning.
 
@@ -178,13 +182,12 @@ def load_run(workdir: str | pathlib.Path) -> tuple[Config, Any, Any, Standardize
         if not isinstance(data_info, dict) or not {"input_shape", "kind"} <= data_info.keys():
             raise CheckpointError(f"{workdir}: checkpoint metadata lacks the data shape")
         input_shape = tuple(data_info["input_shape"])
-        likelihood = losses.likelihood_for(data_info["kind"])
         try:
-            model = create_model(config.model, input_shape, likelihood, **config.to_dict())
+            model = model_from_config(config, input_shape, data_info["kind"])
         except ConfigError as e:
             raise CheckpointError(f"{cfg_path} describes a model that cannot be built: {e}") from e
-        state = abstract_state(model, make_optimizer(config, 1), input_shape, config.seed)
-        _, best, _, _ = ckpt.restore(state, state.params)
+        state = abstract_state(model, make_optimizers(config, 1, model), input_shape, config.seed)
+        _, best, _, _ = ckpt.restore(state, best_like(state))
     scaler_path = workdir / "scaler.json"
     try:
         scaler = (
@@ -194,7 +197,13 @@ def load_run(workdir: str | pathlib.Path) -> tuple[Config, Any, Any, Standardize
         )
     except (OSError, ValueError) as e:  # DataError is a ValueError
         raise CheckpointError(f"{scaler_path} is unreadable: {e}") from e
-    return config, model, jax.device_get(best), scaler
+    best = jax.device_get(best)
+    return config, model, {"params": best["params"], **best["model_state"]}, scaler
+
+
+def best_like(state: Any) -> dict:
+    """The structure of the best-variables tree a run checkpoints beside its state."""
+    return {"params": state.params, "model_state": state.model_state}
 
 
 def abstract_state(model: Any, tx: Any, input_shape: tuple[int, ...], seed: int) -> Any:
@@ -226,7 +235,7 @@ def evaluate_workdir(workdir: str | pathlib.Path, data: str | None = None) -> di
     """
     config, model, params, scaler = load_run(workdir)
     ds = dataset_for(config, data)
-    trained_kind = "image" if model.likelihood == "bernoulli" else "tabular"
+    trained_kind = "image" if inference.reads_images(model) else "tabular"
     if ds.kind != trained_kind or ds.input_shape != tuple(model.input_shape):
         raise DataError(
             f"data {ds.name!r} has {ds.kind} examples of shape {ds.input_shape}, but the run in "

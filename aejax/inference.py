@@ -7,7 +7,6 @@ from typing import Any
 
 import flax.linen as nn
 import jax
-import jax.numpy as jnp
 import numpy as np
 
 from aejax import xla
@@ -73,10 +72,23 @@ def check_input(
     return x.astype(np.float32)
 
 
-def _apply_impl(model: nn.Module, params: Any, x: jax.Array, method: str):
-    if method == "encode":
-        return model.apply({"params": params}, x, method=model.encode)
-    return model.apply({"params": params}, x)
+def as_variables(params_or_variables: Any) -> dict:
+    """A bare ``params`` tree means ``{"params": tree}``; Linen variables pass through."""
+    if isinstance(params_or_variables, dict) and "params" in params_or_variables:
+        return params_or_variables
+    return {"params": params_or_variables}
+
+
+def reads_images(model: nn.Module) -> bool:
+    """Whether the model reads [0, 1] pixels (a Bernoulli decoder)."""
+    return model.likelihood.name == "bernoulli"
+
+
+def _apply_impl(model: nn.Module, variables: Any, x: jax.Array, method: str):
+    if method == "call":
+        recon, aux = model.apply(variables, x)
+        return recon, {k: v for k, v in aux.items() if k != "stats"}
+    return model.apply(variables, x, method=getattr(model, method))
 
 
 @functools.cache
@@ -85,36 +97,92 @@ def _jitted_apply() -> Any:
     return xla.jit(_apply_impl, static_argnames=("model", "method"))
 
 
-def _apply(model: nn.Module, params: Any, x: jax.Array, method: str):
-    return _jitted_apply()(model, params, x, method)
+def batched_apply(model: nn.Module, variables: Any, x: np.ndarray, method: str, batch_size: int):
+    """``model.<method>`` over ``x: [N, ...]`` in chunks of one static shape, host in and out.
 
-
-def _batched(model, params, x, batch_size, method):
+    Every chunk is dispatched before any result is fetched, and the results come back in
+    one transfer, so host-device copies overlap the computation.
+    """
     n = x.shape[0]
+    rows = min(batch_size, n)
+    fn, variables = _jitted_apply(), as_variables(variables)
     outs = []
-    for i in range(0, n, batch_size):
-        chunk = x[i : i + batch_size]
-        pad = batch_size - chunk.shape[0] if n > batch_size else 0
+    for i in range(0, n, rows):
+        chunk = x[i : i + rows]
+        pad = rows - chunk.shape[0]
         if pad:  # keep one static shape so the last chunk reuses the compiled function
             chunk = np.concatenate([chunk, np.zeros((pad, *chunk.shape[1:]), chunk.dtype)])
-        out = _apply(model, params, jnp.asarray(chunk), method)
-        outs.append(jax.tree.map(lambda a, p=pad: np.asarray(a)[: a.shape[0] - p], out))
-    return jax.tree.map(lambda *a: np.concatenate(a), *outs)
+        outs.append((fn(model, variables, chunk, method), pad))
+    host = jax.device_get([o for o, _ in outs])
+    pieces = [
+        jax.tree.map(lambda a, p=pad: np.asarray(a)[: a.shape[0] - p], o)
+        for o, (_, pad) in zip(host, outs, strict=True)
+    ]
+    return pieces[0] if len(pieces) == 1 else jax.tree.map(lambda *a: np.concatenate(a), *pieces)
 
 
-def encode(model: nn.Module, params: Any, x: np.ndarray, batch_size: int = 1024) -> np.ndarray:
-    """Codes ``[N, latent_dim]`` for ``x: [N, *input_shape]`` (images: see ``check_input``)."""
-    x = check_input(x, model.input_shape, image=model.likelihood == "bernoulli")
-    return _batched(model, params, x, batch_size, "encode")
+def _prepare(model, x, scaler, what="input"):
+    x = check_input(x, model.input_shape, what, image=reads_images(model))
+    return x if scaler is None else scaler.transform(x).astype(np.float32)
+
+
+def encode(
+    model: nn.Module, variables: Any, x: np.ndarray, batch_size: int = 1024, *, scaler=None
+) -> np.ndarray:
+    """Codes ``[N, latent_dim]`` (or a code grid) for ``x: [N, *input_shape]``.
+
+    Args:
+      model: a registry model.
+      variables: its parameters, or ``{"params": ..., **model_state}``.
+      x: examples in the data's own units (images: see ``check_input``).
+      batch_size: rows per compiled call.
+      scaler: the run's ``Standardizer`` (tabular runs): applied to ``x`` first.
+    """
+    return batched_apply(model, variables, _prepare(model, x, scaler), "encode", batch_size)
+
+
+def decode(
+    model: nn.Module, variables: Any, z: np.ndarray, batch_size: int = 1024, *, scaler=None
+) -> np.ndarray:
+    """Reconstructions ``[N, *input_shape]`` in data units for codes ``z: [N, ...]``.
+
+    ``scaler`` (tabular runs) maps the model's standardized output back to data units.
+    """
+    z = np.asarray(z, np.float32)
+    if z.ndim < 2 or z.shape[0] == 0:
+        raise DataError(f"decode: expected codes [N, ...] with N >= 1, got shape {z.shape}")
+    if not np.isfinite(z).all():
+        raise DataError("decode: the codes hold NaN/Inf values")
+    out = batched_apply(model, variables, z, "decode", batch_size)
+    return out if scaler is None else scaler.inverse_transform(out).astype(np.float32)
 
 
 def reconstruct(
-    model: nn.Module, params: Any, x: np.ndarray, batch_size: int = 1024
+    model: nn.Module, variables: Any, x: np.ndarray, batch_size: int = 1024, *, scaler=None
 ) -> tuple[np.ndarray, dict]:
-    """Reconstructions ``[N, *input_shape]`` in data space and the aux dict (``z``, ``out``).
+    """Reconstructions ``[N, *input_shape]`` in data units and the model's aux outputs.
+
+    ``aux`` holds ``z``, ``decoder_output`` and the per-example ``terms`` (and a code's
+    own outputs); with ``scaler`` the input is standardized first and the reconstruction
+    mapped back to data units.
 
     Raises:
       DataError: see ``check_input`` (wrong shape, NaN/Inf, pixels out of range).
     """
-    x = check_input(x, model.input_shape, image=model.likelihood == "bernoulli")
-    return _batched(model, params, x, batch_size, "call")
+    recon, aux = batched_apply(model, variables, _prepare(model, x, scaler), "call", batch_size)
+    if scaler is not None:
+        recon = scaler.inverse_transform(recon).astype(np.float32)
+    return recon, aux
+
+
+def score(
+    model: nn.Module, variables: Any, x: np.ndarray, batch_size: int = 1024, *, scaler=None
+) -> dict[str, np.ndarray]:
+    """Per-example scores ``{name: [N]}``: every unweighted term the model reports
+    (``reconstruction`` NLL, ``kl``, ...) and ``sse``, the summed squared error in the
+    model's (standardized) space. Higher means less typical of the training data.
+    """
+    xs = _prepare(model, x, scaler)
+    recon, aux = batched_apply(model, variables, xs, "call", batch_size)
+    sse = np.square(recon.reshape(len(xs), -1) - xs.reshape(len(xs), -1)).sum(axis=1)
+    return {**aux["terms"], "sse": sse}

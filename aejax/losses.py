@@ -6,45 +6,6 @@ import jax
 import jax.numpy as jnp
 import optax
 
-from aejax import metrics
-
-
-def reconstruction_loss(out: jax.Array, x: jax.Array, likelihood: str) -> jax.Array:
-    """Negative log-likelihood of ``x`` under the decoder output, one value per example.
-
-    Args:
-      out: decoder output parameters ``[B, ...]``: logits (Bernoulli) or means (Gaussian).
-      x: targets ``[B, ...]``: in [0, 1] for Bernoulli, standardized for Gaussian.
-      likelihood: ``"bernoulli"`` (BCE from logits, summed over elements) or ``"gaussian"``
-        (squared error summed over elements: the unit-variance NLL up to 1/2 and a constant).
-
-    Returns:
-      ``[B]`` losses.
-    """
-    if likelihood == "bernoulli":
-        return metrics.bce_per_example(out, x)
-    return metrics.squared_error_per_example(out, x)
-
-
-def objective(aux: dict, x: jax.Array, likelihood: str) -> jax.Array:
-    """The per-example training loss: reconstruction plus every penalty the model reports.
-
-    Models put already-weighted per-example penalty terms (e.g. a KL divergence) in
-    ``aux["penalties"]``, a dict of ``[B]`` arrays; plain autoencoders have none.
-
-    Args:
-      aux: the model's auxiliary outputs; ``aux["out"]`` holds the decoder output parameters.
-      x: the batch ``[B, ...]``.
-      likelihood: see ``reconstruction_loss``.
-
-    Returns:
-      ``[B]`` losses.
-    """
-    loss = reconstruction_loss(aux["out"], x, likelihood)
-    for term in aux.get("penalties", {}).values():
-        loss = loss + term
-    return loss
-
 
 def likelihood_for(kind: str) -> str:
     """Chooses the output head for a data kind: Bernoulli for images, Gaussian for tabular."""

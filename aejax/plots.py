@@ -13,16 +13,18 @@ import numpy as np  # noqa: E402
 from aejax import inference  # noqa: E402
 
 
-def reconstructions(path: str | pathlib.Path, model, params, pca, ds, n: int = 10) -> None:
-    """Draws test originals, AE reconstructions and PCA reconstructions in three rows.
+def reconstructions(
+    path: str | pathlib.Path, model, variables, pca, ds, n: int = 10, label: str = "autoencoder"
+) -> None:
+    """Draws test originals, the model's reconstructions and PCA's in three rows.
 
     Images are shown as pictures; tabular rows as line plots of their features.
     """
     x = ds.x_test[:n]
     n = x.shape[0]
-    ae, _ = inference.reconstruct(model, params, x)
+    ae, _ = inference.reconstruct(model, variables, x)
     pc = np.asarray(pca.reconstruct(x))
-    rows = [("original", x), ("autoencoder", ae), (f"PCA-{pca.components.shape[0]}", pc)]
+    rows = [("original", x), (label, ae), (f"PCA-{pca.components.shape[0]}", pc)]
     if ds.kind == "image":
         fig, axes = plt.subplots(3, n, figsize=(1.2 * n, 3.8), squeeze=False)
         for r, (label, imgs) in enumerate(rows):

@@ -87,8 +87,13 @@ class Context:
 
     def config(self, **fields) -> aejax.Config:
         """An aejax config for a benchmark: library defaults, one device, no progress bar."""
+        from aejax.models.registry import get_spec, model_keys
+
         base = aejax.Config(progress=False, devices=1)
-        return base.replace(**{**self.overrides, **fields})
+        merged = {**self.overrides, **fields}
+        # Suite-wide architecture overrides apply to the models that read them.
+        foreign = model_keys() - set(get_spec(merged.get("model", base.model)).hparams)
+        return base.replace(**{k: v for k, v in merged.items() if k not in foreign})
 
     def stamp(self) -> dict:
         """Fields every record repeats: environment and time."""

@@ -22,6 +22,7 @@ import numpy as np
 
 import aejax
 from aejax import losses, xla
+from aejax.objective import make_objective
 from aejax.train import epoch_permutation, init_state
 from benchmarks import environment, flops, records, timing
 from benchmarks.context import Context
@@ -45,16 +46,18 @@ def aejax_trainer(name: str, ds: aejax.Dataset, config: aejax.Config, batches: l
       (``init_state``, its compilation included), ``compile_seconds`` (the step's trace and
       compile) and ``flops_per_step`` (matmul and conv FLOPs, ``benchmarks.flops``).
     """
-    likelihood = losses.likelihood_for(ds.kind)
-    model = aejax.create_model(name, ds.input_shape, likelihood, **config.to_dict())
-    tx = aejax.make_optimizer(config, total_steps=10**6)
+    model = aejax.model_from_config(config, ds.input_shape, ds.kind)
+    total_steps = 10**6
+    optimizers = aejax.make_optimizers(config, total_steps, model)
     t0 = time.perf_counter()
-    state = jax.block_until_ready(init_state(model, tx, ds.input_shape, config.seed))
+    state = jax.block_until_ready(init_state(model, optimizers, ds.input_shape, config.seed))
     init_seconds = time.perf_counter() - t0
     key = jax.tree.map(jnp.copy, state.rng)  # the state's own key is donated with it
-    dev = [jax.device_put(b) for b in batches]
-    step_fn = aejax.make_train_step(model, tx, likelihood, config.nonfinite)
-    step = xla.jit(step_fn, platform=dev[0].devices().pop().platform, donate_argnums=0)
+    dev = [{"x": jax.device_put(b)} for b in batches]
+    objective = make_objective(config, total_steps)
+    step_fn = aejax.make_train_step(model, optimizers, objective, nonfinite=config.nonfinite)
+    platform = dev[0]["x"].devices().pop().platform
+    step = xla.jit(step_fn, platform=platform, donate_argnums=0)
     t0 = time.perf_counter()
     compiled = step.lower(state, dev[0], key).compile()
     timings = {

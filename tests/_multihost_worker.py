@@ -20,11 +20,11 @@ from aejax.train.state import init_state  # noqa: E402
 assert jax.process_count() == 2 and jax.device_count() == 4, (jax.process_count(), jax.devices())
 ds = aejax.load_dataset("digits")
 config = aejax.Config(hidden=(32,), latent_dim=4, warmup_steps=0, schedule="constant")
-model = aejax.create_model("ae", ds.input_shape, "bernoulli", **config.to_dict())
+model = aejax.model_from_config(config, ds.input_shape, "image")
 tx = aejax.make_optimizer(config, 100)
 mesh = shard.make_mesh()  # all 4 devices of both processes
 state = shard.replicate(init_state(model, tx, ds.input_shape, 0), mesh)
-step = jax.jit(aejax.make_train_step(model, tx, "bernoulli"), donate_argnums=0)
+step = jax.jit(aejax.make_train_step(model, tx), donate_argnums=0)
 key = shard.replicate(jax.random.key(1), mesh)
 for i in range(4):
     state, metrics = step(state, shard.put_batch(ds.x_train[i * 64 : (i + 1) * 64], mesh), key)

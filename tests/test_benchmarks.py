@@ -183,8 +183,9 @@ def test_torch_twin_computes_the_flax_function(name, shape):
 
     from benchmarks.peers.torch_twins import create_twin, load_flax_params
 
-    config = aejax.Config(model=name, latent_dim=5, hidden=(16, 8), conv_features=(4, 6))
-    model = aejax.create_model(name, shape, "bernoulli", **config.to_dict())
+    arch = {"conv_features": (4, 6)} if name.startswith("conv") else {"hidden": (16, 8)}
+    config = aejax.Config(model=name, latent_dim=5, **arch)
+    model = aejax.model_from_config(config, shape, "image")
     x = np.random.default_rng(0).random((3, *shape), dtype=np.float32)
     # Random values for every parameter, biases included (init would leave those at zero).
     shapes = jax.eval_shape(model.init, jax.random.key(0), x)["params"]
@@ -199,12 +200,12 @@ def test_torch_twin_computes_the_flax_function(name, shape):
     if name.startswith("conv"):
         out = np.moveaxis(out, 1, -1)
     np.testing.assert_allclose(z.numpy(), np.asarray(aux["z"]), atol=1e-5)
-    np.testing.assert_allclose(out, np.asarray(aux["out"]), atol=1e-5)
+    np.testing.assert_allclose(out, np.asarray(aux["decoder_output"]), atol=1e-5)
     if name.endswith("vae"):  # the penalty, in eval mode (z = mean) as aejax's validation
         twin.eval()
         with torch.no_grad():
             _, kl = twin.loss_terms(twin.to_input(x))
-        np.testing.assert_allclose(kl.numpy(), np.asarray(aux["penalties"]["kl"]), rtol=1e-5)
+        np.testing.assert_allclose(kl.numpy(), np.asarray(aux["terms"]["kl"]), rtol=1e-5)
 
 
 def test_experiment_writes_its_table(tmp_path):

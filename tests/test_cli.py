@@ -6,6 +6,7 @@ import sys
 
 import pytest
 
+import aejax
 from aejax import cli
 from aejax.config import Config
 
@@ -134,3 +135,17 @@ def test_config_flags_and_set(tmp_path):
     assert config.latent_dim == 3 and config.lr == 0.01
     assert config.hidden == (16, 8) and config.nonfinite == "skip" and not config.progress
     assert config == Config.from_dict(json.loads(config.dumps()))
+
+
+def test_a_set_key_the_model_does_not_use_is_refused(capsys, tmp_path):
+    argv = ["train", "--model", "ae", "--set", "beta=4", "--workdir", str(tmp_path / "x")]
+    assert cli.main(argv) == 2
+    err = capsys.readouterr().err
+    assert "model 'ae' does not use beta=4.0" in err and "'hidden'" in err
+    assert "Traceback" not in err and not (tmp_path / "x").exists()
+    # Named explicitly, even the default value is refused: it would do nothing.
+    args = cli._parser().parse_args(["train", "--model", "conv_ae", "--set", "hidden=512,256"])
+    with pytest.raises(aejax.ConfigError, match="'conv_ae' does not use hidden"):
+        cli.build_config(args)
+    ok = cli._parser().parse_args(["train", "--model", "vae", "--set", "beta=4"])
+    assert cli.build_config(ok).beta == 4.0

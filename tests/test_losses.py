@@ -1,9 +1,14 @@
 """Known-value checks for the training objective."""
 
+import jax
 import jax.numpy as jnp
 import numpy as np
+import pytest
 
-from aejax import losses
+from aejax import Config, losses
+from aejax.errors import ConfigError
+from aejax.models import Likelihood
+from aejax.objective import make_objective
 
 
 def test_bernoulli_loss_is_bce_from_logits():
@@ -11,29 +16,73 @@ def test_bernoulli_loss_is_bce_from_logits():
     x = jnp.array([[1.0, 0.0], [0.5, 1.0]])
     p = 1 / (1 + np.exp(-np.asarray(logits)))
     expected = -(x * np.log(p) + (1 - x) * np.log(1 - p)).sum(axis=1)
+    np.testing.assert_allclose(Likelihood("bernoulli").nll(logits, x), expected, rtol=1e-5)
+    # log_prob is its exact negative, and a mask drops elements.
+    np.testing.assert_allclose(Likelihood("bernoulli").log_prob(logits, x), -expected, rtol=1e-5)
+    mask = jnp.array([[1.0, 0.0], [1.0, 1.0]])
+    one = -(np.asarray(x) * np.log(p) + (1 - np.asarray(x)) * np.log(1 - p))
     np.testing.assert_allclose(
-        losses.reconstruction_loss(logits, x, "bernoulli"), expected, rtol=1e-5
+        Likelihood("bernoulli").nll(logits, x, mask), (one * np.asarray(mask)).sum(1), rtol=1e-5
     )
 
 
 def test_bernoulli_loss_is_finite_for_extreme_logits():
-    out = losses.reconstruction_loss(
-        jnp.array([[100.0, -100.0]]), jnp.array([[0.0, 1.0]]), "bernoulli"
-    )
+    out = Likelihood("bernoulli").nll(jnp.array([[100.0, -100.0]]), jnp.array([[0.0, 1.0]]))
     np.testing.assert_allclose(out, [200.0], rtol=1e-5)
 
 
 def test_gaussian_loss_is_summed_squared_error():
-    out = losses.reconstruction_loss(
-        jnp.zeros((2, 3)), jnp.array([[1.0, 2.0, 2.0], [0, 0, 3]]), "gaussian"
-    )
+    x = jnp.array([[1.0, 2.0, 2.0], [0, 0, 3]])
+    out = Likelihood("gaussian").nll(jnp.zeros((2, 3)), x)
     np.testing.assert_allclose(out, [9.0, 9.0])
+    # Its exact log-density is the unit-variance Gaussian's.
+    np.testing.assert_allclose(
+        Likelihood("gaussian").log_prob(jnp.zeros((2, 3)), x),
+        -0.5 * np.array([9.0, 9.0]) - 1.5 * np.log(2 * np.pi),
+        rtol=1e-6,
+    )
 
 
-def test_objective_adds_penalties():
-    aux = {"out": jnp.zeros((2, 2)), "penalties": {"kl": jnp.array([1.0, 2.0])}}
-    out = losses.objective(aux, jnp.ones((2, 2)), "gaussian")
-    np.testing.assert_allclose(out, [3.0, 4.0])
+def test_learned_variance_gaussian_is_the_normal_nll():
+    x = np.array([[0.5, -1.0]], np.float32)
+    mean, logvar = np.array([0.2, 0.1]), np.array([0.3, -0.7])
+    out = jnp.asarray(np.concatenate([mean, logvar])[None], jnp.float32)
+    lik = Likelihood("gaussian_learned")
+    assert lik.params_per_element == 2
+    var = np.exp(logvar)
+    expected = (0.5 * ((x - mean) ** 2 / var + np.log(2 * np.pi * var))).sum()
+    np.testing.assert_allclose(lik.nll(out, x), [expected], rtol=1e-5)
+    np.testing.assert_allclose(lik.mean(out), mean[None], rtol=1e-6)
+
+
+def test_objective_weights_terms_and_schedules_with_the_step():
+    terms = {"reconstruction": jnp.array([1.0, 2.0]), "kl": jnp.array([4.0, 8.0])}
+    obj = make_objective(Config(beta=2.0), 100)
+    np.testing.assert_allclose(obj(terms, 0)[0], [9.0, 18.0])
+    warm = make_objective(Config(beta=2.0, kl_warmup_steps=10), 100)
+    np.testing.assert_allclose(warm(terms, 0)[0], [1.0, 2.0])  # no KL at step 0
+    np.testing.assert_allclose(warm(terms, 5)[0], [5.0, 10.0])  # half of beta
+    np.testing.assert_allclose(warm(terms, 50)[0], [9.0, 18.0])
+    cap = make_objective(Config(capacity=10.0, capacity_steps=20, capacity_gamma=3.0), 100)
+    # gamma * |KL - C(step)|, C rising linearly to 10 at step 20.
+    np.testing.assert_allclose(cap(terms, 10)[0], [1 + 3 * 1.0, 2 + 3 * 3.0])
+    np.testing.assert_allclose(cap(terms, 40)[0], [1 + 3 * 6.0, 2 + 3 * 2.0])
+    with pytest.raises(ConfigError, match="no weight for the model's term 'mystery'"):
+        obj({"mystery": jnp.ones(2)}, 0)
+
+
+def test_a_schedule_changes_the_weight_without_a_retrace():
+    obj = make_objective(Config(kl_warmup_steps=10), 100)
+    traces = []
+
+    @jax.jit
+    def loss(step):
+        traces.append(1)
+        return obj({"reconstruction": jnp.zeros(1), "kl": jnp.ones(1)}, step)[0][0]
+
+    values = [float(loss(jnp.asarray(s))) for s in (0, 5, 10, 20)]
+    assert values == [0.0, 0.5, 1.0, 1.0]
+    assert len(traces) == 1
 
 
 def test_step_is_finite_catches_nan_inf_and_overflowing_squares():

@@ -40,10 +40,10 @@ def test_two_processes_equal_one(tmp_path, digits):
     np.testing.assert_array_equal(a, b)
 
     config = aejax.Config(hidden=(32,), latent_dim=4, warmup_steps=0, schedule="constant")
-    model = aejax.create_model("ae", digits.input_shape, "bernoulli", **config.to_dict())
+    model = aejax.model_from_config(config, digits.input_shape, "image")
     tx = aejax.make_optimizer(config, 100)
     state = init_state(model, tx, digits.input_shape, 0)
-    step = jax.jit(aejax.make_train_step(model, tx, "bernoulli"))
+    step = jax.jit(aejax.make_train_step(model, tx))
     for i in range(4):
         state, _ = step(
             state, jnp.asarray(digits.x_train[i * 64 : (i + 1) * 64]), jax.random.key(1)

@@ -14,7 +14,7 @@ CONFIG = aejax.Config(hidden=(32,), latent_dim=4, lr=3e-3, warmup_steps=0, sched
 
 
 def _setup(digits):
-    model = aejax.create_model("ae", digits.input_shape, "bernoulli", **CONFIG.to_dict())
+    model = aejax.model_from_config(CONFIG, digits.input_shape, "image")
     tx = aejax.make_optimizer(CONFIG, 100)
     state = init_state(model, tx, digits.input_shape, seed=0)
     return model, tx, state
@@ -30,7 +30,7 @@ def _flat(tree):
 
 def test_mesh_step_equals_single_device(digits):
     model, tx, state = _setup(digits)
-    step = jax.jit(aejax.make_train_step(model, tx, "bernoulli"))
+    step = jax.jit(aejax.make_train_step(model, tx))
     key = jax.random.key(1)
     single = state
     for b in _batches(digits):
@@ -46,12 +46,12 @@ def test_mesh_step_equals_single_device(digits):
 
 def test_pmap_path_equals_single_device(digits):
     model, tx, state = _setup(digits)
-    step = jax.jit(aejax.make_train_step(model, tx, "bernoulli"))
+    step = jax.jit(aejax.make_train_step(model, tx))
     key = jax.random.key(1)
     single = state
     for b in _batches(digits):
         single, _ = step(single, jnp.asarray(b), key)
-    pstep = make_pmap_train_step(model, tx, "bernoulli")
+    pstep = make_pmap_train_step(model, tx)
     n = jax.local_device_count()
     assert n == 8
     pstate, pkey = replicate(state, n), replicate(key, n)

@@ -26,11 +26,11 @@ from _trees import host
 
 from aejax import Config, cli
 from aejax.errors import CheckpointError
-from aejax.evaluate import abstract_state, load_run
-from aejax.models import create_model
+from aejax.evaluate import abstract_state, best_like, load_run
+from aejax.models import model_from_config
 from aejax.train import train
 from aejax.train.checkpoint import Checkpointer
-from aejax.train.optim import make_optimizer
+from aejax.train.optim import make_optimizer, make_optimizers
 
 EPOCHS, STEPS_PER_EPOCH = 8, 20  # digits: 1293 training images // batch 64
 LAST, BEFORE_LAST = EPOCHS * STEPS_PER_EPOCH, (EPOCHS - 1) * STEPS_PER_EPOCH  # keep_checkpoints=2
@@ -120,9 +120,9 @@ def _leftovers(workdir) -> list[str]:
 def _final_checkpoint(workdir):
     """``(state, best, meta, step)`` of the newest checkpoint, restored in this process."""
     config, model, _, _ = load_run(workdir)
-    state = abstract_state(model, make_optimizer(config, 1), model.input_shape, config.seed)
+    state = abstract_state(model, make_optimizers(config, 1, model), model.input_shape, config.seed)
     with Checkpointer(workdir / "checkpoints", read_only=True) as c:
-        return c.restore(state, state.params)
+        return c.restore(state, best_like(state))
 
 
 def _records(workdir) -> list[dict]:
@@ -237,8 +237,8 @@ def tiny_run(digits, tmp_path_factory):
 
 
 def _tiny_state(config=TINY):
-    model = create_model(config.model, (8, 8, 1), "bernoulli", **config.to_dict())
-    return abstract_state(model, make_optimizer(config, 1), (8, 8, 1), config.seed)
+    model = model_from_config(config, (8, 8, 1), "image")
+    return abstract_state(model, make_optimizers(config, 1, model), (8, 8, 1), config.seed)
 
 
 def _corrupt_meta(step_dir):
@@ -270,13 +270,13 @@ def test_unreadable_checkpoints_are_skipped_with_a_warning(tiny_run, tiny_state,
     damage(workdir / "checkpoints" / "40")
     with pytest.warns(UserWarning, match=r"skipping unreadable checkpoint .*checkpoints/40"):
         with Checkpointer(workdir / "checkpoints", read_only=True) as c:
-            _, _, meta, step = c.restore(tiny_state, tiny_state.params)
+            _, _, meta, step = c.restore(tiny_state, best_like(tiny_state))
     assert step == 20 and meta["loop"]["epoch"] == 1
     assert (workdir / "checkpoints" / "40").exists()  # read-only: nothing moved
     # In write mode (a resumed run) the bad step is set aside, so it can be written again.
     with pytest.warns(UserWarning) as record:
         with Checkpointer(workdir / "checkpoints") as c:
-            assert c.restore(tiny_state, tiny_state.params)[3] == 20
+            assert c.restore(tiny_state, best_like(tiny_state))[3] == 20
             assert c.steps() == [20]
     assert any("40 to" in str(w.message) and "40.unreadable" in str(w.message) for w in record)
     assert (workdir / "checkpoints" / "40.unreadable").is_dir()
@@ -303,7 +303,7 @@ def test_no_loadable_checkpoint_is_a_clear_error(tiny_run, tiny_state, tmp_path)
             r"--fresh",
         ):
             with Checkpointer(workdir / "checkpoints") as c:
-                c.restore(tiny_state, tiny_state.params)
+                c.restore(tiny_state, best_like(tiny_state))
     assert sorted(p.name for p in (workdir / "checkpoints").iterdir()) == ["20", "40"]
 
 
@@ -323,7 +323,7 @@ def test_checkpoint_of_another_model_is_a_clear_error(tiny_run, other, expected)
     state = _tiny_state(TINY.replace(**other))
     with Checkpointer(tiny_run / "checkpoints", read_only=True) as c:
         with pytest.raises(CheckpointError, match=rf"does not match this model.*{expected}"):
-            c.restore(state, state.params)
+            c.restore(state, best_like(state))
 
 
 def test_load_run_with_edited_config_names_the_missing_keys(tiny_run, tmp_path):
@@ -366,14 +366,12 @@ def test_workdir_of_another_config_is_refused_then_fresh_starts_over(reference, 
     shutil.copytree(reference, workdir)
     before = (workdir / "config.json").read_text()
     assert (
-        cli.main(
-            ["train", *ARGS, "--workdir", str(workdir), "--model", "conv_ae", "--latent-dim", "4"]
-        )
+        cli.main(["train", *ARGS, "--workdir", str(workdir), "--model", "vae", "--latent-dim", "4"])
         == 2
     )
     err = capsys.readouterr().err
     assert "holds a run with another config" in err
-    assert "model: 'ae' -> 'conv_ae'" in err and "latent_dim: 8 -> 4" in err and "--fresh" in err
+    assert "model: 'ae' -> 'vae'" in err and "latent_dim: 8 -> 4" in err and "--fresh" in err
     assert (workdir / "config.json").read_text() == before
     assert _committed(workdir) == [BEFORE_LAST, LAST]
     # Without config.json (a run killed before writing it) the checkpoints tell the config.

@@ -161,7 +161,7 @@ def test_early_stopping_restores_best_parameters(digits, tmp_path):
     )
     # The returned parameters are epoch 1's: they score epoch 1's validation loss.
     model = result.model
-    eval_step = jax.jit(aejax.make_eval_step(model, model.likelihood))
+    eval_step = jax.jit(aejax.make_eval_step(model, aejax.make_objective(SMALL, 1)))
     mesh = shard.make_mesh(1)
     val = loop_mod.evaluate_arrays(eval_step, result.params, digits.x_val, 64, mesh)
     np.testing.assert_allclose(val["loss"], result.history[0]["val_loss"], rtol=1e-6)

@@ -23,6 +23,10 @@ from aejax.errors import CheckpointError
 _TMP_MARK = ".orbax-checkpoint-tmp"
 # How many differing leaves a structure error lists before it says "and N more".
 _SHOW = 6
+# The layout of what is saved. 1: aejax 0.1 (one optimizer state, no model state);
+# 2: engine v2 (an optimizer state per parameter group, model state, ``best`` holding
+# params and model state). Format 1 checkpoints are refused with an error naming it.
+FORMAT = 2
 
 
 def abstract_like(tree: Any) -> Any:
@@ -88,6 +92,7 @@ class Checkpointer:
             permissions...). Nothing of a failed save is left under a step's name.
         """
         self.wait()
+        meta = {**meta, "format": FORMAT}
         with _signals_deferred():
             try:
                 self._manager.save(
@@ -134,6 +139,7 @@ class Checkpointer:
                 errors.append(self._skip(step, e))
                 unreadable.append(step)
                 continue
+            check_format(meta, f"{self.directory}/{step}")
             # A checkpoint with other parameters is another model, not a damaged file: stop
             # instead of silently falling back to an even older step.
             for name, like in (("state", state_like), ("best", best_like)):
@@ -320,6 +326,18 @@ def _signals_deferred():
         if held:
             signum, frame = held[0]
             previous[signum](signum, frame)
+
+
+def check_format(meta: dict, where: str) -> None:
+    """Raises CheckpointError unless ``meta`` was written in this version's ``FORMAT``."""
+    found = meta.get("format", 1)
+    if found != FORMAT:
+        raise CheckpointError(
+            f"checkpoint {where} is in aejax checkpoint format {found}"
+            + (" (aejax 0.1: one optimizer state, no model state)" if found == 1 else "")
+            + f"; this aejax reads format {FORMAT}. Train it again (--fresh), or load it "
+            "with the aejax version that wrote it."
+        )
 
 
 def structure_diff(stored: Any, target: Any) -> str:

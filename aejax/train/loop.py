@@ -2,11 +2,8 @@
 
 from __future__ import annotations
 
-import json
 import math
-import os
 import pathlib
-import shutil
 import time
 import warnings
 from collections.abc import Callable
@@ -18,31 +15,41 @@ import jax.numpy as jnp
 import numpy as np
 import tqdm
 
-from aejax import losses, tensorboard, xla
+from aejax import tensorboard, xla
 from aejax.config import Config
 from aejax.data import Dataset, load_dataset
 from aejax.errors import AejaxError, CheckpointError, ConfigError, TrainingDivergedError
 from aejax.inference import check_input
-from aejax.models import create_model
-from aejax.train import runtime, shard
-from aejax.train.checkpoint import Checkpointer, check_writable
-from aejax.train.optim import make_optimizer, make_schedule
+from aejax.models import model_from_config
+from aejax.objective import Objective, make_objective
+from aejax.train import rundir, runtime, shard
+from aejax.train.checkpoint import Checkpointer
+from aejax.train.optim import make_optimizers, make_schedule
 from aejax.train.state import TrainState, init_state
-from aejax.train.step import accumulate, make_eval_step, make_train_step
+from aejax.train.step import accumulate, make_eval_step, make_train_step, metric_names
+
+# Step metrics that are not per-example sums of a term.
+_BOOKKEEPING = ("loss", "count", "nonfinite")
 
 
 @dataclass
 class RunResult:
-    """What ``train`` returns: the trained model, its best parameters and the bookkeeping."""
+    """What ``train`` returns: the trained model, its best variables and the bookkeeping."""
 
     config: Config
     dataset: Dataset
     model: Any
     params: Any  # the best parameters (lowest validation loss), on the host's default device
-    state: TrainState
+    state: TrainState  # the whole final state: every group, optimizer and model state
     history: list[dict]
     stats: dict  # steps, epochs_run, compile_seconds, train_samples_per_sec, stopped_early
     workdir: pathlib.Path | None
+    model_state: Any = None  # the best variables' collections other than params ({} if none)
+
+    @property
+    def variables(self) -> dict:
+        """The best ``{"params": ..., **model_state}`` for ``model.apply`` and inference."""
+        return {"params": self.params, **(self.model_state or {})}
 
 
 def dataset_for(config: Config, spec: str | None = None) -> Dataset:
@@ -73,6 +80,7 @@ def train(
     dataset: Dataset | None = None,
     fresh: bool = False,
     on_epoch_end: Callable[[dict], None] | None = None,
+    init_params: Any = None,
 ) -> RunResult:
     """Trains ``config.model`` on ``config.data``; resumes from a checkpoint in ``workdir``.
 
@@ -83,9 +91,12 @@ def train(
       dataset: an already loaded dataset (else ``load_dataset(config.data, ...)``).
       fresh: ignore (and overwrite) checkpoints already in ``workdir``.
       on_epoch_end: called with each epoch's metrics record after its checkpoint is saved.
+      init_params: parameters to start from instead of a fresh initialization (the
+        structure ``model.init`` gives: pretrained layers, a previous phase); a resumed
+        run restores its checkpoint instead.
 
     Returns:
-      A ``RunResult``.
+      A ``RunResult``; ``result.state`` is the whole final state.
 
     Raises:
       CheckpointError: ``workdir`` holds a run with another config or model (pass
@@ -93,6 +104,8 @@ def train(
         Raised during training, it carries the in-memory run as ``error.result`` (a
         ``RunResult`` with the current state, the best parameters and the history); the
         checkpoints committed before the failure are intact, so running again resumes.
+      ConfigError: the model does not read a key the config sets, or does not support the
+        data's kind; ``init_params`` do not fit the model.
       TrainingDivergedError: the loss, the gradients or the validation loss became NaN/Inf
         (``nonfinite="stop"``, or a validation loss under either policy); the last good
         checkpoint is kept and ``error.result`` holds the run so far.
@@ -104,7 +117,7 @@ def train(
         runtime.enable_compilation_cache(config.compile_cache)
     workdir = pathlib.Path(workdir) if workdir is not None else None
     if workdir is not None:
-        check_workdir(workdir, config, fresh=fresh)
+        rundir.check_workdir(workdir, config, fresh=fresh)
     tb = None
     if config.tensorboard and workdir is not None and runtime.is_main_process():
         tb = tensorboard.TensorBoardLogger(workdir / "tensorboard")
@@ -113,82 +126,67 @@ def train(
     # --- Input -----------------------------------------------------------------------
     ds = dataset if dataset is not None else dataset_for(config)
     image = ds.kind == "image"
+    if config.binarize and not image:
+        raise ConfigError(f"binarize=true needs image data in [0, 1]; {ds.name!r} is {ds.kind}")
     x_train = check_input(ds.x_train, ds.input_shape, f"{ds.name} training data", image=image)
     x_val = ds.x_val
     if x_val.shape[0]:
         x_val = check_input(x_val, ds.input_shape, f"{ds.name} validation data", image=image)
     n_train = x_train.shape[0]
     mesh = shard.make_mesh(config.devices)
-    n_dev = mesh.devices.size
-    batch_size = config.batch_size
-    if batch_size > n_train:
-        # A batch larger than the data would give zero steps per epoch.
-        batch_size = max(n_dev, (n_train // n_dev) * n_dev)
-        warnings.warn(
-            f"batch_size {config.batch_size} > {n_train} training examples; using {batch_size}",
-            stacklevel=2,
-        )
-        if batch_size > n_train:
-            raise ConfigError(
-                f"{n_train} training examples cannot fill one batch on {n_dev} "
-                "devices; use --devices 1"
-            )
-    shard.check_batch_size(batch_size, mesh)
+    batch_size = _batch_size(config.batch_size, n_train, mesh)
     steps_per_epoch = n_train // batch_size
     total_steps = steps_per_epoch * config.epochs
 
-    # --- Model and optimizer (built once: a new one would retrace the step) -----------
-    likelihood = losses.likelihood_for(ds.kind)
-    model = create_model(config.model, ds.input_shape, likelihood, **config.to_dict())
-    tx = make_optimizer(config, total_steps)
-    state = shard.replicate(init_state(model, tx, ds.input_shape, config.seed), mesh)
-    best = jax.tree.map(jnp.copy, state.params)
+    # --- Model, objective and optimizers (built once: new ones would retrace) --------
+    model = model_from_config(config, ds.input_shape, ds.kind)
+    objective = make_objective(config, total_steps)
+    optimizers = make_optimizers(config, total_steps, model)
+    state = shard.replicate(
+        init_state(model, optimizers, ds.input_shape, config.seed, init_params), mesh
+    )
+    best = _best_of(state)
 
     # --- Checkpoint / resume ---------------------------------------------------------
     ckpt = None
-    loop = {
-        "epoch": 0,
-        "best_val": math.inf,
-        "best_epoch": -1,
-        "bad_epochs": 0,
-        "stopped_early": False,
-    }
+    loop = {"epoch": 0, "best_val": math.inf, "best_epoch": -1, "bad_epochs": 0}
+    loop["stopped_early"] = False
     if workdir is not None:
-        _make_workdir(workdir)
+        rundir.make_workdir(workdir)
         if fresh:
-            _clear_run(workdir)
+            rundir.clear_run(workdir)
         ckpt = Checkpointer(workdir / "checkpoints", keep=config.keep_checkpoints)
         try:
             restored = ckpt.restore(state, best)
             if restored is not None:
                 state, best, meta, _ = restored
                 loop.update(meta["loop"])
-            # Atomic writes: a kill while writing must not leave a file that blocks resuming.
             # Orbax writes checkpoints collectively; plain files come from process 0 only.
             if runtime.is_main_process():
-                _write_atomic(workdir / "config.json", config.dumps())
-                if ds.scaler is not None:
-                    _write_atomic(workdir / "scaler.json", json.dumps(ds.scaler.to_dict()))
-                _truncate_metrics(workdir / "metrics.jsonl", loop["epoch"])
+                rundir.start_run(workdir, config, ds.scaler, loop["epoch"])
         except BaseException:
             ckpt.close()
             raise
-    history = _read_metrics(workdir / "metrics.jsonl") if workdir else []
+    history = rundir.read_metrics(workdir / "metrics.jsonl") if workdir else []
 
     # --- Update step -----------------------------------------------------------------
-    train_step = make_train_step(model, tx, likelihood, config.nonfinite)
+    train_step = make_train_step(
+        model, optimizers, objective, nonfinite=config.nonfinite, binarize=config.binarize
+    )
     platform = mesh.devices.flat[0].platform
-    eval_step = xla.jit(make_eval_step(model, likelihood), platform=platform)
+    eval_step = xla.jit(make_eval_step(model, objective), platform=platform)
 
     def loop_step(state, acc, batch, key):
         state, m = train_step(state, batch, key)
         return state, accumulate(acc, m)
 
-    acc0 = {k: jnp.zeros((), jnp.float32) for k in ("loss", "count", "nonfinite")}
-    acc0 = shard.replicate(acc0, mesh)
-    batch_spec = jax.ShapeDtypeStruct(
-        (batch_size, *ds.input_shape), jnp.float32, sharding=shard.batch_sharding(mesh)
-    )
+    batch_spec = {
+        "x": jax.ShapeDtypeStruct(
+            (batch_size, *ds.input_shape), jnp.float32, sharding=shard.batch_sharding(mesh)
+        )
+    }
+    names = metric_names(model, state.variables(), batch_spec)
+    acc0 = shard.replicate({k: jnp.zeros((), jnp.float32) for k in names}, mesh)
     t0 = time.perf_counter()
     step_fn = (
         xla.jit(loop_step, platform=platform, donate_argnums=(0, 1))
@@ -214,9 +212,20 @@ def train(
             "stopped_early": loop["stopped_early"],
             "compile_seconds": compile_seconds,
             "train_samples_per_sec": train_samples / train_time if train_time > 0 else None,
-            "devices": n_dev,
+            "devices": mesh.devices.size,
         }
-        return RunResult(config, ds, model, shard.fetch(best), state, history, stats, workdir)
+        host_best = shard.fetch(best)
+        return RunResult(
+            config,
+            ds,
+            model,
+            host_best["params"],
+            state,
+            history,
+            stats,
+            workdir,
+            host_best["model_state"],
+        )
 
     bar = tqdm.tqdm(
         range(start_epoch, config.epochs),
@@ -227,17 +236,18 @@ def train(
         unit="epoch",
         leave=False,
     )
+    likelihood_proper = model.likelihood.proper
     try:
         for epoch in bar:
             if loop["stopped_early"]:
                 break
+            # --- Steps: the only host sync of the epoch is the summed metrics ---
             perm = epoch_permutation(config.seed, epoch, n_train)
             acc = jax.tree.map(jnp.zeros_like, acc0)
             t_epoch = time.perf_counter()
             for i in range(steps_per_epoch):
                 idx = perm[i * batch_size : (i + 1) * batch_size]
-                state, acc = step_fn(state, acc, shard.put_batch(x_train[idx], mesh), key)
-            # One host sync per epoch: the summed metrics.
+                state, acc = step_fn(state, acc, {"x": shard.put_batch(x_train[idx], mesh)}, key)
             acc = shard.fetch(acc)
             dt = time.perf_counter() - t_epoch
             if epoch > start_epoch or config.epochs - start_epoch == 1:
@@ -251,14 +261,23 @@ def train(
                     f"checkpoint is kept{_where(ckpt)}. Lower --lr, check the data, or use "
                     "--set nonfinite=skip to skip such steps."
                 )
-            record = _epoch_record(
-                acc, epoch, steps_per_epoch, batch_size, dt, make_schedule(config, total_steps)
+            record = epoch_record(
+                acc,
+                epoch,
+                steps_per_epoch,
+                batch_size,
+                dt,
+                make_schedule(config, total_steps),
+                objective,
+                likelihood_proper,
             )
             # --- Evals and early stopping ---
             monitor = record["train_loss"]
             if x_val.shape[0]:
-                val = evaluate_arrays(eval_step, state.params, x_val, batch_size, mesh)
-                record.update(val_loss=val["loss"], val_recon_mse=val["recon_mse"])
+                val = evaluate_arrays(eval_step, state.variables(), x_val, batch_size, mesh)
+                record.update(
+                    {f"val_{k}": v for k, v in _with_elbo(val, likelihood_proper).items()}
+                )
                 monitor = val["loss"]
                 if not math.isfinite(monitor):
                     # Finite steps can still leave parameters that overflow on other data;
@@ -270,7 +289,7 @@ def train(
                     )
             if monitor < loop["best_val"] - config.min_delta:
                 loop.update(best_val=monitor, best_epoch=epoch + 1, bad_epochs=0)
-                best = jax.tree.map(jnp.copy, state.params)
+                best = _best_of(state)
             else:
                 loop["bad_epochs"] += 1
                 if config.patience and loop["bad_epochs"] >= config.patience:
@@ -286,7 +305,7 @@ def train(
                 # The log line first: a line without a committed checkpoint is dropped on
                 # resume, while a checkpoint without its line would leave a gap in the log.
                 if runtime.is_main_process():
-                    _append_metrics(workdir / "metrics.jsonl", record)
+                    rundir.append_metrics(workdir / "metrics.jsonl", record)
                 last = loop["epoch"] == config.epochs or loop["stopped_early"]
                 if last or loop["epoch"] % config.checkpoint_every == 0:
                     meta = {
@@ -327,17 +346,69 @@ def train(
     return run_result()
 
 
-def _epoch_record(acc, epoch, steps_per_epoch, batch_size, seconds, schedule) -> dict:
-    """The metrics.jsonl line of one epoch, from the summed step metrics."""
+def _batch_size(requested: int, n_train: int, mesh) -> int:
+    """``requested``, shrunk (with a warning) when the data cannot fill one batch."""
+    n_dev = mesh.devices.size
+    batch_size = requested
+    if batch_size > n_train:
+        # A batch larger than the data would give zero steps per epoch.
+        batch_size = max(n_dev, (n_train // n_dev) * n_dev)
+        warnings.warn(
+            f"batch_size {requested} > {n_train} training examples; using {batch_size}",
+            stacklevel=3,
+        )
+        if batch_size > n_train:
+            raise ConfigError(
+                f"{n_train} training examples cannot fill one batch on {n_dev} "
+                "devices; use --devices 1"
+            )
+    shard.check_batch_size(batch_size, mesh)
+    return batch_size
+
+
+def _best_of(state: TrainState) -> dict:
+    """A copy of what inference needs: the parameters and the model state."""
+    return jax.tree.map(jnp.copy, {"params": state.params, "model_state": state.model_state})
+
+
+def _with_elbo(means: dict[str, float], proper: bool) -> dict[str, float]:
+    """Adds ``elbo = -(reconstruction + kl)`` when both terms exist and the NLL is exact."""
+    if proper and "kl" in means and "reconstruction" in means:
+        return {**means, "elbo": -(means["reconstruction"] + means["kl"])}
+    return means
+
+
+def epoch_record(
+    acc,
+    epoch: int,
+    steps_per_epoch: int,
+    batch_size: int,
+    seconds: float,
+    schedule,
+    objective: Objective,
+    proper: bool = False,
+) -> dict:
+    """The metrics.jsonl line of one epoch, from the summed step metrics.
+
+    ``train_<term>`` is the mean per example of every unweighted term and batch statistic;
+    ``weight_<term>`` the weight of each scheduled term at the epoch's last step.
+    """
     step = (epoch + 1) * steps_per_epoch
-    valid = acc["count"] - acc["nonfinite"] * batch_size
+    valid = max(float(acc["count"] - acc["nonfinite"] * batch_size), 1.0)
+    means = {k: float(v / valid) for k, v in acc.items() if k not in _BOOKKEEPING}
     record = {
         "epoch": epoch + 1,
         "step": int(step),
-        "train_loss": float(acc["loss"] / max(valid, 1)),
+        "train_loss": float(acc["loss"] / valid),
+        **{f"train_{k}": v for k, v in _with_elbo(means, proper).items()},
         "lr": float(schedule(step)),
-        "epoch_seconds": round(seconds, 4),
     }
+    for name, w in objective.weights.items():
+        if callable(w) and name in means:
+            record[f"weight_{name}"] = float(objective.weight(name, step))
+    if objective.capacity is not None and "kl" in means:
+        record["capacity"] = float(objective.capacity(step))
+    record["epoch_seconds"] = round(seconds, 4)
     if acc["nonfinite"] > 0:
         record["skipped_nonfinite_steps"] = int(acc["nonfinite"])
         warnings.warn(
@@ -348,164 +419,33 @@ def _epoch_record(acc, epoch, steps_per_epoch, batch_size, seconds, schedule) ->
     return record
 
 
-def evaluate_arrays(eval_step, params, x: np.ndarray, batch_size: int, mesh) -> dict[str, float]:
-    """Mean objective and per-element MSE of ``params`` on ``x: [N, ...]``, static batch shapes."""
+def evaluate_arrays(eval_step, variables, x: np.ndarray, batch_size: int, mesh) -> dict[str, float]:
+    """Mean objective, terms and per-element MSE on ``x: [N, ...]``, in static batch shapes.
+
+    Returns:
+      ``{"loss", "recon_mse", <term>...}``: means per example (MSE per element).
+    """
     totals = None
     n = x.shape[0]
     for i in range(0, n, batch_size):
         chunk = x[i : i + batch_size]
-        mask = np.ones(batch_size, np.float32)
+        weight = np.ones(batch_size, np.float32)
         if chunk.shape[0] < batch_size:
-            mask[chunk.shape[0] :] = 0.0
+            weight[chunk.shape[0] :] = 0.0
             chunk = np.concatenate(
                 [chunk, np.zeros((batch_size - chunk.shape[0], *x.shape[1:]), x.dtype)]
             )
-        m = eval_step(params, shard.put_batch(chunk, mesh), shard.put_batch(mask, mesh))
-        totals = accumulate(totals, m)
+        batch = {"x": shard.put_batch(chunk, mesh), "weight": shard.put_batch(weight, mesh)}
+        totals = accumulate(totals, eval_step(variables, batch))
     totals = shard.fetch(totals)
-    per_example_elems = math.prod(x.shape[1:])
-    return {
-        "loss": float(totals["loss"] / totals["count"]),
-        "recon_mse": float(totals["sse"] / (totals["count"] * per_example_elems)),
-    }
-
-
-def _check_same_run(workdir: pathlib.Path, config: Config) -> None:
-    saved = workdir / "config.json"
-    if saved.exists():
-        try:
-            old = Config.from_dict(json.loads(saved.read_text()))
-        except (OSError, ValueError) as e:  # JSONDecodeError and ConfigError are ValueErrors
-            raise CheckpointError(
-                f"{saved} is unreadable ({e}); use a new workdir or --fresh"
-            ) from e
-    else:  # killed before config.json was written: the checkpoints record the config too
-        ckpts = workdir / "checkpoints"
-        if not ckpts.is_dir() or not any(p.name.isdigit() for p in ckpts.iterdir()):
-            return
-        with Checkpointer(ckpts, read_only=True) as c:
-            meta = c.read_meta()
-        if meta is None:
-            return
-        try:
-            old = Config.from_dict(meta["config"])
-        except (KeyError, ValueError) as e:
-            raise CheckpointError(
-                f"{ckpts}: the checkpoint's config is unreadable ({e}); use "
-                "a new workdir or --fresh"
-            ) from e
-    a, b = old.semantic_dict(), config.semantic_dict()
-    diff = {k: (a[k], b[k]) for k in a if a[k] != b[k]}
-    if diff:
-        listing = ", ".join(f"{k}: {o!r} -> {n!r}" for k, (o, n) in sorted(diff.items()))
-        raise CheckpointError(
-            f"workdir {workdir} holds a run with another config ({listing}). Use another "
-            "--workdir, or --fresh (fresh=True) to discard it and start again."
-        )
+    count = totals["count"]
+    out = {"loss": float(totals["loss"] / count)}
+    out["recon_mse"] = float(totals["sse"] / (count * math.prod(x.shape[1:])))
+    for k, v in totals.items():
+        if k not in ("loss", "sse", "count"):
+            out[k] = float(v / count)
+    return out
 
 
 def _where(ckpt: Checkpointer | None) -> str:
     return f" in {ckpt.directory}" if ckpt is not None else ""
-
-
-def check_workdir(workdir: pathlib.Path, config: Config, *, fresh: bool = False) -> None:
-    """Checks, before data are loaded and steps compiled, that the run can be saved there.
-
-    Creates nothing, so a run refused for another reason leaves no empty directory behind.
-
-    Args:
-      workdir: the run directory.
-      config: the run's config, compared with the one of a run already in ``workdir``.
-      fresh: the run in ``workdir`` will be discarded: skip the checks of its contents.
-
-    Raises:
-      CheckpointError: ``workdir`` or its ``checkpoints`` is a file or is not writable, or
-        ``workdir`` holds a run with another config (a computing field differs).
-    """
-    if workdir.exists() and not workdir.is_dir():
-        raise CheckpointError(f"workdir {workdir} exists as a file, not a directory")
-    ckpts = workdir / "checkpoints"
-    if ckpts.is_dir() and not fresh:
-        check_writable(ckpts)
-        _check_same_run(workdir, config)
-        return
-    if ckpts.exists() and not fresh:
-        check_writable(ckpts)  # names the file that is in the way
-    parent = workdir
-    while not parent.exists() and parent != parent.parent:
-        parent = parent.parent
-    if not parent.is_dir() or not os.access(parent, os.W_OK | os.X_OK):
-        raise CheckpointError(
-            f"cannot create workdir {workdir}: {parent} is not a writable directory"
-        )
-    if workdir.is_dir() and not fresh:
-        _check_same_run(workdir, config)
-
-
-def _make_workdir(workdir: pathlib.Path) -> None:
-    try:
-        workdir.mkdir(parents=True, exist_ok=True)
-    except OSError as e:
-        raise CheckpointError(f"cannot create workdir {workdir}: {e}") from e
-
-
-def _write_atomic(path: pathlib.Path, text: str) -> None:
-    """Writes ``text`` to a temporary file and renames it over ``path``: all or nothing."""
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    try:
-        tmp.write_text(text)
-        os.replace(tmp, path)
-    except OSError as e:
-        tmp.unlink(missing_ok=True)
-        raise CheckpointError(f"cannot write {path}: {e}") from e
-
-
-def _append_metrics(path: pathlib.Path, record: dict) -> None:
-    try:
-        with open(path, "a") as f:
-            f.write(json.dumps(record) + "\n")
-    except OSError as e:
-        raise CheckpointError(f"cannot write {path}: {e}") from e
-
-
-def _clear_run(workdir: pathlib.Path) -> None:
-    _remove_discarded(workdir)  # left by a --fresh run killed while deleting
-    ckpts = workdir / "checkpoints"
-    if ckpts.exists() or ckpts.is_symlink():
-        # Renamed first, so a kill while deleting cannot leave half a checkpoint behind
-        # under a step's name.
-        try:
-            os.replace(ckpts, workdir / f".checkpoints.discarded-{os.getpid()}")
-        except OSError as e:
-            raise CheckpointError(f"cannot discard {ckpts}: {e}") from e
-        _remove_discarded(workdir)
-    for name in ("metrics.jsonl", "summary.json", "config.json", "scaler.json"):
-        (workdir / name).unlink(missing_ok=True)
-
-
-def _remove_discarded(workdir: pathlib.Path) -> None:
-    for doomed in workdir.glob(".checkpoints.discarded-*"):
-        if doomed.is_dir() and not doomed.is_symlink():
-            shutil.rmtree(doomed, ignore_errors=True)
-        else:
-            doomed.unlink(missing_ok=True)
-
-
-def _truncate_metrics(path: pathlib.Path, epochs_done: int) -> None:
-    """Drops log lines of epochs whose checkpoint never committed (the run died after them)."""
-    if not path.exists():
-        return
-    kept = [r for r in _read_metrics(path) if r.get("epoch", 0) <= epochs_done]
-    _write_atomic(path, "".join(json.dumps(r) + "\n" for r in kept))
-
-
-def _read_metrics(path: pathlib.Path) -> list[dict]:
-    if not path.exists():
-        return []
-    records = []
-    for line in path.read_text().splitlines():
-        try:
-            records.append(json.loads(line))
-        except json.JSONDecodeError:
-            break  # a line cut short by a kill; everything after it is stale too
-    return records

@@ -66,3 +66,21 @@ def make_optimizer(config: Config, total_steps: int) -> optax.GradientTransforma
     if config.grad_clip > 0:
         return optax.chain(clip_by_global_norm(config.grad_clip), opt)
     return opt
+
+
+def make_optimizers(config: Config, total_steps: int, model) -> dict:
+    """One optimizer per parameter group the model trains (``model.phases``).
+
+    The autoencoder's is ``make_optimizer(config, total_steps)``; a discriminator's is the
+    same with ``lr = config.disc_lr`` when that is set.
+    """
+    groups = dict.fromkeys(g for g, _ in model.phases)
+    out = {}
+    for g in groups:
+        c = (
+            config
+            if g == "autoencoder" or not config.disc_lr
+            else config.replace(lr=config.disc_lr)
+        )
+        out[g] = make_optimizer(c, total_steps)
+    return out

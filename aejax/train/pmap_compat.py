@@ -1,19 +1,23 @@
-"""The ``jax.pmap`` compatibility path: the same update as ``make_train_step``, per device.
+"""The ``jax.pmap`` compatibility path: ``make_update`` itself, mapped over devices.
 
 The main path is ``jax.jit`` over a ``Mesh`` (see ``aejax.train.shard``). This one exists
 for code bases still built around ``pmap``: the state carries a leading device axis and
-each device takes ``batch_size / n`` examples.
+each device takes ``batch_size / n`` examples. It is the same update function as the jit
+step, with ``axis_name`` set: no second copy of the step.
 
-Why ``pmean`` of the gradients is right here but wrong inside ``shard_map``: under
-``pmap`` every device holds its own copy of the parameters (a device axis), so each local
-gradient is that device's alone and averaging them gives the gradient of the global mean
-loss. Inside ``shard_map`` the parameters are one replicated value, whose gradient already
-comes out summed over devices, and another ``pmean`` would be wrong (see ECOSYSTEM.md).
+Why the gradients are summed across devices here but never inside ``shard_map``: under
+``pmap`` every device holds its own copy of the parameters (a device axis), each device's
+loss is its share of the global mean, and the sum of those local gradients is the
+gradient of the global mean. Inside ``shard_map`` the parameters are one replicated
+value, whose gradient already comes out summed over devices (see ECOSYSTEM.md).
+
+Collections other than ``params`` (a VQ-VAE's EMA codebook) are averaged over devices
+after each step; the jit path computes them from the global batch instead.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 
 import flax.linen as nn
 import jax
@@ -21,47 +25,35 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-from aejax.train.state import TrainState
-from aejax.train.step import make_loss_fn
+from aejax.objective import Objective
+from aejax.train.step import make_update
 
 AXIS = "data"
 
 
 def make_pmap_train_step(
-    model: nn.Module, tx: optax.GradientTransformation, likelihood: str
+    model: nn.Module,
+    optimizers: optax.GradientTransformation | Mapping[str, optax.GradientTransformation],
+    objective: Objective | None = None,
+    *,
+    nonfinite: str = "stop",
 ) -> Callable:
     """Builds a pmapped ``train_step(state, batch, key) -> (state, metrics)``.
 
     Args:
       model: the registry model.
-      tx: the optimizer.
-      likelihood: ``"bernoulli"`` or ``"gaussian"``.
+      optimizers: one optimizer, or one per parameter group.
+      objective: the term weights (default: ``aejax.train.step.default_objective()``).
+      nonfinite: ``"stop"`` or ``"skip"``.
 
     Returns:
-      A function over device-stacked arguments: ``state`` from ``replicate``, ``batch:
-      [n_devices, B / n_devices, *input_shape]`` from ``split_batch``, ``key`` a replicated
-      typed key. Metrics are global sums (``loss``, ``count``), identical on every device.
+      A function over device-stacked arguments: ``state`` from ``replicate``, ``batch``
+      (an array or a dict of arrays) ``[n_devices, B / n_devices, ...]`` from
+      ``split_batch``, ``key`` a replicated typed key (the same on every device, as in
+      the single-device step). Metrics are global sums, identical on every device.
     """
-
-    loss_fn = make_loss_fn(model, likelihood)
-
-    def train_step(state: TrainState, batch: jax.Array, key: jax.Array):
-        # Same key on every device, as in the single-device step; per-device streams would
-        # need fold_in(axis_index) and then differ from the jit path.
-        key = jax.random.fold_in(key, state.step)
-        (_, per_example), grads = jax.value_and_grad(loss_fn, has_aux=True)(
-            state.params, batch, key
-        )
-        grads = jax.lax.pmean(grads, AXIS)
-        updates, opt_state = tx.update(grads, state.opt_state, state.params)
-        params = optax.apply_updates(state.params, updates)
-        metrics = {
-            "loss": jax.lax.psum(per_example.sum(), AXIS),
-            "count": jax.lax.psum(jnp.asarray(batch.shape[0], jnp.float32), AXIS),
-        }
-        return state.replace(step=state.step + 1, params=params, opt_state=opt_state), metrics
-
-    return jax.pmap(train_step, axis_name=AXIS, donate_argnums=0)
+    update = make_update(model, optimizers, objective, nonfinite=nonfinite, axis_name=AXIS)
+    return jax.pmap(update, axis_name=AXIS, donate_argnums=0)
 
 
 def replicate(tree, n_devices: int | None = None):
@@ -75,8 +67,12 @@ def unreplicate(tree):
     return jax.tree.map(lambda x: x[0], tree)
 
 
-def split_batch(batch: np.ndarray, n_devices: int) -> np.ndarray:
-    """``[B, ...] -> [n_devices, B / n_devices, ...]``."""
-    if batch.shape[0] % n_devices:
-        raise ValueError(f"batch of {batch.shape[0]} does not split over {n_devices} devices")
-    return batch.reshape(n_devices, batch.shape[0] // n_devices, *batch.shape[1:])
+def split_batch(batch, n_devices: int):
+    """``[B, ...] -> [n_devices, B / n_devices, ...]`` for an array or a pytree of arrays."""
+
+    def split(a: np.ndarray) -> np.ndarray:
+        if a.shape[0] % n_devices:
+            raise ValueError(f"batch of {a.shape[0]} does not split over {n_devices} devices")
+        return a.reshape(n_devices, a.shape[0] // n_devices, *a.shape[1:])
+
+    return jax.tree.map(split, batch)

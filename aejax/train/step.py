@@ -1,8 +1,16 @@
-"""The jit-compiled update and evaluation steps."""
+"""The jit-compiled update and evaluation steps, one update function for every model.
+
+A step runs the model's phases in order (``model.phases``: the autoencoder, or a
+discriminator then the autoencoder); each phase differentiates the objective of the terms
+its method reports with respect to its own parameter group and applies that group's
+optimizer. Batches are pytrees: ``{"x": [B, ...]}`` plus optional ``mask`` (per element,
+broadcastable to ``x``: unobserved entries, padding), ``weight`` (``[B]`` per example) and
+anything else a model's data needs.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import flax.linen as nn
@@ -11,96 +19,237 @@ import jax.numpy as jnp
 import optax
 
 from aejax import losses, metrics
-from aejax.train.state import TrainState
+from aejax.models.autoencoder import select_group
+from aejax.objective import Objective, make_objective
+from aejax.train.state import TrainState, as_optimizers
 
 Metrics = dict[str, jax.Array]
+Batch = Mapping[str, jax.Array]
 RNG_STREAMS = ("dropout", "noise", "sample")
+_BINARIZE = 0x62696E  # fold_in constant of the dynamic-binarization key ("bin")
 
 
-def make_loss_fn(model: nn.Module, likelihood: str) -> Callable:
-    """``loss_fn(params, batch, key) -> (mean loss, per-example losses [B])`` in train mode.
+def default_objective() -> Objective:
+    """The default ``Config``'s objective (reconstruction + KL at beta 1 + ...)."""
+    from aejax.config import Config
 
-    ``key`` feeds every named rng stream (dropout, noise, sample) a key of its own.
+    return make_objective(Config(), 1)
+
+
+def as_batch(batch: jax.Array | Batch) -> dict:
+    """A bare array means ``{"x": array}``."""
+    return {"x": batch} if not isinstance(batch, Mapping) else dict(batch)
+
+
+def _weighted(values: jax.Array, weight: jax.Array | None) -> jax.Array:
+    return values.sum() if weight is None else (values * weight).sum()
+
+
+def apply_model(model: nn.Module, variables, batch: Batch, *, train: bool, rngs=None, method=None):
+    """``model.apply`` on ``batch["x"]`` (with its ``mask``), returning ``((out, aux), state)``.
+
+    ``state`` holds the updated collections other than ``params`` (empty when none).
     """
+    mutable = tuple(k for k in variables if k != "params") if train else False
+    kwargs = {"mask": batch["mask"]} if "mask" in batch else {}
+    out = model.apply(
+        variables,
+        batch["x"],
+        train=train,
+        rngs=rngs,
+        method=method,
+        mutable=mutable or False,
+        **kwargs,
+    )
+    return out if mutable else (out, {})
 
-    def loss_fn(params, batch, key):
-        rngs = dict(zip(RNG_STREAMS, jax.random.split(key, len(RNG_STREAMS)), strict=True))
-        _, aux = model.apply({"params": params}, batch, train=True, rngs=rngs)
-        per_example = losses.objective(aux, batch, likelihood)
-        return per_example.mean(), per_example
 
-    return loss_fn
+def make_update(
+    model: nn.Module,
+    optimizers: optax.GradientTransformation | Mapping[str, optax.GradientTransformation],
+    objective: Objective | None = None,
+    *,
+    nonfinite: str = "stop",
+    binarize: bool = False,
+    axis_name: str | None = None,
+) -> Callable[[TrainState, Batch, jax.Array], tuple[TrainState, Metrics]]:
+    """The update shared by the jit path and the ``pmap`` compatibility path.
+
+    Args:
+      model: a registry model.
+      optimizers: one optimizer, or one per parameter group.
+      objective: weights of the terms (default: ``default_objective()``).
+      nonfinite: ``"stop"`` applies every update and lets the loop stop on a NaN/Inf;
+        ``"skip"`` leaves params, optimizer and model state unchanged on such a step.
+      binarize: draw the pixels of each batch ``~ Bernoulli(x)`` (dynamic binarization).
+      axis_name: inside ``pmap``: average gradients and model state over this axis and
+        sum the metrics (the jit path over a mesh needs neither: it sees the global batch).
+
+    Returns:
+      ``update(state, batch, key) -> (state, metrics)``; metrics are sums over the batch
+      (see ``make_train_step``).
+    """
+    optimizers = as_optimizers(optimizers)
+    objective = objective or default_objective()
+    phases = model.phases
+
+    def psum(v):
+        return jax.lax.psum(v, axis_name) if axis_name else v
+
+    def phase(i, group, method, state, batch, key, count, params, opt_state, model_state):
+        """One group's update: ``(params, opt_state, model_state, finite, metrics)``."""
+        weight = batch.get("weight")
+        phase_key = key if len(phases) == 1 else jax.random.fold_in(key, i)
+        rngs = dict(zip(RNG_STREAMS, jax.random.split(phase_key, len(RNG_STREAMS)), strict=True))
+
+        def loss_fn(sub):
+            variables = {"params": {**params, **sub}, **model_state}
+            (_, aux), new_state = apply_model(
+                model, variables, batch, train=True, rngs=rngs, method=method
+            )
+            per_example, _ = objective(aux["terms"], state.step)
+            return _weighted(per_example, weight) / count, (per_example, aux, new_state)
+
+        sub = select_group(params, group)
+        (_, (per_example, aux, new_state)), grads = jax.value_and_grad(loss_fn, has_aux=True)(sub)
+        if axis_name:
+            # Each device holds its own copy of the parameters and its loss is its share
+            # of the global mean (local sum / global count), so the gradient of the
+            # global mean is the sum of the local ones (see pmap_compat).
+            grads = jax.lax.psum(grads, axis_name)
+            new_state = jax.lax.pmean(new_state, axis_name)
+        updates, new_opt = optimizers[group].update(grads, opt_state[group], sub)
+        new_sub = optax.apply_updates(sub, updates)
+        loss_sum = psum(_weighted(per_example, weight))
+        finite = losses.step_is_finite(loss_sum[None], grads)
+        if nonfinite == "skip":
+            new_sub, new_opt, new_state = jax.tree.map(
+                lambda new, old: jnp.where(finite, new, old),
+                (new_sub, new_opt, new_state),
+                (sub, opt_state[group], {k: model_state[k] for k in new_state}),
+            )
+        prefix = "" if group == "autoencoder" else f"{group}_"
+        out = {f"{prefix}loss": loss_sum}
+        for name, value in aux["terms"].items():
+            out[name] = psum(_weighted(value, weight))
+        for name, value in aux.get("stats", {}).items():
+            # Batch statistics enter as value x count, so the epoch sum / count is their mean.
+            out[name] = value * count
+        out = {k: jnp.where(finite, v, 0.0) for k, v in out.items()}
+        opt_state = {**opt_state, group: new_opt}
+        return {**params, **new_sub}, opt_state, {**model_state, **new_state}, finite, out
+
+    def update(state: TrainState, batch: Batch, key: jax.Array):
+        batch = as_batch(batch)
+        key = jax.random.fold_in(key, state.step)
+        if binarize:
+            bits = jax.random.bernoulli(jax.random.fold_in(key, _BINARIZE), batch["x"])
+            batch["x"] = bits.astype(batch["x"].dtype)
+        weight = batch.get("weight")
+        count = psum(
+            jnp.asarray(batch["x"].shape[0], jnp.float32) if weight is None else weight.sum()
+        )
+        params, opt_state, model_state = state.params, dict(state.opt_state), state.model_state
+        finite_all = jnp.asarray(True)
+        step_metrics: Metrics = {}
+        for i, (group, method) in enumerate(phases):
+            params, opt_state, model_state, finite, out = phase(
+                i, group, method, state, batch, key, count, params, opt_state, model_state
+            )
+            finite_all = finite_all & finite
+            step_metrics.update(out)
+        new_state = state.replace(
+            step=state.step + 1, params=params, opt_state=opt_state, model_state=model_state
+        )
+        step_metrics["count"] = count
+        step_metrics["nonfinite"] = 1.0 - finite_all.astype(jnp.float32)
+        return new_state, step_metrics
+
+    return update
+
+
+def metric_names(model: nn.Module, variables, batch_spec: Batch) -> tuple[str, ...]:
+    """The keys of the metrics ``make_train_step``'s step returns, from an abstract forward
+    pass of each phase (cheaper than tracing the step, which then traces once).
+    """
+    names = []
+    rngs = {s: jax.random.key(0) for s in RNG_STREAMS}
+    for group, method in model.phases:
+        (_, aux), _ = jax.eval_shape(
+            lambda v, b, m=method: apply_model(model, v, b, train=True, rngs=rngs, method=m),
+            variables,
+            batch_spec,
+        )
+        names.append("loss" if group == "autoencoder" else f"{group}_loss")
+        names += list(aux["terms"]) + list(aux.get("stats", {}))
+    return (*dict.fromkeys(names), "count", "nonfinite")
 
 
 def make_train_step(
-    model: nn.Module, tx: optax.GradientTransformation, likelihood: str, nonfinite: str = "stop"
-) -> Callable[[TrainState, jax.Array, jax.Array], tuple[TrainState, Metrics]]:
+    model: nn.Module,
+    optimizers: optax.GradientTransformation | Mapping[str, optax.GradientTransformation],
+    objective: Objective | None = None,
+    *,
+    nonfinite: str = "stop",
+    binarize: bool = False,
+) -> Callable[[TrainState, Any, jax.Array], tuple[TrainState, Metrics]]:
     """Builds the (un-jitted) ``train_step(state, batch, key) -> (state, metrics)``.
 
     Args:
       model: the registry model.
-      tx: the optimizer.
-      likelihood: ``"bernoulli"`` or ``"gaussian"`` (see ``aejax.losses``).
-      nonfinite: ``"stop"`` applies every update and lets the loop stop on a NaN/Inf loss;
-        ``"skip"`` leaves params and optimizer state unchanged on such a step.
+      optimizers: one optimizer, or ``{group: optimizer}`` (an adversarial autoencoder's
+        ``autoencoder`` and ``discriminator``).
+      objective: the term weights (``aejax.objective.make_objective``); default: the
+        default ``Config``'s.
+      nonfinite: ``"stop"`` or ``"skip"`` (see ``make_update``).
+      binarize: dynamic binarization of ``batch["x"]``.
 
     Returns:
-      A pure function. ``batch: [B, *input_shape]``; ``key`` a typed PRNG key into which the
-      step number is folded. ``metrics`` are sums over the batch: ``loss``, ``count``,
-      ``nonfinite`` (1 if this step's loss or gradients were NaN/Inf).
+      A pure function. ``batch``: ``{"x": [B, *input_shape], ...}`` (or the bare array);
+      ``key`` a typed PRNG key into which the step number is folded. ``metrics`` are sums
+      over the batch: ``loss`` (the weighted objective), each unweighted term the model
+      reports (``reconstruction``, ``kl``, ...), each batch statistic times ``count``,
+      a discriminator's ``discriminator_loss``, ``count`` and ``nonfinite`` (1 if this
+      step's loss or gradients were NaN/Inf).
     """
-
-    loss_fn = make_loss_fn(model, likelihood)
-
-    def train_step(state: TrainState, batch: jax.Array, key: jax.Array):
-        key = jax.random.fold_in(key, state.step)
-        (_, per_example), grads = jax.value_and_grad(loss_fn, has_aux=True)(
-            state.params, batch, key
-        )
-        updates, opt_state = tx.update(grads, state.opt_state, state.params)
-        params = optax.apply_updates(state.params, updates)
-        finite = losses.step_is_finite(per_example, grads)
-        if nonfinite == "skip":
-            params, opt_state = jax.tree.map(
-                lambda new, old: jnp.where(finite, new, old),
-                (params, opt_state),
-                (state.params, state.opt_state),
-            )
-        new_state = state.replace(step=state.step + 1, params=params, opt_state=opt_state)
-        step_metrics = {
-            "loss": jnp.where(finite, per_example.sum(), 0.0),
-            "count": jnp.asarray(batch.shape[0], jnp.float32),
-            "nonfinite": 1.0 - finite.astype(jnp.float32),
-        }
-        return new_state, step_metrics
-
-    return train_step
+    return make_update(model, optimizers, objective, nonfinite=nonfinite, binarize=binarize)
 
 
 def make_eval_step(
-    model: nn.Module, likelihood: str
-) -> Callable[[Any, jax.Array, jax.Array], Metrics]:
-    """Builds ``eval_step(params, batch, mask) -> metrics`` (sums over unmasked examples).
+    model: nn.Module, objective: Objective | None = None
+) -> Callable[[Any, Batch], Metrics]:
+    """Builds ``eval_step(variables, batch) -> metrics``: sums over the batch's real rows.
 
     Args:
       model: the registry model.
-      likelihood: see ``make_train_step``.
+      objective: the term weights; evaluated at ``objective.final_step``, so the loss
+        means the same in every epoch (a warm-up does not make early epochs look better).
 
     Returns:
-      A pure function; ``batch: [B, *input_shape]``, ``mask: [B]`` (1 for real rows, 0 for
-      padding, so the last batch keeps the static shape). Metrics: ``loss`` (the training
-      objective), ``sse`` (summed squared error in data space), ``count``.
+      A pure function; ``variables`` as ``TrainState.variables()`` (or a bare params
+      tree), ``batch = {"x": [B, ...], "weight": [B]}`` with weight 0 on padding rows (so
+      the last batch keeps the static shape). Metrics: ``loss``, ``sse`` (summed squared
+      error in data space), each term, ``count``.
     """
+    objective = objective or default_objective()
 
-    def eval_step(params, batch, mask):
-        recon, aux = model.apply({"params": params}, batch, train=False)
-        per_example = losses.objective(aux, batch, likelihood)
-        sse = metrics.squared_error_per_example(recon, batch)
-        return {
-            "loss": jnp.sum(per_example * mask),
-            "sse": jnp.sum(sse * mask),
-            "count": jnp.sum(mask),
+    def eval_step(variables, batch):
+        batch = as_batch(batch)
+        if "params" not in variables:
+            variables = {"params": variables}
+        (recon, aux), _ = apply_model(model, variables, batch, train=False)
+        w = batch.get("weight")
+        if w is None:
+            w = jnp.ones((batch["x"].shape[0],), jnp.float32)
+        per_example, _ = objective(aux["terms"], objective.final_step)
+        sums = {
+            "loss": jnp.sum(per_example * w),
+            "sse": jnp.sum(metrics.squared_error_per_example(recon, batch["x"]) * w),
+            "count": jnp.sum(w),
         }
+        for name, value in aux["terms"].items():
+            sums[name] = jnp.sum(value * w)
+        return sums
 
     return eval_step
 

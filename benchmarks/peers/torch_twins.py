@@ -261,23 +261,24 @@ def load_flax_params(twin: nn.Module, params) -> None:
                 dense(layer, params[part][f"dense_{i}"])
         return
     c, h, w = twin.bottom
+    enc, dec = params["encoder"], params["decoder"]
     for i, conv in enumerate(twin.down):
-        p = params[f"conv_{i}"]
+        p = enc[f"conv_{i}"]
         dense(conv, p, w=np.transpose(p["kernel"], (3, 2, 0, 1)))  # HWIO -> OIHW
     # Flax flattens the bottom as (H, W, C); the twin as (C, H, W).
-    k = np.asarray(params["to_code"]["kernel"])
+    k = np.asarray(enc["to_code"]["kernel"])
     dense(
         twin.to_code,
-        params["to_code"],
+        enc["to_code"],
         w=k.reshape(h, w, c, -1).transpose(3, 2, 0, 1).reshape(k.shape[1], -1),
     )
-    k, b = np.asarray(params["from_code"]["kernel"]), np.asarray(params["from_code"]["bias"])
+    k, b = np.asarray(dec["from_code"]["kernel"]), np.asarray(dec["from_code"]["bias"])
     dense(
         twin.from_code,
-        params["from_code"],
+        dec["from_code"],
         w=k.reshape(-1, h, w, c).transpose(3, 1, 2, 0).reshape(c * h * w, -1),
         b=b.reshape(h, w, c).transpose(2, 0, 1).reshape(-1),
     )
     for i, deconv in enumerate(twin.up):
-        k = np.asarray(params[f"deconv_{i}"]["kernel"])[::-1, ::-1]  # [3, 3, in, out], flipped
-        dense(deconv, params[f"deconv_{i}"], w=np.transpose(k, (2, 3, 0, 1)))
+        k = np.asarray(dec[f"deconv_{i}"]["kernel"])[::-1, ::-1]  # [3, 3, in, out], flipped
+        dense(deconv, dec[f"deconv_{i}"], w=np.transpose(k, (2, 3, 0, 1)))

@@ -1,0 +1,104 @@
+"""The one autoencoder: an encoder, a code, a decoder and a likelihood, composed."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import flax.linen as nn
+import jax
+
+from aejax.models.likelihoods import Likelihood
+
+# The parameter group of each top-level submodule that is not the autoencoder's own.
+_OTHER_GROUPS = {"adversary": "discriminator"}
+
+
+class Autoencoder(nn.Module):
+    """Every registry model is one of these; variants differ only in their parts.
+
+    Attributes:
+      input_shape: per-example data shape, e.g. ``(28, 28, 1)`` or ``(30,)``.
+      encoder: ``[B, *input_shape] -> features`` (``aejax.models.parts``).
+      code: features -> ``z`` plus its objective terms (``aejax.models.codes``).
+      decoder: ``z -> [B, *input_shape[:-1], C * likelihood.params_per_element]``.
+      likelihood: reads the decoder's output (``aejax.models.likelihoods.Likelihood``).
+      adversary: optional latent discriminator (the adversarial autoencoder). It trains
+        as its own parameter group, ``"discriminator"``, with its own optimizer.
+
+    ``__call__(x, *, train=False, mask=None)`` returns ``(recon, aux)``: ``recon`` the
+    reconstruction in data space and ``aux`` a dict with ``z``, ``decoder_output``,
+    ``terms`` (unweighted per-example objective terms ``{name: [B]}``, always with
+    ``reconstruction``), ``stats`` (scalar diagnostics of the batch) and the code's own
+    outputs (``mean`` and ``logvar`` for a Gaussian code, ``codes`` for a quantizer).
+    """
+
+    input_shape: tuple[int, ...]
+    encoder: nn.Module
+    code: nn.Module
+    decoder: nn.Module
+    likelihood: Likelihood
+    adversary: Any = None
+
+    # --- the parts on their own --------------------------------------------------------
+    def encode(self, x: jax.Array, *, train: bool = False) -> jax.Array:
+        """``x: [B, *input_shape]`` -> deterministic codes ``z`` (``[B, K]`` or a grid)."""
+        del train
+        return self.code.encode(self.encoder(x))
+
+    def decoder_output(self, z: jax.Array) -> jax.Array:
+        """``z`` -> the likelihood's parameters (logits, means, or means and log-variances)."""
+        return self.decoder(z)
+
+    def decode(self, z: jax.Array) -> jax.Array:
+        """``z`` -> reconstructions ``[B, *input_shape]`` in data space."""
+        return self.likelihood.mean(self.decoder(z))
+
+    def sample(self, n: int) -> jax.Array:
+        """``n`` codes from the prior (``"sample"`` rng stream) decoded: ``[n, *input_shape]``."""
+        prior = self.adversary if self.adversary is not None else self.code
+        return self.decode(prior.sample_prior(n))
+
+    def __call__(
+        self, x: jax.Array, *, train: bool = False, mask: jax.Array | None = None
+    ) -> tuple[jax.Array, dict]:
+        z, code = self.code(self.encoder(x), train=train)
+        out = self.decoder(z)
+        terms = {"reconstruction": self.likelihood.nll(out, x, mask), **code["terms"]}
+        stats = dict(code["stats"])
+        if self.adversary is not None:
+            terms["adversarial"] = self.adversary.generator_loss(z)
+        aux = {"z": z, "decoder_output": out, "terms": terms, "stats": stats, **code["outputs"]}
+        return self.likelihood.mean(out), aux
+
+    def discriminator_terms(
+        self, x: jax.Array, *, train: bool = False, mask: jax.Array | None = None
+    ) -> tuple[None, dict]:
+        """The adversary's phase: its loss on prior samples vs (stopped) codes of ``x``."""
+        del mask
+        z, _ = self.code(self.encoder(x), train=train)
+        loss, stats = self.adversary.discriminator_loss(jax.lax.stop_gradient(z))
+        return None, {"terms": {"discriminator": loss}, "stats": stats}
+
+    # --- how the engine trains it ------------------------------------------------------
+    @property
+    def phases(self) -> tuple[tuple[str, str], ...]:
+        """``(parameter group, method)`` updates of one training step, in order."""
+        if self.adversary is None:
+            return (("autoencoder", "__call__"),)
+        return (("discriminator", "discriminator_terms"), ("autoencoder", "__call__"))
+
+
+def group_of(top_level_name: str) -> str:
+    """The parameter group a top-level submodule's parameters belong to."""
+    return _OTHER_GROUPS.get(top_level_name, "autoencoder")
+
+
+def group_names(params: dict) -> tuple[str, ...]:
+    """The groups present in a parameter tree, ``autoencoder`` first."""
+    names = {group_of(k) for k in params}
+    return tuple(sorted(names, key=lambda g: (g != "autoencoder", g)))
+
+
+def select_group(params: dict, group: str) -> dict:
+    """The top-level entries of ``params`` that belong to ``group``."""
+    return {k: v for k, v in params.items() if group_of(k) == group}

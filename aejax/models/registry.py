@@ -1,0 +1,242 @@
+"""The model registry: each name is a small factory that composes an ``Autoencoder``.
+
+Each entry declares the config keys it reads (anything else set for it is refused), the
+data kinds it supports and a tiny config that the registry-driven tests and the quick
+benchmarks train, so a new model is covered without new test code.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from collections.abc import Callable, Mapping
+from typing import Any
+
+from aejax.errors import ConfigError
+from aejax.models.autoencoder import Autoencoder
+from aejax.models.codes import GaussianCode, IdentityCode
+from aejax.models.likelihoods import Likelihood
+from aejax.models.parts import ConvDecoder, ConvEncoder, MLPDecoder, MLPEncoder, check_conv_shape
+
+# Keys every model reads; the others belong to the models that list them.
+COMMON = ("latent_dim", "activation", "dtype", "likelihood")
+DENSE = ("hidden",)
+CONV = ("conv_features", "deconv")
+VARIATIONAL = ("beta", "kl_warmup_steps", "capacity", "capacity_steps", "capacity_gamma")
+
+
+@dataclasses.dataclass(frozen=True)
+class ModelSpec:
+    """One registry entry.
+
+    Attributes:
+      name: the registry name (``--model``).
+      build: ``build(input_shape, likelihood, hp) -> Autoencoder``; ``hp`` maps every key
+        of ``hparams`` to its value.
+      hparams: the ``Config`` fields this model reads (``COMMON`` included).
+      kinds: data kinds it supports (``"image"``, ``"tabular"``).
+      description: one line for ``aejax models``.
+      test_config: ``Config`` overrides for a tiny, fast run (tests and quick benchmarks).
+    """
+
+    name: str
+    build: Callable[[tuple[int, ...], Likelihood, Mapping[str, Any]], Autoencoder]
+    hparams: tuple[str, ...]
+    kinds: tuple[str, ...]
+    description: str
+    test_config: Mapping[str, Any] = dataclasses.field(default_factory=dict)
+
+
+def _out_shape(input_shape, likelihood: Likelihood) -> tuple[int, ...]:
+    return (*input_shape[:-1], input_shape[-1] * likelihood.params_per_element)
+
+
+def dense_parts(input_shape, likelihood, hp, code) -> dict:
+    """MLP encoder and mirrored MLP decoder around ``code``."""
+    hidden = tuple(hp["hidden"])
+    act, dtype = hp["activation"], hp["dtype"]
+    return {
+        "encoder": MLPEncoder(hidden, code.features, act, dtype),
+        "code": code,
+        "decoder": MLPDecoder(hidden[::-1], _out_shape(input_shape, likelihood), act, dtype),
+    }
+
+
+def conv_parts(input_shape, likelihood, hp, code, *, grid: bool = False) -> dict:
+    """Stride-2 conv encoder and transposed-conv decoder around ``code``."""
+    feats = tuple(hp["conv_features"])
+    check_conv_shape(tuple(input_shape), len(feats))
+    act, dtype = hp["activation"], hp["dtype"]
+    out_channels = input_shape[-1] * likelihood.params_per_element
+    return {
+        "encoder": ConvEncoder(feats, code.features, grid, act, dtype),
+        "code": code,
+        "decoder": ConvDecoder(
+            tuple(input_shape), feats, out_channels, grid, act, dtype, hp["deconv"]
+        ),
+    }
+
+
+def _compose(parts_fn, code_fn):
+    def build(input_shape, likelihood, hp):
+        parts = parts_fn(input_shape, likelihood, hp, code_fn(hp))
+        return Autoencoder(tuple(input_shape), likelihood=likelihood, **parts)
+
+    return build
+
+
+MODELS: dict[str, ModelSpec] = {}
+
+
+def register(spec: ModelSpec) -> ModelSpec:
+    """Adds ``spec`` to ``MODELS`` (its name must be new)."""
+    if spec.name in MODELS:
+        raise ValueError(f"model {spec.name!r} is already registered")
+    MODELS[spec.name] = spec
+    return spec
+
+
+_TINY_DENSE = {"hidden": (32,), "latent_dim": 4}
+_TINY_CONV = {"conv_features": (8, 16), "latent_dim": 4}
+
+register(
+    ModelSpec(
+        "ae",
+        _compose(dense_parts, lambda hp: IdentityCode(hp["latent_dim"])),
+        COMMON + DENSE,
+        ("image", "tabular"),
+        "dense undercomplete autoencoder (hidden=... sets a deep topology)",
+        _TINY_DENSE,
+    )
+)
+register(
+    ModelSpec(
+        "conv_ae",
+        _compose(conv_parts, lambda hp: IdentityCode(hp["latent_dim"])),
+        COMMON + CONV,
+        ("image",),
+        "strided-conv encoder, transposed-conv decoder (images)",
+        _TINY_CONV,
+    )
+)
+register(
+    ModelSpec(
+        "vae",
+        _compose(dense_parts, lambda hp: GaussianCode(hp["latent_dim"])),
+        COMMON + DENSE + VARIATIONAL,
+        ("image", "tabular"),
+        "variational autoencoder, dense: Gaussian posterior, KL weighted by beta, "
+        "warm-up or capacity schedule",
+        _TINY_DENSE,
+    )
+)
+register(
+    ModelSpec(
+        "conv_vae",
+        _compose(conv_parts, lambda hp: GaussianCode(hp["latent_dim"])),
+        COMMON + CONV + VARIATIONAL,
+        ("image",),
+        "variational autoencoder with conv_ae's encoder and decoder (images)",
+        _TINY_CONV,
+    )
+)
+
+
+def get_spec(name: str) -> ModelSpec:
+    """The registry entry ``name``, or a ConfigError listing the known models."""
+    if name not in MODELS:
+        raise ConfigError(f"unknown model {name!r}; known models: {sorted(MODELS)}")
+    return MODELS[name]
+
+
+def model_keys() -> frozenset[str]:
+    """Every config key some model reads."""
+    return frozenset(k for spec in MODELS.values() for k in spec.hparams)
+
+
+def list_models() -> list[tuple[str, str]]:
+    """Returns ``(name, description)`` for every registered model."""
+    return [(name, spec.description) for name, spec in MODELS.items()]
+
+
+def create_model(
+    name: str, input_shape: tuple[int, ...], likelihood: str | Likelihood = "bernoulli", **hparams
+) -> Autoencoder:
+    """Builds registry model ``name``.
+
+    Args:
+      name: a key of ``MODELS``.
+      input_shape: per-example data shape, e.g. ``(28, 28, 1)``.
+      likelihood: ``"bernoulli"`` for [0, 1] images, ``"gaussian"`` or
+        ``"gaussian_learned"`` for standardized data (or a ``Likelihood``).
+      **hparams: the model's hyperparameters (``ModelSpec.hparams``); unset ones take the
+        ``aejax.Config`` defaults.
+
+    Returns:
+      An unbound ``Autoencoder``.
+
+    Raises:
+      ConfigError: an unknown model, a key the model does not read, a bad shape.
+    """
+    from aejax.config import Config  # the defaults live in one place
+
+    spec = get_spec(name)
+    keys = [k for k in spec.hparams if k != "likelihood"]  # the argument of its own
+    unknown = sorted(set(hparams) - set(keys))
+    if unknown:
+        raise ConfigError(
+            f"model {name!r} does not use {unknown}; its hyperparameters are {sorted(keys)}"
+        )
+    defaults = Config()
+    hp = {k: hparams.get(k, getattr(defaults, k)) for k in keys}
+    hp = {k: tuple(v) if isinstance(v, list) else v for k, v in hp.items()}
+    lik = likelihood if isinstance(likelihood, Likelihood) else Likelihood(likelihood)
+    if len(input_shape) < 1 or math.prod(input_shape) < 1:
+        raise ConfigError(f"input_shape must be non-empty, got {input_shape}")
+    return spec.build(tuple(input_shape), lik, hp)
+
+
+def model_from_config(config, input_shape: tuple[int, ...], kind: str) -> Autoencoder:
+    """The model ``config`` describes for data of ``kind`` and ``input_shape``.
+
+    Raises:
+      ConfigError: the model does not support ``kind``, or ``config`` sets (to a value
+        other than the default) a key this model does not read, e.g. ``beta`` for ``ae``.
+    """
+    from aejax.config import Config
+    from aejax.models.likelihoods import likelihood_for
+
+    spec = get_spec(config.model)
+    check_model_keys(config)
+    if kind not in spec.kinds:
+        raise ConfigError(
+            f"model {spec.name!r} supports {list(spec.kinds)} data, not {kind!r}; models for "
+            f"{kind} data: {sorted(n for n, s in MODELS.items() if kind in s.kinds)}"
+        )
+    del Config
+    hp = {k: getattr(config, k) for k in spec.hparams if k != "likelihood"}
+    return create_model(config.model, input_shape, likelihood_for(kind, config.likelihood), **hp)
+
+
+def check_model_keys(config, explicit: tuple[str, ...] = ()) -> None:
+    """Refuses model keys the chosen model does not read.
+
+    Args:
+      config: the run's ``Config``.
+      explicit: keys the user set by name (``--set``); refused even at their default.
+
+    Raises:
+      ConfigError: naming the offending keys and the model's valid ones.
+    """
+    from aejax.config import Config
+
+    spec = get_spec(config.model)
+    defaults = Config()
+    foreign = model_keys() - set(spec.hparams)
+    bad = sorted(k for k in foreign if k in explicit or getattr(config, k) != getattr(defaults, k))
+    if bad:
+        shown = ", ".join(f"{k}={getattr(config, k)!r}" for k in bad)
+        raise ConfigError(
+            f"model {spec.name!r} does not use {shown}; its hyperparameters are "
+            f"{sorted(spec.hparams)}"
+        )
