@@ -249,6 +249,8 @@ def make_eval_step(
         }
         for name, value in aux["terms"].items():
             sums[name] = jnp.sum(value * w)
+        for name, value in aux.get("stats", {}).items():
+            sums[name] = value * sums["count"]  # a batch statistic, weighted by its rows
         return sums
 
     return eval_step
