@@ -2,7 +2,7 @@
 
 Examples::
 
-    python -m benchmarks run --suite quick --out bench-out/quick   # 8-14 min on 2 CPU cores
+    python -m benchmarks run --suite quick --out bench-out/quick   # within 10 min on 2 CPU cores
     python -m benchmarks run --suite full --out bench-out/full     # a GPU/TPU or a long CPU run
     python -m benchmarks publish --from bench-out/quick            # -> benchmarks/results/
     python -m benchmarks readme --from bench-out/quick             # rewrites README "Results"

@@ -8,6 +8,7 @@ import aejax
 from benchmarks import environment, records
 from benchmarks.context import Context
 from benchmarks.quality import SSE
+from benchmarks.suites import NO_LATENT_SWEEP
 
 
 def run(ctx: Context) -> list[dict]:
@@ -22,7 +23,8 @@ def run(ctx: Context) -> list[dict]:
     if len(latents) < len(suite.sweep_latents):
         ctx.note(f"sweep on {data!r}: latent sizes above its dimension {dim} left out")
     out = []
-    for name in aejax.MODELS:
+    names = suite.sweep_models or [n for n in aejax.MODELS if n not in NO_LATENT_SWEEP]
+    for name in names:
         for latent in latents:
             ctx.log(f"sweep {name} on {data}, latent {latent}")
             config = ctx.config(model=name, data=data, latent_dim=latent, epochs=suite.sweep_epochs)
