@@ -67,6 +67,21 @@ def _parser() -> argparse.ArgumentParser:
     e.add_argument("workdir")
     e.add_argument("--data", default=None, help="evaluate on another dataset spec")
     e.add_argument("--json", action="store_true")
+    e.add_argument(
+        "--iw",
+        type=int,
+        default=0,
+        metavar="K",
+        help="also report the test ELBO and the importance-weighted IW-K NLL in nats "
+        "(vae, conv_vae; Burda et al. 2016), e.g. --iw 5000",
+    )
+    e.add_argument(
+        "--iw-examples",
+        type=int,
+        default=None,
+        metavar="N",
+        help="bound only the first N test examples (default: all)",
+    )
 
     sub.add_parser("models", help="list the registered models")
     sub.add_parser("datasets", help="list the dataset specs")
@@ -140,7 +155,7 @@ def _train(args) -> int:
 def _evaluate(args) -> int:
     from aejax.evaluate import evaluate_workdir
 
-    out = evaluate_workdir(args.workdir, args.data)
+    out = evaluate_workdir(args.workdir, args.data, iw=args.iw, iw_examples=args.iw_examples)
     if args.json:
         print(json.dumps(out, indent=2))
     else:
@@ -153,7 +168,7 @@ def _models(_) -> int:
     from aejax.models import list_models
 
     for name, desc in list_models():
-        print(f"{name:<12} {desc}")
+        print(f"{name:<16} {desc}")
     return 0
 
 

@@ -1,5 +1,6 @@
 """Models: one ``Autoencoder`` composed of parts, and the registry of named factories."""
 
+from aejax.models.adversarial import LatentDiscriminator
 from aejax.models.autoencoder import Autoencoder
 from aejax.models.codes import GaussianCode, IdentityCode
 from aejax.models.likelihoods import LIKELIHOODS, Likelihood, likelihood_for
@@ -14,6 +15,7 @@ from aejax.models.registry import (
     model_from_config,
     register,
 )
+from aejax.models.vq import VectorQuantizer
 
 __all__ = [
     "LIKELIHOODS",
@@ -23,6 +25,7 @@ __all__ = [
     "ConvEncoder",
     "GaussianCode",
     "IdentityCode",
+    "LatentDiscriminator",
     "Likelihood",
     "MLPDecoder",
     "MLPEncoder",
@@ -34,5 +37,6 @@ __all__ = [
     "likelihood_for",
     "list_models",
     "model_from_config",
+    "VectorQuantizer",
     "register",
 ]

@@ -13,10 +13,12 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from aejax.errors import ConfigError
+from aejax.models.adversarial import discriminator_from_hparams
 from aejax.models.autoencoder import Autoencoder
 from aejax.models.codes import GaussianCode, IdentityCode
 from aejax.models.likelihoods import Likelihood
 from aejax.models.parts import ConvDecoder, ConvEncoder, MLPDecoder, MLPEncoder, check_conv_shape
+from aejax.models.vq import quantizer_from_hparams
 
 # Keys every model reads; the others belong to the models that list them.
 COMMON = ("latent_dim", "activation", "dtype", "likelihood")
@@ -138,6 +140,50 @@ register(
         ("image",),
         "variational autoencoder with conv_ae's encoder and decoder (images)",
         _TINY_CONV,
+    )
+)
+
+
+ADVERSARIAL = ("prior", "prior_components", "disc_hidden", "disc_lr", "adversarial_weight")
+
+
+def _adversarial_ae(input_shape, likelihood, hp):
+    parts = dense_parts(input_shape, likelihood, hp, IdentityCode(hp["latent_dim"]))
+    adversary = discriminator_from_hparams(hp)
+    return Autoencoder(tuple(input_shape), likelihood=likelihood, adversary=adversary, **parts)
+
+
+register(
+    ModelSpec(
+        "adversarial_ae",
+        _adversarial_ae,
+        COMMON + DENSE + ADVERSARIAL,
+        ("image", "tabular"),
+        "adversarial autoencoder (Makhzani et al. 2016), dense: a latent discriminator pushes "
+        "the codes toward prior=gaussian|mixture",
+        {"hidden": (32,), "latent_dim": 2, "disc_hidden": (16,)},
+    )
+)
+
+
+VQ = ("codebook_size", "code_dim", "commitment", "vq_update", "vq_decay", "vq_restart")
+
+
+def _vq_vae(input_shape, likelihood, hp):
+    code = quantizer_from_hparams(input_shape, hp)
+    parts = conv_parts(input_shape, likelihood, hp, code, grid=True)
+    return Autoencoder(tuple(input_shape), likelihood=likelihood, **parts)
+
+
+register(
+    ModelSpec(
+        "vq_vae",
+        _vq_vae,
+        COMMON + CONV + VQ,
+        ("image",),
+        "vector-quantized VAE (van den Oord et al. 2017): a grid of codebook_size codes of "
+        "code_dim, EMA or loss codebook, dead-code restart (latent_dim: PCA comparison only)",
+        {"conv_features": (8, 16), "codebook_size": 16, "code_dim": 8},
     )
 )
 
