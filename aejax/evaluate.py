@@ -10,7 +10,7 @@ from typing import Any
 import jax
 import numpy as np
 
-from aejax import inference, metrics
+from aejax import bounds, inference, metrics
 from aejax.baselines import fit_pca
 from aejax.config import Config
 from aejax.data import Dataset, Standardizer
@@ -225,15 +225,32 @@ def abstract_state(model: Any, tx: Any, input_shape: tuple[int, ...], seed: int)
     return jax.tree.map(lambda s: jax.ShapeDtypeStruct(s.shape, s.dtype, sharding=sharding), shapes)
 
 
-def evaluate_workdir(workdir: str | pathlib.Path, data: str | None = None) -> dict:
+def evaluate_workdir(
+    workdir: str | pathlib.Path,
+    data: str | None = None,
+    *,
+    iw: int = 0,
+    iw_examples: int | None = None,
+) -> dict:
     """Re-evaluates a saved run on its test split (or on another dataset spec ``data``).
+
+    Args:
+      workdir: the run directory.
+      data: another dataset spec to evaluate on.
+      iw: with ``iw = K >= 1`` (Gaussian-code models), also report the test ELBO and the
+        IW-K NLL in nats (``aejax.bounds.evaluate_bounds``: binarized runs are evaluated
+        on a test set binarized once with a fixed seed).
+      iw_examples: bound only the first ``iw_examples`` test examples (default: all).
 
     Raises:
       CheckpointError: see ``load_run``.
+      ConfigError: ``iw`` for a model without a Gaussian code.
       DataError: the data cannot be loaded, has no test split, or its examples are not of
         the kind and shape the run was trained on.
     """
     config, model, params, scaler = load_run(workdir)
+    if iw:
+        bounds.check_bound_model(model)  # before loading data and fitting PCA
     ds = dataset_for(config, data)
     trained_kind = "image" if inference.reads_images(model) else "tabular"
     if ds.kind != trained_kind or ds.input_shape != tuple(model.input_shape):
@@ -254,4 +271,10 @@ def evaluate_workdir(workdir: str | pathlib.Path, data: str | None = None) -> di
     out = {"model": config.model, "data": ds.name, "latent_dim": config.latent_dim}
     out.update({f"test_{k}": v for k, v in ae.items()})
     out.update({f"pca_{k}": v for k, v in pca.items()})
+    if iw:
+        out.update(
+            bounds.evaluate_bounds(
+                config, model, params, x_test, iw, examples=iw_examples, scaler=scaler
+            )
+        )
     return out
