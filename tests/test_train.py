@@ -152,3 +152,26 @@ def test_tensorboard_scalars_are_written(digits, tmp_path):
     np.testing.assert_allclose(
         [v for _, v in scalars["val_loss"]], [r["val_loss"] for r in log], rtol=1e-6
     )
+
+
+def test_train_starts_from_init_params_and_checks_them(digits):
+    first = train(SMALL.replace(epochs=3), dataset=digits)
+    scratch = train(SMALL.replace(epochs=1), dataset=digits)
+    warm = train(SMALL.replace(epochs=1), dataset=digits, init_params=first.params)
+    # A second phase continues from the first one's parameters (with a fresh optimizer).
+    assert warm.history[0]["train_loss"] < 0.8 * scratch.history[0]["train_loss"]
+    assert warm.history[0]["train_loss"] < first.history[0]["train_loss"]
+    with pytest.raises(aejax.ConfigError, match=r"init_params do not fit.*reshaped"):
+        train(SMALL.replace(epochs=1, latent_dim=4), dataset=digits, init_params=first.params)
+
+
+def test_checkpoint_of_the_old_format_is_refused_naming_it(digits, tmp_path, monkeypatch):
+    from aejax.train import checkpoint
+
+    monkeypatch.setattr(checkpoint, "FORMAT", 1)  # what aejax 0.1 wrote (no "format" key)
+    train(SMALL.replace(epochs=1), tmp_path, dataset=digits)
+    monkeypatch.undo()
+    with pytest.raises(CheckpointError, match=r"format 1 \(aejax 0.1.*reads format 2.*--fresh"):
+        train(SMALL.replace(epochs=1), tmp_path, dataset=digits)
+    with pytest.raises(CheckpointError, match="format 1"):
+        aejax.load_run(tmp_path)

@@ -105,7 +105,8 @@ def check_params_fit(params: PyTree, expected: PyTree) -> None:
     """Raises ConfigError naming the first leaves where ``params`` differs from ``expected``."""
     from aejax.train.checkpoint import structure_diff
 
-    diff = structure_diff(jax.tree.map(jnp.shape, params), expected)
+    given = jax.tree.map(lambda a: jax.ShapeDtypeStruct(jnp.shape(a), jnp.result_type(a)), params)
+    diff = structure_diff(given, expected)
     if diff:
         raise ConfigError(f"init_params do not fit the model: {diff}")
 
