@@ -100,3 +100,28 @@ def test_bfloat16_compute_keeps_float32_params_and_learns(digits):
     assert all(x.dtype == jnp.float32 for x in jax.tree.leaves(result.params))
     losses = [r["train_loss"] for r in result.history]
     assert losses[-1] < 0.7 * losses[0]
+
+
+def test_pmap_path_runs_the_same_phases_as_the_jit_step(digits):
+    # Two parameter groups with their own optimizers (discriminator, then autoencoder).
+    config = CONFIG.replace(model="adversarial_ae", latent_dim=2, disc_hidden=(16,))
+    model = aejax.model_from_config(config, digits.input_shape, "image")
+    optimizers = aejax.make_optimizers(config, 100, model)
+    assert set(optimizers) == {"autoencoder", "discriminator"}
+    state = init_state(model, optimizers, digits.input_shape, seed=0)
+    objective = aejax.make_objective(config, 100)
+    step = jax.jit(aejax.make_train_step(model, optimizers, objective))
+    key = jax.random.key(1)
+    single = state
+    for b in _batches(digits, n=3):
+        single, m1 = step(single, jnp.asarray(b), key)
+    pstep = make_pmap_train_step(model, optimizers, objective)
+    # On one device the pmap path is the jit step itself, random draws included.
+    pstate, pkey = replicate(state, 1), replicate(key, 1)
+    for b in _batches(digits, n=3):
+        pstate, pm = pstep(pstate, split_batch(b, 1), pkey)
+    np.testing.assert_allclose(
+        _flat(unreplicate(pstate).params), _flat(single.params), rtol=1e-5, atol=1e-6
+    )
+    for name in ("loss", "discriminator_loss", "adversarial", "reconstruction"):
+        np.testing.assert_allclose(pm[name][0], m1[name], rtol=1e-5)

@@ -12,7 +12,11 @@ gradient of the global mean. Inside ``shard_map`` the parameters are one replica
 value, whose gradient already comes out summed over devices (see ECOSYSTEM.md).
 
 Collections other than ``params`` (a VQ-VAE's EMA codebook) are averaged over devices
-after each step; the jit path computes them from the global batch instead.
+after each step; the jit path computes them from the global batch instead. Each device
+draws the noise of its own rows (the step key with the device index folded in), so a
+stochastic model (a VAE's sample, an adversarial autoencoder's prior draws) matches the jit
+path in distribution but not bit for bit; deterministic models, and any model on one
+device, match it to float rounding (tested).
 """
 
 from __future__ import annotations
@@ -49,8 +53,8 @@ def make_pmap_train_step(
     Returns:
       A function over device-stacked arguments: ``state`` from ``replicate``, ``batch``
       (an array or a dict of arrays) ``[n_devices, B / n_devices, ...]`` from
-      ``split_batch``, ``key`` a replicated typed key (the same on every device, as in
-      the single-device step). Metrics are global sums, identical on every device.
+      ``split_batch``, ``key`` a replicated typed key. Metrics are global sums,
+      identical on every device.
     """
     update = make_update(model, optimizers, objective, nonfinite=nonfinite, axis_name=AXIS)
     return jax.pmap(update, axis_name=AXIS, donate_argnums=0)

@@ -142,6 +142,11 @@ def make_update(
     def update(state: TrainState, batch: Batch, key: jax.Array):
         batch = as_batch(batch)
         key = jax.random.fold_in(key, state.step)
+        if axis_name and jax.lax.axis_size(axis_name) > 1:
+            # Under pmap each device draws the noise of its own rows: without this every
+            # device would repeat the same draws. (The jit path draws once for the global
+            # batch, so stochastic models match it in distribution, not in bits.)
+            key = jax.random.fold_in(key, jax.lax.axis_index(axis_name))
         if binarize:
             bits = jax.random.bernoulli(jax.random.fold_in(key, _BINARIZE), batch["x"])
             batch["x"] = bits.astype(batch["x"].dtype)
