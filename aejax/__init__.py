@@ -7,10 +7,12 @@ from aejax import (
     train,  # the engine subpackage: aejax.train.train(config, workdir)
 )
 from aejax.baselines import PCA, fit_pca
+from aejax.bounds import importance_weighted_bound
 from aejax.config import Config
 from aejax.data import Dataset, load_dataset
 from aejax.errors import AejaxError, CheckpointError, ConfigError, DataError, TrainingDivergedError
 from aejax.evaluate import evaluate_model, load_run, train_and_evaluate
+from aejax.generate import interpolate, sample
 from aejax.inference import decode, encode, reconstruct, score
 from aejax.models import MODELS, create_model, model_from_config
 from aejax.objective import Objective, make_objective
@@ -41,6 +43,8 @@ __all__ = [
     "encode",
     "evaluate_model",
     "fit_pca",
+    "importance_weighted_bound",
+    "interpolate",
     "load_dataset",
     "load_run",
     "losses",
@@ -54,6 +58,7 @@ __all__ = [
     "objective",
     "Objective",
     "reconstruct",
+    "sample",
     "score",
     "train_and_evaluate",
 ]

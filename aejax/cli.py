@@ -1,4 +1,4 @@
-"""Command line: ``aejax train | evaluate | models | datasets``."""
+"""Command line: ``aejax train | evaluate | sample | interpolate | models | datasets``."""
 
 from __future__ import annotations
 
@@ -83,6 +83,24 @@ def _parser() -> argparse.ArgumentParser:
         help="bound only the first N test examples (default: all)",
     )
 
+    g = sub.add_parser(
+        "sample", help="write samples of a trained run (a PNG grid; a CSV for tabular runs)"
+    )
+    g.add_argument("workdir")
+    g.add_argument("--n", type=int, default=64, help="how many samples (default 64)")
+    g.add_argument("--seed", type=int, default=0, help="the sampling seed (default 0)")
+    g.add_argument("--out", default=None, help="file (default: WORKDIR/samples.png or .csv)")
+
+    i = sub.add_parser(
+        "interpolate",
+        help="write interpolations between test examples of a trained run (PNG; CSV if tabular)",
+    )
+    i.add_argument("workdir")
+    i.add_argument("--steps", type=int, default=10, help="points per path (default 10)")
+    i.add_argument("--method", choices=("linear", "slerp"), default="linear")
+    i.add_argument("--pairs", type=int, default=4, help="pairs of test examples (default 4)")
+    i.add_argument("--out", default=None, help="file (default: WORKDIR/interpolations.png or .csv)")
+
     sub.add_parser("models", help="list the registered models")
     sub.add_parser("datasets", help="list the dataset specs")
     return p
@@ -164,6 +182,21 @@ def _evaluate(args) -> int:
     return 0
 
 
+def _sample(args) -> int:
+    from aejax.generate import sample_run
+
+    print(f"wrote {sample_run(args.workdir, args.n, args.seed, args.out)}")
+    return 0
+
+
+def _interpolate(args) -> int:
+    from aejax.generate import interpolate_run
+
+    out = interpolate_run(args.workdir, args.steps, args.method, args.pairs, args.out)
+    print(f"wrote {out}")
+    return 0
+
+
 def _models(_) -> int:
     from aejax.models import list_models
 
@@ -232,9 +265,14 @@ def _setup_process() -> None:
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the ``aejax`` console script."""
     args = _parser().parse_args(argv)
-    handler = {"train": _train, "evaluate": _evaluate, "models": _models, "datasets": _datasets}[
-        args.command
-    ]
+    handler = {
+        "train": _train,
+        "evaluate": _evaluate,
+        "sample": _sample,
+        "interpolate": _interpolate,
+        "models": _models,
+        "datasets": _datasets,
+    }[args.command]
     if argv is None:  # the console script or ``python -m aejax.cli``: we own the process
         _setup_process()
     else:

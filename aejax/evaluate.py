@@ -24,7 +24,9 @@ from aejax.train.rundir import check_workdir
 from aejax.train.state import state_shapes
 
 
-def evaluate_model(model, variables, x: np.ndarray, kind: str, batch_size: int = 1024) -> dict:
+def evaluate_model(
+    model, variables, x: np.ndarray, kind: str, batch_size: int | None = None
+) -> dict:
     """Reconstruction metrics of an autoencoder on ``x: [N, *input_shape]``.
 
     Returns:

@@ -47,3 +47,80 @@ def reconstructions(
     fig.tight_layout()
     fig.savefig(path, dpi=100)
     plt.close(fig)
+
+
+def code_scatter(
+    path: str | pathlib.Path,
+    codes: np.ndarray,
+    labels: np.ndarray | None,
+    prior: np.ndarray | None = None,
+    title: str = "",
+) -> None:
+    """Two panels: 2-D codes ``[N, 2]`` coloured by label, beside prior samples ``[M, 2]``.
+
+    Codes of more than two dimensions are drawn by their first two.
+    """
+    codes = np.asarray(codes).reshape(len(codes), -1)[:, :2]
+    panels = 2 if prior is not None else 1
+    fig, axes = plt.subplots(1, panels, figsize=(4.6 * panels, 4.2), squeeze=False)
+    ax = axes[0, 0]
+    sc = ax.scatter(codes[:, 0], codes[:, 1], c=labels, cmap="tab10", s=3, alpha=0.7)
+    if labels is not None:
+        fig.colorbar(sc, ax=ax, ticks=np.unique(labels))
+    ax.set_title(f"test codes{' by label' if labels is not None else ''}", fontsize=9)
+    if prior is not None:
+        prior = np.asarray(prior).reshape(len(prior), -1)[:, :2]
+        axes[0, 1].scatter(prior[:, 0], prior[:, 1], s=3, alpha=0.5, color="gray")
+        axes[0, 1].set_title("prior samples", fontsize=9)
+        lo = np.minimum(codes.min(0), prior.min(0))
+        hi = np.maximum(codes.max(0), prior.max(0))
+        for a in axes[0]:
+            a.set_xlim(lo[0], hi[0])
+            a.set_ylim(lo[1], hi[1])
+    fig.suptitle(title, fontsize=9)
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+
+
+def _show(ax, img: np.ndarray) -> None:
+    img = np.clip(img, 0, 1)
+    ax.imshow(img[..., 0] if img.shape[-1] == 1 else img, cmap="gray", vmin=0, vmax=1)
+    ax.set_xticks([])
+    ax.set_yticks([])
+
+
+def image_grid(
+    path: str | pathlib.Path, images: np.ndarray, ncols: int = 8, title: str | None = None
+) -> None:
+    """Writes ``images: [N, H, W, C]`` in [0, 1] (C = 1 or 3) as a grid, row by row."""
+    n = images.shape[0]
+    ncols = max(1, min(ncols, n))
+    nrows = -(-n // ncols)
+    fig, axes = plt.subplots(nrows, ncols, figsize=(ncols, nrows + 0.4), squeeze=False)
+    for i, ax in enumerate(axes.flat):
+        if i < n:
+            _show(ax, images[i])
+        else:
+            ax.axis("off")
+    if title:
+        fig.suptitle(title, fontsize=9)
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+
+
+def interpolation_grid(
+    path: str | pathlib.Path, paths: np.ndarray, title: str | None = None
+) -> None:
+    """Writes ``paths: [P, steps, H, W, C]`` in [0, 1]: one row per pair, left to right."""
+    p, steps = paths.shape[:2]
+    fig, axes = plt.subplots(p, steps, figsize=(steps, p + 0.4), squeeze=False)
+    for r in range(p):
+        for c in range(steps):
+            _show(axes[r, c], paths[r, c])
+    if title:
+        fig.suptitle(title, fontsize=9)
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)

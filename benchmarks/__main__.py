@@ -1,9 +1,10 @@
-"""Command line: ``python -m benchmarks run | report | publish | readme | validate``.
+"""Command line: ``python -m benchmarks run | family | report | publish | readme | validate``.
 
 Examples::
 
     python -m benchmarks run --suite quick --out bench-out/quick   # within 10 min on 2 CPU cores
     python -m benchmarks run --suite full --out bench-out/full     # a GPU/TPU or a long CPU run
+    python -m benchmarks family --out bench-out/family             # VAE/VQ-VAE/AAE figures
     python -m benchmarks publish --from bench-out/quick            # -> benchmarks/results/
     python -m benchmarks readme --from bench-out/quick             # rewrites README "Results"
 """
@@ -43,6 +44,11 @@ def _parser() -> argparse.ArgumentParser:
         default="peak,throughput,quality,sweep",
         help="comma-separated parts to run (default: all)",
     )
+    f = sub.add_parser(
+        "family", help="VAE bounds, VQ-VAE codebook use, AAE codes, sample/interpolation grids"
+    )
+    f.add_argument("--out", required=True, help="output directory")
+    f.add_argument("--tiny", action="store_true", help="digits, 2 epochs: every code path")
     e = sub.add_parser("report", help="re-render report.md and the PNGs of a finished run")
     e.add_argument("--from", dest="source", required=True, help="a run's output directory")
     m = sub.add_parser("readme", help="rewrite the README's Results section from a run")
@@ -80,6 +86,12 @@ def main(argv: list[str] | None = None) -> int:
             f"{meta['n_records']} records, report: {pathlib.Path(args.out) / 'report.md'} "
             f"({meta['wall_seconds']:.0f} s)"
         )
+        return 0
+    if args.command == "family":
+        from benchmarks.family import run_family
+
+        meta = run_family(args.out, tiny=args.tiny)
+        print(f"wrote {pathlib.Path(args.out) / 'family.md'} ({meta['wall_seconds']:.0f} s)")
         return 0
     if args.command == "report":
         from benchmarks.run import render

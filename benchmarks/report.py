@@ -219,8 +219,9 @@ def render(records: list[dict], meta: dict, figures: dict[str, str]) -> str:
     lines += [
         "## Encode throughput",
         "",
-        "`aejax.encode` (host array in and out, chunks of 1024) vs the twin's `encode` "
-        "under `torch.no_grad()`; compile seconds are the first call minus the steady "
+        "`aejax.encode` (host array in and out, rows per call chosen from the model's "
+        "widest activation) vs the twin's `encode` under `torch.no_grad()` (host array in "
+        "and out, chunks of 1024); compile seconds are the first call minus the steady "
         "median.",
         "",
     ]

@@ -76,7 +76,8 @@ def aejax_trainer(name: str, ds: aejax.Dataset, config: aejax.Config, batches: l
         holder["state"] = s
         return time.perf_counter() - t0
 
-    return timings, run_steps, lambda: holder["state"].params, model
+    # All the Linen variables (a VQ-VAE's codebook is model state, not a parameter).
+    return timings, run_steps, lambda: holder["state"].variables(), model
 
 
 def torch_trainer(name: str, ds: aejax.Dataset, config: aejax.Config, batches: list[np.ndarray]):
@@ -194,17 +195,22 @@ def _measure(ctx: Context, name: str, data: str, ds: aejax.Dataset, batch_size: 
 
 
 def _encode(ctx, name, data, ds, config, model, params, twin) -> list:
-    """Encode samples/s with ``aejax.encode`` (host in, host out) and the twin's ``encode``."""
+    """Encode samples/s with ``aejax.encode`` and the twin's ``encode``, both from a host
+    array to a host array (the twin's ``torch.from_numpy`` and ``.numpy()`` are timed)."""
     x = ds.x_test[: ctx.suite.encode_rows]
     runners = {"aejax": lambda: timing.timed(lambda: aejax.encode(model, params, x))[1]}
     if twin is not None:
+        import torch
+
         from benchmarks.peers import torch_train
 
         twin.eval()
-        xt = twin.to_input(x)  # layout change outside the timer: a user's data is NCHW
+        # The layout change stays outside the timer (a PyTorch user's images are NCHW).
+        xt = twin.to_input(x).numpy()
         for n in thread_counts():
             runners[f"torch/{n}"] = with_threads(
-                n, lambda: timing.timed(lambda: torch_train.encode_all(twin, xt))[1]
+                n,
+                lambda: timing.timed(lambda: torch_train.encode_all(twin, torch.from_numpy(xt)))[1],
             )
     first = runners["aejax"]()  # compiles the encoder for this shape
     for r in runners.values():
@@ -214,8 +220,8 @@ def _encode(ctx, name, data, ds, config, model, params, twin) -> list:
     speed = {k: [x.shape[0] / s for s in v] for k, v in seconds.items()}
     bench = {
         "rows": int(x.shape[0]),
-        "chunk": 1024,
-        "timed": "encode, host array in and out",
+        "chunk": "aejax: aejax.inference.plan_chunks; torch: 1024",
+        "timed": "encode, host array in and out on both sides",
         "compile": "first call minus steady median",
     }
     return [
