@@ -252,3 +252,26 @@ def test_experiment_on_unprepared_tfds_fails_with_the_data_error(tmp_path, capsy
     assert rc == 2
     assert "not prepared" in capsys.readouterr().err
     assert not list(tmp_path.glob("*.json"))
+
+
+def test_family_figures_smoke(tmp_path):
+    out = tmp_path / "family"
+    proc = subprocess.run(
+        [sys.executable, "-m", "benchmarks", "family", "--tiny", "--out", str(out)],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert proc.returncode == 0, proc.stderr[-4000:]
+    meta = json.loads((out / "family.json").read_text())
+    runs = meta["runs"]
+    assert set(runs) == {"vae", "vq_vae_restart", "vq_vae_no_restart", "adversarial_ae", "ae"}
+    # The importance-weighted bound is at least the ELBO: its NLL at most -ELBO.
+    assert runs["vae"]["iw_nll"] <= -runs["vae"]["test_elbo"] + 1e-6
+    assert runs["vae"]["iw_k"] >= 2 and meta["versions"]["jax"]
+    for key in ("vq_vae_restart", "vq_vae_no_restart"):
+        assert 1.0 <= runs[key]["test_perplexity"] <= runs[key]["config"]["codebook_size"]
+    for png in ("aae_codes.png", "samples_vae.png", "interpolations_ae_slerp.png"):
+        assert (out / png).read_bytes()[:8] == PNG_MAGIC
+    assert "IW-" in (out / "family.md").read_text()
