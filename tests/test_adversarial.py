@@ -23,7 +23,6 @@ from aejax.models.adversarial import LatentDiscriminator
 from aejax.models.autoencoder import select_group
 from aejax.objective import make_objective
 from aejax.train import Checkpointer, init_state, make_optimizers, make_train_step, shard, train
-from aejax.train import loop as loop_mod
 from aejax.train.state import TrainState
 
 SHAPE = (8, 8, 1)
@@ -266,28 +265,12 @@ def _energy_distance(a, b):
     return 2 * mean_dist(a, b) - mean_dist(a, a) - mean_dist(b, b)
 
 
-def test_codes_move_toward_the_prior_and_the_step_compiles_once(digits, monkeypatch):
+def test_codes_move_toward_the_prior(digits):
+    # (That both phases compile into one step is checked for every model in test_registry.)
     config = AAE.replace(epochs=8)
     plain = train(config.replace(adversarial_weight=0.0), dataset=digits)
-    traces = {"train": 0, "eval": 0}
-
-    def counting(kind, factory):
-        def make(*args, **kwargs):
-            fn = factory(*args, **kwargs)
-
-            def wrapped(*a, **k):
-                traces[kind] += 1
-                return fn(*a, **k)
-
-            return wrapped
-
-        return make
-
-    monkeypatch.setattr(loop_mod, "make_train_step", counting("train", loop_mod.make_train_step))
-    monkeypatch.setattr(loop_mod, "make_eval_step", counting("eval", loop_mod.make_eval_step))
     result = train(config, dataset=digits)
     assert result.stats["steps"] == 8 * result.stats["steps_per_epoch"] > 100
-    assert traces == {"train": 1, "eval": 1}  # both phases in one compiled step
 
     hist = result.history
     # Measured: accuracy 0.70 -> 0.84 -> ~0.78 as the encoder catches up.
