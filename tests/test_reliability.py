@@ -525,3 +525,12 @@ def test_nonfinite_validation_loss_stops_either_policy(digits):
     with pytest.raises(TrainingDivergedError, match="validation loss became inf in epoch 1") as e:
         train(config, dataset=ds)
     assert int(e.value.result.state.step) == 256 // 64  # the run so far comes with the error
+
+
+def test_load_run_logs_no_orbax_read_only_warnings(tiny_run, caplog):
+    import logging
+
+    with caplog.at_level(logging.INFO):
+        load_run(tiny_run)
+    noise = [r for r in caplog.records if r.levelno >= logging.WARNING]
+    assert noise == [], [r.getMessage() for r in noise]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import logging
 import os
 import pathlib
 import shutil
@@ -58,25 +59,28 @@ class Checkpointer:
             check_writable(self.directory)
         elif not self.directory.is_dir():
             raise CheckpointError(f"no checkpoint directory at {self.directory}")
-        options = ocp.CheckpointManagerOptions(
-            max_to_keep=None if read_only else keep,
-            create=False,
-            read_only=read_only,
-            # Removes "<step>.orbax-checkpoint-tmp" left by a process killed mid-save.
-            cleanup_tmp_directories=not read_only,
-        )
         self._pending: int | None = None  # the step of a save that may still be running
         self._warned: set[int] = set()  # steps already reported as unreadable
         try:
-            self._manager = ocp.CheckpointManager(
-                self.directory,
-                options=options,
-                item_handlers={
-                    "state": ocp.StandardCheckpointHandler(),
-                    "best": ocp.StandardCheckpointHandler(),
-                    "meta": ocp.JsonCheckpointHandler(),
-                },
-            )
+            # Read-only mode is what we asked for: Orbax's two warnings saying so ("setting
+            # save_interval_steps=0", "directory is read only") are noise for a user.
+            with _absl_quiet(read_only):
+                options = ocp.CheckpointManagerOptions(
+                    max_to_keep=None if read_only else keep,
+                    create=False,
+                    read_only=read_only,
+                    # Removes "<step>.orbax-checkpoint-tmp" left by a process killed mid-save.
+                    cleanup_tmp_directories=not read_only,
+                )
+                self._manager = ocp.CheckpointManager(
+                    self.directory,
+                    options=options,
+                    item_handlers={
+                        "state": ocp.StandardCheckpointHandler(),
+                        "best": ocp.StandardCheckpointHandler(),
+                        "meta": ocp.JsonCheckpointHandler(),
+                    },
+                )
         except (OSError, ValueError) as e:
             raise CheckpointError(f"cannot open checkpoint directory {self.directory}: {e}") from e
 
@@ -298,6 +302,19 @@ class Checkpointer:
             f"cannot write {which} in {self.directory}: {_brief(e)}. Nothing of it was "
             f"kept; {kept}. Free space or fix permissions, then run again to resume."
         )
+
+
+@contextlib.contextmanager
+def _absl_quiet(active: bool):
+    """Drops absl's WARNING records (Orbax logs through absl) while ``active``."""
+    logger = logging.getLogger("absl")
+    level = logger.level
+    if active:
+        logger.setLevel(logging.ERROR)
+    try:
+        yield
+    finally:
+        logger.setLevel(level)
 
 
 @contextlib.contextmanager
