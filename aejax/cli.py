@@ -162,6 +162,13 @@ def _train(args) -> int:
     workdir = pathlib.Path(args.workdir) if args.workdir else default_workdir(config)
     config = config.replace(workdir=str(workdir))
     summary, _ = train_and_evaluate(config, workdir, fresh=args.fresh)
+    if summary["already_complete"]:
+        print(
+            f"aejax train: the run in {workdir} is complete ({summary['epochs']} epochs"
+            + (", stopped early" if summary["stopped_early"] else "")
+            + "): nothing to train; raise --epochs to continue it",
+            file=sys.stderr,
+        )
     if args.json:
         print(json.dumps(summary, indent=2))
     else:

@@ -67,6 +67,7 @@ def summarize(result: RunResult) -> dict:
         "steps": result.stats["steps"],
         "best_epoch": result.stats["best_epoch"],
         "stopped_early": result.stats["stopped_early"],
+        "already_complete": result.stats["already_complete"],
         "seed": config.seed,
     }
     summary.update({f"test_{k}": v for k, v in ae.items()})

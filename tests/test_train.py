@@ -175,3 +175,29 @@ def test_checkpoint_of_the_old_format_is_refused_naming_it(digits, tmp_path, mon
         train(SMALL.replace(epochs=1), tmp_path, dataset=digits)
     with pytest.raises(CheckpointError, match="format 1"):
         aejax.load_run(tmp_path)
+
+
+def test_more_epochs_continue_a_run_and_a_finished_run_is_not_compiled(
+    digits, tmp_path, monkeypatch
+):
+    five = train(SMALL.replace(epochs=2), tmp_path, dataset=digits)
+    # Run again as it is: complete, so nothing is compiled or trained.
+    compiled = []
+    real_jit = loop_mod.xla.jit
+    monkeypatch.setattr(
+        loop_mod.xla, "jit", lambda *a, **k: compiled.append(a[0].__name__) or real_jit(*a, **k)
+    )
+    again = train(SMALL.replace(epochs=2), tmp_path, dataset=digits)
+    assert again.stats["already_complete"] and again.stats["epochs_run"] == 0
+    assert "loop_step" not in compiled and again.stats["compile_seconds"] == 0.0
+    for x, y in zip(_leaves(five.params), _leaves(again.params), strict=True):
+        np.testing.assert_array_equal(x, y)
+    # More epochs continue it from its last checkpoint (fewer are another run: refused).
+    longer = train(SMALL.replace(epochs=4), tmp_path, dataset=digits)
+    assert longer.stats["epochs_run"] == 2 and not longer.stats["already_complete"]
+    assert [r["epoch"] for r in longer.history] == [1, 2, 3, 4]
+    assert int(longer.state.step) == 4 * longer.stats["steps_per_epoch"]
+    assert longer.history[-1]["train_loss"] < five.history[-1]["train_loss"]
+    assert json.loads((tmp_path / "config.json").read_text())["epochs"] == 4
+    with pytest.raises(CheckpointError, match=r"epochs: 4 -> 3"):
+        train(SMALL.replace(epochs=3), tmp_path, dataset=digits)

@@ -168,6 +168,8 @@ def train(
             ckpt.close()
             raise
     history = rundir.read_metrics(workdir / "metrics.jsonl") if workdir else []
+    # A finished run (all epochs, or stopped early) is reported, not compiled again.
+    complete = loop["epoch"] >= config.epochs or loop["stopped_early"]
 
     # --- Update step -----------------------------------------------------------------
     train_step = make_train_step(
@@ -187,13 +189,15 @@ def train(
     }
     names = metric_names(model, state.variables(), batch_spec)
     acc0 = shard.replicate({k: jnp.zeros((), jnp.float32) for k in names}, mesh)
-    t0 = time.perf_counter()
-    step_fn = (
-        xla.jit(loop_step, platform=platform, donate_argnums=(0, 1))
-        .lower(state, acc0, batch_spec, state.rng)
-        .compile()
-    )
-    compile_seconds = time.perf_counter() - t0
+    compile_seconds = 0.0
+    if not complete:
+        t0 = time.perf_counter()
+        step_fn = (
+            xla.jit(loop_step, platform=platform, donate_argnums=(0, 1))
+            .lower(state, acc0, batch_spec, state.rng)
+            .compile()
+        )
+        compile_seconds = time.perf_counter() - t0
 
     # --- Loop ------------------------------------------------------------------------
     # A buffer of its own: the state (and its rng leaf) is donated at every step.
@@ -213,6 +217,7 @@ def train(
             "compile_seconds": compile_seconds,
             "train_samples_per_sec": train_samples / train_time if train_time > 0 else None,
             "devices": mesh.devices.size,
+            "already_complete": complete,
         }
         host_best = shard.fetch(best)
         return RunResult(

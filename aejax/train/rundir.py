@@ -18,6 +18,13 @@ from aejax.train.checkpoint import Checkpointer, check_writable
 
 
 def check_same_run(workdir: pathlib.Path, config: Config) -> None:
+    """Refuses a workdir whose run computes something else than ``config`` would.
+
+    Presentation fields may differ, and ``epochs`` may grow (the run is continued).
+
+    Raises:
+      CheckpointError: naming every differing field, or an unreadable saved config.
+    """
     saved = workdir / "config.json"
     if saved.exists():
         try:
@@ -43,6 +50,10 @@ def check_same_run(workdir: pathlib.Path, config: Config) -> None:
             ) from e
     a, b = old.semantic_dict(), config.semantic_dict()
     diff = {k: (a[k], b[k]) for k in a if a[k] != b[k]}
+    if "epochs" in diff and b["epochs"] > a["epochs"]:
+        # More epochs continue this run: from the last checkpoint on, the learning-rate
+        # schedule is the one of a run planned for the new length.
+        del diff["epochs"]
     if diff:
         listing = ", ".join(f"{k}: {o!r} -> {n!r}" for k, (o, n) in sorted(diff.items()))
         raise CheckpointError(
