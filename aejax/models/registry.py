@@ -249,7 +249,6 @@ def model_from_config(config, input_shape: tuple[int, ...], kind: str) -> Autoen
       ConfigError: the model does not support ``kind``, or ``config`` sets (to a value
         other than the default) a key this model does not read, e.g. ``beta`` for ``ae``.
     """
-    from aejax.config import Config
     from aejax.models.likelihoods import likelihood_for
 
     spec = get_spec(config.model)
@@ -259,7 +258,6 @@ def model_from_config(config, input_shape: tuple[int, ...], kind: str) -> Autoen
             f"model {spec.name!r} supports {list(spec.kinds)} data, not {kind!r}; models for "
             f"{kind} data: {sorted(n for n, s in MODELS.items() if kind in s.kinds)}"
         )
-    del Config
     hp = {k: getattr(config, k) for k in spec.hparams if k != "likelihood"}
     return create_model(config.model, input_shape, likelihood_for(kind, config.likelihood), **hp)
 
