@@ -12,38 +12,121 @@ import numpy as np  # noqa: E402
 
 from aejax import inference  # noqa: E402
 
+# The tabular figure: at most this many features (the worst reconstructed) and test rows.
+TOP_FEATURES = 30
+TABLE_ROWS = 3
+
 
 def reconstructions(
     path: str | pathlib.Path, model, variables, pca, ds, n: int = 10, label: str = "autoencoder"
 ) -> None:
-    """Draws test originals, the model's reconstructions and PCA's in three rows.
+    """Draws test originals, the model's reconstructions and PCA's.
 
-    Images are shown as pictures; tabular rows as line plots of their features.
+    Images are shown as pictures in three rows. Tables get ``tabular_reconstructions``'s
+    figure: per-feature errors by column name, and a few test rows (``n`` at most).
     """
+    if ds.kind != "image":
+        tabular_reconstructions(path, model, variables, pca, ds, n=min(n, TABLE_ROWS), label=label)
+        return
     x = ds.x_test[:n]
     n = x.shape[0]
     ae, _ = inference.reconstruct(model, variables, x)
     pc = np.asarray(pca.reconstruct(x))
     rows = [("original", x), (label, ae), (f"PCA-{pca.components.shape[0]}", pc)]
-    if ds.kind == "image":
-        fig, axes = plt.subplots(3, n, figsize=(1.2 * n, 3.8), squeeze=False)
-        for r, (label, imgs) in enumerate(rows):
-            for c in range(n):
-                ax = axes[r, c]
-                img = np.clip(imgs[c], 0, 1)
-                ax.imshow(img[..., 0] if img.shape[-1] == 1 else img, cmap="gray", vmin=0, vmax=1)
-                ax.set_xticks([])
-                ax.set_yticks([])
-            axes[r, 0].set_ylabel(label, fontsize=8)
-    else:
-        fig, axes = plt.subplots(1, n, figsize=(2.2 * n, 2.4), squeeze=False)
+    fig, axes = plt.subplots(3, n, figsize=(1.2 * n, 3.8), squeeze=False)
+    for r, (label, imgs) in enumerate(rows):
         for c in range(n):
-            ax = axes[0, c]
-            for label, arr in rows:
-                ax.plot(arr[c].reshape(-1), label=label, lw=1)
+            ax = axes[r, c]
+            img = np.clip(imgs[c], 0, 1)
+            ax.imshow(img[..., 0] if img.shape[-1] == 1 else img, cmap="gray", vmin=0, vmax=1)
             ax.set_xticks([])
-        axes[0, 0].legend(fontsize=6)
+            ax.set_yticks([])
+        axes[r, 0].set_ylabel(label, fontsize=8)
     fig.suptitle(f"{ds.name}: test reconstructions", fontsize=9)
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+
+
+def _short(name: str, limit: int = 24) -> str:
+    """Shortens in the middle: long names often differ only at their ends (``..._17``)."""
+    if len(name) <= limit:
+        return name
+    head = (limit - 1) // 2
+    return name[:head] + "\u2026" + name[len(name) - (limit - 1 - head) :]
+
+
+def feature_errors(x: np.ndarray, recon: np.ndarray) -> np.ndarray:
+    """Per-feature mean squared error: ``x, recon: [N, D]`` -> ``[D]``."""
+    return np.square(np.asarray(recon, np.float64) - np.asarray(x, np.float64)).mean(axis=0)
+
+
+def tabular_reconstructions(
+    path: str | pathlib.Path,
+    model,
+    variables,
+    pca,
+    ds,
+    n: int = TABLE_ROWS,
+    label: str = "autoencoder",
+) -> None:
+    """Writes a 1400 px wide figure of how well a table's columns are reconstructed.
+
+    Left: the per-feature test MSE of the model and of PCA as paired horizontal bars, one
+    per column named by ``ds.feature_names`` (``x1..xD`` without names), worst first; only
+    the ``TOP_FEATURES`` worst (by the model's error) when there are more. Right, sharing
+    those rows: ``n`` test rows, the original (dots) against both reconstructions.
+    Everything is in standardized units (``ds.x_test``). At most 940 px tall.
+
+    Args:
+      path: the PNG to write.
+      model, variables: the trained model and its variables (``inference.reconstruct``).
+      pca: a fitted ``aejax.baselines.PCA`` on the same standardized features.
+      ds: a tabular Dataset with test rows ``x_test: [N_test, D]``.
+      n: test rows drawn (the first ``n``).
+      label: the model's name in legends.
+    """
+    x = np.asarray(ds.x_test)
+    d = x.shape[1]
+    ae = np.asarray(inference.reconstruct(model, variables, x)[0])
+    pc = np.asarray(pca.reconstruct(x))
+    pca_label = f"PCA-{pca.components.shape[0]}"
+    err_ae, err_pc = feature_errors(x, ae), feature_errors(x, pc)
+    names = ds.feature_names or tuple(f"x{j + 1}" for j in range(d))
+    order = np.argsort(-err_ae, kind="stable")[:TOP_FEATURES]
+    k, n = order.size, min(n, x.shape[0])
+    pos = np.arange(k)
+    fig, axes = plt.subplots(
+        1,
+        1 + n,
+        figsize=(14.0, max(3.0, 0.26 * k + 1.6)),
+        sharey=True,
+        squeeze=False,
+        gridspec_kw={"width_ratios": [2.4] + [1.0] * n},
+    )
+    ax = axes[0, 0]
+    ax.barh(pos - 0.2, err_ae[order], height=0.4, label=f"{label} (mean {err_ae.mean():.3g})")
+    ax.barh(pos + 0.2, err_pc[order], height=0.4, label=f"{pca_label} (mean {err_pc.mean():.3g})")
+    ax.set_yticks(pos, [_short(names[j]) for j in order], fontsize=7)
+    ax.set_ylim(k - 0.5, -0.5)  # the worst feature on top
+    ax.set_xlabel("test MSE per feature (standardized units)", fontsize=8)
+    worst = f"the {k} of {d} features with the largest {label} error" if d > k else "all features"
+    ax.set_title(f"per-feature test MSE: {worst}", fontsize=8)
+    ax.legend(fontsize=7, loc="lower right")
+    ax.tick_params(axis="x", labelsize=7)
+    for r in range(n):
+        a = axes[0, 1 + r]
+        a.axvline(0.0, color="0.8", lw=0.8)
+        a.scatter(x[r, order], pos, color="black", s=14, label="original", zorder=3)
+        a.scatter(ae[r, order], pos, marker="x", s=18, label=label, zorder=3)
+        a.scatter(pc[r, order], pos, marker="+", s=24, label=pca_label, zorder=3)
+        a.set_title(f"test row {r}", fontsize=8)
+        a.set_xlabel("standardized value", fontsize=7)
+        a.tick_params(axis="x", labelsize=7)
+        a.grid(axis="y", color="0.93", lw=0.6)
+    if n:
+        axes[0, 1].legend(fontsize=6, loc="lower right")
+    fig.suptitle(f"{ds.name}: test reconstructions of {d} features", fontsize=9)
     fig.tight_layout()
     fig.savefig(path, dpi=100)
     plt.close(fig)

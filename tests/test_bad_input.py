@@ -144,7 +144,7 @@ def _int_images_over_255(d):
             "1 example(s) are too few to split with val_fraction=0.1 and "
             "test_fraction=0.2: no training example would remain. At least 3 are needed",
         ),
-        (_strings_csv, "s.csv: row 3, column 2 is 'abc', not a number"),
+        (_strings_csv, "'y' (column 2): row 3, column 2 is 'abc', not a number"),
         (_ragged_csv, "r.csv: row 3 has 2 columns, expected 3"),
         (_beyond_float32_csv, "big.csv: x has values beyond the float32 range"),
         (_float_images_over_1, "float images in x hold values in [2, 2]; expected [0, 1]: scale"),

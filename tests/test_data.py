@@ -247,7 +247,7 @@ def test_csv_parse_property(tmp_path_factory, x, header):
     _write_csv(path, lines + [",".join(repr(float(v)) for v in row) for row in x])
     from aejax.data.files import read_csv
 
-    np.testing.assert_array_equal(read_csv(path), x)
+    np.testing.assert_array_equal(read_csv(path).x, x)
 
 
 # --- npy / npz ------------------------------------------------------------------------------

@@ -11,13 +11,16 @@ from aejax.errors import DataError
 _FLOAT32_MAX = float(np.finfo(np.float32).max)
 
 
-def check_array(x: np.ndarray, where: str, *, what: str = "data") -> np.ndarray:
+def check_array(
+    x: np.ndarray, where: str, *, what: str = "data", allow_nan: bool = False
+) -> np.ndarray:
     """Checks that ``x`` is a numeric, non-empty, finite array of examples.
 
     Args:
       x: ``[N, ...]`` array, one example per row; ``N`` and every feature dim must be > 0.
       where: names the source in error messages, e.g. ``"data file /x/y.csv"``.
       what: names the array in error messages, e.g. ``"x_test"``.
+      allow_nan: let NaN (missing values, to be imputed) through; Inf is still an error.
 
     Returns:
       ``x`` as a numpy array (unchanged dtype).
@@ -37,27 +40,30 @@ def check_array(x: np.ndarray, where: str, *, what: str = "data") -> np.ndarray:
         raise DataError(f"{where}: {what} is empty (0 rows)")
     if 0 in x.shape[1:]:
         raise DataError(f"{where}: {what} has no features (shape {x.shape})")
-    check_finite(x, where, what=what)
+    check_finite(x, where, what=what, allow_nan=allow_nan)
     return x
 
 
-def check_finite(x: np.ndarray, where: str, *, what: str = "data") -> None:
+def check_finite(x: np.ndarray, where: str, *, what: str = "data", allow_nan: bool = False) -> None:
     """Raises DataError naming the count and the first row of NaN/Inf values in ``x``.
 
     Args:
       x: ``[N, ...]`` numeric array.
       where: names the source in error messages.
       what: names the array in error messages.
+      allow_nan: check only for Inf (NaN marks missing values that will be imputed).
     """
     if x.dtype.kind != "f":
         return
-    bad = ~np.isfinite(x)
+    bad = np.isinf(x) if allow_nan else ~np.isfinite(x)
     if bad.any():
         rows = bad.reshape(bad.shape[0], -1).any(axis=1) if bad.ndim > 1 else bad
         first = int(np.argmax(rows))
+        kinds = "infinite" if allow_nan else "NaN/Inf"
+        hint = "; impute fills only missing (NaN) values" if allow_nan else ""
         raise DataError(
-            f"{where}: {what} has {int(bad.sum())} NaN/Inf values "
-            f"(first in row {first}, counting from 0)"
+            f"{where}: {what} has {int(bad.sum())} {kinds} values "
+            f"(first in row {first}, counting from 0){hint}"
         )
 
 
@@ -100,7 +106,9 @@ def check_fractions(val_fraction: float, test_fraction: float) -> None:
             raise DataError(f"{name}={value} is outside [0, 1)")
 
 
-def to_model_input(x: np.ndarray, where: str, *, what: str = "data") -> tuple[str, np.ndarray]:
+def to_model_input(
+    x: np.ndarray, where: str, *, what: str = "data", allow_nan: bool = False
+) -> tuple[str, np.ndarray]:
     """Checks ``x`` and gives it the layout and range the models expect.
 
     Args:
@@ -109,6 +117,8 @@ def to_model_input(x: np.ndarray, where: str, *, what: str = "data") -> tuple[st
         0 and 1); float and bool images must lie in [0, 1].
       where: names the source in error messages.
       what: names the array in error messages.
+      allow_nan: tabular only: let NaN (missing values) through for ``impute_missing``;
+        NaN in images is an error regardless.
 
     Returns:
       ``(kind, x)``: ``"tabular"`` and ``[N, D]`` float64 in raw units, or ``"image"`` and
@@ -117,8 +127,13 @@ def to_model_input(x: np.ndarray, where: str, *, what: str = "data") -> tuple[st
     Raises:
       DataError: any failed check in ``check_array``, other ranks, out-of-range images.
     """
-    x = check_array(x, where, what=what)
-    if x.dtype.kind == "f" and x.dtype.itemsize > 4 and np.abs(x).max() > _FLOAT32_MAX:
+    x = check_array(x, where, what=what, allow_nan=allow_nan and np.ndim(x) == 2)
+    # fmax skips NaN, so a missing value cannot hide a value beyond the float32 range.
+    if (
+        x.dtype.kind == "f"
+        and x.dtype.itemsize > 4
+        and np.fmax.reduce(np.abs(x), None) > _FLOAT32_MAX
+    ):
         raise DataError(
             f"{where}: {what} has values beyond the float32 range (±{_FLOAT32_MAX:.3g})"
         )
@@ -154,3 +169,104 @@ def to_model_input(x: np.ndarray, where: str, *, what: str = "data") -> tuple[st
             "[0, 1]: scale them first (e.g. divide 8-bit pixels by 255)"
         )
     return "image", np.ascontiguousarray(x, dtype=np.float32)
+
+
+# --- tables: column names and missing values -----------------------------------------------
+
+IMPUTE = ("none", "mean")
+_IMPUTE_HINT = (
+    "Fill them with each column's mean over the training split (CLI: --set impute=mean; "
+    "Python: impute='mean'), or remove those rows."
+)
+
+
+def check_impute(impute: str) -> None:
+    """Raises DataError unless ``impute`` is one of ``IMPUTE``."""
+    if impute not in IMPUTE:
+        raise DataError(f"impute={impute!r} is not one of {', '.join(map(repr, IMPUTE))}")
+
+
+def column_label(j: int, columns: tuple[str, ...] | None) -> str:
+    """Names column ``j`` (0-based) in errors: ``'age' (column 3)``, or ``column 3``."""
+    return f"column {j + 1}" if columns is None else f"{columns[j]!r} (column {j + 1})"
+
+
+def missing_error(where: str, total: int, entries: list[str]) -> DataError:
+    """The refusal of missing values: ``entries`` has one line per affected column."""
+    lines = "\n".join(f"  - {e}" for e in entries)
+    return DataError(
+        f"{where}: {total} missing value(s) in {len(entries)} column(s) (impute='none'):\n"
+        f"{lines}\n{_IMPUTE_HINT}"
+    )
+
+
+def check_no_missing(
+    x: np.ndarray, where: str, *, what: str = "x", columns: tuple[str, ...] | None = None
+) -> None:
+    """Refuses NaN in a table, naming each column with its count and first row.
+
+    Only a table with NaN and no Inf is refused here; ``check_finite`` words the error of
+    any other non-finite data (Inf cannot be imputed).
+
+    Args:
+      x: ``[N, D]`` numeric; any other rank or dtype passes (``to_model_input`` checks it).
+      where: names the source in error messages.
+      what: names the array in error messages.
+      columns: ``D`` names for the message, or None.
+    """
+    x = np.asarray(x)
+    if x.ndim != 2 or x.dtype.kind != "f" or np.isinf(x).any():
+        return
+    nan = np.isnan(x)
+    counts = nan.sum(axis=0)
+    if not counts.any():
+        return
+    entries = [
+        f"{column_label(j, columns)}: {counts[j]} (first in row {int(np.argmax(nan[:, j]))} "
+        f"of {what}, counting from 0)"
+        for j in np.flatnonzero(counts)
+    ]
+    raise missing_error(where, int(counts.sum()), entries)
+
+
+def impute_missing(
+    x_train: np.ndarray,
+    others: list[np.ndarray],
+    where: str,
+    *,
+    columns: tuple[str, ...] | None = None,
+) -> tuple[np.ndarray, list[np.ndarray]]:
+    """Fills NaN in every split with the column's mean over the training split.
+
+    Only observed training values enter a mean, so nothing leaks from validation or test.
+
+    Args:
+      x_train: ``[N_train, D]`` float64, NaN where a value is missing.
+      others: ``[N_*, D]`` float64 arrays (validation, test), filled with the same means.
+      where: names the source in error messages.
+      columns: ``D`` names for the messages, or None.
+
+    Returns:
+      ``(x_train, others)`` without NaN (copies where anything was filled).
+
+    Raises:
+      DataError: a column has no observed value in the training split.
+    """
+    observed = ~np.isnan(x_train)
+    n_observed = observed.sum(axis=0)
+    empty = np.flatnonzero(n_observed == 0)
+    if empty.size:
+        names = ", ".join(column_label(j, columns) for j in empty)
+        raise DataError(
+            f"{where}: impute='mean' needs an observed value in the training split, but "
+            f"{names} {'has' if empty.size == 1 else 'have'} none in its "
+            f"{x_train.shape[0]} rows; leave {'it' if empty.size == 1 else 'them'} out "
+            "(--set drop_columns=...)"
+        )
+    means = np.where(observed, x_train, 0.0).sum(axis=0) / n_observed
+
+    def fill(a: np.ndarray) -> np.ndarray:
+        nan = np.isnan(a)
+        return np.where(nan, means, a) if nan.any() else a
+
+    return fill(x_train), [fill(a) for a in others]

@@ -7,10 +7,10 @@ import pathlib
 
 import numpy as np
 
-from aejax.data._validate import check_fractions
+from aejax.data._validate import check_fractions, check_impute
 from aejax.data.dataset import Dataset, build_dataset
 from aejax.data.files import SUPPORTED, RawSplits, load_file, read_csv, read_idx
-from aejax.errors import DataError
+from aejax.errors import DataError, did_you_mean
 
 ENV_VAR = "AEJAX_DATA_DIR"
 MNIST_TRAIN = "mnist_5k_train.csv.gz"
@@ -58,7 +58,11 @@ def _load_digits(data_dir: str | None) -> RawSplits:
 def _find_mnist(data_dir: str | None) -> pathlib.Path:
     explicit = data_dir is not None or bool(os.environ.get(ENV_VAR))
     roots = [resolve_data_dir(data_dir)] if explicit else _default_data_dirs()
-    looked = [p for root in roots for p in (root / "mnist", root)]
+    looked, seen = [], set()
+    for d in (p for root in roots for p in (root / "mnist", root)):
+        if d.resolve() not in seen:  # the two default roots can be one directory
+            seen.add(d.resolve())
+            looked.append(d)
     for d in looked:
         if all((d / f).is_file() for f in _MNIST_FILES):
             return d
@@ -73,7 +77,7 @@ def _find_mnist(data_dir: str | None) -> pathlib.Path:
 def _load_mnist_lite(data_dir: str | None) -> RawSplits:
     """Train on 5,000 official MNIST training images, test on the official 10,000."""
     d = _find_mnist(data_dir)
-    table = read_csv(d / MNIST_TRAIN)
+    table = read_csv(d / MNIST_TRAIN).x
     if table.shape[1] != 28 * 28 + 1:
         raise DataError(
             f"data file {d / MNIST_TRAIN}: {table.shape[1]} columns, expected 785 "
@@ -111,13 +115,31 @@ def _known() -> str:
     return f"{', '.join(names)}, or the path of an existing file ({SUPPORTED})"
 
 
+def _table_options(label_column: int | str | None, impute: str, drop_columns: tuple) -> str:
+    """The local-table options set to other than their defaults, as ``a, b``."""
+    chosen = {
+        "label_column": label_column is not None,
+        "impute": impute != "none",
+        "drop_columns": bool(drop_columns),
+    }
+    return ", ".join(name for name, on in chosen.items() if on)
+
+
 def _load_raw(
-    spec: str, data_dir: str | None, download: bool, label_column: int | None
+    spec: str,
+    data_dir: str | None,
+    download: bool,
+    label_column: int | str | None,
+    impute: str = "none",
+    drop_columns: tuple = (),
 ) -> tuple[RawSplits, str]:
     """Dispatches a spec to its loader; returns the raw arrays and how errors name them."""
     if spec in _BUILTIN or spec.startswith("tfds:"):
-        if label_column is not None:
-            raise DataError(f"data set {spec!r}: label_column applies only to local files")
+        if options := _table_options(label_column, impute, drop_columns):
+            verb = "apply" if "," in options else "applies"
+            raise DataError(
+                f"data set {spec!r}: {options} {verb} only to local table files (.csv, .npy, .npz)"
+            )
         if spec in _BUILTIN:
             return _BUILTIN[spec][1](data_dir), f"data set {spec!r}"
         from aejax.data.tfds_source import load_tfds  # imports tensorflow_datasets
@@ -127,8 +149,10 @@ def _load_raw(
     if not path.exists():
         if "/" in spec or os.sep in spec or path.suffix:
             raise DataError(f"data file {path}: no such file (known specs: {_known()})")
-        raise DataError(f"unknown data spec {spec!r}; known specs: {_known()}")
-    return load_file(path, label_column=label_column), f"data file {path}"
+        hint = did_you_mean(spec, _BUILTIN)
+        raise DataError(f"unknown data spec {spec!r}{hint}; known specs: {_known()}")
+    raw = load_file(path, label_column=label_column, impute=impute, drop_columns=drop_columns)
+    return raw, f"data file {path}"
 
 
 def load_dataset(
@@ -139,7 +163,9 @@ def load_dataset(
     test_fraction: float = 0.2,
     data_dir: str | None = None,
     download: bool = False,
-    label_column: int | None = None,
+    label_column: int | str | None = None,
+    impute: str = "none",
+    drop_columns: tuple = (),
 ) -> Dataset:
     """Loads a data set by spec and splits it deterministically.
 
@@ -152,19 +178,32 @@ def load_dataset(
       data_dir: aejax's data dir for ``mnist-lite`` (see ``resolve_data_dir``); the TFDS
         data dir for ``tfds:`` specs (default ``$TFDS_DATA_DIR``).
       download: let tfds download and prepare a missing ``tfds:`` data set (needs internet).
-      label_column: local tables only: the column (may be negative) that holds labels.
+      label_column: local tables only: the column that holds labels, by CSV header name
+        or 0-based index (an int, or a string of one such as ``"-1"``; a header name wins).
+        Numbers must be whole (class ids); text classes become ids 0, 1, ... in sorted
+        order.
+      impute: local tables only: what missing cells (empty, NA, NaN, null, ...) do:
+        ``"none"`` refuses them, naming their columns; ``"mean"`` fills each with its
+        column's mean over the training split (after the split, before standardizing).
+      drop_columns: local tables only: columns (names or indices, as ``label_column``) to
+        leave out before anything else is checked, e.g. ``("timestamp", "id")``.
 
     Returns:
       A Dataset: images ``[N, H, W, C]`` float32 in [0, 1], or tabular ``[N, D]`` float32
-      standardized on the training split.
+      standardized on the training split, with ``feature_names`` from a CSV header.
 
     Raises:
-      DataError: unknown spec, missing file or data, invalid values, bad fractions.
+      DataError: unknown spec, missing file or data, invalid values, bad fractions, a bad
+        impute, unknown columns, text columns, missing values with ``impute="none"``, or a
+        table option on a data set that is not a local file.
     """
     check_fractions(val_fraction, test_fraction)
+    check_impute(impute)
+    if isinstance(drop_columns, (str, int)):
+        drop_columns = (drop_columns,)
     if not isinstance(spec, str) or not spec.strip():
         raise DataError(f"data spec {spec!r} is empty; known specs: {_known()}")
-    raw, where = _load_raw(spec, data_dir, download, label_column)
+    raw, where = _load_raw(spec, data_dir, download, label_column, impute, tuple(drop_columns))
     return build_dataset(
         spec,
         raw.x,
@@ -175,4 +214,6 @@ def load_dataset(
         val_fraction=val_fraction,
         test_fraction=test_fraction,
         where=where,
+        feature_names=raw.columns,
+        impute=impute,
     )

@@ -7,7 +7,14 @@ import math
 
 import numpy as np
 
-from aejax.data._validate import check_fractions, check_labels, to_model_input
+from aejax.data._validate import (
+    check_fractions,
+    check_impute,
+    check_labels,
+    check_no_missing,
+    impute_missing,
+    to_model_input,
+)
 from aejax.data.scaler import Standardizer
 from aejax.errors import DataError
 
@@ -27,6 +34,8 @@ class Dataset:
       x_test: ``[N_test, ...]`` float32.
       y_train, y_val, y_test: ``[N_*]`` int64 labels where the source has them, else None.
       scaler: tabular only: the Standardizer fitted on ``x_train`` in raw units.
+      feature_names: tabular only: the ``D`` column names (a CSV header's, after dropped
+        and label columns are taken out), or None when the source has none.
     """
 
     name: str
@@ -38,10 +47,19 @@ class Dataset:
     y_val: np.ndarray | None = None
     y_test: np.ndarray | None = None
     scaler: Standardizer | None = None
+    feature_names: tuple[str, ...] | None = None
 
     def __post_init__(self):
         if self.kind not in KINDS:
             raise DataError(f"data set {self.name!r}: kind {self.kind!r} is not one of {KINDS}")
+        if self.feature_names is not None:
+            names = tuple(str(n) for n in self.feature_names)
+            if self.kind != "tabular" or len(names) != self.x_train.shape[-1]:
+                raise DataError(
+                    f"data set {self.name!r}: {len(names)} feature_names for {self.kind} "
+                    f"examples of shape {self.input_shape}; expected one per column of a table"
+                )
+            object.__setattr__(self, "feature_names", names)
 
     @property
     def input_shape(self) -> tuple[int, ...]:
@@ -99,6 +117,8 @@ def build_dataset(
     val_fraction: float = 0.1,
     test_fraction: float = 0.2,
     where: str | None = None,
+    feature_names: tuple[str, ...] | None = None,
+    impute: str = "none",
 ) -> Dataset:
     """Validates, splits and scales raw arrays into a Dataset.
 
@@ -107,6 +127,11 @@ def build_dataset(
     the validation split is the first ``ceil(val_fraction * N_pool)`` rows of the remaining
     (training) pool, and the rest is the training split. A given ``x_test`` is kept whole, in
     its order, and ``test_fraction`` is unused.
+
+    Missing values (NaN) in a table are refused with ``impute="none"``; with
+    ``impute="mean"`` each is filled, after the split and before the Standardizer is
+    fitted, with its column's mean over the training split (so the validation and test
+    rows never inform it).
 
     Args:
       name: the spec, stored as ``Dataset.name``.
@@ -119,19 +144,38 @@ def build_dataset(
       val_fraction: fraction of the training pool held out for validation, in [0, 1).
       test_fraction: fraction of ``x`` held out for test when ``x_test`` is None, in [0, 1).
       where: names the source in error messages (default: ``data set '<name>'``).
+      feature_names: tabular only: ``D`` column names, stored as ``Dataset.feature_names``
+        and used in error messages; or None.
+      impute: ``"none"`` (refuse NaN) or ``"mean"`` (fill NaN in tables with the training
+        split's column means).
 
     Returns:
       A Dataset; tabular data are standardized with a Standardizer fitted on ``x_train``.
 
     Raises:
-      DataError: bad fractions, invalid arrays, mismatched layouts, no training example left.
+      DataError: bad fractions or impute, invalid arrays (NaN refused or, in images, always;
+        Inf always), mismatched layouts, no training example left, a column with no
+        observed training value to impute from.
     """
     where = where or f"data set {name!r}"
     check_fractions(val_fraction, test_fraction)
-    kind, x = to_model_input(x, where, what="x")
+    check_impute(impute)
+    columns = None if feature_names is None else tuple(str(n) for n in feature_names)
+    if impute == "none":
+        check_no_missing(x, where, what="x", columns=columns)
+        if x_test is not None:
+            check_no_missing(x_test, where, what="x_test", columns=columns)
+    kind, x = to_model_input(x, where, what="x", allow_nan=impute == "mean")
+    if kind != "tabular" and (impute != "none" or columns is not None):
+        raise DataError(
+            f"{where}: x holds images of shape {x.shape[1:]}; impute and feature_names apply "
+            "only to tables ([N, D])"
+        )
+    if columns is not None and len(columns) != x.shape[1]:
+        raise DataError(f"{where}: {len(columns)} feature_names for {x.shape[1]} columns of x")
     y = check_labels(y, x.shape[0], where, what="y")
     if x_test is not None:
-        test_kind, x_test = to_model_input(x_test, where, what="x_test")
+        test_kind, x_test = to_model_input(x_test, where, what="x_test", allow_nan=impute == "mean")
         if test_kind != kind or x_test.shape[1:] != x.shape[1:]:
             raise DataError(
                 f"{where}: x_test has examples of shape {x_test.shape[1:]}, x has "
@@ -164,6 +208,10 @@ def build_dataset(
 
     scaler = None
     if kind == "tabular":
+        if impute == "mean":
+            x_train, (x_val, x_test) = impute_missing(
+                x_train, [x_val, x_test], where, columns=columns
+            )
         scaler = Standardizer.fit(x_train)
         x_train, x_val, x_test = (scaler.transform(a) for a in (x_train, x_val, x_test))
     return Dataset(
@@ -176,4 +224,5 @@ def build_dataset(
         y_val=_take(y, val_idx),
         y_test=y_test,
         scaler=scaler,
+        feature_names=columns,
     )
