@@ -1,4 +1,5 @@
-"""Command line: ``aejax train | evaluate | sample | interpolate | models | datasets``."""
+"""Command line: ``aejax train | evaluate | encode | sample | interpolate | config | models |
+datasets``."""
 
 from __future__ import annotations
 
@@ -32,28 +33,48 @@ def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="aejax", description="Autoencoders in JAX.")
     sub = p.add_subparsers(dest="command", required=True)
 
-    t = sub.add_parser("train", help="train a model and compare it with PCA on held-out data")
+    t = sub.add_parser(
+        "train",
+        help="train a model and compare it with PCA on held-out data",
+        description="Train a model and compare it with PCA on held-out data.",
+        epilog="Every other config field is set with --set KEY=VALUE (a list as --set "
+        "hidden=1000,500,250, none as --set warmup_steps=none): run `aejax config` for "
+        "each field's type, default, allowed values and meaning, or `aejax config --model "
+        "NAME` for only the fields model NAME reads.",
+    )
+    from aejax.config import describe_fields, format_value
+
+    fields = {f["name"]: f for f in describe_fields()}
     for name, typ in _FLAGS.items():
+        f = fields[name]
         t.add_argument(
             "--" + name.replace("_", "-"),
             dest=name,
             type=typ,
             default=None,
-            help=f"config field {name} (default: {getattr(Config(), name)!r})",
+            metavar={"model": "NAME", "data": "SPEC"}.get(name, typ.__name__.upper()),
+            help=f"{f['help']}: {f['allowed']}; default {format_value(f['default'])}".replace(
+                "%", "%%"
+            ),
         )
     t.add_argument(
         "--workdir",
         default=None,
         help="run directory (default runs/<model>-<data>-<timestamp>); an existing one is resumed",
     )
-    t.add_argument("--config", default=None, help="a JSON file of config fields")
+    t.add_argument(
+        "--config",
+        default=None,
+        metavar="FILE",
+        help="a JSON object of config fields (`aejax config --json` describes them)",
+    )
     t.add_argument(
         "--set",
         dest="overrides",
         action="append",
         default=[],
         metavar="KEY=VALUE",
-        help="set any other config field, e.g. --set hidden=1000,500,250",
+        help="set any other config field, e.g. --set hidden=1000,500,250 (see `aejax config`)",
     )
     t.add_argument(
         "--fresh",
@@ -63,9 +84,29 @@ def _parser() -> argparse.ArgumentParser:
     t.add_argument("--no-progress", action="store_true", help="no progress bar")
     t.add_argument("--json", action="store_true", help="print the summary as JSON")
 
+    cfg = sub.add_parser(
+        "config",
+        help="list the config fields: type, default, allowed values and meaning",
+        description="List the config fields that `aejax train --set KEY=VALUE` sets.",
+    )
+    cfg.add_argument(
+        "--model",
+        default=None,
+        metavar="NAME",
+        help="only the fields model NAME reads, and those every run reads",
+    )
+    out = cfg.add_mutually_exclusive_group()
+    out.add_argument("--json", action="store_true", help="as JSON, one object per field")
+    out.add_argument(
+        "--markdown",
+        action="store_true",
+        help="as Markdown: aejax config --markdown > docs/configuration.md",
+    )
+
     e = sub.add_parser("evaluate", help="evaluate a trained run directory on its test split")
     e.add_argument("workdir")
     e.add_argument("--data", default=None, help="evaluate on another dataset spec")
+    _data_options(e)
     e.add_argument("--json", action="store_true")
     e.add_argument(
         "--iw",
@@ -101,9 +142,48 @@ def _parser() -> argparse.ArgumentParser:
     i.add_argument("--pairs", type=int, default=4, help="pairs of test examples (default 4)")
     i.add_argument("--out", default=None, help="file (default: WORKDIR/interpolations.png or .csv)")
 
+    c = sub.add_parser(
+        "encode", help="write the codes of a trained run's data (.npy, .npz or .csv)"
+    )
+    c.add_argument("workdir")
+    c.add_argument(
+        "--out", required=True, help="codes.npy ([N, K] float32), codes.npz or codes.csv"
+    )
+    c.add_argument("--data", default=None, help="encode another dataset spec")
+    c.add_argument(
+        "--split",
+        choices=("train", "val", "test", "all"),
+        default="test",
+        help="which split (default test; all = train, val, test in that order)",
+    )
+    _data_options(c)
+
     sub.add_parser("models", help="list the registered models")
     sub.add_parser("datasets", help="list the dataset specs")
     return p
+
+
+def _data_options(p: argparse.ArgumentParser) -> None:
+    from aejax.evaluate import DATA_OPTIONS
+
+    p.add_argument(
+        "--set",
+        dest="overrides",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help=f"where and how to read the data, as in train: {', '.join(DATA_OPTIONS)}",
+    )
+
+
+def _parse_data_options(assignments: list[str]) -> dict:
+    """``--set`` pairs as a dict, values coerced and checked as the config does."""
+    from aejax.evaluate import DATA_OPTIONS, with_data_options
+
+    keys = [a.partition("=")[0].strip().replace("-", "_") for a in assignments]
+    with_data_options(Config(), dict.fromkeys(k for k in keys if k not in DATA_OPTIONS))
+    config = Config().with_overrides(assignments)
+    return {k: getattr(config, k) for k in keys}
 
 
 def build_config(args: argparse.Namespace) -> Config:
@@ -145,6 +225,12 @@ def format_table(summary: dict) -> str:
     rows = [head]
     for label, prefix in ((summary["model"], "test_"), (f"PCA-{summary['latent_dim']}", "pca_")):
         rows.append(f"{label:<14}" + "".join(f"{summary[prefix + k]:>14.5g}" for k, _ in cols))
+    if "test_elbo" in summary:
+        rows.append(
+            f"{summary['model']}: test ELBO {summary['test_elbo']:.4g} nats = -(reconstruction "
+            f"{summary['test_reconstruction_nll']:.4g} + KL {summary['test_kl']:.4g}); "
+            f"{summary['active_units']} of {summary['latent_units']} latent units active"
+        )
     sps = summary.get("train_samples_per_sec")
     rows.append(
         f"{summary['data']}: {summary['n_train']} train / {summary['n_test']} test, "
@@ -152,7 +238,31 @@ def format_table(summary: dict) -> str:
         f"{summary['steps']} steps, compile {summary['compile_seconds']:.2f}s"
         + (f", {sps:,.0f} samples/s" if sps else "")
     )
+    rows.append(table_footer(summary))
     return "\n".join(rows)
+
+
+def table_footer(summary: dict) -> str:
+    """What the table's columns mean (docs/metrics.md has the long form)."""
+    image = summary.get("kind") == "image"
+    units = "pixels in [0, 1]" if image else "standardized features"
+    lines = [
+        f"test MSE: squared error per element ({units}); SSE/example: summed per example",
+    ]
+    if image:
+        lines.append("PSNR dB: the mean over test images of each image's PSNR (peak 1)")
+    best = summary.get("best_epoch")
+    lines.append(
+        f"{summary['model']}: its best validation epoch"
+        + (f" ({best})" if best and best > 0 else "")
+        + f"; PCA-{summary['latent_dim']}: fitted on the training split"
+    )
+    if "test_elbo" in summary:
+        lines.append(
+            "ELBO: one posterior sample per example; active unit: posterior-mean variance "
+            "over the test set > 0.01"
+        )
+    return "\n".join(lines)
 
 
 def _train(args) -> int:
@@ -161,7 +271,11 @@ def _train(args) -> int:
     config = build_config(args)
     workdir = pathlib.Path(args.workdir) if args.workdir else default_workdir(config)
     config = config.replace(workdir=str(workdir))
-    summary, _ = train_and_evaluate(config, workdir, fresh=args.fresh)
+    try:
+        summary, _ = train_and_evaluate(config, workdir, fresh=args.fresh)
+    except KeyboardInterrupt as e:
+        e.workdir = workdir  # for the message: what is left to resume
+        raise
     if summary["already_complete"]:
         print(
             f"aejax train: the run in {workdir} is complete ({summary['epochs']} epochs"
@@ -180,12 +294,35 @@ def _train(args) -> int:
 def _evaluate(args) -> int:
     from aejax.evaluate import evaluate_workdir
 
-    out = evaluate_workdir(args.workdir, args.data, iw=args.iw, iw_examples=args.iw_examples)
+    out = evaluate_workdir(
+        args.workdir,
+        args.data,
+        iw=args.iw,
+        iw_examples=args.iw_examples,
+        data_options=_parse_data_options(args.overrides),
+    )
     if args.json:
         print(json.dumps(out, indent=2))
     else:
         for k, v in out.items():
             print(f"{k:<22} {v:.6g}" if isinstance(v, float) else f"{k:<22} {v}")
+    return 0
+
+
+def _encode(args) -> int:
+    from aejax.export import encode_run
+
+    info = encode_run(
+        args.workdir,
+        args.out,
+        data=args.data,
+        split=args.split,
+        data_options=_parse_data_options(args.overrides),
+    )
+    print(
+        f"wrote {info['out']}: {info['examples']} {info['split']} examples of {info['data']}, "
+        f"codes of size {info['code_size']}" + (", with labels" if info["labels"] else "")
+    )
     return 0
 
 
@@ -218,6 +355,107 @@ def _datasets(_) -> int:
     for spec, desc in list_datasets():
         print(f"{spec:<24} {desc}")
     return 0
+
+
+def _config(args) -> int:
+    from aejax.config import describe_fields
+    from aejax.models.registry import MODELS, config_keys, model_keys
+
+    fields = describe_fields()
+    owned = model_keys()
+    for f in fields:  # which models read it; None: every run, whatever the model
+        f["models"] = [n for n, s in MODELS.items() if f["name"] in s.hparams]
+        f["models"] = f["models"] if f["name"] in owned else None
+    if args.model is not None:
+        keep = set(config_keys(args.model))
+        fields = [f for f in fields if f["name"] in keep]
+    if args.json:
+        print(json.dumps({f.pop("name"): f for f in fields}, indent=2))
+    elif args.markdown:
+        print(_config_markdown(fields, len(MODELS)), end="")
+    else:
+        print(_config_table(fields, args.model))
+    return 0
+
+
+def _config_table(fields: list[dict], model: str | None) -> str:
+    """Aligned columns, grouped as in ``Config``; long cells wrap inside their column."""
+    import shutil
+    import textwrap
+
+    from aejax.config import GROUPS, format_value
+
+    titles = {name: line for name, line in GROUPS.values()}
+    head = ("FIELD", "TYPE", "DEFAULT", "ALLOWED", "MEANING")
+    keys = ("name", "type", "default", "allowed", "help")
+    cells = [tuple(format_value(f[k]) if k == "default" else f[k] for k in keys) for f in fields]
+    fixed = [max(len(c[i]) for c in [head, *cells]) for i in range(3)]
+    room = max(shutil.get_terminal_size((120, 24)).columns - sum(fixed) - 10, 60)
+    wrap = (room * 2 // 5, room - room * 2 // 5)
+    lines = []
+
+    def row(cols):
+        allowed, meaning = (
+            textwrap.wrap(c, w) or [""] for c, w in zip(cols[3:], wrap, strict=True)
+        )
+        for i in range(max(len(allowed), len(meaning))):
+            first = cols[:3] if i == 0 else ("", "", "")
+            left = "".join(f"{c:<{w + 2}}" for c, w in zip(first, fixed, strict=True))
+            more, mean = (col[i] if i < len(col) else "" for col in (allowed, meaning))
+            lines.append(f"  {left}{more:<{wrap[0] + 2}}{mean}".rstrip())
+
+    row(head)
+    group = None
+    for f, c in zip(fields, cells, strict=True):
+        if f["group"] != group:
+            group = f["group"]
+            lines += ["", f"{group}: {titles[group]}"]
+        row(c)
+    which = f"the fields model {model!r} and every run read" if model else "every field"
+    lines.append(f"{which}; set one with `aejax train --set NAME=VALUE` (a list: --set hidden=8,4)")
+    return "\n".join(lines)
+
+
+_MD_HEAD = ("| field | type | default | allowed | meaning | read by |", "|---|---|---|---|---|---|")
+
+
+def _config_markdown(fields: list[dict], n_models: int) -> str:
+    """docs/configuration.md: one table per group."""
+    from aejax.config import GROUPS, format_value
+
+    def cell(text: str) -> str:
+        return text.replace("|", "\\|").replace("<", "&lt;")
+
+    titles = {name: line for name, line in GROUPS.values()}
+    flags = ", ".join(f"`--{k.replace('_', '-')}`" for k in _FLAGS)
+    out = [
+        "<!-- Generated by `aejax config --markdown > docs/configuration.md` from the field "
+        "metadata in aejax/config.py: edit that and regenerate; tests/test_settings.py checks "
+        "this file is current. -->",
+        "# Configuration",
+        "",
+        "Every field of `aejax.Config`, the frozen dataclass that defines a run. `aejax train` "
+        f"sets some with flags ({flags}), any with `--set NAME=VALUE` (a list as `--set "
+        "hidden=512,256`, none as `--set warmup_steps=none`), or reads a JSON object of fields "
+        "with `--config FILE`. A model refuses a field it does not read (`--model ae --set "
+        "beta=4`); *read by* says which models read each field. `aejax config --model NAME` "
+        "lists the fields one model reads; `aejax config --json` gives this table to programs.",
+    ]
+    group = None
+    for f in fields:
+        if f["group"] != group:
+            group = f["group"]
+            title = titles[group][0].upper() + titles[group][1:]
+            out += ["", f"## {group}", "", cell(title) + ".", "", *_MD_HEAD]
+        if f["models"] is None:
+            read_by = "every run"
+        else:
+            read_by = "every model" if len(f["models"]) == n_models else ", ".join(f["models"])
+        out.append(
+            f"| `{f['name']}` | {f['type']} | `{format_value(f['default'])}` | "
+            f"{cell(f['allowed'])} | {cell(f['help'])} | {read_by} |"
+        )
+    return "\n".join(out) + "\n"
 
 
 class Terminated(KeyboardInterrupt):
@@ -277,8 +515,10 @@ def main(argv: list[str] | None = None) -> int:
         "evaluate": _evaluate,
         "sample": _sample,
         "interpolate": _interpolate,
+        "encode": _encode,
         "models": _models,
         "datasets": _datasets,
+        "config": _config,
     }[args.command]
     if argv is None:  # the console script or ``python -m aejax.cli``: we own the process
         _setup_process()
@@ -289,20 +529,26 @@ def main(argv: list[str] | None = None) -> int:
     except AejaxError as e:
         print(f"aejax {args.command}: error: {e}", file=sys.stderr)
         return 2
-    except Terminated:
-        print(
-            f"aejax {args.command}: terminated (SIGTERM); the last committed checkpoint is "
-            "kept: run the same command again to resume",
-            file=sys.stderr,
+    except KeyboardInterrupt as e:  # Ctrl-C, or SIGTERM as Terminated
+        what = "terminated (SIGTERM)" if isinstance(e, Terminated) else "interrupted"
+        print(f"aejax {args.command}: {what}; {_after_interrupt(args, e)}", file=sys.stderr)
+        return 143 if isinstance(e, Terminated) else 130
+
+
+def _after_interrupt(args: argparse.Namespace, e: BaseException) -> str:
+    """What an interrupted command leaves behind, in words that are true."""
+    workdir = getattr(e, "workdir", None)
+    if args.command != "train" or workdir is None:
+        return "nothing was changed"
+    from aejax.train.loop import committed_epoch
+
+    epoch = committed_epoch(workdir)
+    if epoch is None:
+        return (
+            f"no checkpoint had been written yet in {workdir} (the first comes "
+            "checkpoint_seconds into training, or at its end): the same command starts over"
         )
-        return 143
-    except KeyboardInterrupt:
-        print(
-            f"aejax {args.command}: interrupted; the last committed checkpoint is kept: run "
-            "the same command again to resume",
-            file=sys.stderr,
-        )
-        return 130
+    return f"the checkpoint of epoch {epoch} is kept in {workdir}: the same command resumes it"
 
 
 if __name__ == "__main__":

@@ -1,5 +1,10 @@
 """Exceptions that name the problem, raised before bad input reaches XLA."""
 
+from __future__ import annotations
+
+import difflib
+from collections.abc import Iterable
+
 
 class AejaxError(Exception):
     """Base class of every error aejax raises on purpose."""
@@ -19,3 +24,18 @@ class CheckpointError(AejaxError):
 
 class TrainingDivergedError(AejaxError, FloatingPointError):
     """The loss or the parameters became NaN/Inf during training."""
+
+
+def did_you_mean(name: object, choices: Iterable[object]) -> str:
+    """`` (did you mean 'x'?)`` for the choice closest to ``name``, or ``""`` if none is close.
+
+    Args:
+      name: what the user wrote, e.g. ``"vea"``.
+      choices: the accepted names, e.g. the model registry's keys.
+
+    Returns:
+      A suffix for an error message; the comparison ignores case.
+    """
+    by_folded = {str(c).lower(): str(c) for c in choices}
+    close = difflib.get_close_matches(str(name).lower(), list(by_folded), n=1, cutoff=0.6)
+    return f" (did you mean {by_folded[close[0]]!r}?)" if close else ""

@@ -12,7 +12,7 @@ import math
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from aejax.errors import ConfigError
+from aejax.errors import ConfigError, did_you_mean
 from aejax.models.adversarial import discriminator_from_hparams
 from aejax.models.autoencoder import Autoencoder
 from aejax.models.codes import GaussianCode, IdentityCode
@@ -189,15 +189,32 @@ register(
 
 
 def get_spec(name: str) -> ModelSpec:
-    """The registry entry ``name``, or a ConfigError listing the known models."""
-    if name not in MODELS:
-        raise ConfigError(f"unknown model {name!r}; known models: {sorted(MODELS)}")
-    return MODELS[name]
+    """The registry entry ``name`` (any case), or a ConfigError suggesting the nearest."""
+    if name in MODELS:
+        return MODELS[name]
+    folded = {n.lower(): spec for n, spec in MODELS.items()}
+    if isinstance(name, str) and name.lower() in folded:
+        return folded[name.lower()]
+    raise ConfigError(
+        f"unknown model {name!r}{did_you_mean(name, MODELS)}; known models: {', '.join(MODELS)}"
+    )
 
 
 def model_keys() -> frozenset[str]:
     """Every config key some model reads."""
     return frozenset(k for spec in MODELS.values() for k in spec.hparams)
+
+
+def config_keys(name: str) -> tuple[str, ...]:
+    """The ``Config`` fields that matter to a run of model ``name``, in ``Config`` order.
+
+    These are the model's own ``hparams`` and every field that no model owns (data,
+    optimisation, loop); ``aejax config --model NAME`` shows them.
+    """
+    from aejax.config import Config
+
+    own, owned = set(get_spec(name).hparams), model_keys()
+    return tuple(f.name for f in dataclasses.fields(Config) if f.name in own or f.name not in owned)
 
 
 def list_models() -> list[tuple[str, str]]:
