@@ -16,6 +16,7 @@ from aejax.generate import interpolate, sample
 from aejax.inference import decode, encode, reconstruct, score
 from aejax.models import MODELS, create_model, model_from_config
 from aejax.objective import Objective, make_objective
+from aejax.run import Run
 from aejax.train import (
     TrainState,
     make_eval_step,
@@ -58,6 +59,7 @@ __all__ = [
     "objective",
     "Objective",
     "reconstruct",
+    "Run",
     "sample",
     "score",
     "train_and_evaluate",

@@ -267,6 +267,52 @@ def bound_report(
     }
 
 
+# Burda et al. 2016: a latent unit is active when its posterior mean varies across the
+# data, Cov_x(E_q[z_u | x]) > 0.01.
+ACTIVE_UNIT_THRESHOLD = 0.01
+
+
+def active_units(means: np.ndarray, threshold: float = ACTIVE_UNIT_THRESHOLD) -> int:
+    """Latent units whose posterior mean varies across examples (Burda et al. 2016).
+
+    Args:
+      means: ``[N, K]`` posterior means ``E_q[z | x_n]`` of N examples.
+      threshold: a unit is active when the variance of its mean over the N examples
+        exceeds this.
+
+    Returns:
+      The number of active units, 0..K.
+    """
+    means = np.asarray(means, np.float64).reshape(means.shape[0], -1)
+    if means.shape[0] < 2:
+        return 0
+    return int((means.var(axis=0) > threshold).sum())
+
+
+def posterior_report(model: Any, variables: Any, x: np.ndarray, key: jax.Array) -> dict:
+    """What a VAE run reports on ``x: [N, *input_shape]`` (as the model reads it).
+
+    Returns:
+      ``{"elbo", "kl", "reconstruction", "active_units", "latent_units"}``: the means over
+      the examples, in nats per example, of the one-sample ELBO, of its closed-form KL
+      term and of its reconstruction term ``-log p(x|z)`` (``elbo = -(reconstruction +
+      kl)``); the number of active latent units (``active_units``) of ``latent_units``.
+
+    Raises:
+      ConfigError: see ``check_bound_model``.
+    """
+    b = bounds(model, variables, x, 1, key)
+    means = inference.encode(model, variables, x)
+    elbo_mean, kl_mean = float(b["elbo"].mean()), float(b["kl"].mean())
+    return {
+        "elbo": elbo_mean,
+        "kl": kl_mean,
+        "reconstruction": -(elbo_mean + kl_mean),
+        "active_units": active_units(means),
+        "latent_units": int(np.asarray(means).reshape(means.shape[0], -1).shape[1]),
+    }
+
+
 def evaluate_bounds(
     config: Any,
     model: Any,

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import pathlib
 import time
+import warnings
 from typing import Any
 
 import jax
@@ -16,6 +17,7 @@ from aejax.config import Config
 from aejax.data import Dataset, Standardizer
 from aejax.errors import CheckpointError, ConfigError, DataError
 from aejax.models import model_from_config
+from aejax.run import Run
 from aejax.train import runtime
 from aejax.train.checkpoint import Checkpointer
 from aejax.train.loop import RunResult, dataset_for, train
@@ -47,11 +49,16 @@ def evaluate_pca(ds: Dataset, n_components: int) -> tuple[dict, Any]:
     return metrics.reconstruction_report(recon, ds.x_test, image=ds.kind == "image"), pca
 
 
+def pca_components(config: Config, ds: Dataset) -> int:
+    """The baseline's size: ``latent_dim``, at most the training rows and the features."""
+    return min(config.latent_dim, ds.x_train.shape[0], int(np.prod(ds.input_shape)))
+
+
 def summarize(result: RunResult) -> dict:
     """The run's summary: config essentials, AE and PCA test metrics, speed."""
     ds, config = result.dataset, result.config
     ae = evaluate_model(result.model, result.variables, ds.x_test, ds.kind)
-    k = min(config.latent_dim, ds.x_train.shape[0], int(np.prod(ds.input_shape)))
+    k = pca_components(config, ds)
     pca, _ = evaluate_pca(ds, k)
     summary = {
         "model": config.model,
@@ -82,7 +89,44 @@ def summarize(result: RunResult) -> dict:
     )
     if result.history and "val_loss" in result.history[-1]:
         summary["final_val_loss"] = result.history[-1]["val_loss"]
+    if has_posterior(result.model):
+        x_test = inference.check_input(ds.x_test, result.model.input_shape)
+        report = bounds.posterior_report(
+            result.model, result.variables, x_test, jax.random.key(config.seed)
+        )
+        summary.update(
+            test_elbo=report["elbo"],
+            test_kl=report["kl"],
+            test_reconstruction_nll=report["reconstruction"],
+            active_units=report["active_units"],
+            latent_units=report["latent_units"],
+        )
+        warning = collapse_warning(summary, config)
+        if warning:
+            summary["warning"] = warning
     return summary
+
+
+def has_posterior(model: Any) -> bool:
+    """Whether ``model`` has a Gaussian code with the N(0, I) prior (vae, conv_vae)."""
+    try:
+        bounds.check_bound_model(model)
+    except ConfigError:
+        return False
+    return True
+
+
+def collapse_warning(summary: dict, config: Config) -> str | None:
+    """A warning when no latent unit is active: the decoder ignores the code."""
+    if summary["active_units"] > 0:
+        return None
+    return (
+        f"posterior collapse: none of the {summary['latent_units']} latent units is active "
+        f"(their posterior means hardly vary across test examples; test KL "
+        f"{summary['test_kl']:.3g} nats): the decoder ignores the code and every "
+        f"reconstruction is about the same. Lower beta (now {config.beta:g}), or warm the KL "
+        "weight up: --set kl_warmup_steps=N (e.g. half the run's steps)."
+    )
 
 
 def train_and_evaluate(
@@ -123,6 +167,8 @@ def train_and_evaluate(
         )
     result = train(config, workdir, dataset=dataset, fresh=fresh)
     summary = summarize(result)
+    if "warning" in summary:
+        warnings.warn(summary["warning"], stacklevel=2)
     summary["wall_seconds"] = time.perf_counter() - t0
     if workdir is not None and runtime.is_main_process():
         workdir = pathlib.Path(workdir)
@@ -132,7 +178,7 @@ def train_and_evaluate(
                 from aejax import plots  # matplotlib is imported only when a figure is drawn
 
                 _, pca = evaluate_pca(
-                    result.dataset, min(config.latent_dim, result.dataset.x_train.shape[0])
+                    result.dataset, pca_components(config, result.dataset)
                 )
                 plots.reconstructions(
                     workdir / "reconstructions.png",
@@ -152,15 +198,17 @@ def train_and_evaluate(
     return summary, result
 
 
-def load_run(workdir: str | pathlib.Path) -> tuple[Config, Any, Any, Standardizer | None]:
+def load_run(workdir: str | pathlib.Path) -> Run:
     """Loads a finished or interrupted run for inference.
 
     Returns:
-      ``(config, model, variables, scaler)``: ``variables`` are the best parameters and
-      model state as ``{"params": ..., **model_state}``; the model is built for the data
-      shape the
-      run was trained on (stored in its checkpoint metadata). The newest loadable
-      checkpoint is used; unreadable newer ones are skipped with a warning.
+      A ``Run``, which unpacks as ``(config, model, variables, scaler)``: ``variables``
+      are the best parameters and model state as ``{"params": ..., **model_state}``; the
+      model is built for the data shape the run was trained on (stored in its checkpoint
+      metadata). The newest loadable checkpoint is used; unreadable newer ones are skipped
+      with a warning. ``run.encode(x)``, ``run.decode(z)``, ``run.reconstruct(x)``,
+      ``run.score(x)``, ``run.sample(n)`` work in the data's own units (the scaler is
+      applied both ways).
 
     Raises:
       CheckpointError: not a run directory, no (loadable) checkpoint, unreadable
@@ -201,7 +249,7 @@ def load_run(workdir: str | pathlib.Path) -> tuple[Config, Any, Any, Standardize
     except (OSError, ValueError) as e:  # DataError is a ValueError
         raise CheckpointError(f"{scaler_path} is unreadable: {e}") from e
     best = jax.device_get(best)
-    return config, model, {"params": best["params"], **best["model_state"]}, scaler
+    return Run(config, model, {"params": best["params"], **best["model_state"]}, scaler)
 
 
 def best_like(state: Any) -> dict:
@@ -228,12 +276,34 @@ def abstract_state(model: Any, tx: Any, input_shape: tuple[int, ...], seed: int)
     return jax.tree.map(lambda s: jax.ShapeDtypeStruct(s.shape, s.dtype, sharding=sharding), shapes)
 
 
+# The config fields that say where and how to read data, not what the run computed:
+# ``aejax evaluate``/``encode`` take them (``--set data_dir=...``) for data found elsewhere.
+DATA_OPTIONS = ("data_dir", "download", "label_column", "impute", "drop_columns")
+
+
+def with_data_options(config: Config, options: dict[str, Any] | None) -> Config:
+    """``config`` with data-reading fields replaced (``DATA_OPTIONS`` only).
+
+    Raises:
+      ConfigError: a key that is not a data option (the split and the model are the run's).
+    """
+    options = dict(options or {})
+    other = sorted(set(options) - set(DATA_OPTIONS))
+    if other:
+        raise ConfigError(
+            f"{', '.join(other)}: not a data option; a saved run takes only "
+            f"{', '.join(DATA_OPTIONS)} (its split, seed and model are the run's own)"
+        )
+    return config.replace(**options)
+
+
 def evaluate_workdir(
     workdir: str | pathlib.Path,
     data: str | None = None,
     *,
     iw: int = 0,
     iw_examples: int | None = None,
+    data_options: dict[str, Any] | None = None,
 ) -> dict:
     """Re-evaluates a saved run on its test split (or on another dataset spec ``data``).
 
@@ -244,14 +314,22 @@ def evaluate_workdir(
         IW-K NLL in nats (``aejax.bounds.evaluate_bounds``: binarized runs are evaluated
         on a test set binarized once with a fixed seed).
       iw_examples: bound only the first ``iw_examples`` test examples (default: all).
+      data_options: where and how to read the data, e.g. ``{"data_dir": "/data"}``
+        (see ``with_data_options``).
+
+    Returns:
+      ``{"model", "data", "latent_dim", "test_<metric>", "pca_<metric>"}``; for VAEs also
+      ``test_elbo``, ``test_kl``, ``test_reconstruction_nll`` and ``active_units`` (see
+      ``aejax.bounds.posterior_report``), and the IW bounds with ``iw``.
 
     Raises:
       CheckpointError: see ``load_run``.
-      ConfigError: ``iw`` for a model without a Gaussian code.
+      ConfigError: ``iw`` for a model without a Gaussian code; a data option that is not.
       DataError: the data cannot be loaded, has no test split, or its examples are not of
         the kind and shape the run was trained on.
     """
     config, model, params, scaler = load_run(workdir)
+    config = with_data_options(config, data_options)
     if iw:
         bounds.check_bound_model(model)  # before loading data and fitting PCA
     ds = dataset_for(config, data)
@@ -269,11 +347,20 @@ def evaluate_workdir(
         # Inference uses the statistics saved with the model, not ones refitted here.
         x_test = scaler.transform(ds.scaler.inverse_transform(x_test))
     ae = evaluate_model(model, params, x_test, ds.kind)
-    k = min(config.latent_dim, ds.x_train.shape[0])
+    k = pca_components(config, ds)
     pca, _ = evaluate_pca(ds, k)
     out = {"model": config.model, "data": ds.name, "latent_dim": config.latent_dim}
     out.update({f"test_{k}": v for k, v in ae.items()})
     out.update({f"pca_{k}": v for k, v in pca.items()})
+    if has_posterior(model):
+        report = bounds.posterior_report(model, params, x_test, jax.random.key(config.seed))
+        out.update(
+            test_elbo=report["elbo"],
+            test_kl=report["kl"],
+            test_reconstruction_nll=report["reconstruction"],
+            active_units=report["active_units"],
+            latent_units=report["latent_units"],
+        )
     if iw:
         out.update(
             bounds.evaluate_bounds(

@@ -197,21 +197,44 @@ def interpolate(
 def _load(workdir):
     from aejax.evaluate import load_run
 
-    return load_run(workdir)
+    return tuple(load_run(workdir))
 
 
-def _split_in_data_units(config, model, split: str) -> np.ndarray:
-    """The run's ``split`` rows in data units (tabular splits are stored standardized)."""
+def split_in_data_units(config, model, split: str, data: str | None = None) -> np.ndarray:
+    """The ``split`` rows of the run's data (or of the spec ``data``), in data units.
+
+    Tabular splits are stored standardized; they are mapped back with their own scaler,
+    so that the run's saved scaler (applied by ``encode``) sees rows as a user has them.
+    ``split`` is ``"train"``, ``"val"``, ``"test"`` or ``"all"`` (the three in that order).
+
+    Raises:
+      DataError: the data's examples are not of the shape the model was trained on.
+    """
     from aejax.train.loop import dataset_for
 
-    ds = dataset_for(config)
+    ds = dataset_for(config, data)
     if ds.input_shape != tuple(model.input_shape):
         raise DataError(
-            f"the run's data {config.data!r} now has examples of shape {ds.input_shape}, "
-            f"but the model was trained on {tuple(model.input_shape)}"
+            f"data {ds.name!r} has examples of shape {ds.input_shape}, but the model "
+            f"was trained on {tuple(model.input_shape)}"
         )
-    x = getattr(ds, f"x_{split}")
+    x = split_arrays(ds, split)[0]
     return x if ds.scaler is None else ds.scaler.inverse_transform(x)
+
+
+SPLITS = ("train", "val", "test", "all")
+
+
+def split_arrays(ds, split: str) -> tuple[np.ndarray, np.ndarray | None]:
+    """``(x, y)`` of one split of a Dataset, or of all three (train, val, test) in order."""
+    if split not in SPLITS:
+        raise DataError(f"unknown split {split!r}; one of {', '.join(SPLITS)}")
+    if split != "all":
+        return getattr(ds, f"x_{split}"), getattr(ds, f"y_{split}")
+    xs = [ds.x_train, ds.x_val, ds.x_test]
+    ys = [ds.y_train, ds.y_val, ds.y_test]
+    y = None if any(v is None for v in ys) else np.concatenate(ys)
+    return np.concatenate(xs), y
 
 
 def _is_image(model) -> bool:
@@ -240,7 +263,7 @@ def sample_run(workdir, n: int = 64, seed: int = 0, out=None):
     config, model, variables, scaler = _load(workdir)
     codes = None
     if not has_prior(model, variables):
-        x_train = _split_in_data_units(config, model, "train")
+        x_train = split_in_data_units(config, model, "train")
         codes = inference.encode(model, variables, x_train, scaler=scaler)
     x = sample(model, variables, n, jax.random.key(seed), scaler=scaler, codes=codes, seed=seed)
     image = _is_image(model)
@@ -262,7 +285,7 @@ def interpolate_run(workdir, steps: int = 10, method: str = "linear", pairs: int
     """
     workdir = pathlib.Path(workdir)
     config, model, variables, scaler = _load(workdir)
-    x = _split_in_data_units(config, model, "test")[: 2 * pairs]
+    x = split_in_data_units(config, model, "test")[: 2 * pairs]
     if pairs < 1 or x.shape[0] < 2 * pairs:
         raise DataError(f"interpolate: {pairs} pairs need {2 * pairs} test examples, have {len(x)}")
     paths = interpolate(model, variables, x[0::2], x[1::2], steps, method, scaler=scaler)

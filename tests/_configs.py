@@ -13,4 +13,5 @@ SMALL = Config(
     warmup_steps=5,
     progress=False,
     devices=1,
+    checkpoint_every=1,  # the tests interrupt and resume at epoch boundaries
 )

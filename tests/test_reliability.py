@@ -65,6 +65,7 @@ TINY = Config(
     warmup_steps=5,
     progress=False,
     devices=1,
+    checkpoint_every=1,  # the tests interrupt and resume at epoch boundaries
 )
 
 

@@ -13,6 +13,7 @@ from typing import Any
 
 import numpy as np
 
+from aejax._logging import absl_quiet
 from aejax.data.files import RawSplits
 from aejax.errors import DataError
 
@@ -144,8 +145,12 @@ def load_tfds(spec: str, *, data_dir: str | None = None, download: bool = False)
 
     name, split = parse_spec(spec)
     where = f"tfds data set {name!r} (spec {spec!r})"
-    builder = _builder(tfds, name, data_dir, where)
-    if not builder.is_prepared():
+    # tfds logs through absl what the errors below say ("Variant folder ... has no
+    # dataset_info.json" for a data set that is not prepared).
+    with absl_quiet():
+        builder = _builder(tfds, name, data_dir, where)
+        prepared = builder.is_prepared()
+    if not prepared:
         if not download:
             raise _not_prepared(where, builder, data_dir)
         if not _network_available():

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import contextlib
-import logging
 import os
 import pathlib
 import shutil
@@ -17,6 +16,7 @@ from typing import Any
 import jax
 import orbax.checkpoint as ocp
 
+from aejax._logging import absl_quiet
 from aejax.errors import CheckpointError
 
 # Orbax names an unfinished save "<step>.orbax-checkpoint-tmp"; only the final rename to
@@ -64,7 +64,7 @@ class Checkpointer:
         try:
             # Read-only mode is what we asked for: Orbax's two warnings saying so ("setting
             # save_interval_steps=0", "directory is read only") are noise for a user.
-            with _absl_quiet(read_only):
+            with absl_quiet(read_only):
                 options = ocp.CheckpointManagerOptions(
                     max_to_keep=None if read_only else keep,
                     create=False,
@@ -302,19 +302,6 @@ class Checkpointer:
             f"cannot write {which} in {self.directory}: {_brief(e)}. Nothing of it was "
             f"kept; {kept}. Free space or fix permissions, then run again to resume."
         )
-
-
-@contextlib.contextmanager
-def _absl_quiet(active: bool):
-    """Drops absl's WARNING records (Orbax logs through absl) while ``active``."""
-    logger = logging.getLogger("absl")
-    level = logger.level
-    if active:
-        logger.setLevel(logging.ERROR)
-    try:
-        yield
-    finally:
-        logger.setLevel(level)
 
 
 @contextlib.contextmanager

@@ -61,6 +61,9 @@ def dataset_for(config: Config, spec: str | None = None) -> Dataset:
         test_fraction=config.test_fraction,
         data_dir=config.data_dir,
         download=config.download,
+        label_column=config.label_column,
+        impute=config.impute,
+        drop_columns=config.drop_columns,
     )
 
 
@@ -242,6 +245,7 @@ def train(
         leave=False,
     )
     likelihood_proper = model.likelihood.proper
+    last_save = time.monotonic()  # the checkpoint clock starts with training
     try:
         for epoch in bar:
             if loop["stopped_early"]:
@@ -262,9 +266,8 @@ def train(
             if acc["nonfinite"] > 0 and config.nonfinite == "stop":
                 raise TrainingDivergedError(
                     f"loss or gradients became NaN/Inf in epoch {epoch + 1} "
-                    f"({int(acc['nonfinite'])} step(s)); training stopped. The last good "
-                    f"checkpoint is kept{_where(ckpt)}. Lower --lr, check the data, or use "
-                    "--set nonfinite=skip to skip such steps."
+                    f"({int(acc['nonfinite'])} step(s)); training stopped. {_kept(ckpt)} Lower "
+                    "--lr, check the data, or use --set nonfinite=skip to skip such steps."
                 )
             record = epoch_record(
                 acc,
@@ -289,8 +292,7 @@ def train(
                     # skipping steps cannot repair them, so both policies stop here.
                     raise TrainingDivergedError(
                         f"the validation loss became {monitor} in epoch {epoch + 1}; training "
-                        f"stopped. The last good checkpoint is kept{_where(ckpt)}. Lower "
-                        "--lr or check the data."
+                        f"stopped. {_kept(ckpt)} Lower --lr or check the data."
                     )
             if monitor < loop["best_val"] - config.min_delta:
                 loop.update(best_val=monitor, best_epoch=epoch + 1, bad_epochs=0)
@@ -311,8 +313,7 @@ def train(
                 # resume, while a checkpoint without its line would leave a gap in the log.
                 if runtime.is_main_process():
                     rundir.append_metrics(workdir / "metrics.jsonl", record)
-                last = loop["epoch"] == config.epochs or loop["stopped_early"]
-                if last or loop["epoch"] % config.checkpoint_every == 0:
+                if _checkpoint_due(config, loop, time.monotonic() - last_save):
                     meta = {
                         "loop": dict(loop),
                         "config": config.to_dict(),
@@ -324,6 +325,7 @@ def train(
                         },
                     }
                     ckpt.save(record["step"], state, best, meta)
+                    last_save = time.monotonic()
             if on_epoch_end is not None:
                 on_epoch_end(record)
     except BaseException as e:
@@ -452,5 +454,53 @@ def evaluate_arrays(eval_step, variables, x: np.ndarray, batch_size: int, mesh) 
     return out
 
 
-def _where(ckpt: Checkpointer | None) -> str:
-    return f" in {ckpt.directory}" if ckpt is not None else ""
+def _checkpoint_due(config: Config, loop: dict, since_last: float) -> bool:
+    """Whether the epoch just finished is checkpointed.
+
+    Always the last epoch (or an early stop); else every ``checkpoint_every`` epochs when
+    that is set, and whenever ``checkpoint_seconds`` have passed since the last save. The
+    best parameters travel inside every checkpoint, so a new best needs no save of its
+    own: a resumed run recomputes the epochs after its checkpoint, and their bests, bit for
+    bit. Under ``jax.distributed`` every process must save together, so process 0's clock
+    decides for all.
+    """
+    if loop["epoch"] >= config.epochs or loop["stopped_early"]:
+        return True
+    if config.checkpoint_every and loop["epoch"] % config.checkpoint_every == 0:
+        return True
+    return runtime.agree(since_last >= config.checkpoint_seconds)
+
+
+def _kept(ckpt: Checkpointer | None) -> str:
+    """What a failed run leaves on disk, in words that are true."""
+    if ckpt is None:
+        return "Nothing was saved (no workdir)."
+    committed = checkpoint_epoch(ckpt)
+    if committed is None:
+        return f"No checkpoint had been written yet in {ckpt.directory}: a new run starts over."
+    return f"The last good checkpoint (epoch {committed}) is kept in {ckpt.directory}."
+
+
+def committed_epoch(workdir: str | pathlib.Path) -> int | None:
+    """The epoch of the newest committed checkpoint in a run directory, or None."""
+    directory = pathlib.Path(workdir) / "checkpoints"
+    if not directory.is_dir():
+        return None
+    try:
+        with Checkpointer(directory, read_only=True) as ckpt:
+            return checkpoint_epoch(ckpt)
+    except CheckpointError:
+        return None
+
+
+def checkpoint_epoch(ckpt: Checkpointer) -> int | None:
+    """The epoch of the newest committed checkpoint (pending saves waited for), or None."""
+    try:
+        ckpt.wait()
+    except CheckpointError:
+        pass  # a failed save: the committed ones below it still stand
+    try:
+        meta = ckpt.read_meta()
+    except CheckpointError:
+        return None
+    return None if meta is None else int(meta["loop"]["epoch"])

@@ -10,10 +10,16 @@ from aejax.config import Config
 
 
 def make_schedule(config: Config, total_steps: int) -> optax.Schedule:
-    """Linear warmup then cosine decay to 0 over ``total_steps``, or a constant rate."""
+    """Linear warmup then cosine decay to 0 over ``total_steps``, or a constant rate.
+
+    The warmup is ``warmup_steps`` when set, else ``round(warmup_fraction * total_steps)``
+    steps (5% by default, so a 5-epoch run warms up as briefly, relative to its length,
+    as a 500-epoch one); it is capped at ``total_steps - 1``. A continued run (more
+    ``--epochs`` on a finished one) stretches the schedule to the new total.
+    """
     if config.schedule == "constant":
         return optax.constant_schedule(config.lr)
-    warmup = min(config.warmup_steps, max(total_steps - 1, 0))
+    warmup = warmup_steps(config, total_steps)
     return optax.warmup_cosine_decay_schedule(
         init_value=0.0,
         peak_value=config.lr,
@@ -21,6 +27,15 @@ def make_schedule(config: Config, total_steps: int) -> optax.Schedule:
         decay_steps=max(total_steps, warmup + 1),
         end_value=0.0,
     )
+
+
+def warmup_steps(config: Config, total_steps: int) -> int:
+    """The number of linear-warmup steps of a cosine schedule over ``total_steps``."""
+    if config.warmup_steps is not None:
+        steps = config.warmup_steps
+    else:
+        steps = round(config.warmup_fraction * total_steps)
+    return min(steps, max(total_steps - 1, 0))
 
 
 def clip_by_global_norm(max_norm: float) -> optax.GradientTransformation:
@@ -32,10 +47,10 @@ def clip_by_global_norm(max_norm: float) -> optax.GradientTransformation:
     does not duplicate a division into its two consumers (Adam's two moments), writes the
     clipped gradients to memory and reads them back: a third pass over every gradient.
     A scalar multiply is fused into both moment updates instead; the dense AE's training
-    step is ~1.05-1.15x faster on 2 CPU cores (``benchmarks/``, README → Performance
-    notes). Values equal optax's within float32 rounding of the scale (tested); a zero
-    norm leaves the updates unchanged, a NaN/Inf norm gives NaN/zero updates, which the
-    train step's finiteness check reports.
+    step is ~1.05-1.15x faster on 2 CPU cores (``benchmarks/``, docs/performance.md).
+    Values equal optax's within float32 rounding of the scale (tested); a zero norm leaves
+    the updates unchanged, a NaN/Inf norm gives NaN/zero updates, which the train step's
+    finiteness check reports.
     """
 
     def update_fn(updates, state, params=None):
@@ -51,8 +66,8 @@ def make_optimizer(config: Config, total_steps: int) -> optax.GradientTransforma
     """Global-norm clipping (unless ``grad_clip == 0``) followed by Adam or AdamW.
 
     Args:
-      config: the run config (``optimizer``, ``lr``, ``schedule``, ``warmup_steps``,
-        ``weight_decay``, ``grad_clip``).
+      config: the run config (``optimizer``, ``lr``, ``schedule``, ``warmup_fraction``,
+        ``warmup_steps``, ``weight_decay``, ``grad_clip``).
       total_steps: optimizer steps in the whole run, for the decay schedule.
 
     Returns:

@@ -6,6 +6,7 @@ import os
 import pathlib
 
 import jax
+import numpy as np
 
 from aejax.errors import ConfigError
 
@@ -57,6 +58,19 @@ def initialize_distributed(
 def is_main_process() -> bool:
     """True on the process that writes logs, summaries and figures (process 0)."""
     return jax.process_index() == 0
+
+
+def agree(flag: bool) -> bool:
+    """``flag`` as process 0 sees it, on every process (itself on a single process).
+
+    For host-side decisions that every process must take alike, such as whether to join
+    a collective checkpoint save that a wall clock triggers.
+    """
+    if jax.process_count() == 1:
+        return bool(flag)
+    from jax.experimental import multihost_utils
+
+    return bool(multihost_utils.broadcast_one_to_all(np.asarray(flag, np.bool_)))
 
 
 def _env_int(name: str) -> int | None:
