@@ -6,7 +6,7 @@ Examples::
     python -m benchmarks run --suite full --out bench-out/full     # a GPU/TPU or a long CPU run
     python -m benchmarks family --out bench-out/family             # VAE/VQ-VAE/AAE figures
     python -m benchmarks publish --from bench-out/quick            # -> benchmarks/results/
-    python -m benchmarks readme --from bench-out/quick             # rewrites README "Results"
+    python -m benchmarks readme --from bench-out/quick             # rewrites docs/results.md
 """
 
 from __future__ import annotations
@@ -51,9 +51,15 @@ def _parser() -> argparse.ArgumentParser:
     f.add_argument("--tiny", action="store_true", help="digits, 2 epochs: every code path")
     e = sub.add_parser("report", help="re-render report.md and the PNGs of a finished run")
     e.add_argument("--from", dest="source", required=True, help="a run's output directory")
-    m = sub.add_parser("readme", help="rewrite the README's Results section from a run")
+    m = sub.add_parser("readme", help="rewrite the results page (docs/results.md) from a run")
     m.add_argument("--from", dest="source", required=True, help="a run's output directory")
-    m.add_argument("--readme", default="README.md")
+    m.add_argument(
+        "--page",
+        "--readme",
+        dest="page",
+        default="docs/results.md",
+        help="the Markdown file whose results markers are rewritten (default: docs/results.md)",
+    )
     m.add_argument(
         "--experiments",
         default="experiments/results",
@@ -100,10 +106,10 @@ def main(argv: list[str] | None = None) -> int:
         print(f"rewrote {pathlib.Path(args.source) / 'report.md'}")
         return 0
     if args.command == "readme":
-        from benchmarks.readme import update_readme
+        from benchmarks.readme import update_page
 
-        update_readme(args.source, args.readme, args.experiments)
-        print(f"rewrote the results section of {args.readme} from {args.source}")
+        update_page(args.source, args.page, args.experiments)
+        print(f"rewrote the results section of {args.page} from {args.source}")
         return 0
     if args.command == "publish":
         from benchmarks.readme import publish

@@ -1,4 +1,4 @@
-"""Writes an experiment's result as a Markdown table and a JSON record (read by the README)."""
+"""Writes an experiment's result as a Markdown table and a JSON record (read by docs/results.md)."""
 
 from __future__ import annotations
 
@@ -32,7 +32,7 @@ def write(
       data: the data set spec it ran on.
       header: column names of the table.
       rows: the table's rows (strings).
-      headline: ``{"metric", "ours", "paper"}`` strings for the README's table.
+      headline: ``{"metric", "ours", "paper"}`` strings for the results page's table.
       config: the ``aejax.Config`` as a dict.
       summary: the run's full summary (``aejax.train_and_evaluate``).
       notes: lines under the table.

@@ -1,4 +1,4 @@
-"""The benchmark suite and the experiments: a tiny quick-suite run, its records, report, README.
+"""The benchmark suite and the experiments: a tiny quick-suite run, its records, report, page.
 
 The run is a subprocess of the real command line (``python -m benchmarks run``), so it sees
 one CPU device as a user would, not the tests' fake devices. PyTorch is optional: with it,
@@ -119,18 +119,36 @@ def test_tiny_run_writes_report_and_plots(tiny_run):
         assert f"]({name})" in text
 
 
-def test_readme_section_is_regenerated_between_markers(tiny_run, tmp_path):
-    path = tmp_path / "README.md"
-    path.write_text(f"# x\n\n## Results\n\n{readme.START}\nold\n{readme.END}\n\n## Tests\n")
-    readme.update_readme(tiny_run, path, experiments=None)
+def test_results_page_is_regenerated_between_markers(tiny_run, tmp_path):
+    written = readme.publish(tiny_run, tmp_path / "benchmarks" / "results")
+    md = next(p for p in written if p.suffix == ".md")
+    assert f"]({md.stem}/throughput.png)" in md.read_text()
+    path = tmp_path / "docs" / "results.md"
+    path.parent.mkdir()
+    path.write_text(f"# x\n\n{readme.START}\nold\n{readme.END}\n\n## Family\n")
+    readme.update_page(tiny_run, path, experiments=None, root=tmp_path)
     text = path.read_text()
     body = text.split(readme.START)[1].split(readme.END)[0]
     assert "old" not in body and "python -m benchmarks run --suite quick" in body
     assert "| model | data | batch |" in body
-    assert text.endswith(f"{readme.END}\n\n## Tests\n")
-    written = readme.publish(tiny_run, tmp_path / "results")
-    md = next(p for p in written if p.suffix == ".md")
-    assert f"]({md.stem}/throughput.png)" in md.read_text()
+    # The link to the published report resolves from the page's folder.
+    assert f"](../benchmarks/results/{md.name})" in body
+    assert text.endswith(f"{readme.END}\n\n## Family\n")
+
+
+def test_readme_command_writes_the_results_page_by_default(tiny_run, tmp_path, monkeypatch):
+    from benchmarks.__main__ import main
+
+    (tmp_path / "docs").mkdir()
+    page = tmp_path / "docs" / "results.md"
+    page.write_text(f"{readme.START}\n{readme.END}\n")
+    monkeypatch.chdir(tmp_path)
+    assert main(["readme", "--from", str(tiny_run), "--experiments", str(tmp_path / "none")]) == 0
+    assert "| model | data | batch |" in page.read_text()
+    other = tmp_path / "OTHER.md"
+    other.write_text(f"{readme.START}\n{readme.END}\n")
+    assert main(["readme", "--from", str(tiny_run), "--readme", str(other)]) == 0  # the alias
+    assert "| model | data | batch |" in other.read_text()
 
 
 def test_matmul_flops_are_counted_from_the_jaxpr():
