@@ -22,6 +22,7 @@ device, match it to float rounding (tested).
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
+from typing import Any
 
 import flax.linen as nn
 import jax
@@ -41,6 +42,8 @@ def make_pmap_train_step(
     objective: Objective | None = None,
     *,
     nonfinite: str = "stop",
+    binarize: bool = False,
+    corruption: Any = None,
 ) -> Callable:
     """Builds a pmapped ``train_step(state, batch, key) -> (state, metrics)``.
 
@@ -49,6 +52,9 @@ def make_pmap_train_step(
       optimizers: one optimizer, or one per parameter group.
       objective: the term weights (default: ``aejax.train.step.default_objective()``).
       nonfinite: ``"stop"`` or ``"skip"``.
+      binarize: dynamic binarization of ``batch["x"]``, as in ``make_train_step``.
+      corruption: an ``aejax.corruption.Corruption`` of the input, as in
+        ``make_train_step``; each device draws the noise of its own rows.
 
     Returns:
       A function over device-stacked arguments: ``state`` from ``replicate``, ``batch``
@@ -56,7 +62,15 @@ def make_pmap_train_step(
       ``split_batch``, ``key`` a replicated typed key. Metrics are global sums,
       identical on every device.
     """
-    update = make_update(model, optimizers, objective, nonfinite=nonfinite, axis_name=AXIS)
+    update = make_update(
+        model,
+        optimizers,
+        objective,
+        nonfinite=nonfinite,
+        axis_name=AXIS,
+        binarize=binarize,
+        corruption=corruption,
+    )
     return jax.pmap(update, axis_name=AXIS, donate_argnums=0)
 
 

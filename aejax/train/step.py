@@ -4,8 +4,9 @@ A step runs the model's phases in order (``model.phases``: the autoencoder, or a
 discriminator then the autoencoder); each phase differentiates the objective of the terms
 its method reports with respect to its own parameter group and applies that group's
 optimizer. Batches are pytrees: ``{"x": [B, ...]}`` plus optional ``mask`` (per element,
-broadcastable to ``x``: unobserved entries, padding), ``weight`` (``[B]`` per example) and
-anything else a model's data needs.
+broadcastable to ``x``: unobserved entries, padding), ``weight`` (``[B]`` per example),
+``target`` (what the reconstruction term scores instead of ``x``: a denoiser's clean
+images) and anything else a model's data needs.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ import jax.numpy as jnp
 import optax
 
 from aejax import losses, metrics
+from aejax.corruption import Corruption
 from aejax.models.autoencoder import select_group
 from aejax.objective import Objective, make_objective
 from aejax.train.state import TrainState, as_optimizers
@@ -27,6 +29,7 @@ Metrics = dict[str, jax.Array]
 Batch = Mapping[str, jax.Array]
 RNG_STREAMS = ("dropout", "noise", "sample")
 _BINARIZE = 0x62696E  # fold_in constant of the dynamic-binarization key ("bin")
+_CORRUPT = 0x636F72  # fold_in constant of the input-corruption key ("cor")
 
 
 def default_objective() -> Objective:
@@ -46,12 +49,13 @@ def _weighted(values: jax.Array, weight: jax.Array | None) -> jax.Array:
 
 
 def apply_model(model: nn.Module, variables, batch: Batch, *, train: bool, rngs=None, method=None):
-    """``model.apply`` on ``batch["x"]`` (with its ``mask``), returning ``((out, aux), state)``.
+    """``model.apply`` on ``batch["x"]`` (with its ``mask`` and ``target``), returning
+    ``((out, aux), state)``.
 
     ``state`` holds the updated collections other than ``params`` (empty when none).
     """
     mutable = tuple(k for k in variables if k != "params") if train else False
-    kwargs = {"mask": batch["mask"]} if "mask" in batch else {}
+    kwargs = {k: batch[k] for k in ("mask", "target") if k in batch}
     out = model.apply(
         variables,
         batch["x"],
@@ -71,6 +75,7 @@ def make_update(
     *,
     nonfinite: str = "stop",
     binarize: bool = False,
+    corruption: Corruption | None = None,
     axis_name: str | None = None,
 ) -> Callable[[TrainState, Batch, jax.Array], tuple[TrainState, Metrics]]:
     """The update shared by the jit path and the ``pmap`` compatibility path.
@@ -82,6 +87,9 @@ def make_update(
       nonfinite: ``"stop"`` applies every update and lets the loop stop on a NaN/Inf;
         ``"skip"`` leaves params, optimizer and model state unchanged on such a step.
       binarize: draw the pixels of each batch ``~ Bernoulli(x)`` (dynamic binarization).
+      corruption: corrupt each batch's ``x`` anew (after any binarization) on a key
+        stream of its own; the model sees the corrupted batch and its reconstruction
+        term targets the clean one (``batch["target"]``, unless the batch brings its own).
       axis_name: inside ``pmap``: average gradients and model state over this axis and
         sum the metrics (the jit path over a mesh needs neither: it sees the global batch).
 
@@ -150,6 +158,9 @@ def make_update(
         if binarize:
             bits = jax.random.bernoulli(jax.random.fold_in(key, _BINARIZE), batch["x"])
             batch["x"] = bits.astype(batch["x"].dtype)
+        if corruption:
+            batch.setdefault("target", batch["x"])
+            batch["x"] = corruption(jax.random.fold_in(key, _CORRUPT), batch["x"])
         weight = batch.get("weight")
         count = psum(
             jnp.asarray(batch["x"].shape[0], jnp.float32) if weight is None else weight.sum()
@@ -197,6 +208,7 @@ def make_train_step(
     *,
     nonfinite: str = "stop",
     binarize: bool = False,
+    corruption: Corruption | None = None,
 ) -> Callable[[TrainState, Any, jax.Array], tuple[TrainState, Metrics]]:
     """Builds the (un-jitted) ``train_step(state, batch, key) -> (state, metrics)``.
 
@@ -208,6 +220,8 @@ def make_train_step(
         default ``Config``'s.
       nonfinite: ``"stop"`` or ``"skip"`` (see ``make_update``).
       binarize: dynamic binarization of ``batch["x"]``.
+      corruption: an ``aejax.corruption.Corruption`` of the model's input (denoising);
+        the reconstruction term targets the clean ``x``. Evaluation stays clean.
 
     Returns:
       A pure function. ``batch``: ``{"x": [B, *input_shape], ...}`` (or the bare array);
@@ -217,7 +231,14 @@ def make_train_step(
       a discriminator's ``discriminator_loss``, ``count`` and ``nonfinite`` (1 if this
       step's loss or gradients were NaN/Inf).
     """
-    return make_update(model, optimizers, objective, nonfinite=nonfinite, binarize=binarize)
+    return make_update(
+        model,
+        optimizers,
+        objective,
+        nonfinite=nonfinite,
+        binarize=binarize,
+        corruption=corruption,
+    )
 
 
 def make_eval_step(
@@ -233,8 +254,10 @@ def make_eval_step(
     Returns:
       A pure function; ``variables`` as ``TrainState.variables()`` (or a bare params
       tree), ``batch = {"x": [B, ...], "weight": [B]}`` with weight 0 on padding rows (so
-      the last batch keeps the static shape). Metrics: ``loss``, ``sse`` (summed squared
-      error in data space), each term, ``count``.
+      the last batch keeps the static shape), and an optional ``target`` scored instead
+      of ``x`` (a denoiser's clean images; the train step's corruption is not applied
+      here). Metrics: ``loss``, ``sse`` (summed squared error in data space), each term,
+      ``count``.
     """
     objective = objective or default_objective()
 
@@ -249,7 +272,9 @@ def make_eval_step(
         per_example, _ = objective(aux["terms"], objective.final_step)
         sums = {
             "loss": jnp.sum(per_example * w),
-            "sse": jnp.sum(metrics.squared_error_per_example(recon, batch["x"]) * w),
+            "sse": jnp.sum(
+                metrics.squared_error_per_example(recon, batch.get("target", batch["x"])) * w
+            ),
             "count": jnp.sum(w),
         }
         for name, value in aux["terms"].items():
