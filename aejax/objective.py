@@ -73,6 +73,7 @@ def make_objective(config, total_steps: int) -> Objective:
       from 0 to ``capacity`` over ``capacity_steps`` (0 = the whole run).
     - ``commitment``: ``commitment`` (VQ-VAE's beta); ``codebook``: 1.
     - ``adversarial``: ``adversarial_weight``; ``discriminator``: 1 (its own phase).
+    - ``sparsity``: ``sparsity_weight``; ``contractive``: ``contractive_weight``.
 
     Args:
       config: the run's ``aejax.Config``.
@@ -93,6 +94,8 @@ def make_objective(config, total_steps: int) -> Objective:
         "codebook": 1.0,
         "adversarial": config.adversarial_weight,
         "discriminator": 1.0,
+        "sparsity": config.sparsity_weight,
+        "contractive": config.contractive_weight,
     }
     final = max(total_steps, config.kl_warmup_steps, config.capacity_steps)
     return Objective(weights, capacity, final)

@@ -24,12 +24,17 @@ class Autoencoder(nn.Module):
       likelihood: reads the decoder's output (``aejax.models.likelihoods.Likelihood``).
       adversary: optional latent discriminator (the adversarial autoencoder). It trains
         as its own parameter group, ``"discriminator"``, with its own optimizer.
+      penalty: optional regularizer of the encoder map, ``penalty(model, x, z) -> {name:
+        [B]}``, called in ``__call__`` with the bound model, so it can differentiate
+        ``model.encode`` with respect to ``x`` (the contractive penalty).
 
-    ``__call__(x, *, train=False, mask=None)`` returns ``(recon, aux)``: ``recon`` the
-    reconstruction in data space and ``aux`` a dict with ``z``, ``decoder_output``,
-    ``terms`` (unweighted per-example objective terms ``{name: [B]}``, always with
-    ``reconstruction``), ``stats`` (scalar diagnostics of the batch) and the code's own
-    outputs (``mean`` and ``logvar`` for a Gaussian code, ``codes`` for a quantizer).
+    ``__call__(x, *, train=False, mask=None, target=None)`` returns ``(recon, aux)``:
+    ``recon`` the reconstruction in data space and ``aux`` a dict with ``z``,
+    ``decoder_output``, ``terms`` (unweighted per-example objective terms ``{name: [B]}``,
+    always with ``reconstruction``, the NLL of ``target`` (default ``x``): a denoiser's
+    clean images while ``x`` is corrupted), ``stats`` (scalar diagnostics of the batch)
+    and the code's own outputs (``mean`` and ``logvar`` for a Gaussian code, ``codes``
+    for a quantizer).
     """
 
     input_shape: tuple[int, ...]
@@ -38,6 +43,7 @@ class Autoencoder(nn.Module):
     decoder: nn.Module
     likelihood: Likelihood
     adversary: Any = None
+    penalty: Any = None
 
     # --- the parts on their own --------------------------------------------------------
     def encode(self, x: jax.Array, *, train: bool = False) -> jax.Array:
@@ -59,22 +65,35 @@ class Autoencoder(nn.Module):
         return self.decode(prior.sample_prior(n))
 
     def __call__(
-        self, x: jax.Array, *, train: bool = False, mask: jax.Array | None = None
+        self,
+        x: jax.Array,
+        *,
+        train: bool = False,
+        mask: jax.Array | None = None,
+        target: jax.Array | None = None,
     ) -> tuple[jax.Array, dict]:
         z, code = self.code(self.encoder(x), train=train)
         out = self.decoder(z)
-        terms = {"reconstruction": self.likelihood.nll(out, x, mask), **code["terms"]}
+        target = x if target is None else target
+        terms = {"reconstruction": self.likelihood.nll(out, target, mask), **code["terms"]}
         stats = dict(code["stats"])
         if self.adversary is not None:
             terms["adversarial"] = self.adversary.generator_loss(z)
+        if self.penalty is not None:
+            terms.update(self.penalty(self, x, z))
         aux = {"z": z, "decoder_output": out, "terms": terms, "stats": stats, **code["outputs"]}
         return self.likelihood.mean(out), aux
 
     def discriminator_terms(
-        self, x: jax.Array, *, train: bool = False, mask: jax.Array | None = None
+        self,
+        x: jax.Array,
+        *,
+        train: bool = False,
+        mask: jax.Array | None = None,
+        target: jax.Array | None = None,
     ) -> tuple[None, dict]:
         """The adversary's phase: its loss on prior samples vs (stopped) codes of ``x``."""
-        del mask
+        del mask, target
         z, _ = self.code(self.encoder(x), train=train)
         loss, stats = self.adversary.discriminator_loss(jax.lax.stop_gradient(z))
         return None, {"terms": {"discriminator": loss}, "stats": stats}
