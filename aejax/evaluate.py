@@ -139,6 +139,10 @@ def train_and_evaluate(
 ) -> tuple[dict, RunResult]:
     """Trains (or resumes), then writes ``summary.json`` and ``reconstructions.png``.
 
+    A ``stacked_ae`` run is first pretrained layer by layer by ``train``
+    (``aejax.pretrain.prepare_run``); its summary adds the reconstruction of the pretrained
+    parameters before fine-tuning (``pretrain_test_<metric>``).
+
     Args:
       config: the run configuration.
       workdir: the run directory; None keeps everything in memory.
@@ -167,6 +171,7 @@ def train_and_evaluate(
         )
     result = train(config, workdir, dataset=dataset, fresh=fresh)
     summary = summarize(result)
+    summary.update(result.stats.get("pretrain") or {})
     if "warning" in summary:
         warnings.warn(summary["warning"], stacklevel=2)
     summary["wall_seconds"] = time.perf_counter() - t0
@@ -177,9 +182,7 @@ def train_and_evaluate(
             if plot:
                 from aejax import plots  # matplotlib is imported only when a figure is drawn
 
-                _, pca = evaluate_pca(
-                    result.dataset, pca_components(config, result.dataset)
-                )
+                _, pca = evaluate_pca(result.dataset, pca_components(config, result.dataset))
                 plots.reconstructions(
                     workdir / "reconstructions.png",
                     result.model,

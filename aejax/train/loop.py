@@ -17,6 +17,7 @@ import tqdm
 
 from aejax import tensorboard, xla
 from aejax.config import Config
+from aejax.corruption import corruption_for
 from aejax.data import Dataset, load_dataset
 from aejax.errors import AejaxError, CheckpointError, ConfigError, TrainingDivergedError
 from aejax.inference import check_input
@@ -96,7 +97,8 @@ def train(
       on_epoch_end: called with each epoch's metrics record after its checkpoint is saved.
       init_params: parameters to start from instead of a fresh initialization (the
         structure ``model.init`` gives: pretrained layers, a previous phase); a resumed
-        run restores its checkpoint instead.
+        run restores its checkpoint instead. Without them a ``stacked_ae`` run is first
+        pretrained layer by layer (``aejax.pretrain.prepare_run``).
 
     Returns:
       A ``RunResult``; ``result.state`` is the whole final state.
@@ -131,6 +133,8 @@ def train(
     image = ds.kind == "image"
     if config.binarize and not image:
         raise ConfigError(f"binarize=true needs image data in [0, 1]; {ds.name!r} is {ds.kind}")
+    corruption = corruption_for(config)  # "" = the model's default (denoising_ae's)
+    corruption.check(ds.input_shape, ds.kind)
     x_train = check_input(ds.x_train, ds.input_shape, f"{ds.name} training data", image=image)
     x_val = ds.x_val
     if x_val.shape[0]:
@@ -140,6 +144,15 @@ def train(
     batch_size = _batch_size(config.batch_size, n_train, mesh)
     steps_per_epoch = n_train // batch_size
     total_steps = steps_per_epoch * config.epochs
+
+    # --- stacked_ae: greedy layer-wise pretraining gives the initial parameters ------
+    from aejax import pretrain  # late: it builds on this package
+
+    pretrained = None
+    if init_params is None and pretrain.pretrains(config):
+        # Once per workdir: finished layers are kept in <workdir>/pretrain, and a run
+        # whose fine-tuning has a checkpoint resumes from it instead.
+        init_params, pretrained = pretrain.prepare_run(config, workdir, ds, fresh=fresh)
 
     # --- Model, objective and optimizers (built once: new ones would retrace) --------
     model = model_from_config(config, ds.input_shape, ds.kind)
@@ -175,8 +188,14 @@ def train(
     complete = loop["epoch"] >= config.epochs or loop["stopped_early"]
 
     # --- Update step -----------------------------------------------------------------
+    # Corruption is a training transform: evals (val, test) see the clean inputs.
     train_step = make_train_step(
-        model, optimizers, objective, nonfinite=config.nonfinite, binarize=config.binarize
+        model,
+        optimizers,
+        objective,
+        nonfinite=config.nonfinite,
+        binarize=config.binarize,
+        corruption=corruption,
     )
     platform = mesh.devices.flat[0].platform
     eval_step = xla.jit(make_eval_step(model, objective), platform=platform)
@@ -221,6 +240,7 @@ def train(
             "train_samples_per_sec": train_samples / train_time if train_time > 0 else None,
             "devices": mesh.devices.size,
             "already_complete": complete,
+            "pretrain": pretrained,
         }
         host_best = shard.fetch(best)
         return RunResult(
