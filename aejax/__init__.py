@@ -4,11 +4,13 @@ from aejax import (
     losses,
     metrics,
     objective,
+    pretrain,  # stacked_ae's layer-wise pretraining: aejax.pretrain.pretrain(config, dataset)
     train,  # the engine subpackage: aejax.train.train(config, workdir)
 )
 from aejax.baselines import PCA, fit_pca
 from aejax.bounds import importance_weighted_bound
 from aejax.config import Config
+from aejax.corruption import Corruption, parse_corruption
 from aejax.data import Dataset, load_dataset
 from aejax.errors import AejaxError, CheckpointError, ConfigError, DataError, TrainingDivergedError
 from aejax.evaluate import evaluate_model, load_run, train_and_evaluate
@@ -16,6 +18,8 @@ from aejax.generate import interpolate, sample
 from aejax.inference import decode, encode, reconstruct, score
 from aejax.models import MODELS, create_model, model_from_config
 from aejax.objective import Objective, make_objective
+from aejax.probe import linear_probe
+from aejax.restore import denoise, inpaint, super_resolve
 from aejax.run import Run
 from aejax.train import (
     TrainState,
@@ -29,23 +33,28 @@ __version__ = "0.1.0"
 
 __all__ = [
     "train",
+    "pretrain",
     "MODELS",
     "PCA",
     "AejaxError",
     "CheckpointError",
     "Config",
     "ConfigError",
+    "Corruption",
     "DataError",
     "Dataset",
     "TrainState",
     "TrainingDivergedError",
     "create_model",
     "decode",
+    "denoise",
     "encode",
     "evaluate_model",
     "fit_pca",
     "importance_weighted_bound",
+    "inpaint",
     "interpolate",
+    "linear_probe",
     "load_dataset",
     "load_run",
     "losses",
@@ -58,9 +67,11 @@ __all__ = [
     "model_from_config",
     "objective",
     "Objective",
+    "parse_corruption",
     "reconstruct",
     "Run",
     "sample",
     "score",
+    "super_resolve",
     "train_and_evaluate",
 ]

@@ -1,5 +1,5 @@
-"""Command line: ``aejax train | evaluate | encode | sample | interpolate | config | models |
-datasets``."""
+"""Command line: ``aejax train | evaluate | encode | sample | interpolate | restore | probe |
+config | models | datasets``."""
 
 from __future__ import annotations
 
@@ -158,6 +158,51 @@ def _parser() -> argparse.ArgumentParser:
     )
     _data_options(c)
 
+    r = sub.add_parser(
+        "restore",
+        help="denoise, inpaint or super-resolve a run's test images; PSNR/SSIM and PNG panels",
+        description="Corrupt a trained image run's test split with the task's fixed protocol "
+        "(denoise: gaussian:0.5; inpaint: a centre hole of half the side, and 50%% of the "
+        "pixels at random; superres: 2x2 mean-pooling), restore it with the run and print "
+        "the mean PSNR (dB) and SSIM of the corrupted and of the restored images.",
+    )
+    r.add_argument("workdir")
+    r.add_argument("--task", required=True, choices=("denoise", "inpaint", "superres"))
+    r.add_argument("--n", type=int, default=None, help="only the first N test images")
+    r.add_argument(
+        "--iterations",
+        type=int,
+        default=None,
+        help="inpaint: reconstructions, the known pixels kept each time (default: 10 for "
+        "the centre hole, 1 for the random pixels)",
+    )
+    r.add_argument("--out", default=None, help="folder for the PNG panels (default: WORKDIR)")
+    r.add_argument("--json", action="store_true", help="print the result as JSON")
+
+    pr = sub.add_parser(
+        "probe",
+        help="linear probe: logistic-regression accuracy on a run's codes, PCA codes and raw input",
+        description="Fit scikit-learn's LogisticRegression (defaults, max_iter 2000) on a "
+        "run's codes of the training and validation splits, on PCA codes of the same size and "
+        "on the raw features, and print each one's accuracy on the test split (labels "
+        "required).",
+    )
+    pr.add_argument("workdir")
+    pr.add_argument("--max-iter", type=int, default=2000, help="lbfgs iterations (default 2000)")
+    pr.add_argument(
+        "--standardize",
+        action="store_true",
+        help="scale each feature on the training split first (default: scikit-learn's "
+        "defaults, no scaling)",
+    )
+    pr.add_argument(
+        "--fit-on",
+        choices=("train+val", "train"),
+        default="train+val",
+        help="the examples the probe (and PCA) is fitted on (default train+val)",
+    )
+    pr.add_argument("--json", action="store_true", help="print the result as JSON")
+
     sub.add_parser("models", help="list the registered models")
     sub.add_parser("datasets", help="list the dataset specs")
     return p
@@ -223,7 +268,10 @@ def format_table(summary: dict) -> str:
         cols.append(("psnr", "PSNR dB"))
     head = f"{'':<14}" + "".join(f"{title:>14}" for _, title in cols)
     rows = [head]
-    for label, prefix in ((summary["model"], "test_"), (f"PCA-{summary['latent_dim']}", "pca_")):
+    labelled = [(summary["model"], "test_"), (f"PCA-{summary['latent_dim']}", "pca_")]
+    if "pretrain_test_sse_per_example" in summary:  # stacked_ae, before fine-tuning
+        labelled.insert(1, ("  pretrained", "pretrain_test_"))
+    for label, prefix in labelled:
         rows.append(f"{label:<14}" + "".join(f"{summary[prefix + k]:>14.5g}" for k, _ in cols))
     if "test_elbo" in summary:
         rows.append(
@@ -257,6 +305,11 @@ def table_footer(summary: dict) -> str:
         + (f" ({best})" if best and best > 0 else "")
         + f"; PCA-{summary['latent_dim']}: fitted on the training split"
     )
+    if "pretrain_test_sse_per_example" in summary:
+        lines.append(
+            "pretrained: the layer-wise pretrained network before fine-tuning "
+            f"({summary['pretrain_seconds']:.1f} s of pretraining)"
+        )
     if "test_elbo" in summary:
         lines.append(
             "ELBO: one posterior sample per example; active unit: posterior-mean variance "
@@ -338,6 +391,55 @@ def _interpolate(args) -> int:
 
     out = interpolate_run(args.workdir, args.steps, args.method, args.pairs, args.out)
     print(f"wrote {out}")
+    return 0
+
+
+def _restore(args) -> int:
+    from aejax.restore import restore_run
+
+    out = restore_run(
+        args.workdir, args.task, n=args.n, out_dir=args.out, iterations=args.iterations
+    )
+    if args.json:
+        print(json.dumps(out, indent=2))
+        return 0
+    print(f"{out['task']}: {out['n']} test images of {out['data']}, seed {out['seed']}")
+    for name, r in out["protocols"].items():
+        for which in ("corrupted", "restored"):
+            q = r[which]
+            missing = (
+                f"  missing-pixel PSNR {q['missing_psnr']:6.2f} dB" if "missing_psnr" in q else ""
+            )
+            print(
+                f"  {name:<12} {which:<9}  PSNR {q['psnr']:6.2f} dB  SSIM {q['ssim']:.3f}{missing}"
+            )
+        print(f"  {'':<12} panel: {r['panel']}")
+    return 0
+
+
+def _probe(args) -> int:
+    from aejax.probe import linear_probe
+
+    out = linear_probe(
+        args.workdir, max_iter=args.max_iter, standardize=args.standardize, fit_on=args.fit_on
+    )
+    if args.json:
+        print(json.dumps(out, indent=2))
+        return 0
+    scaled = ", standardized" if out["standardize"] else ""
+    print(
+        f"linear probe (logistic regression, max_iter {out['max_iter']}{scaled}) on "
+        f"{out['data']}: fitted on {out['n_fit']} {out['fit_on']} examples, scored on "
+        f"{out['n_test']} test examples"
+    )
+    rows = (
+        (f"{out['model']} codes ({out['code_size']})", "codes"),
+        (f"PCA-{out['pca_components']} codes", "pca"),
+        (f"raw input ({out['raw_features']})", "raw"),
+    )
+    for label, key in rows:
+        note = "" if out["converged"][key] else f"  (not converged in {out['max_iter']} iterations)"
+        print(f"  {label:<24} accuracy {out[key + '_accuracy']:.4f}{note}")
     return 0
 
 
@@ -516,6 +618,8 @@ def main(argv: list[str] | None = None) -> int:
         "sample": _sample,
         "interpolate": _interpolate,
         "encode": _encode,
+        "restore": _restore,
+        "probe": _probe,
         "models": _models,
         "datasets": _datasets,
         "config": _config,

@@ -105,6 +105,32 @@ _MODEL = Allowed(lambda: f"one of {', '.join(_model_names())} (any case)", choic
 _ACTIVATIONS = _one_of("relu", "gelu", "silu", "elu", "tanh", "sigmoid", "leaky_relu", "softplus")
 
 
+def _corruption_spec(value: str) -> bool:
+    """Parses a ``corruption`` spec; a bad one raises a ConfigError naming the problem."""
+    if value == "":  # the default: no need to import jax for it
+        return True
+    from aejax.corruption import parse_corruption  # late: it imports jax
+
+    parse_corruption(value)
+    return True
+
+
+def _codes_corruption_spec(value: str) -> bool:
+    """A corruption spec whose operators work on real-valued vectors (not images only)."""
+    if value in ("", "none"):  # the default: no need to import jax for it
+        return True
+    from aejax.corruption import parse_corruption  # late: it imports jax
+
+    return not parse_corruption(value).images_only
+
+
+_CORRUPTION = Allowed(
+    "OP:VALUE joined by +, OP one of gaussian:SIGMA, masking:P, salt_pepper:P, block:SIZE, "
+    "downsample:F (`aejax.corruption`); empty = the model's default, none = off",
+    _corruption_spec,
+)
+
+
 def _field(default: Any, doc: str, allowed: Allowed | None = None) -> Any:
     """A Config field with its one-line meaning and what it accepts (None: any of its type)."""
     return dataclasses.field(default=default, metadata={"help": doc, "allowed": allowed})
@@ -117,6 +143,15 @@ GROUPS = {
     "beta": ("variational", "the KL term of vae and conv_vae: its weight, a warm-up or a capacity"),
     "codebook_size": ("vq_vae", "vq_vae's codebook (van den Oord et al. 2017)"),
     "prior": ("adversarial_ae", "adversarial_ae's prior and discriminator (Makhzani et al. 2016)"),
+    "sparsity": ("sparse_ae", "sparse_ae and conv_sparse_ae: how the code is made sparse"),
+    "contractive_weight": (
+        "contractive_ae",
+        "contractive_ae's Jacobian penalty (Rifai et al. 2011)",
+    ),
+    "pretrain_epochs": (
+        "stacked_ae",
+        "greedy layer-wise pretraining of stacked_ae, then fine-tuning (Vincent et al. 2010)",
+    ),
     "data": ("data", "the data set and its splits"),
     "epochs": ("optimisation", "the optimizer, the learning-rate schedule and the seed"),
     "patience": ("loop", "early stopping, checkpoints, devices and output"),
@@ -200,6 +235,51 @@ class Config:
     adversarial_weight: float = _field(
         1.0, "weight of the encoder's adversarial (generator) term", _number(0)
     )
+    # sparse_ae and conv_sparse_ae (aejax/models/sparse.py).
+    sparsity: str = _field(
+        "kl",
+        "l1 (on a ReLU code), kl (sigmoid code, batch-mean rate to sparsity_target: Ng) or "
+        "topk (the sparsity_k largest of a linear code: Makhzani & Frey 2013)",
+        _one_of("l1", "kl", "topk"),
+    )
+    sparsity_weight: float = _field(
+        1.0, "weight of the sparsity term (l1 and kl; topk has none)", _number(0, finite=True)
+    )
+    sparsity_target: float = _field(
+        0.05, "kl: the target mean activation rho of each code unit", _number(0, 1, above=True)
+    )
+    sparsity_k: int = _field(
+        4, "topk: code units kept per example (at most latent_dim)", _integer(1)
+    )
+    # contractive_ae (aejax/models/contractive.py).
+    contractive_weight: float = _field(
+        0.1,
+        "weight lambda of the penalty ||J_h(x)||_F^2 on the sigmoid code h",
+        _number(0, finite=True),
+    )
+    contractive_jacobian: str = _field(
+        "auto",
+        "how J is computed: auto (closed_form for one sigmoid layer, hidden=(); else the "
+        "cheaper of forward and reverse), closed_form, forward (jacfwd), reverse (jacrev)",
+        _one_of("auto", "closed_form", "forward", "reverse"),
+    )
+    # stacked_ae (aejax/pretrain.py).
+    pretrain_epochs: int = _field(
+        10,
+        "epochs of each layer's shallow autoencoder before end-to-end fine-tuning; 0 = none",
+        _integer(0),
+    )
+    pretrain_lr: float = _field(0.0, "the pretraining's peak learning rate; 0 = lr", _number(0))
+    pretrain_corruption: str = _field(
+        "none",
+        "corruption of every pretrained layer's input (denoising layers: SDAE), e.g. "
+        "masking:0.25 or gaussian:0.3; none = plain autoencoders",
+        Allowed(
+            "gaussian:SIGMA and masking:P joined by + (`aejax.corruption`; beyond the first "
+            "layer the inputs are real-valued codes); none = off",
+            _codes_corruption_spec,
+        ),
+    )
     # Data.
     data: str = _field(
         "digits", "the data set: a built-in name, a TFDS name or a local file", Allowed(_data_specs)
@@ -219,6 +299,13 @@ class Config:
         0.2, "fraction held out for test when the data set has no test split", _number(0, 1)
     )
     binarize: bool = _field(False, "images: draw each training batch's pixels ~ Bernoulli(x) anew")
+    corruption: str = _field(
+        "",
+        "training inputs' corruption, clean targets (denoising; eval stays clean), e.g. "
+        "gaussian:0.5 or masking:0.2+gaussian:0.1; empty = the model's (denoising_ae: "
+        "masking:0.25)",
+        _CORRUPTION,
+    )
     label_column: str | None = _field(
         None,
         "local tables: the column of labels, left out of the inputs",

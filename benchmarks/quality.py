@@ -14,6 +14,7 @@ import statistics
 import aejax
 from benchmarks import environment, pca_fit, records
 from benchmarks.context import Context
+from benchmarks.suites import suite_models
 
 SSE = ("test_sse_per_example", "squared error per example (summed over elements)")
 
@@ -29,7 +30,7 @@ def run(ctx: Context) -> list[dict]:
             continue
         k = min(latent, ds.x_train.shape[0], math.prod(ds.input_shape))
         out += pca_fit.run(ctx, data, ds, k)
-        for name in aejax.MODELS:
+        for name in suite_models(ctx.suite):
             ctx.log(f"quality {name} on {data}, latent {latent}")
             out += _model(ctx, name, data, ds, latent)
     return out

@@ -25,7 +25,8 @@ PARTS = {
 METHOD_NOTES = (
     "Ratios are aejax / peer between medians of the same run, repeats interleaved "
     "(aejax, PyTorch, aejax, ...): speed ratios above 1 and error ratios below 1 favour aejax.",
-    "Every model of `aejax.models.MODELS` is measured; a model's throughput data is "
+    "The suite's models are measured (quick: the engine's six networks; full: every model of "
+    "`aejax.models.MODELS`); a model's throughput data is "
     "`benchmarks.suites.DEFAULT_DATA` (digits when unlisted or unavailable). One device, "
     "float32, the library's default hyperparameters unless a table says otherwise.",
     "Peak memory: the accelerator's peak bytes in use where `memory_stats()` reports it, "

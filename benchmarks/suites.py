@@ -1,8 +1,9 @@
 """The suites: how much each benchmark measures in ``quick``, ``full`` and the ``--tiny`` smoke run.
 
-The registry decides *which* models run (every key of ``aejax.models.MODELS``); a suite
-decides only sizes. A model's default data comes from ``DEFAULT_DATA``, falling back to
-``digits`` for a model not listed there or when its data set is not available.
+The registry decides *which* models run (every key of ``aejax.models.MODELS``, or the
+suite's ``models``); a suite decides sizes. A model's default data comes from
+``DEFAULT_DATA``, falling back to ``digits`` for a model not listed there or when its data
+set is not available.
 """
 
 from __future__ import annotations
@@ -21,6 +22,11 @@ DEFAULT_DATA = {
 # Models whose code size is not ``latent_dim`` (a VQ-VAE's is its grid of codes): the
 # latent-size sweep leaves them out.
 NO_LATENT_SWEEP = ("vq_vae",)
+# The distinct networks and training loops: the quick suite times these. The regularized
+# variants (sparse, denoising, contractive, stacked) are these networks with another term
+# or input; their costs and quality have benchmarks of their own (penalty_cost, restoration,
+# regularized).
+ENGINE_MODELS = ("ae", "conv_ae", "vae", "conv_vae", "vq_vae", "adversarial_ae")
 FALLBACK_DATA = "digits"
 
 
@@ -43,6 +49,8 @@ class Suite:
       sweep_epochs: training epochs of each sweep point.
       sweep_models: the registry models of the sweep, or None for every one (except
         ``NO_LATENT_SWEEP``).
+      models: the registry models of the throughput and quality benchmarks, or None for
+        every registered one.
       only_data: every benchmark uses this data set (the smoke test's speed-up), or None.
       overrides: ``aejax.Config`` fields set in every config, as ``(field, value)`` pairs;
         empty for the library's defaults.
@@ -60,6 +68,7 @@ class Suite:
     sweep_latents: tuple[int, ...]
     sweep_epochs: int
     sweep_models: tuple[str, ...] | None = None
+    models: tuple[str, ...] | None = None
     only_data: str | None = None
     overrides: tuple[tuple[str, object], ...] = ()
 
@@ -72,8 +81,8 @@ class Suite:
 
 
 SUITES = {
-    # Within 10 minutes on 2 CPU cores with every registry model: two batch sizes, the
-    # sweep for the dense ae and vae only. The full suite times everything.
+    # Within 10 minutes on 2 CPU cores with the engine's models: two batch sizes, the
+    # sweep for the dense ae and vae only. The full suite times every registry model.
     "quick": Suite(
         name="quick",
         batch_sizes=(64, 256),
@@ -87,6 +96,7 @@ SUITES = {
         sweep_latents=(2, 4, 8, 16, 32, 64),
         sweep_epochs=20,
         sweep_models=("ae", "vae"),
+        models=ENGINE_MODELS,
     ),
     # For a GPU/TPU, or a long CPU run.
     "full": Suite(
@@ -128,6 +138,13 @@ def get_suite(name: str, tiny: bool = False) -> Suite:
     if name not in SUITES:
         raise KeyError(f"unknown suite {name!r}; choose one of {sorted(SUITES)}")
     return dataclasses.replace(TINY, name=f"{name}-tiny") if tiny else SUITES[name]
+
+
+def suite_models(suite: Suite) -> list[str]:
+    """The registry models a suite's throughput and quality benchmarks measure."""
+    import aejax
+
+    return [n for n in aejax.MODELS if suite.models is None or n in suite.models]
 
 
 def default_data(model: str, suite: Suite) -> str:

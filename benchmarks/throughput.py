@@ -26,7 +26,7 @@ from aejax.objective import make_objective
 from aejax.train import epoch_permutation, init_state
 from benchmarks import environment, flops, records, timing
 from benchmarks.context import Context
-from benchmarks.suites import default_data
+from benchmarks.suites import default_data, suite_models
 
 N_BATCHES = 8  # distinct batches cycled through, so no step sees the cache of the last
 
@@ -129,9 +129,9 @@ def with_threads(n: int, run: Callable[[], float]) -> Callable[[], float]:
 
 
 def run(ctx: Context) -> list[dict]:
-    """Measures every registry model on its default data at every suite batch size."""
+    """Measures the suite's models on their default data at every suite batch size."""
     out = []
-    for name in aejax.MODELS:
+    for name in suite_models(ctx.suite):
         data, ds = ctx.dataset_or_fallback(default_data(name, ctx.suite))
         for batch_size in ctx.suite.batch_sizes:
             ctx.log(f"throughput {name} on {data}, batch {batch_size}")

@@ -89,7 +89,8 @@ def test_every_field_is_documented():
             assert d[key] and "\n" not in d[key], (f.name, key, d[key])
     groups = [d["group"] for d in described.values()]
     assert list(dict.fromkeys(groups)) == [
-        "model", "variational", "vq_vae", "adversarial_ae", "data", "optimisation", "loop"
+        "model", "variational", "vq_vae", "adversarial_ae", "sparse_ae", "contractive_ae",
+        "stacked_ae", "data", "optimisation", "loop"
     ]  # fmt: skip
 
 

@@ -16,8 +16,10 @@ from aejax.errors import ConfigError, did_you_mean
 from aejax.models.adversarial import discriminator_from_hparams
 from aejax.models.autoencoder import Autoencoder
 from aejax.models.codes import GaussianCode, IdentityCode
+from aejax.models.contractive import ContractivePenalty, SigmoidCode, resolve_jacobian
 from aejax.models.likelihoods import Likelihood
 from aejax.models.parts import ConvDecoder, ConvEncoder, MLPDecoder, MLPEncoder, check_conv_shape
+from aejax.models.sparse import sparse_code_from_hparams
 from aejax.models.vq import quantizer_from_hparams
 
 # Keys every model reads; the others belong to the models that list them.
@@ -39,6 +41,8 @@ class ModelSpec:
       kinds: data kinds it supports (``"image"``, ``"tabular"``).
       description: one line for ``aejax models``.
       test_config: ``Config`` overrides for a tiny, fast run (tests and quick benchmarks).
+      default_corruption: the training-input corruption (``aejax.corruption``) a run
+        uses when ``Config.corruption`` is empty; ``""`` = none.
     """
 
     name: str
@@ -47,6 +51,7 @@ class ModelSpec:
     kinds: tuple[str, ...]
     description: str
     test_config: Mapping[str, Any] = dataclasses.field(default_factory=dict)
+    default_corruption: str = ""
 
 
 def _out_shape(input_shape, likelihood: Likelihood) -> tuple[int, ...]:
@@ -143,6 +148,20 @@ register(
     )
 )
 
+register(
+    ModelSpec(
+        "denoising_ae",
+        _compose(dense_parts, lambda hp: IdentityCode(hp["latent_dim"])),
+        COMMON + DENSE,
+        ("image", "tabular"),
+        "ae trained to reconstruct clean inputs from corrupted ones (Vincent et al. 2008); "
+        "default corruption=masking:0.25, any other with --set corruption=...",
+        _TINY_DENSE,
+        # Vincent et al.'s masking noise: it means the same on [0, 1] images and on
+        # standardized tables (0 = the training mean), which a Gaussian's sigma does not.
+        default_corruption="masking:0.25",
+    )
+)
 
 ADVERSARIAL = ("prior", "prior_components", "disc_hidden", "disc_lr", "adversarial_weight")
 
@@ -184,6 +203,74 @@ register(
         "vector-quantized VAE (van den Oord et al. 2017): a grid of codebook_size codes of "
         "code_dim, EMA or loss codebook, dead-code restart (latent_dim: PCA comparison only)",
         {"conv_features": (8, 16), "codebook_size": 16, "code_dim": 8},
+    )
+)
+
+
+SPARSE = ("sparsity", "sparsity_weight", "sparsity_target", "sparsity_k")
+
+register(
+    ModelSpec(
+        "sparse_ae",
+        _compose(dense_parts, sparse_code_from_hparams),
+        COMMON + DENSE + SPARSE,
+        ("image", "tabular"),
+        "sparse autoencoder, dense: sparsity=l1 (ReLU code), kl (Ng's target rate on a "
+        "sigmoid code) or topk (k-sparse, Makhzani & Frey 2013)",
+        _TINY_DENSE,
+    )
+)
+register(
+    ModelSpec(
+        "conv_sparse_ae",
+        _compose(conv_parts, sparse_code_from_hparams),
+        COMMON + CONV + SPARSE,
+        ("image",),
+        "sparse_ae's code between conv_ae's encoder and decoder (images)",
+        _TINY_CONV,
+    )
+)
+
+
+CONTRACTIVE = ("contractive_weight", "contractive_jacobian")
+
+
+def _contractive_ae(input_shape, likelihood, hp):
+    method = resolve_jacobian(
+        hp["contractive_jacobian"], input_shape, hp["hidden"], hp["latent_dim"]
+    )
+    parts = dense_parts(input_shape, likelihood, hp, SigmoidCode(hp["latent_dim"]))
+    penalty = ContractivePenalty(method)
+    return Autoencoder(tuple(input_shape), likelihood=likelihood, penalty=penalty, **parts)
+
+
+register(
+    ModelSpec(
+        "contractive_ae",
+        _contractive_ae,
+        COMMON + DENSE + CONTRACTIVE,
+        ("image", "tabular"),
+        "contractive autoencoder (Rifai et al. 2011), dense: a sigmoid code and "
+        "contractive_weight * ||J_h(x)||_F^2 (closed form for one layer, hidden=())",
+        _TINY_DENSE,
+    )
+)
+
+
+PRETRAIN = ("pretrain_epochs", "pretrain_lr", "pretrain_corruption")
+
+register(
+    ModelSpec(
+        "stacked_ae",
+        # The network is ae's; what differs is how it is trained: train_and_evaluate and
+        # `aejax train` first pretrain it layer by layer (aejax/pretrain.py), then fine-tune
+        # from those parameters. aejax.train.train alone starts from init_params it is given.
+        _compose(dense_parts, lambda hp: IdentityCode(hp["latent_dim"])),
+        COMMON + DENSE + PRETRAIN,
+        ("image", "tabular"),
+        "ae with greedy layer-wise pretraining, each layer a shallow (denoising with "
+        "pretrain_corruption=...) autoencoder on the previous codes, then fine-tuned (SDAE)",
+        {**_TINY_DENSE, "pretrain_epochs": 2},
     )
 )
 
