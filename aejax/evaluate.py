@@ -91,20 +91,23 @@ def summarize(result: RunResult) -> dict:
         summary["final_val_loss"] = result.history[-1]["val_loss"]
     if has_posterior(result.model):
         x_test = inference.check_input(ds.x_test, result.model.input_shape)
-        report = bounds.posterior_report(
-            result.model, result.variables, x_test, jax.random.key(config.seed)
-        )
-        summary.update(
-            test_elbo=report["elbo"],
-            test_kl=report["kl"],
-            test_reconstruction_nll=report["reconstruction"],
-            active_units=report["active_units"],
-            latent_units=report["latent_units"],
-        )
+        summary.update(_posterior_metrics(result.model, result.variables, x_test, config))
         warning = collapse_warning(summary, config)
         if warning:
             summary["warning"] = warning
     return summary
+
+
+def _posterior_metrics(model: Any, variables: Any, x_test: np.ndarray, config: Config) -> dict:
+    """A VAE's test ELBO, KL, reconstruction NLL and active units, as summary keys."""
+    report = bounds.posterior_report(model, variables, x_test, jax.random.key(config.seed))
+    return {
+        "test_elbo": report["elbo"],
+        "test_kl": report["kl"],
+        "test_reconstruction_nll": report["reconstruction"],
+        "active_units": report["active_units"],
+        "latent_units": report["latent_units"],
+    }
 
 
 def has_posterior(model: Any) -> bool:
@@ -356,14 +359,7 @@ def evaluate_workdir(
     out.update({f"test_{k}": v for k, v in ae.items()})
     out.update({f"pca_{k}": v for k, v in pca.items()})
     if has_posterior(model):
-        report = bounds.posterior_report(model, params, x_test, jax.random.key(config.seed))
-        out.update(
-            test_elbo=report["elbo"],
-            test_kl=report["kl"],
-            test_reconstruction_nll=report["reconstruction"],
-            active_units=report["active_units"],
-            latent_units=report["latent_units"],
-        )
+        out.update(_posterior_metrics(model, params, x_test, config))
     if iw:
         out.update(
             bounds.evaluate_bounds(

@@ -29,7 +29,6 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
-import os
 import pathlib
 import shutil
 import time
@@ -52,7 +51,7 @@ from aejax.models.codes import IdentityCode
 from aejax.models.likelihoods import Likelihood, likelihood_for
 from aejax.models.parts import MLPDecoder, MLPEncoder
 from aejax.objective import make_objective
-from aejax.train import runtime, shard
+from aejax.train import rundir, runtime, shard
 from aejax.train.optim import make_optimizers
 from aejax.train.state import check_params_fit, init_state, state_shapes
 from aejax.train.step import accumulate, make_eval_step, make_train_step, metric_names
@@ -380,7 +379,7 @@ def prepare_run(
     _check_store(store, config)
     pre = pretrain(config, dataset, store=store)
     if runtime.is_main_process():
-        _write_atomic(store / "summary.json", json.dumps(pre.summary(), indent=2).encode())
+        rundir.write_atomic(store / "summary.json", json.dumps(pre.summary(), indent=2))
     return pre.params, pre.summary()
 
 
@@ -406,28 +405,18 @@ def _check_store(store: pathlib.Path, config: Config) -> None:
             )
     elif runtime.is_main_process():
         store.mkdir(parents=True, exist_ok=True)
-        _write_atomic(saved, json.dumps(_pretrain_fields(config), indent=2).encode())
-
-
-def _write_atomic(path: pathlib.Path, data: bytes) -> None:
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    try:
-        tmp.write_bytes(data)
-        os.replace(tmp, path)
-    except OSError as e:
-        tmp.unlink(missing_ok=True)
-        raise CheckpointError(f"cannot write {path}: {e}") from e
+        rundir.write_atomic(saved, json.dumps(_pretrain_fields(config), indent=2))
 
 
 def _save_layer(store: pathlib.Path, layer: int, params: PyTree, info: dict) -> None:
     """The history first, the parameters last: a layer counts as done once its .npz exists."""
     import io
 
-    _write_atomic(store / f"layer_{layer}.json", json.dumps(info).encode())
+    rundir.write_atomic(store / f"layer_{layer}.json", json.dumps(info))
     flat = {"/".join(k.key for k in path): np.asarray(v) for path, v in _flatten(params)}
     buffer = io.BytesIO()
     np.savez(buffer, **flat)
-    _write_atomic(store / f"layer_{layer}.npz", buffer.getvalue())
+    rundir.write_atomic(store / f"layer_{layer}.npz", buffer.getvalue())
 
 
 def _flatten(params: PyTree):

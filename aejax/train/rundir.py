@@ -103,11 +103,14 @@ def make_workdir(workdir: pathlib.Path) -> None:
         raise CheckpointError(f"cannot create workdir {workdir}: {e}") from e
 
 
-def write_atomic(path: pathlib.Path, text: str) -> None:
-    """Writes ``text`` to a temporary file and renames it over ``path``: all or nothing."""
+def write_atomic(path: pathlib.Path, data: str | bytes) -> None:
+    """Writes ``data`` to a temporary file and renames it over ``path``: all or nothing."""
     tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
     try:
-        tmp.write_text(text)
+        if isinstance(data, bytes):
+            tmp.write_bytes(data)
+        else:
+            tmp.write_text(data)
         os.replace(tmp, path)
     except OSError as e:
         tmp.unlink(missing_ok=True)
