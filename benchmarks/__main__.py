@@ -1,10 +1,13 @@
-"""Command line: ``python -m benchmarks run | family | report | publish | readme | validate``.
+"""Command line: ``python -m benchmarks run | family | restoration | regularized | report |
+publish | readme | validate``.
 
 Examples::
 
     python -m benchmarks run --suite quick --out bench-out/quick   # within 10 min on 2 CPU cores
     python -m benchmarks run --suite full --out bench-out/full     # a GPU/TPU or a long CPU run
     python -m benchmarks family --out bench-out/family             # VAE/VQ-VAE/AAE figures
+    python -m benchmarks restoration --out bench-out/restoration   # denoise/inpaint/superres
+    python -m benchmarks regularized --out bench-out/regularized   # SSE and linear probe
     python -m benchmarks publish --from bench-out/quick            # -> benchmarks/results/
     python -m benchmarks readme --from bench-out/quick             # rewrites docs/results.md
 """
@@ -49,6 +52,18 @@ def _parser() -> argparse.ArgumentParser:
     )
     f.add_argument("--out", required=True, help="output directory")
     f.add_argument("--tiny", action="store_true", help="digits, 2 epochs: every code path")
+    s = sub.add_parser(
+        "restoration",
+        help="denoising, inpainting, super-resolution: aejax beside classical anchors",
+    )
+    s.add_argument("--out", required=True, help="output directory")
+    s.add_argument("--tiny", action="store_true", help="digits, 2 epochs: every code path")
+    g = sub.add_parser(
+        "regularized",
+        help="the regularized family: test SSE and a linear probe on codes, beside PCA and pixels",
+    )
+    g.add_argument("--out", required=True, help="output directory")
+    g.add_argument("--tiny", action="store_true", help="digits, 2 epochs: every code path")
     e = sub.add_parser("report", help="re-render report.md and the PNGs of a finished run")
     e.add_argument("--from", dest="source", required=True, help="a run's output directory")
     m = sub.add_parser("readme", help="rewrite the results page (docs/results.md) from a run")
@@ -98,6 +113,20 @@ def main(argv: list[str] | None = None) -> int:
 
         meta = run_family(args.out, tiny=args.tiny)
         print(f"wrote {pathlib.Path(args.out) / 'family.md'} ({meta['wall_seconds']:.0f} s)")
+        return 0
+    if args.command == "restoration":
+        from benchmarks.restoration import run_restoration
+
+        meta = run_restoration(args.out, tiny=args.tiny)
+        out = pathlib.Path(args.out) / "restoration.md"
+        print(f"wrote {out} ({meta['wall_seconds']:.0f} s)")
+        return 0
+    if args.command == "regularized":
+        from benchmarks.regularized import run_regularized
+
+        record = run_regularized(args.out, tiny=args.tiny)
+        out = pathlib.Path(args.out) / "regularized.md"
+        print(f"wrote {out} ({record['seconds']:.0f} s)")
         return 0
     if args.command == "report":
         from benchmarks.run import render

@@ -299,3 +299,46 @@ def test_family_figures_smoke(tmp_path):
     for png in ("aae_codes.png", "samples_vae.png", "interpolations_ae_slerp.png"):
         assert (out / png).read_bytes()[:8] == PNG_MAGIC
     assert "IW-" in (out / "family.md").read_text()
+
+
+def test_restoration_figures_smoke(tmp_path):
+    for anchor in ("skimage", "bm3d"):  # the classical anchors: the bench extra
+        pytest.importorskip(anchor)
+    out = tmp_path / "restoration"
+    proc = subprocess.run(
+        [sys.executable, "-m", "benchmarks", "restoration", "--tiny", "--out", str(out)],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert proc.returncode == 0, proc.stderr[-4000:]
+    meta = json.loads((out / "restoration.json").read_text())
+    assert meta["versions"]["dm-pix"] and meta["device"]["kind"]
+    methods = {(r["protocol"], r["method"]) for r in meta["rows"]}
+    for anchor in ("noisy input", "total variation", "BM3D"):
+        assert ("gaussian-0.5", anchor) in methods
+    for protocol in ("centre-hole", "random-50%"):
+        assert (protocol, "biharmonic") in methods
+    for anchor in ("nearest", "bicubic", "least squares"):
+        assert ("2x", anchor) in methods
+    aejax_rows = [r for r in meta["rows"] if r["method"].startswith("aejax")]
+    assert {r["task"] for r in aejax_rows} == {"denoise", "inpaint", "superres"}
+    assert all("missing_psnr" in r for r in meta["rows"] if r["task"] == "inpaint")
+    assert all(r["compile_seconds"] >= 0 for r in aejax_rows)
+    assert "| task | protocol | method |" in (out / "restoration.md").read_text()
+
+
+def test_regularized_family_smoke(tmp_path):
+    from benchmarks.regularized import VARIANTS, run_regularized
+
+    record = run_regularized(tmp_path / "regularized", tiny=True)
+    runs = record["runs"]
+    assert [r["label"] for r in runs] == [label for label, _, _ in VARIANTS]
+    assert all(0.0 <= r["probe_accuracy"] <= 1.0 for r in runs)
+    assert all(r["test_sse_per_example"] > 0 for r in runs)
+    stacked = next(r for r in runs if r["config"]["model"] == "stacked_ae")
+    assert stacked["pretrain_test_sse_per_example"] is not None
+    assert record["anchors"]["raw_accuracy"] > 0.9  # a probe on 8x8 digit pixels
+    table = (tmp_path / "regularized" / "regularized.md").read_text()
+    assert "| PCA-8 |" in table and "| raw pixels |" in table
