@@ -222,11 +222,9 @@ def _data_options(p: argparse.ArgumentParser) -> None:
 
 
 def _parse_data_options(assignments: list[str]) -> dict:
-    """``--set`` pairs as a dict, values coerced and checked as the config does."""
-    from aejax.evaluate import DATA_OPTIONS, with_data_options
-
+    """``--set`` pairs as a dict, values coerced as the config does; the library refuses
+    keys that are not data options (``aejax.evaluate.with_data_options``)."""
     keys = [a.partition("=")[0].strip().replace("-", "_") for a in assignments]
-    with_data_options(Config(), dict.fromkeys(k for k in keys if k not in DATA_OPTIONS))
     config = Config().with_overrides(assignments)
     return {k: getattr(config, k) for k in keys}
 

@@ -46,8 +46,7 @@ def encode_run(
       CheckpointError: see ``aejax.load_run``.
     """
     from aejax.evaluate import load_run, with_data_options
-    from aejax.generate import split_arrays
-    from aejax.train.loop import dataset_for
+    from aejax.generate import labelled_split
 
     out = pathlib.Path(out)
     suffix = out.suffix.lower()
@@ -55,17 +54,10 @@ def encode_run(
         raise DataError(f"--out {out}: unknown file type {suffix!r}; one of {', '.join(FORMATS)}")
     run = load_run(workdir)
     config = with_data_options(run.config, data_options)
-    ds = dataset_for(config, data)
-    if ds.input_shape != tuple(run.model.input_shape):
-        raise DataError(
-            f"data {ds.name!r} has examples of shape {ds.input_shape}, but the run in "
-            f"{workdir} was trained on {tuple(run.model.input_shape)}"
-        )
-    x, y = split_arrays(ds, split)
+    # In data units: the run's own scaler reads them, as it would a user's rows.
+    x, y, name = labelled_split(config, run.model, split, data)
     if x.shape[0] == 0:
-        raise DataError(f"data {ds.name!r} has no {split} examples to encode")
-    if ds.scaler is not None:
-        x = ds.scaler.inverse_transform(x)  # back to data units: the run's scaler reads them
+        raise DataError(f"data {name!r} has no {split} examples to encode")
     codes = np.asarray(run.encode(x), np.float32).reshape(x.shape[0], -1)
     _write(out, codes, y)
     return {
@@ -73,7 +65,7 @@ def encode_run(
         "examples": int(codes.shape[0]),
         "code_size": int(codes.shape[1]),
         "split": split,
-        "data": ds.name,
+        "data": name,
         "labels": y is not None and suffix != ".npy",
     }
 

@@ -210,6 +210,14 @@ def split_in_data_units(config, model, split: str, data: str | None = None) -> n
     Raises:
       DataError: the data's examples are not of the shape the model was trained on.
     """
+    return labelled_split(config, model, split, data)[0]
+
+
+def labelled_split(
+    config, model, split: str, data: str | None = None
+) -> tuple[np.ndarray, np.ndarray | None, str]:
+    """``(x, y, name)``: ``split_in_data_units``'s rows, their labels (or None) and the
+    data set's name."""
     from aejax.train.loop import dataset_for
 
     ds = dataset_for(config, data)
@@ -218,8 +226,8 @@ def split_in_data_units(config, model, split: str, data: str | None = None) -> n
             f"data {ds.name!r} has examples of shape {ds.input_shape}, but the model "
             f"was trained on {tuple(model.input_shape)}"
         )
-    x = split_arrays(ds, split)[0]
-    return x if ds.scaler is None else ds.scaler.inverse_transform(x)
+    x, y = split_arrays(ds, split)
+    return (x if ds.scaler is None else ds.scaler.inverse_transform(x)), y, ds.name
 
 
 SPLITS = ("train", "val", "test", "all")

@@ -55,16 +55,7 @@ def _trainer(model, config: aejax.Config, input_shape, batches):
     t0 = time.perf_counter()
     compiled = step.lower(state, batches[0], key).compile()
     compile_seconds = time.perf_counter() - t0
-    holder = {"state": state}
-
-    def run_steps(n: int) -> float:
-        s = holder["state"]
-        t0 = time.perf_counter()
-        for i in range(n):
-            s, _ = compiled(s, batches[i % len(batches)], key)
-        jax.block_until_ready(s)
-        holder["state"] = s
-        return time.perf_counter() - t0
+    run_steps, _ = timing.step_loop(compiled, state, batches, key)
 
     return compile_seconds, run_steps
 

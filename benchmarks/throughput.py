@@ -65,19 +65,10 @@ def aejax_trainer(name: str, ds: aejax.Dataset, config: aejax.Config, batches: l
         "compile_seconds": time.perf_counter() - t0,
         "flops_per_step": flops.matmul_flops(step_fn, state, dev[0], key),
     }
-    holder = {"state": state}
-
-    def run_steps(n: int) -> float:
-        s = holder["state"]
-        t0 = time.perf_counter()
-        for i in range(n):
-            s, _ = compiled(s, dev[i % len(dev)], key)
-        jax.block_until_ready(s)
-        holder["state"] = s
-        return time.perf_counter() - t0
+    run_steps, current_state = timing.step_loop(compiled, state, dev, key)
 
     # All the Linen variables (a VQ-VAE's codebook is model state, not a parameter).
-    return timings, run_steps, lambda: holder["state"].variables(), model
+    return timings, run_steps, lambda: current_state().variables(), model
 
 
 def torch_trainer(name: str, ds: aejax.Dataset, config: aejax.Config, batches: list[np.ndarray]):

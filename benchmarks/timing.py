@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
 
 
 def interleaved(runners: Mapping[str, Callable[[], float]], repeats: int) -> dict[str, list[float]]:
@@ -29,3 +30,29 @@ def timed(fn: Callable[[], object]) -> tuple[object, float]:
     t0 = time.perf_counter()
     out = fn()
     return out, time.perf_counter() - t0
+
+
+def step_loop(
+    compiled: Callable, state: Any, batches: Sequence[Any], key: Any
+) -> tuple[Callable[[int], float], Callable[[], Any]]:
+    """A runner of ``n`` steps of a compiled, state-donating ``step(state, batch, key)``.
+
+    Returns:
+      ``(run_steps, current_state)``: ``run_steps(n)`` runs ``n`` steps over ``batches``
+      in turn, waits for them and returns their seconds; ``current_state()`` is the state
+      after the last of them (the one passed in was donated).
+    """
+    import jax
+
+    holder = {"state": state}
+
+    def run_steps(n: int) -> float:
+        s = holder["state"]
+        t0 = time.perf_counter()
+        for i in range(n):
+            s, _ = compiled(s, batches[i % len(batches)], key)
+        jax.block_until_ready(s)
+        holder["state"] = s
+        return time.perf_counter() - t0
+
+    return run_steps, lambda: holder["state"]
