@@ -152,6 +152,14 @@ GROUPS = {
         "stacked_ae",
         "greedy layer-wise pretraining of stacked_ae, then fine-tuning (Vincent et al. 2010)",
     ),
+    "autorec_variant": (
+        "autorec",
+        "AutoRec (Sedhain et al. 2015) on ratings:PATH data: item- or user-based, L2, output",
+    ),
+    "cell": (
+        "seq2seq_ae",
+        "LSTM/GRU encoder and decoder of seq2seq_ae on sequence data (Malhotra et al. 2016)",
+    ),
     "data": ("data", "the data set and its splits"),
     "epochs": ("optimisation", "the optimizer, the learning-rate schedule and the seed"),
     "patience": ("loop", "early stopping, checkpoints, devices and output"),
@@ -280,6 +288,38 @@ class Config:
             _codes_corruption_spec,
         ),
     )
+    # autorec (aejax/models/autorec.py); its hidden width is latent_dim, its hidden
+    # layer's activation is activation.
+    autorec_variant: str = _field(
+        "item",
+        "item: an example per item over the users (I-AutoRec); user: per user over the items",
+        _one_of("item", "user"),
+    )
+    autorec_l2: float = _field(
+        0.003,
+        "weight lambda of (lambda / 2) ||W||^2 on both kernels, per training row in the loss",
+        _number(0, finite=True),
+    )
+    autorec_output: str = _field(
+        "identity",
+        "the output layer's activation (identity: the paper's I-AutoRec)",
+        _one_of(
+            "identity", "relu", "gelu", "silu", "elu", "tanh", "sigmoid", "leaky_relu", "softplus"
+        ),
+    )
+    # seq2seq_ae (aejax/models/sequence.py); its code width is latent_dim.
+    cell: str = _field("lstm", "the recurrent cell of encoder and decoder", _one_of("lstm", "gru"))
+    rnn_hidden: int = _field(64, "units of the encoder's and decoder's cell", _integer(1))
+    reverse_decode: bool = _field(
+        True, "reconstruct each sequence last step first (Malhotra et al. 2016)"
+    )
+    teacher_forcing: bool = _field(
+        False,
+        "decoder input: the true previous value in training, its own prediction otherwise",
+    )
+    rnn_unroll: int = _field(
+        1, "time steps per scan iteration of the recurrences (0 = fully unrolled)", _integer(0)
+    )
     # Data.
     data: str = _field(
         "digits", "the data set: a built-in name, a TFDS name or a local file", Allowed(_data_specs)
@@ -303,7 +343,7 @@ class Config:
         "",
         "training inputs' corruption, clean targets (denoising; eval stays clean), e.g. "
         "gaussian:0.5 or masking:0.2+gaussian:0.1; empty = the model's (denoising_ae: "
-        "masking:0.25)",
+        "masking:0.25, autorec: masking:0.5)",
         _CORRUPTION,
     )
     label_column: str | None = _field(
@@ -320,6 +360,18 @@ class Config:
         (),
         "local tables: columns to leave out",
         Allowed("a list of column names or 0-based indices"),
+    )
+    ratings_columns: tuple[str, ...] = _field(
+        (),
+        "ratings:PATH: the user, item and rating header names; empty = userId/user_id/user, "
+        "movieId/itemId/item, rating",
+        Allowed("empty, or three column names", lambda v: len(v) in (0, 3)),
+    )
+    ratings_centre: str = _field(
+        "mean",
+        "ratings:PATH: subtract the training mean, or the user + item bias baseline "
+        "(biases), from every rating; predictions add it back",
+        _one_of("mean", "biases"),
     )
     # Optimisation.
     epochs: int = _field(100, "passes over the training split", _integer(1))

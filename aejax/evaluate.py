@@ -57,6 +57,8 @@ def pca_components(config: Config, ds: Dataset) -> int:
 def summarize(result: RunResult) -> dict:
     """The run's summary: config essentials, AE and PCA test metrics, speed."""
     ds, config = result.dataset, result.config
+    if ds.kind == "ratings":
+        return _ratings_summary(result)
     ae = evaluate_model(result.model, result.variables, ds.x_test, ds.kind)
     k = pca_components(config, ds)
     pca, _ = evaluate_pca(ds, k)
@@ -95,6 +97,42 @@ def summarize(result: RunResult) -> dict:
         warning = collapse_warning(summary, config)
         if warning:
             summary["warning"] = warning
+    return summary
+
+
+def _ratings_summary(result: RunResult) -> dict:
+    """An autorec run's summary: test RMSE and top-k metrics beside the bias baselines."""
+    from aejax.recommend import ratings_summary
+
+    ds, config = result.dataset, result.config
+    summary = {
+        "model": config.model,
+        "data": config.data,
+        "kind": ds.kind,
+        "variant": config.autorec_variant,
+        "input_shape": list(ds.input_shape),
+        "n_train": int(ds.x_train.shape[0]),
+        "n_val": int(ds.x_val.shape[0]),
+        "n_test": int(ds.x_test.shape[0]),
+        "latent_dim": config.latent_dim,
+        "epochs": config.epochs,
+        "epochs_run": result.stats["epochs_run"],
+        "steps": result.stats["steps"],
+        "best_epoch": result.stats["best_epoch"],
+        "stopped_early": result.stats["stopped_early"],
+        "already_complete": result.stats["already_complete"],
+        "seed": config.seed,
+    }
+    summary.update(ratings_summary(result.model, result.variables, ds))
+    summary.update(
+        train_samples_per_sec=result.stats["train_samples_per_sec"],
+        compile_seconds=result.stats["compile_seconds"],
+        devices=result.stats["devices"],
+        device_kind=jax.devices()[0].device_kind,
+        jax_version=jax.__version__,
+    )
+    if result.history and "val_loss" in result.history[-1]:
+        summary["final_val_loss"] = result.history[-1]["val_loss"]
     return summary
 
 
@@ -182,7 +220,8 @@ def train_and_evaluate(
         workdir = pathlib.Path(workdir)
         try:
             (workdir / "summary.json").write_text(json.dumps(summary, indent=2))
-            if plot:
+            # No figure of a ratings matrix; none yet of sequences (aejax detect draws series).
+            if plot and result.dataset.kind not in ("ratings", "sequence"):
                 from aejax import plots  # matplotlib is imported only when a figure is drawn
 
                 _, pca = evaluate_pca(result.dataset, pca_components(config, result.dataset))
@@ -339,6 +378,17 @@ def evaluate_workdir(
     if iw:
         bounds.check_bound_model(model)  # before loading data and fitting PCA
     ds = dataset_for(config, data)
+    if config.model == "autorec":  # ratings rows: RMSE and top-k beside the bias baselines
+        from aejax.recommend import ratings_summary
+
+        if ds.kind != "ratings" or ds.input_shape != tuple(model.input_shape):
+            raise DataError(
+                f"data {ds.name!r} has {ds.kind} examples of shape {ds.input_shape}, but the "
+                f"autorec run in {workdir} was trained on ratings rows of shape "
+                f"{tuple(model.input_shape)}"
+            )
+        out = {"model": config.model, "data": ds.name, "latent_dim": config.latent_dim}
+        return {**out, **ratings_summary(model, params, ds)}
     trained_kind = "image" if inference.reads_images(model) else "tabular"
     if ds.kind != trained_kind or ds.input_shape != tuple(model.input_shape):
         raise DataError(

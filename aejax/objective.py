@@ -17,6 +17,8 @@ import optax
 from aejax.errors import ConfigError
 
 Weight = float | Callable[[jax.Array], jax.Array]
+# Terms that only regularize training: evaluation losses leave them out (for_evaluation).
+TRAIN_ONLY = ("l2",)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -35,6 +37,15 @@ class Objective:
     weights: Mapping[str, Weight]
     capacity: Callable[[jax.Array], jax.Array] | None = None
     final_step: int = 0
+
+    def for_evaluation(self) -> Objective:
+        """This objective without the training-only terms (``TRAIN_ONLY``: weight 0).
+
+        Weight decay in the loss regularizes the fit, it does not measure it: the
+        validation loss that picks the best epoch (and stops early) leaves it out.
+        """
+        weights = {k: 0.0 if k in TRAIN_ONLY else w for k, w in self.weights.items()}
+        return dataclasses.replace(self, weights=weights)
 
     def weight(self, name: str, step: jax.typing.ArrayLike) -> jax.Array:
         """The weight of term ``name`` at ``step`` (a float32 scalar)."""
@@ -74,6 +85,7 @@ def make_objective(config, total_steps: int) -> Objective:
     - ``commitment``: ``commitment`` (VQ-VAE's beta); ``codebook``: 1.
     - ``adversarial``: ``adversarial_weight``; ``discriminator``: 1 (its own phase).
     - ``sparsity``: ``sparsity_weight``; ``contractive``: ``contractive_weight``.
+    - ``l2``: ``autorec_l2`` (AutoRec's weight decay in the loss).
 
     Args:
       config: the run's ``aejax.Config``.
@@ -96,6 +108,7 @@ def make_objective(config, total_steps: int) -> Objective:
         "discriminator": 1.0,
         "sparsity": config.sparsity_weight,
         "contractive": config.contractive_weight,
+        "l2": config.autorec_l2,
     }
     final = max(total_steps, config.kl_warmup_steps, config.capacity_steps)
     return Objective(weights, capacity, final)

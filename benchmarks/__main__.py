@@ -1,5 +1,5 @@
-"""Command line: ``python -m benchmarks run | family | restoration | regularized | report |
-publish | readme | validate``.
+"""Command line: ``python -m benchmarks run | family | restoration | regularized | anomaly |
+recommendation | nab | seq2seq | report | publish | readme | validate``.
 
 Examples::
 
@@ -8,6 +8,10 @@ Examples::
     python -m benchmarks family --out bench-out/family             # VAE/VQ-VAE/AAE figures
     python -m benchmarks restoration --out bench-out/restoration   # denoise/inpaint/superres
     python -m benchmarks regularized --out bench-out/regularized   # SSE and linear probe
+    python -m benchmarks anomaly --out bench-out/anomaly           # ADBench, one-class MNIST
+    python -m benchmarks nab --out bench-out/nab                   # NAB series, causal
+    python -m benchmarks seq2seq --out bench-out/seq2seq           # seq2seq_ae vs torch LSTM
+    python -m benchmarks recommendation --out bench-out/rec        # AutoRec on MovieLens
     python -m benchmarks publish --from bench-out/quick            # -> benchmarks/results/
     python -m benchmarks readme --from bench-out/quick             # rewrites docs/results.md
 """
@@ -64,6 +68,20 @@ def _parser() -> argparse.ArgumentParser:
     )
     g.add_argument("--out", required=True, help="output directory")
     g.add_argument("--tiny", action="store_true", help="digits, 2 epochs: every code path")
+    _anomaly_parser(sub)
+    _nab_parser(sub)
+    q = sub.add_parser("seq2seq", help="seq2seq_ae training throughput beside a PyTorch twin")
+    q.add_argument("--out", required=True, help="output directory")
+    q.add_argument("--lengths", default="32,128", help="sequence lengths")
+    q.add_argument("--torch-threads", type=int, default=1, help="0 = PyTorch's default")
+    rec = sub.add_parser(
+        "recommendation",
+        help="I-AutoRec and U-AutoRec on MovieLens ml-latest-small beside rating baselines",
+    )
+    rec.add_argument("--out", required=True, help="output directory")
+    rec.add_argument("--tiny", action="store_true", help="synthetic ratings: every code path")
+    rec.add_argument("--data-dir", default=None, help="holds movielens/ (default: ../shared/data)")
+    rec.add_argument("--seeds", default="0,1,2", help="split seeds (default 0,1,2)")
     e = sub.add_parser("report", help="re-render report.md and the PNGs of a finished run")
     e.add_argument("--from", dest="source", required=True, help="a run's output directory")
     m = sub.add_parser("readme", help="rewrite the results page (docs/results.md) from a run")
@@ -86,6 +104,35 @@ def _parser() -> argparse.ArgumentParser:
     v = sub.add_parser("validate", help="check a run's records against the schema")
     v.add_argument("source", help="a run's output directory")
     return p
+
+
+def _nab_parser(sub) -> None:
+    n = sub.add_parser(
+        "nab", help="NAB series, causal: seq2seq_ae and ae on windows beside the baselines"
+    )
+    n.add_argument("--out", required=True, help="output directory")
+    n.add_argument("--data-dir", default=None, help="holds nab/ (default: $AEJAX_DATA_DIR)")
+    n.add_argument("--window", type=int, default=32)
+    n.add_argument("--stride", type=int, default=1)
+    n.add_argument("--epochs", type=int, default=30)
+    n.add_argument("--smooth", type=int, default=None, help="span of +smooth (4 windows)")
+    n.add_argument("--only", default="", help="only series whose key contains one of these")
+
+
+def _anomaly_parser(sub) -> None:
+    a = sub.add_parser(
+        "anomaly",
+        help="anomaly detection: ADBench sets and one-class MNIST, aejax beside the baselines",
+    )
+    a.add_argument("--out", required=True, help="output directory")
+    a.add_argument(
+        "--data-dir", default=None, help="holds adbench/ and mnist/ (default: $AEJAX_DATA_DIR)"
+    )
+    a.add_argument("--protocols", default="adbench,mnist", help="adbench, mnist or both")
+    a.add_argument("--methods", choices=("all", "baselines", "aejax"), default="all")
+    a.add_argument("--seeds", type=int, default=3, help="seeds per stochastic method (ADBench)")
+    a.add_argument("--sets", default=None, help="only these ADBench sets, e.g. cardio,Pima")
+    a.add_argument("--digits", default="0,1,2,3,4,5,6,7,8,9", help="one-class MNIST digits")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -127,6 +174,55 @@ def main(argv: list[str] | None = None) -> int:
         record = run_regularized(args.out, tiny=args.tiny)
         out = pathlib.Path(args.out) / "regularized.md"
         print(f"wrote {out} ({record['seconds']:.0f} s)")
+        return 0
+    if args.command == "seq2seq":
+        from benchmarks.seq2seq_torch import run_seq2seq
+
+        lengths = tuple(int(t) for t in args.lengths.split(","))
+        record = run_seq2seq(args.out, lengths=lengths, torch_threads=args.torch_threads)
+        print(f"wrote {pathlib.Path(args.out) / 'seq2seq.md'} ({record['seconds']:.0f} s)")
+        return 0
+    if args.command == "nab":
+        from benchmarks.nab import run_nab
+
+        record = run_nab(
+            args.out,
+            data_dir=args.data_dir,
+            window=args.window,
+            stride=args.stride,
+            epochs=args.epochs,
+            smooth=args.smooth,
+            only=tuple(o for o in args.only.split(",") if o),
+        )
+        print(f"wrote {pathlib.Path(args.out) / 'nab.md'} ({record['seconds']:.0f} s)")
+        return 0
+    if args.command == "anomaly":
+        from benchmarks.anomaly import run_anomaly
+
+        record = run_anomaly(
+            args.out,
+            data_dir=args.data_dir,
+            protocols=tuple(args.protocols.split(",")),
+            which=args.methods,
+            seeds=args.seeds,
+            sets=tuple(args.sets.split(",")) if args.sets else None,
+            digits=tuple(int(d) for d in args.digits.split(",")),
+        )
+        print(f"wrote {pathlib.Path(args.out) / 'anomaly.md'} ({record['seconds']:.0f} s)")
+        return 0
+    if args.command == "recommendation":
+        from benchmarks.recommendation import run_recommendation
+
+        record = run_recommendation(
+            args.out,
+            tiny=args.tiny,
+            data_dir=args.data_dir,
+            seeds=tuple(int(s) for s in args.seeds.split(",")),
+        )
+        if "skipped" in record:
+            print(f"skipped: {record['skipped']}")
+            return 0
+        print(f"wrote {pathlib.Path(args.out) / 'recommendation.md'} ({record['seconds']:.0f} s)")
         return 0
     if args.command == "report":
         from benchmarks.run import render

@@ -11,7 +11,7 @@ import sys
 
 import jax
 
-_PACKAGES = ("jax", "jaxlib", "flax", "optax", "numpy", "scikit-learn", "torch")
+_PACKAGES = ("jax", "jaxlib", "flax", "optax", "numpy", "scikit-learn", "torch", "pyod")
 
 
 def versions() -> dict[str, str]:

@@ -140,11 +140,21 @@ def get_suite(name: str, tiny: bool = False) -> Suite:
     return dataclasses.replace(TINY, name=f"{name}-tiny") if tiny else SUITES[name]
 
 
-def suite_models(suite: Suite) -> list[str]:
-    """The registry models a suite's throughput and quality benchmarks measure."""
+def reconstruction_models() -> list[str]:
+    """The registry models of image or table data: the ones this suite can measure.
+
+    A model of another kind of data (``autorec``: a ratings matrix with masks) cannot
+    train on these data sets; it has a benchmark of its own (``python -m benchmarks
+    recommendation``).
+    """
     import aejax
 
-    return [n for n in aejax.MODELS if suite.models is None or n in suite.models]
+    return [n for n, s in aejax.MODELS.items() if {"image", "tabular"} & set(s.kinds)]
+
+
+def suite_models(suite: Suite) -> list[str]:
+    """The registry models a suite's throughput and quality benchmarks measure."""
+    return [n for n in reconstruction_models() if suite.models is None or n in suite.models]
 
 
 def default_data(model: str, suite: Suite) -> str:

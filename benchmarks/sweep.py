@@ -8,7 +8,7 @@ import aejax
 from benchmarks import environment, records
 from benchmarks.context import Context
 from benchmarks.quality import SSE
-from benchmarks.suites import NO_LATENT_SWEEP
+from benchmarks.suites import NO_LATENT_SWEEP, reconstruction_models
 
 
 def run(ctx: Context) -> list[dict]:
@@ -23,7 +23,7 @@ def run(ctx: Context) -> list[dict]:
     if len(latents) < len(suite.sweep_latents):
         ctx.note(f"sweep on {data!r}: latent sizes above its dimension {dim} left out")
     out = []
-    names = suite.sweep_models or [n for n in aejax.MODELS if n not in NO_LATENT_SWEEP]
+    names = suite.sweep_models or [n for n in reconstruction_models() if n not in NO_LATENT_SWEEP]
     for name in names:
         for latent in latents:
             ctx.log(f"sweep {name} on {data}, latent {latent}")

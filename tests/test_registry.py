@@ -6,6 +6,8 @@ and an interrupted run resumes to the bits of an uninterrupted one (every parame
 group, optimizer state and model state).
 """
 
+import functools
+
 import jax
 import numpy as np
 import pytest
@@ -27,8 +29,34 @@ def config_for(name: str, **changes) -> Config:
     return BASE.replace(model=name, **MODELS[name].test_config).replace(**changes)
 
 
+@functools.cache
+def tiny_ratings() -> Dataset:
+    """A synthetic low-rank ratings matrix, 640 items over 48 users (I-AutoRec rows)."""
+    from aejax.data.ratings import make_ratings, ratings_dataset, synthetic_ratings
+
+    users, items, values = synthetic_ratings(48, 640, density=0.25, seed=0)
+    return ratings_dataset("tiny-ratings", make_ratings(users, items, values, seed=0))
+
+
+@functools.cache
+def tiny_sequences() -> Dataset:
+    """768 noisy sines of 16 steps, lengths 8..16 (padding exercises the masks)."""
+    from aejax.data.sequence import build_sequence_dataset
+
+    rng = np.random.default_rng(0)
+    t = np.arange(16)
+    x = np.sin(t[None, :] / 2.0 + rng.uniform(0, 6, (768, 1)))[..., None]
+    x = x + 0.05 * rng.normal(size=x.shape)
+    return build_sequence_dataset("tiny-sequences", x, lengths=rng.integers(8, 17, 768))
+
+
 def data_for(name: str, digits) -> Dataset:
-    """The digits as images, or as a standardized-looking table for tabular-only models."""
+    """The digits as images, a standardized-looking table for tabular-only models, a
+    tiny ratings matrix for ratings models, or tiny sequences for sequence models."""
+    if "ratings" in MODELS[name].kinds:
+        return tiny_ratings()
+    if "sequence" in MODELS[name].kinds:
+        return tiny_sequences()
     if "image" in MODELS[name].kinds:
         return digits
     flat = [a.reshape(a.shape[0], -1) for a in (digits.x_train, digits.x_val, digits.x_test)]

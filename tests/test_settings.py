@@ -90,7 +90,7 @@ def test_every_field_is_documented():
     groups = [d["group"] for d in described.values()]
     assert list(dict.fromkeys(groups)) == [
         "model", "variational", "vq_vae", "adversarial_ae", "sparse_ae", "contractive_ae",
-        "stacked_ae", "data", "optimisation", "loop"
+        "stacked_ae", "autorec", "seq2seq_ae", "data", "optimisation", "loop"
     ]  # fmt: skip
 
 

@@ -106,6 +106,8 @@ def list_datasets() -> list[tuple[str, str]]:
     return [(name, desc) for name, (desc, _) in _BUILTIN.items()] + [
         ("tfds:NAME", "a prepared TFDS data set (array_record): 'train', and 'test' if present"),
         ("tfds:NAME:SPLIT", "one split of a prepared TFDS data set, split by the fractions"),
+        ("ratings:PATH", "a user,item,rating[,timestamp] CSV (.csv, .csv.gz): rows of ratings"),
+        ("sequence:PATH", "an .npz of x [N, T, D] sequences (+ lengths [N] or mask [N, T])"),
         ("PATH", f"a local file: {SUPPORTED}"),
     ]
 
@@ -166,6 +168,9 @@ def load_dataset(
     label_column: int | str | None = None,
     impute: str = "none",
     drop_columns: tuple = (),
+    ratings_rows: str = "items",
+    ratings_columns: tuple = (),
+    ratings_centre: str = "mean",
 ) -> Dataset:
     """Loads a data set by spec and splits it deterministically.
 
@@ -187,10 +192,17 @@ def load_dataset(
         column's mean over the training split (after the split, before standardizing).
       drop_columns: local tables only: columns (names or indices, as ``label_column``) to
         leave out before anything else is checked, e.g. ``("timestamp", "id")``.
+      ratings_rows: ``ratings:`` only: ``"items"`` (an example per item, over the users:
+        I-AutoRec) or ``"users"`` (U-AutoRec); see ``aejax.data.ratings``.
+      ratings_columns: ``ratings:`` only: the ``(user, item, rating)`` header names, or
+        ``()`` for the defaults (MovieLens' ``userId,movieId,rating`` among them).
+      ratings_centre: ``ratings:`` only: ``"mean"`` or ``"biases"``, what every rating is
+        centred on (``aejax.data.ratings.ratings_dataset``).
 
     Returns:
       A Dataset: images ``[N, H, W, C]`` float32 in [0, 1], or tabular ``[N, D]`` float32
-      standardized on the training split, with ``feature_names`` from a CSV header.
+      standardized on the training split, with ``feature_names`` from a CSV header; for
+      ``ratings:PATH`` a Dataset of kind ``"ratings"``, split by rating with the fractions.
 
     Raises:
       DataError: unknown spec, missing file or data, invalid values, bad fractions, a bad
@@ -203,6 +215,29 @@ def load_dataset(
         drop_columns = (drop_columns,)
     if not isinstance(spec, str) or not spec.strip():
         raise DataError(f"data spec {spec!r} is empty; known specs: {_known()}")
+    for prefix in ("ratings", "sequence"):
+        if spec.startswith(f"{prefix}:"):
+            if options := _table_options(label_column, impute, drop_columns):
+                raise DataError(
+                    f"data set {spec!r}: {options}: options of local tables, not {prefix}"
+                )
+    if spec.startswith("sequence:"):
+        from aejax.data.sequence import load_sequences
+
+        splits = {"seed": seed, "val_fraction": val_fraction, "test_fraction": test_fraction}
+        return load_sequences(spec[len("sequence:") :], **splits)
+    if spec.startswith("ratings:"):
+        from aejax.data.ratings import load_ratings
+
+        return load_ratings(
+            spec[len("ratings:") :],
+            seed=seed,
+            val_fraction=val_fraction,
+            test_fraction=test_fraction,
+            rows=ratings_rows,
+            columns=tuple(ratings_columns),
+            centre=ratings_centre,
+        )
     raw, where = _load_raw(spec, data_dir, download, label_column, impute, tuple(drop_columns))
     return build_dataset(
         spec,

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+from typing import Any
 
 import numpy as np
 
@@ -18,7 +19,7 @@ from aejax.data._validate import (
 from aejax.data.scaler import Standardizer
 from aejax.errors import DataError
 
-KINDS = ("image", "tabular")
+KINDS = ("image", "tabular", "ratings", "sequence")
 
 
 @dataclasses.dataclass(frozen=True, eq=False)
@@ -27,8 +28,12 @@ class Dataset:
 
     Attributes:
       name: the spec it was loaded from, e.g. ``"digits"``.
-      kind: ``"image"`` (``x_*`` are ``[N, H, W, C]`` in [0, 1]) or ``"tabular"``
-        (``x_*`` are ``[N, D]``, standardized with ``scaler``).
+      kind: ``"image"`` (``x_*`` are ``[N, H, W, C]`` in [0, 1]), ``"tabular"``
+        (``x_*`` are ``[N, D]``, standardized with ``scaler``) or ``"ratings"`` (``x_*``
+        are ``[N, D]`` rows of a ratings matrix, centred training ratings, 0 where
+        unobserved: ``aejax.data.ratings``), or ``"sequence"`` (``x_*`` are ``[N, T, D]``,
+        standardized per feature, with ``[N, T, D]`` 0/1 prefix masks ``mask_*`` of the
+        valid steps and no targets: ``aejax.data.sequence``).
       x_train: ``[N_train, ...]`` float32, N_train >= 1.
       x_val: ``[N_val, ...]`` float32; 0 rows only when val_fraction was 0.
       x_test: ``[N_test, ...]`` float32.
@@ -36,6 +41,12 @@ class Dataset:
       scaler: tabular only: the Standardizer fitted on ``x_train`` in raw units.
       feature_names: tabular only: the ``D`` column names (a CSV header's, after dropped
         and label columns are taken out), or None when the source has none.
+      mask_train: ratings only: ``[N_train, D]`` 0/1, the observed entries of ``x_train``
+        (what the masked loss scores; ``x_train`` is 0 elsewhere).
+      target_val, target_test: ratings only: ``[N_*, D]`` the held-out ratings of each row
+        of ``x_val`` / ``x_test`` (which hold the rows' *training* ratings: the input).
+      mask_val, mask_test: ratings only: ``[N_*, D]`` 0/1, the held-out entries scored.
+      ratings: ratings only: the ``aejax.data.ratings.RatingsLayout`` (ids, rows, split).
     """
 
     name: str
@@ -48,10 +59,36 @@ class Dataset:
     y_test: np.ndarray | None = None
     scaler: Standardizer | None = None
     feature_names: tuple[str, ...] | None = None
+    mask_train: np.ndarray | None = None
+    target_val: np.ndarray | None = None
+    mask_val: np.ndarray | None = None
+    target_test: np.ndarray | None = None
+    mask_test: np.ndarray | None = None
+    ratings: Any = None
 
     def __post_init__(self):
         if self.kind not in KINDS:
             raise DataError(f"data set {self.name!r}: kind {self.kind!r} is not one of {KINDS}")
+        masked = (self.mask_train, self.target_val, self.mask_val, self.target_test, self.mask_test)
+        if self.kind == "sequence":
+            _check_sequence_masks(self)
+        elif (self.kind == "ratings") != all(a is not None for a in masked):
+            raise DataError(
+                f"data set {self.name!r}: {self.kind} data with "
+                f"{sum(a is not None for a in masked)} of the 5 mask/target arrays; ratings "
+                "data need all of them, other kinds none"
+            )
+        if self.kind == "ratings":
+            for split, arrays in (
+                ("train", (self.x_train, self.mask_train)),
+                ("val", (self.x_val, self.target_val, self.mask_val)),
+                ("test", (self.x_test, self.target_test, self.mask_test)),
+            ):
+                if len({a.shape for a in arrays}) != 1 or arrays[0].ndim != 2:
+                    raise DataError(
+                        f"data set {self.name!r}: {split} arrays of shapes "
+                        f"{[a.shape for a in arrays]}; expected one [N, D] shape"
+                    )
         if self.feature_names is not None:
             names = tuple(str(n) for n in self.feature_names)
             if self.kind != "tabular" or len(names) != self.x_train.shape[-1]:
@@ -66,6 +103,17 @@ class Dataset:
         """The per-example shape, e.g. ``(8, 8, 1)`` or ``(30,)``."""
         return tuple(int(d) for d in self.x_train.shape[1:])
 
+    def split(self, name: str) -> tuple[np.ndarray, np.ndarray | None, np.ndarray | None]:
+        """``(x, mask, target)`` of split ``"train"``, ``"val"`` or ``"test"``.
+
+        ``mask`` and ``target`` are None except for ratings data (training: ``target`` is
+        None, the loss scores ``x`` itself under ``mask_train``).
+        """
+        x = {"train": self.x_train, "val": self.x_val, "test": self.x_test}[name]
+        mask = {"train": self.mask_train, "val": self.mask_val, "test": self.mask_test}[name]
+        target = {"train": None, "val": self.target_val, "test": self.target_test}[name]
+        return x, mask, target
+
     def summary(self) -> dict:
         """Returns ``{"name", "kind", "input_shape", "n_train", "n_val", "n_test"}``."""
         return {
@@ -76,6 +124,22 @@ class Dataset:
             "n_val": int(self.x_val.shape[0]),
             "n_test": int(self.x_test.shape[0]),
         }
+
+
+def _check_sequence_masks(ds: Dataset) -> None:
+    """Sequence data (``aejax.data.sequence``): ``[N, T, D]`` arrays, no targets, and masks
+    on every split or on none (then every step is valid)."""
+    masks = (ds.mask_train, ds.mask_val, ds.mask_test)
+    if ds.target_val is not None or ds.target_test is not None:
+        raise DataError(f"data set {ds.name!r}: sequence data take masks but no targets")
+    if any(m is None for m in masks) and any(m is not None for m in masks):
+        raise DataError(f"data set {ds.name!r}: sequence masks on some splits only")
+    for x, m in zip((ds.x_train, ds.x_val, ds.x_test), masks, strict=True):
+        if x.ndim != 3 or (m is not None and m.shape != x.shape):
+            raise DataError(
+                f"data set {ds.name!r}: sequence arrays of shape {x.shape} with masks of "
+                f"shape {None if m is None else m.shape}; expected [N, T, D] for both"
+            )
 
 
 def _count(fraction: float, n: int) -> int:

@@ -65,6 +65,9 @@ def dataset_for(config: Config, spec: str | None = None) -> Dataset:
         label_column=config.label_column,
         impute=config.impute,
         drop_columns=config.drop_columns,
+        ratings_rows="users" if config.autorec_variant == "user" else "items",
+        ratings_columns=config.ratings_columns,
+        ratings_centre=config.ratings_centre,
     )
 
 
@@ -136,7 +139,8 @@ def train(
     corruption = corruption_for(config)  # "" = the model's default (denoising_ae's)
     corruption.check(ds.input_shape, ds.kind)
     x_train = check_input(ds.x_train, ds.input_shape, f"{ds.name} training data", image=image)
-    x_val = ds.x_val
+    x_val, mask_val, target_val = ds.split("val")
+    mask_train = ds.mask_train  # per-element 0/1 (ratings: the observed entries), or None
     if x_val.shape[0]:
         x_val = check_input(x_val, ds.input_shape, f"{ds.name} validation data", image=image)
     n_train = x_train.shape[0]
@@ -209,6 +213,8 @@ def train(
             (batch_size, *ds.input_shape), jnp.float32, sharding=shard.batch_sharding(mesh)
         )
     }
+    if mask_train is not None:
+        batch_spec["mask"] = batch_spec["x"]
     names = metric_names(model, state.variables(), batch_spec)
     acc0 = shard.replicate({k: jnp.zeros((), jnp.float32) for k in names}, mesh)
     compile_seconds = 0.0
@@ -276,7 +282,10 @@ def train(
             t_epoch = time.perf_counter()
             for i in range(steps_per_epoch):
                 idx = perm[i * batch_size : (i + 1) * batch_size]
-                state, acc = step_fn(state, acc, {"x": shard.put_batch(x_train[idx], mesh)}, key)
+                batch = {"x": shard.put_batch(x_train[idx], mesh)}
+                if mask_train is not None:
+                    batch["mask"] = shard.put_batch(mask_train[idx], mesh)
+                state, acc = step_fn(state, acc, batch, key)
             acc = shard.fetch(acc)
             dt = time.perf_counter() - t_epoch
             if epoch > start_epoch or config.epochs - start_epoch == 1:
@@ -302,7 +311,15 @@ def train(
             # --- Evals and early stopping ---
             monitor = record["train_loss"]
             if x_val.shape[0]:
-                val = evaluate_arrays(eval_step, state.variables(), x_val, batch_size, mesh)
+                val = evaluate_arrays(
+                    eval_step,
+                    state.variables(),
+                    x_val,
+                    batch_size,
+                    mesh,
+                    mask=mask_val,
+                    target=target_val,
+                )
                 record.update(
                     {f"val_{k}": v for k, v in _with_elbo(val, likelihood_proper).items()}
                 )
@@ -446,32 +463,58 @@ def epoch_record(
     return record
 
 
-def evaluate_arrays(eval_step, variables, x: np.ndarray, batch_size: int, mesh) -> dict[str, float]:
+def evaluate_arrays(
+    eval_step,
+    variables,
+    x: np.ndarray,
+    batch_size: int,
+    mesh,
+    *,
+    mask: np.ndarray | None = None,
+    target: np.ndarray | None = None,
+) -> dict[str, float]:
     """Mean objective, terms and per-element MSE on ``x: [N, ...]``, in static batch shapes.
 
+    Args:
+      eval_step: ``make_eval_step``'s function (jitted).
+      variables: the model's variables.
+      x: ``[N, ...]`` the model's inputs.
+      batch_size: rows per call (the last batch is padded with weight-0 rows).
+      mesh: the device mesh.
+      mask: optional ``[N, ...]`` 0/1 entries scored (ratings: the held-out ones).
+      target: optional ``[N, ...]`` what is scored instead of ``x`` (held-out ratings).
+
     Returns:
-      ``{"loss", "recon_mse", <term>...}``: means per example (MSE per element).
+      ``{"loss", "recon_mse", <term>...}``: means per example; ``recon_mse`` per element,
+      or per scored (mask 1) element when ``mask`` is given.
     """
     totals = None
     n = x.shape[0]
     for i in range(0, n, batch_size):
-        chunk = x[i : i + batch_size]
+        parts = {"x": x, "mask": mask, "target": target}
+        batch = {
+            k: _padded(a[i : i + batch_size], batch_size) for k, a in parts.items() if a is not None
+        }
         weight = np.ones(batch_size, np.float32)
-        if chunk.shape[0] < batch_size:
-            weight[chunk.shape[0] :] = 0.0
-            chunk = np.concatenate(
-                [chunk, np.zeros((batch_size - chunk.shape[0], *x.shape[1:]), x.dtype)]
-            )
-        batch = {"x": shard.put_batch(chunk, mesh), "weight": shard.put_batch(weight, mesh)}
+        weight[min(n - i, batch_size) :] = 0.0
+        batch = {k: shard.put_batch(a, mesh) for k, a in {**batch, "weight": weight}.items()}
         totals = accumulate(totals, eval_step(variables, batch))
     totals = shard.fetch(totals)
     count = totals["count"]
     out = {"loss": float(totals["loss"] / count)}
-    out["recon_mse"] = float(totals["sse"] / (count * math.prod(x.shape[1:])))
+    elements = totals["observed"] if mask is not None else count * math.prod(x.shape[1:])
+    out["recon_mse"] = float(totals["sse"] / max(float(elements), 1.0))
     for k, v in totals.items():
-        if k not in ("loss", "sse", "count"):
+        if k not in ("loss", "sse", "count", "observed"):
             out[k] = float(v / count)
     return out
+
+
+def _padded(chunk: np.ndarray, rows: int) -> np.ndarray:
+    """``chunk`` with zero rows appended up to ``rows`` (the static batch shape)."""
+    if chunk.shape[0] == rows:
+        return chunk
+    return np.concatenate([chunk, np.zeros((rows - chunk.shape[0], *chunk.shape[1:]), chunk.dtype)])
 
 
 def _checkpoint_due(config: Config, loop: dict, since_last: float) -> bool:

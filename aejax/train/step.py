@@ -249,17 +249,19 @@ def make_eval_step(
     Args:
       model: the registry model.
       objective: the term weights; evaluated at ``objective.final_step``, so the loss
-        means the same in every epoch (a warm-up does not make early epochs look better).
+        means the same in every epoch (a warm-up does not make early epochs look better),
+        and without the training-only terms (``Objective.for_evaluation``: weight decay).
 
     Returns:
       A pure function; ``variables`` as ``TrainState.variables()`` (or a bare params
       tree), ``batch = {"x": [B, ...], "weight": [B]}`` with weight 0 on padding rows (so
       the last batch keeps the static shape), and an optional ``target`` scored instead
       of ``x`` (a denoiser's clean images; the train step's corruption is not applied
-      here). Metrics: ``loss``, ``sse`` (summed squared error in data space), each term,
-      ``count``.
+      here), and an optional ``mask`` of the entries scored (ratings: the held-out ones;
+      ``sse`` then sums over them, and ``observed`` counts them). Metrics: ``loss``,
+      ``sse`` (summed squared error in data space), each term, ``count``.
     """
-    objective = objective or default_objective()
+    objective = (objective or default_objective()).for_evaluation()
 
     def eval_step(variables, batch):
         batch = as_batch(batch)
@@ -270,12 +272,18 @@ def make_eval_step(
         if w is None:
             w = jnp.ones((batch["x"].shape[0],), jnp.float32)
         per_example, _ = objective(aux["terms"], objective.final_step)
+        target = batch.get("target", batch["x"])
+        if "mask" in batch:  # only the scored entries (ratings: the held-out ones)
+            mask = jnp.broadcast_to(batch["mask"], recon.shape)
+            sse = jnp.sum(jnp.square(recon - target) * mask, axis=tuple(range(1, recon.ndim)))
+            observed = {"observed": jnp.sum(mask.reshape(mask.shape[0], -1).sum(axis=1) * w)}
+        else:
+            sse, observed = metrics.squared_error_per_example(recon, target), {}
         sums = {
             "loss": jnp.sum(per_example * w),
-            "sse": jnp.sum(
-                metrics.squared_error_per_example(recon, batch.get("target", batch["x"])) * w
-            ),
+            "sse": jnp.sum(sse * w),
             "count": jnp.sum(w),
+            **observed,
         }
         for name, value in aux["terms"].items():
             sums[name] = jnp.sum(value * w)
