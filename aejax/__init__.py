@@ -12,13 +12,17 @@ from aejax.bounds import importance_weighted_bound
 from aejax.config import Config
 from aejax.corruption import Corruption, parse_corruption
 from aejax.data import Dataset, load_dataset
+from aejax.embed import embed_run
 from aejax.errors import AejaxError, CheckpointError, ConfigError, DataError, TrainingDivergedError
+from aejax.estimators import AnomalyDetector, Autoencoder
+from aejax.estimators.metrics import average_precision, precision_at_n, roc_auc
 from aejax.evaluate import evaluate_model, load_run, train_and_evaluate
 from aejax.generate import interpolate, sample
 from aejax.inference import decode, encode, reconstruct, score
 from aejax.models import MODELS, create_model, model_from_config
 from aejax.objective import Objective, make_objective
 from aejax.probe import linear_probe
+from aejax.recommend import recommend  # the function: AutoRec's top-k items for a user
 from aejax.restore import denoise, inpaint, super_resolve
 from aejax.run import Run
 from aejax.train import (
@@ -37,6 +41,8 @@ __all__ = [
     "MODELS",
     "PCA",
     "AejaxError",
+    "AnomalyDetector",
+    "Autoencoder",
     "CheckpointError",
     "Config",
     "ConfigError",
@@ -45,9 +51,11 @@ __all__ = [
     "Dataset",
     "TrainState",
     "TrainingDivergedError",
+    "average_precision",
     "create_model",
     "decode",
     "denoise",
+    "embed_run",
     "encode",
     "evaluate_model",
     "fit_pca",
@@ -68,7 +76,10 @@ __all__ = [
     "objective",
     "Objective",
     "parse_corruption",
+    "precision_at_n",
+    "recommend",
     "reconstruct",
+    "roc_auc",
     "Run",
     "sample",
     "score",

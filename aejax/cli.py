@@ -1,5 +1,5 @@
-"""Command line: ``aejax train | evaluate | encode | sample | interpolate | restore | probe |
-config | models | datasets``."""
+"""Command line: ``aejax train | evaluate | encode | embed | sample | interpolate | restore |
+probe | config | models | datasets``."""
 
 from __future__ import annotations
 
@@ -157,6 +157,8 @@ def _parser() -> argparse.ArgumentParser:
         help="which split (default test; all = train, val, test in that order)",
     )
     _data_options(c)
+    _embed_parser(sub)
+    _detect_parser(sub)
 
     r = sub.add_parser(
         "restore",
@@ -202,6 +204,19 @@ def _parser() -> argparse.ArgumentParser:
         help="the examples the probe (and PCA) is fitted on (default train+val)",
     )
     pr.add_argument("--json", action="store_true", help="print the result as JSON")
+
+    rc = sub.add_parser(
+        "recommend",
+        help="an autorec run's top-k unseen items for a user, with their predicted ratings",
+        description="Predict a user's ratings of every item with a trained autorec run on "
+        "ratings:PATH data and print the k best the user has not rated. A user without "
+        "training ratings gets the item-bias baseline's ranking (aejax.recommend).",
+    )
+    rc.add_argument("workdir")
+    rc.add_argument("--user", required=True, help="the user's id as in the ratings file")
+    rc.add_argument("-k", type=int, default=10, help="how many items (default 10)")
+    _data_options(rc)
+    rc.add_argument("--json", action="store_true", help="print the result as JSON")
 
     sub.add_parser("models", help="list the registered models")
     sub.add_parser("datasets", help="list the dataset specs")
@@ -253,6 +268,23 @@ def build_config(args: argparse.Namespace) -> Config:
     return config
 
 
+def _ratings_table(summary: dict) -> str:
+    """An autorec run's test RMSE, recall@10 and NDCG@10 beside the bias baseline."""
+    rows = [f"{'':<14}{'test RMSE':>14}{'recall@10':>14}{'NDCG@10':>14}"]
+    for label, prefix in ((summary["model"], "test_"), ("user+item bias", "bias_test_")):
+        rows.append(
+            f"{label:<14}{summary[prefix + 'rmse']:>14.4f}"
+            f"{summary[prefix + 'recall@10']:>14.4f}{summary[prefix + 'ndcg@10']:>14.4f}"
+        )
+    rows.append(f"{'global mean':<14}{summary['global_mean_test_rmse']:>14.4f}")
+    rows.append(
+        f"{summary['data']}: {summary['n_train']} {summary['variant']} rows, "
+        f"{summary['n_test_ratings']} test ratings, hidden {summary['latent_dim']}, "
+        f"{summary['epochs_run']} epochs, compile {summary['compile_seconds']:.2f}s"
+    )
+    return "\n".join(rows)
+
+
 def default_workdir(config: Config) -> pathlib.Path:
     data = re.sub(r"[^A-Za-z0-9_.-]+", "_", pathlib.Path(config.data).name.replace(":", "_"))
     stamp = datetime.datetime.now().strftime("%Y%m%d-%H%M%S")
@@ -260,7 +292,9 @@ def default_workdir(config: Config) -> pathlib.Path:
 
 
 def format_table(summary: dict) -> str:
-    """A small aligned table: autoencoder vs PCA on the test split."""
+    """A small aligned table: autoencoder vs PCA on the test split (ratings: vs baselines)."""
+    if summary.get("kind") == "ratings":
+        return _ratings_table(summary)
     cols = [("recon_mse", "test MSE"), ("sse_per_example", "SSE/example")]
     if "test_psnr" in summary:
         cols.append(("psnr", "PSNR dB"))
@@ -377,6 +411,244 @@ def _encode(args) -> int:
     return 0
 
 
+def _detect_parser(sub) -> None:
+    d = sub.add_parser(
+        "detect",
+        help="anomaly scores for every row of a table: scores.csv, scores.png, detect.json",
+        description="Fit an AnomalyDetector on every row of a table (labels, if any, are "
+        "not shown to it) and write DIR/scores.csv (row,score,is_anomaly[,label]), "
+        "DIR/scores.png (a histogram with the threshold) and DIR/detect.json; with labels "
+        "(an .npz's y, or --label-column) it reports ROC-AUC, AP and precision@n.",
+        epilog="Any AnomalyDetector keyword or Config field is set with --set KEY=VALUE "
+        "(e.g. --set hidden=64 --set score_type=latent); --set drop_columns=... and "
+        "--set impute=mean say how to read the file.",
+    )
+    d.add_argument("--data", required=True, metavar="FILE", help="a .csv, .csv.gz, .npz or .npy")
+    d.add_argument("--out", required=True, metavar="DIR", help="folder for the three files")
+    d.add_argument("--model", default="ae", metavar="NAME", help="a registry model (default ae)")
+    d.add_argument(
+        "--contamination",
+        default=None,
+        help="the expected outlier fraction in (0, 0.5] or auto (default: the MAD rule decides)",
+    )
+    d.add_argument(
+        "--threshold",
+        default=None,
+        help="mad, iqr, validation, contamination, f1 (needs labels), or a score",
+    )
+    d.add_argument("--label-column", default=None, metavar="COLUMN", help="name or index")
+    d.add_argument("--seed", type=int, default=0)
+    d.add_argument(
+        "--set",
+        dest="overrides",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="a detector keyword or Config field; drop_columns/impute for reading",
+    )
+    d.add_argument("--no-progress", action="store_true", help="no progress bar")
+    d.add_argument("--json", action="store_true", help="print the summary as JSON")
+    series = d.add_argument_group(
+        "time series",
+        "A CSV whose header starts with timestamp (timestamp,value[,value...]), --model "
+        "seq2seq_ae, or any option below selects the causal series path (aejax.series): the "
+        "model is fitted on windows of the first --train-fraction only and every point is "
+        "scored; scores.csv is then timestamp,score,is_anomaly. --threshold validation "
+        "(default: --set percentile=99.5 of the clean validation points) or contamination.",
+    )
+    series.add_argument("--train-fraction", type=float, default=None, help="default 0.15")
+    series.add_argument("--window", type=int, default=None, help="points per window (32)")
+    series.add_argument("--stride", type=int, default=None, help="points between windows (1)")
+    series.add_argument("--labels", default=None, metavar="JSON", help="NAB windows: metrics")
+    series.add_argument("--score", default=None, help="mahalanobis (EncDec-AD, default) or error")
+    series.add_argument(
+        "--smooth", type=int, default=None, metavar="K", help="causal mean of K scores (off)"
+    )
+
+
+def _series_requested(args) -> bool:
+    """Whether ``detect`` takes the series path (see its "time series" options)."""
+    from aejax.models import MODELS
+    from aejax.series import is_series_csv
+
+    spec = MODELS.get(args.model)
+    if spec is not None and "sequence" in spec.kinds:
+        return True
+    options = (args.train_fraction, args.window, args.stride, args.labels, args.score, args.smooth)
+    if any(o is not None for o in options):
+        return True
+    from aejax.detect import READ_OPTIONS
+
+    keys = {a.partition("=")[0].strip().replace("-", "_") for a in args.overrides}
+    table = args.label_column is not None or bool(keys & set(READ_OPTIONS))
+    return not table and is_series_csv(args.data)
+
+
+def _detect_series(args) -> int:
+    from aejax.series import detect_series
+
+    overrides = _parse_detector_options(args.overrides)
+    percentile = overrides.pop("percentile", 99.5)
+    contamination = _number_or_name(args.contamination)
+    if args.threshold not in (None, "validation", "contamination"):
+        raise ConfigError(f"--threshold {args.threshold}: series take validation or contamination")
+    if args.threshold == "contamination" and not isinstance(contamination, float):
+        raise ConfigError("--threshold contamination needs --contamination RATE")
+    if args.threshold == "validation":
+        contamination = None
+    out = detect_series(
+        args.data,
+        args.out,
+        model=args.model,
+        window=args.window or 32,
+        stride=args.stride or 1,
+        train_fraction=0.15 if args.train_fraction is None else args.train_fraction,
+        score=args.score or "mahalanobis",
+        smooth=args.smooth or 0,
+        percentile=percentile,
+        contamination=contamination if isinstance(contamination, float) else None,
+        labels=args.labels,
+        overrides=overrides,
+        seed=args.seed,
+        progress=not args.no_progress,
+    )
+    if args.json:
+        print(json.dumps(out, indent=2))
+        return 0
+    print(
+        f"{out['points']} points of {out['data']}: fitted {out['model']} on the first "
+        f"{out['fit_points']} (until {out['fit_until']}); {out['flagged']} later points flagged "
+        f"({out['threshold_rule']} threshold {out['threshold']:.4g}, {out['score']} score)"
+    )
+    if "windows" in out:
+        auc = "n/a" if out["roc_auc"] is None else f"{out['roc_auc']:.4f}"
+        inside = out["alarms_in_windows"]
+        print(
+            f"  point ROC-AUC {auc}  windows hit {out['windows_hit']}  alarms {out['alarms']} "
+            f"({'n/a' if inside is None else f'{inside:.0%}'} inside windows, "
+            f"{out['false_alarms_per_day']:.3f} false per day)"
+        )
+    print(f"wrote {out['out']}/scores.csv, scores.png, detect.json")
+    return 0
+
+
+def _number_or_name(value: str | None) -> float | str | None:
+    if value is None:
+        return None
+    try:
+        return float(value)
+    except ValueError:
+        return value
+
+
+def _detect(args) -> int:
+    from aejax.detect import READ_OPTIONS, detect_table
+    from aejax.estimators import AnomalyDetector
+
+    if _series_requested(args):
+        return _detect_series(args)
+    overrides = _parse_detector_options(args.overrides)
+    read = {k: overrides.pop(k) for k in READ_OPTIONS if k in overrides}
+    if args.label_column is not None:
+        read["label_column"] = args.label_column
+    detector = AnomalyDetector(
+        model=args.model,
+        contamination=_number_or_name(args.contamination),
+        threshold=_number_or_name(args.threshold),
+        random_state=args.seed,
+        verbose=not args.no_progress,
+        **overrides,
+    )
+    out = detect_table(args.data, args.out, detector=detector, read_options=read)
+    if args.json:
+        print(json.dumps(out, indent=2))
+        return 0
+    print(
+        f"{out['rows']} rows x {out['features']} features of {out['data']}: {out['outliers']} "
+        f"flagged ({out['threshold_rule']} threshold {out['threshold']:.4g} on the "
+        f"{out['score']} score of {out['model']}), fit {out['fit_seconds']:.2f} s"
+    )
+    if "roc_auc" in out:
+        print(
+            f"  ROC-AUC {out['roc_auc']:.4f}  AP {out['average_precision']:.4f}  "
+            f"precision@n {out['precision_at_n']:.4f}"
+        )
+    print(f"wrote {out['out']}/scores.csv, scores.png, detect.json")
+    return 0
+
+
+def _parse_detector_options(assignments: list[str]) -> dict:
+    """``--set`` pairs for ``detect``: detector keywords (``score_type``, ``percentile``)
+    as given, Config fields coerced as the config does."""
+    own = {"score_type": str, "percentile": float, "validation_fraction": float}
+    options, fields = {}, []
+    for a in assignments:
+        key, _, value = a.partition("=")
+        key = key.strip().replace("-", "_")
+        if key in own:
+            options[key] = own[key](value.strip())
+        else:
+            fields.append(a)
+    options.update(_parse_data_options(fields))
+    return options
+
+
+def _embed_parser(sub) -> None:
+    from aejax.embed import MAX_POINTS, METHODS
+
+    m = sub.add_parser(
+        "embed",
+        help="a 2-D view of a run's codes (PCA, t-SNE, UMAP): embedding.csv and embedding.png",
+        description="Encode one split of a trained run's data, map the codes to 2-D and "
+        "write embedding.csv (index,x,y[,label]) and embedding.png (coloured by label).",
+    )
+    m.add_argument("workdir")
+    m.add_argument(
+        "--method",
+        default="pca",
+        metavar="|".join(METHODS),
+        help="pca (default), tsne (scikit-learn), umap (pip install 'aejax[umap]'), or none "
+        "(codes of size 2 as they are)",
+    )
+    m.add_argument("--split", choices=("train", "val", "test", "all"), default="test")
+    m.add_argument("--out", default=None, help="folder for the two files (default: WORKDIR)")
+    m.add_argument("--seed", type=int, default=0, help="subsample and method seed (default 0)")
+    m.add_argument(
+        "--max-points",
+        type=int,
+        default=MAX_POINTS,
+        metavar="N",
+        help=f"embed a seeded random N examples at most (default {MAX_POINTS}; 0: all)",
+    )
+    m.add_argument("--data", default=None, help="embed another dataset spec")
+    _data_options(m)
+    m.add_argument("--json", action="store_true", help="print the result as JSON")
+
+
+def _embed(args) -> int:
+    from aejax.embed import write_embedding
+
+    out = write_embedding(
+        args.workdir,
+        args.out,
+        args.method,
+        split=args.split,
+        seed=args.seed,
+        max_points=args.max_points,
+        data=args.data,
+        data_options=_parse_data_options(args.overrides),
+    )
+    if args.json:
+        print(json.dumps(out, indent=2))
+        return 0
+    print(
+        f"wrote {out['csv']} and {out['png']}: {out['method']} of {out['points']} of "
+        f"{out['examples']} {out['split']} codes of {out['data']} (size {out['code_size']})"
+        + ("" if out["labels"] else ", no labels")
+    )
+    return 0
+
+
 def _sample(args) -> int:
     from aejax.generate import sample_run
 
@@ -438,6 +710,23 @@ def _probe(args) -> int:
     for label, key in rows:
         note = "" if out["converged"][key] else f"  (not converged in {out['max_iter']} iterations)"
         print(f"  {label:<24} accuracy {out[key + '_accuracy']:.4f}{note}")
+    return 0
+
+
+def _recommend(args) -> int:
+    from aejax.recommend import recommend
+
+    out = recommend(
+        args.workdir, args.user, args.k, data_options=_parse_data_options(args.overrides)
+    )
+    if args.json:
+        print(json.dumps(out, indent=2))
+        return 0
+    print(f"user {out['user']}: {out['n_rated']} rated item(s); top {len(out['items'])} unseen")
+    if out["fallback"]:
+        print(f"  note: {out['fallback']}")
+    for rank, entry in enumerate(out["items"], 1):
+        print(f"  {rank:>3}. item {entry['item']:<12} predicted {entry['predicted']:.3f}")
     return 0
 
 
@@ -616,8 +905,11 @@ def main(argv: list[str] | None = None) -> int:
         "sample": _sample,
         "interpolate": _interpolate,
         "encode": _encode,
+        "embed": _embed,
+        "detect": _detect,
         "restore": _restore,
         "probe": _probe,
+        "recommend": _recommend,
         "models": _models,
         "datasets": _datasets,
         "config": _config,

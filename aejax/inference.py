@@ -182,15 +182,18 @@ def plan_chunks(n: int, row_bytes: int, batch_size: int | None = None) -> tuple[
     Args:
       n: rows, >= 1.
       row_bytes: bytes per row of the model's widest activation.
-      batch_size: the most rows per call; None: the largest power of two whose widest
-        activation fits in ``ACTIVATION_BYTES``.
+      batch_size: the rows of every call, exactly: a row's result then does not depend
+        on how many rows come with it, to the bit (the estimators rely on it). None: the
+        largest power of two whose widest activation fits in ``ACTIVATION_BYTES``, in
+        equal chunks of a bucketed size.
 
     Returns:
-      Equal chunks of a bucketed size (``rows * calls >= n``; the last chunk is padded).
+      ``rows * calls >= n``; the last chunk is padded.
     """
-    if not batch_size:
-        fit = max(1, ACTIVATION_BYTES // max(1, row_bytes))
-        batch_size = 1 << (fit.bit_length() - 1)
+    if batch_size:
+        return batch_size, -(-n // batch_size)
+    fit = max(1, ACTIVATION_BYTES // max(1, row_bytes))
+    batch_size = 1 << (fit.bit_length() - 1)
     calls = -(-n // batch_size)
     return min(_bucket(-(-n // calls)), batch_size), calls
 
@@ -252,7 +255,7 @@ def encode(
       model: a registry model.
       variables: its parameters, or ``{"params": ..., **model_state}``.
       x: examples in the data's own units (images: see ``check_input``).
-      batch_size: the most rows per compiled call; None: ``plan_chunks``'s choice.
+      batch_size: the rows of every compiled call; None: ``plan_chunks``'s choice.
       scaler: the run's ``Standardizer`` (tabular runs): applied to ``x`` first.
     """
     return batched_apply(model, variables, _prepare(model, x, scaler), "encode", batch_size)

@@ -138,19 +138,31 @@ def code_scatter(
     labels: np.ndarray | None,
     prior: np.ndarray | None = None,
     title: str = "",
+    what: str = "test codes",
 ) -> None:
     """Two panels: 2-D codes ``[N, 2]`` coloured by label, beside prior samples ``[M, 2]``.
 
-    Codes of more than two dimensions are drawn by their first two.
+    Codes of more than two dimensions are drawn by their first two. Labels ``[N]`` of at
+    most 20 distinct values are drawn as classes (a colour each, the colorbar ticks them);
+    others, e.g. a continuous target, on a continuous colour scale. ``what`` names the
+    points in the panel's title.
     """
     codes = np.asarray(codes).reshape(len(codes), -1)[:, :2]
     panels = 2 if prior is not None else 1
     fig, axes = plt.subplots(1, panels, figsize=(4.6 * panels, 4.2), squeeze=False)
     ax = axes[0, 0]
-    sc = ax.scatter(codes[:, 0], codes[:, 1], c=labels, cmap="tab10", s=3, alpha=0.7)
-    if labels is not None:
-        fig.colorbar(sc, ax=ax, ticks=np.unique(labels))
-    ax.set_title(f"test codes{' by label' if labels is not None else ''}", fontsize=9)
+    if labels is None:
+        ax.scatter(codes[:, 0], codes[:, 1], s=3, alpha=0.7)
+    else:
+        classes = np.unique(labels)
+        cmap = "tab10" if classes.size <= 10 else "tab20" if classes.size <= 20 else "viridis"
+        # Classes 0..9 on tab10: one colour band centred on each tick.
+        lo, hi = (classes[0] - 0.5, classes[-1] + 0.5) if classes.size <= 20 else (None, None)
+        sc = ax.scatter(
+            codes[:, 0], codes[:, 1], c=labels, cmap=cmap, vmin=lo, vmax=hi, s=3, alpha=0.7
+        )
+        fig.colorbar(sc, ax=ax, ticks=classes if classes.size <= 20 else None)
+    ax.set_title(f"{what}{' by label' if labels is not None else ''}", fontsize=9)
     if prior is not None:
         prior = np.asarray(prior).reshape(len(prior), -1)[:, :2]
         axes[0, 1].scatter(prior[:, 0], prior[:, 1], s=3, alpha=0.5, color="gray")
@@ -204,6 +216,43 @@ def interpolation_grid(
             _show(axes[r, c], paths[r, c])
     if title:
         fig.suptitle(title, fontsize=9)
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+
+
+def score_histogram(
+    path: str | pathlib.Path,
+    scores: np.ndarray,
+    threshold: float,
+    labels: np.ndarray | None = None,
+    title: str | None = None,
+) -> None:
+    """Writes a histogram of anomaly ``scores: [N]`` (log-spaced bins when they are all
+    positive and span over a decade) with the ``threshold`` line; with ``labels: [N]``
+    (1 = anomaly) normal and anomalous rows are drawn apart."""
+    scores = np.asarray(scores, np.float64)
+    lo, hi = float(scores.min()), float(scores.max())
+    log = lo > 0 and hi / lo > 10
+    bins = np.geomspace(lo, hi, 60) if log else np.linspace(lo, hi if hi > lo else lo + 1, 60)
+    fig, ax = plt.subplots(figsize=(7, 3.6))
+    if labels is None:
+        ax.hist(scores, bins=bins, color="tab:blue", alpha=0.8, label=f"rows ({scores.size})")
+    else:
+        for value, name, color in ((0, "normal", "tab:blue"), (1, "anomaly", "tab:red")):
+            part = scores[np.asarray(labels) == value]
+            if part.size:
+                ax.hist(part, bins=bins, color=color, alpha=0.6, label=f"{name} ({part.size})")
+    flagged = int((scores > threshold).sum())
+    ax.axvline(threshold, color="black", ls="--", lw=1, label=f"threshold ({flagged} flagged)")
+    if log:
+        ax.set_xscale("log")
+    ax.set_yscale("log")
+    ax.set_xlabel("anomaly score (higher = more anomalous)")
+    ax.set_ylabel("rows")
+    ax.legend(fontsize=8)
+    if title:
+        ax.set_title(title, fontsize=9)
     fig.tight_layout()
     fig.savefig(path, dpi=100)
     plt.close(fig)

@@ -13,3 +13,21 @@ def digits():
     from aejax.data import load_dataset
 
     return load_dataset("digits", seed=0)
+
+
+def _session_compilation_cache():
+    """One persistent XLA cache for the whole session, removed at exit: tests train the
+    same tiny configs many times (determinism, resume, sharding, the estimator checks),
+    and a hit skips XLA's compile of a program already built (tracing still runs)."""
+    import atexit
+    import shutil
+    import tempfile
+
+    from aejax.train.runtime import enable_compilation_cache
+
+    path = tempfile.mkdtemp(prefix="aejax-test-xla-cache-")
+    atexit.register(shutil.rmtree, path, ignore_errors=True)
+    enable_compilation_cache(path)
+
+
+_session_compilation_cache()

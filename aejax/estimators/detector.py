@@ -1,0 +1,316 @@
+"""``aejax.AnomalyDetector``: an autoencoder outlier detector with scikit-learn's and
+PyOD's conventions."""
+
+from __future__ import annotations
+
+import numbers
+from typing import Any
+
+import numpy as np
+from scipy import ndimage
+from sklearn.base import OutlierMixin
+from sklearn.utils.validation import check_is_fitted
+
+from aejax.errors import ConfigError, did_you_mean
+from aejax.estimators import thresholds
+from aejax.estimators._core import ROWS, EngineEstimator
+from aejax.evaluate import has_posterior
+
+SCORES = ("auto", "combined", "reconstruction", "elbo", "latent")
+
+
+class AnomalyDetector(OutlierMixin, EngineEstimator):
+    """Reconstruction-based anomaly detection over any registry model.
+
+    >>> det = aejax.AnomalyDetector().fit(X)   # any numeric table [N, D]
+    >>> det.anomaly_score(X)                    # [N], higher = more anomalous
+    >>> det.predict(X)                          # -1 outlier, +1 inlier (scikit-learn)
+    >>> det.labels_                             # 0/1 of the training rows (PyOD)
+
+    scikit-learn's convention: ``score_samples`` is higher for normal rows,
+    ``decision_function = score_samples - offset_`` is negative for outliers, and
+    ``predict`` gives -1 for them. PyOD's: ``anomaly_score`` (PyOD's
+    ``decision_function``) is higher for anomalies, ``decision_scores_``, ``threshold_``
+    and ``labels_`` (1 = outlier) describe the training rows.
+
+    Defaults, for a strong detector fast from ``X`` alone: on tables a dense ``ae`` with
+    one hidden layer of 64 units and a code of 2, trained for 10 passes in batches of 64
+    (an autoencoder trained long learns to reconstruct the anomalies too), the
+    ``combined`` score and the automatic MAD threshold; on images (``image_shape``) a code
+    of 32, about 1400 steps and the reconstruction score (on one-class MNIST a longer
+    fit only helped, and early stopping on 50 held-out images stopped it too soon). Both
+    were chosen on the data of ``benchmarks/anomaly.py`` (eight ADBench sets; digits 2,
+    3, 4 and 8 of one-class MNIST). A fit is deterministic (``random_state=None`` means
+    seed 0), and a row's score does not depend on the rows scored with it.
+
+    Args:
+      model: a registry name; an image model (``conv_ae``) needs ``image_shape``.
+      contamination: the expected fraction of outliers in ``X``, in (0, 0.5]: the
+        threshold is the ``1 - contamination`` quantile of the training scores. None or
+        ``"auto"``: no guess; the ``threshold`` rule decides (default MAD).
+      threshold: None (from ``contamination``, else ``"mad"``); a rule name:
+        ``"mad"`` / ``"iqr"`` (robust fences of the log training scores),
+        ``"validation"`` (novelty mode: ``X`` is clean, the threshold is the
+        ``percentile``-th percentile of the held-out validation rows' scores),
+        ``"contamination"``, ``"f1"`` (best F1 against the ``y`` given to ``fit``); or a
+        number: a fixed score threshold.
+      score_type: ``"reconstruction"`` (summed squared error of the standardized row:
+        the residual, off the learned manifold), ``"latent"`` (the Mahalanobis distance
+        of the code to the training rows' codes: how extreme a row is on the manifold),
+        ``"combined"`` (both at once: ``SSE / median SSE + T^2 / median T^2`` over the
+        training rows, T the latent distance; the autoencoder analog of the combined
+        index of PCA process monitoring, Yue & Qin 2001), ``"elbo"`` (the negative ELBO,
+        models with a posterior), or ``"auto"``: ``elbo`` for models with a posterior,
+        else ``reconstruction`` for images and ``combined`` for tables.
+      percentile: the percentile of ``threshold="validation"``.
+      residual_sigma: images: the residual ``x - reconstruction`` is smoothed by a
+        Gaussian of this many pixels (``scipy.ndimage.gaussian_filter``) before its
+        squares are summed, so a stroke drawn a pixel aside (a variation the decoder
+        blurs) weighs less than a missing or extra one; None: 1.0 on images (0 on
+        tables, which have no neighbourhood). On one-class MNIST it lifts the dense AE
+        from 95.2 to 96.4 mean ROC-AUC (PCA's residual gains too: results.md).
+      latent_dim, epochs, batch_size, lr, validation_fraction, image_shape, random_state,
+      verbose, **hparams: as for ``aejax.Autoencoder``; ``epochs=None``: 10 on tables,
+        ``clip(ceil(1400 / steps_per_epoch), 10, 300)`` on images.
+
+    Attributes:
+      decision_scores_: ``[N]`` anomaly scores of the training rows (higher = worse).
+      threshold_: the anomaly-score threshold (``score > threshold_`` is an outlier).
+      offset_: ``-threshold_`` (scikit-learn: ``decision_function = score_samples - offset_``).
+      labels_: ``[N]`` int 0/1 of the training rows, 1 = outlier.
+      threshold_rule_: the rule that set ``threshold_``.
+      score_: the score actually used (``"auto"`` resolved).
+      latent_mean_, latent_precision_: ``latent`` and ``combined`` scores: the training
+        codes' mean ``[L]`` and the inverse of their (ridged) covariance ``[L, L]``.
+      score_scales_: ``combined``: the training rows' median SSE and median T^2.
+    """
+
+    _image_defaults: dict[str, Any] = {"latent_dim": 32}
+    IMAGE_STEPS = 1400  # images, epochs=None: about this many steps
+    TABLE_EPOCHS = 10  # tables, epochs=None
+
+    def __init__(
+        self,
+        model: str = "ae",
+        contamination: float | str | None = None,
+        threshold: float | str | None = None,
+        score_type: str = "auto",
+        percentile: float = 99.0,
+        residual_sigma: float | None = None,
+        latent_dim: int | None = None,
+        epochs: int | None = None,
+        batch_size: int = 64,
+        lr: float = 1e-3,
+        validation_fraction: float = 0.1,
+        image_shape: tuple[int, ...] | None = None,
+        random_state: Any = None,
+        verbose: bool = False,
+        **hparams: Any,
+    ):
+        self.model = model
+        self.contamination = contamination
+        self.threshold = threshold
+        self.score_type = score_type
+        self.percentile = percentile
+        self.residual_sigma = residual_sigma
+        self.latent_dim = latent_dim
+        self.epochs = epochs
+        self.batch_size = batch_size
+        self.lr = lr
+        self.validation_fraction = validation_fraction
+        self.image_shape = image_shape
+        self.random_state = random_state
+        self.verbose = verbose
+        self._init_hparams(hparams)
+
+    # --- fitting ---------------------------------------------------------------------
+    def _rule(self) -> str | float:
+        """The threshold rule the parameters ask for (validated)."""
+        c = self.contamination
+        if c is not None and not (isinstance(c, str) and c == "auto"):
+            if not isinstance(c, numbers.Real) or not 0 < c <= 0.5:
+                raise ValueError(
+                    f"contamination={c!r}: expected a fraction in (0, 0.5], 'auto' or None"
+                )
+        t = self.threshold
+        if t is None:
+            return "contamination" if c is not None and c != "auto" else "mad"
+        if isinstance(t, numbers.Real) and not isinstance(t, bool):
+            return float(t)
+        if t not in thresholds.RULES:
+            raise ValueError(
+                f"threshold={t!r}: expected a number or one of {', '.join(thresholds.RULES)}"
+                f"{did_you_mean(t, thresholds.RULES)}"
+            )
+        if t == "contamination" and (c is None or c == "auto"):
+            raise ValueError("threshold='contamination' needs contamination= in (0, 0.5]")
+        return t
+
+    def fit(self, X: Any, y: Any = None) -> AnomalyDetector:
+        """Trains on ``X: [N, D]`` and sets the threshold; ``y`` (1 = anomaly) is used only
+        by ``threshold="f1"``. Returns ``self``."""
+        rule = self._rule()
+        if self.score_type not in SCORES:
+            raise ConfigError(
+                f"score_type={self.score_type!r}: expected one of {', '.join(SCORES)}"
+                f"{did_you_mean(self.score_type, SCORES)}"
+            )
+        X = self._fit_engine(X)
+        self.score_ = self._resolve_score()
+        if self.score_ in ("latent", "combined"):
+            self._fit_latent(self._dataset.x_train)
+        self.decision_scores_ = self.anomaly_score(X)
+        self.threshold_rule_ = rule if isinstance(rule, str) else "fixed"
+        self.threshold_ = self._threshold(rule, y)
+        self.offset_ = -self.threshold_
+        self.labels_ = (self.decision_scores_ > self.threshold_).astype(np.int64)
+        del self._dataset
+        return self
+
+    def _sized(self, n_features: int) -> dict[str, Any]:
+        return {"hidden": (64,), "latent_dim": min(2, n_features)}
+
+    def _fit_epochs(self, n_rows: int) -> int:
+        """``epochs``; None: ``TABLE_EPOCHS`` on tables, about ``IMAGE_STEPS`` steps over
+        ``n_rows`` training rows on images."""
+        if self.epochs is not None:
+            return self.epochs
+        if self.image_shape is None:
+            return self.TABLE_EPOCHS
+        steps_per_epoch = max(1, n_rows // max(1, min(self.batch_size, n_rows)))
+        return int(np.clip(np.ceil(self.IMAGE_STEPS / steps_per_epoch), 10, 300))
+
+    def _resolve_score(self) -> str:
+        posterior = has_posterior(self.run_.model)
+        if self.score_type == "auto":
+            if posterior:
+                return "elbo"
+            return "reconstruction" if self.image_shape is not None else "combined"
+        if self.score_type == "elbo" and not posterior:
+            raise ConfigError(
+                f"score_type='elbo' needs a model with a posterior (vae, conv_vae); {self.model!r} "
+                "has none: use score_type='reconstruction' or 'latent'"
+            )
+        return self.score_type
+
+    def _threshold(self, rule: str | float, y: Any) -> float:
+        scores = self.decision_scores_
+        if not isinstance(rule, str):
+            return rule
+        if rule == "contamination":
+            return thresholds.contamination_threshold(scores, self.contamination)
+        if rule == "mad":
+            return thresholds.mad_threshold(scores)
+        if rule == "iqr":
+            return thresholds.iqr_threshold(scores)
+        if rule == "f1":
+            if y is None:
+                raise ValueError("threshold='f1' needs labels: fit(X, y) with y = 1 for anomalies")
+            return thresholds.best_f1_threshold(scores, y)
+        # "validation": novelty mode, the held-out rows' scores
+        if self._validation_rows == 0:
+            raise ValueError(
+                "threshold='validation' needs validation rows: validation_fraction > 0 and at "
+                "least 20 rows"
+            )
+        clean = self._scores_of(self._dataset.x_val, standardized=True)
+        return thresholds.percentile_threshold(clean, self.percentile)
+
+    # --- scores ----------------------------------------------------------------------
+    def _scores_of(self, examples: np.ndarray, standardized: bool = False) -> np.ndarray:
+        """Anomaly scores ``[N]`` float64 of model examples (raw units unless
+        ``standardized``)."""
+        run = self.run_
+        if standardized and run.scaler is not None:
+            examples = run.scaler.inverse_transform(examples)
+        if self.score_ in ("latent", "combined"):
+            d = self._codes(examples) - self.latent_mean_
+            t2 = np.einsum("nd,de,ne->n", d, self.latent_precision_, d)
+            if self.score_ == "latent":
+                return np.sqrt(t2)
+        if self.score_ == "reconstruction" and self._sigma() > 0:
+            return self._pixel_errors(examples).sum(axis=1)
+        terms = run.score(examples, ROWS)
+        if self.score_ == "elbo":
+            return np.asarray(terms["reconstruction"], np.float64) + np.asarray(
+                terms["kl"], np.float64
+            )
+        sse = np.asarray(terms["sse"], np.float64)
+        if self.score_ == "combined":
+            sse_scale, t2_scale = self.score_scales_
+            return sse / sse_scale + t2 / t2_scale
+        return sse
+
+    def _codes(self, examples: np.ndarray) -> np.ndarray:
+        """``[N, latent]`` float64 codes of model examples in data units."""
+        return np.asarray(self.run_.encode(examples, ROWS), np.float64).reshape(len(examples), -1)
+
+    def transform_codes(self, X: Any) -> np.ndarray:
+        """``[N, latent]`` float64 codes of ``X`` (a VAE's posterior means)."""
+        return self._codes(self._check_X(X))
+
+    def _fit_latent(self, x_train_std: np.ndarray) -> None:
+        """The training codes' mean and (ridged) precision for the Mahalanobis score."""
+        run = self.run_
+        x = x_train_std if run.scaler is None else run.scaler.inverse_transform(x_train_std)
+        codes = self._codes(x)
+        self.latent_mean_ = codes.mean(axis=0)
+        cov = np.atleast_2d(np.cov(codes, rowvar=False)) if len(codes) > 1 else None
+        if cov is None:
+            cov = np.eye(codes.shape[1])
+        ridge = 1e-6 * max(1e-12, float(np.trace(cov)) / cov.shape[0])
+        self.latent_precision_ = np.linalg.pinv(cov + ridge * np.eye(cov.shape[0]))
+        if self.score_ == "combined":
+            d = codes - self.latent_mean_
+            t2 = np.einsum("nd,de,ne->n", d, self.latent_precision_, d)
+            sse = np.asarray(run.score(x, ROWS)["sse"], np.float64)
+            tiny = np.finfo(np.float64).tiny
+            self.score_scales_ = (max(float(np.median(sse)), tiny), max(float(np.median(t2)), tiny))
+
+    def anomaly_score(self, X: Any) -> np.ndarray:
+        """``[N]`` float64 anomaly scores (higher = more anomalous; PyOD's
+        ``decision_function``)."""
+        return self._scores_of(self._check_X(X))
+
+    def score_samples(self, X: Any) -> np.ndarray:
+        """``[N]`` float64 normality scores: ``-anomaly_score`` (higher = more normal)."""
+        return -self.anomaly_score(X)
+
+    def decision_function(self, X: Any) -> np.ndarray:
+        """``[N]`` float64 ``threshold_ - anomaly_score``: negative for outliers."""
+        check_is_fitted(self)
+        return self.score_samples(X) - self.offset_
+
+    def predict(self, X: Any) -> np.ndarray:
+        """``[N]`` int: -1 for outliers (``anomaly_score > threshold_``), +1 for inliers."""
+        return np.where(self.decision_function(X) >= 0, 1, -1)
+
+    def feature_scores(self, X: Any) -> np.ndarray:
+        """``[N, D]`` float64 squared errors per feature of the standardized rows (tables)
+        or per pixel of the smoothed residual (images, ``residual_sigma``): which features
+        make a row anomalous. Rows sum to the ``"reconstruction"`` score."""
+        check_is_fitted(self)
+        return self._pixel_errors(self._check_X(X))
+
+    def _sigma(self) -> float:
+        if self.image_shape is None:
+            return 0.0
+        return 1.0 if self.residual_sigma is None else float(self.residual_sigma)
+
+    def _pixel_errors(self, examples: np.ndarray) -> np.ndarray:
+        """``[N, D]`` squared (standardized, or smoothed for images) residuals."""
+        run = self.run_
+        recon = np.asarray(run.reconstruct(examples, ROWS), np.float64)
+        if run.scaler is not None:
+            err = (examples - recon) / run.scaler.scale.astype(np.float64)
+        else:
+            err = examples.astype(np.float64) - recon
+        sigma = self._sigma()
+        if sigma > 0:  # [N, H, W, C]: smooth over H and W only
+            err = ndimage.gaussian_filter(err, sigma=(0, sigma, sigma, 0)[: err.ndim])
+        return (err**2).reshape(len(examples), -1)
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.transformer_tags = None
+        return tags
