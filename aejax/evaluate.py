@@ -54,6 +54,25 @@ def pca_components(config: Config, ds: Dataset) -> int:
     return min(config.latent_dim, ds.x_train.shape[0], int(np.prod(ds.input_shape)))
 
 
+def _run_fields(result: RunResult) -> dict:
+    """The summary fields every run has: its split sizes, epochs, steps and seed."""
+    ds, config, stats = result.dataset, result.config, result.stats
+    return {
+        "input_shape": list(ds.input_shape),
+        "n_train": int(ds.x_train.shape[0]),
+        "n_val": int(ds.x_val.shape[0]),
+        "n_test": int(ds.x_test.shape[0]),
+        "latent_dim": config.latent_dim,
+        "epochs": config.epochs,
+        "epochs_run": stats["epochs_run"],
+        "steps": stats["steps"],
+        "best_epoch": stats["best_epoch"],
+        "stopped_early": stats["stopped_early"],
+        "already_complete": stats["already_complete"],
+        "seed": config.seed,
+    }
+
+
 def summarize(result: RunResult) -> dict:
     """The run's summary: config essentials, AE and PCA test metrics, speed."""
     ds, config = result.dataset, result.config
@@ -66,18 +85,7 @@ def summarize(result: RunResult) -> dict:
         "model": config.model,
         "data": config.data,
         "kind": ds.kind,
-        "input_shape": list(ds.input_shape),
-        "n_train": int(ds.x_train.shape[0]),
-        "n_val": int(ds.x_val.shape[0]),
-        "n_test": int(ds.x_test.shape[0]),
-        "latent_dim": config.latent_dim,
-        "epochs": config.epochs,
-        "epochs_run": result.stats["epochs_run"],
-        "steps": result.stats["steps"],
-        "best_epoch": result.stats["best_epoch"],
-        "stopped_early": result.stats["stopped_early"],
-        "already_complete": result.stats["already_complete"],
-        "seed": config.seed,
+        **_run_fields(result),
     }
     summary.update({f"test_{k}": v for k, v in ae.items()})
     summary.update({f"pca_{k}": v for k, v in pca.items()})
@@ -110,18 +118,7 @@ def _ratings_summary(result: RunResult) -> dict:
         "data": config.data,
         "kind": ds.kind,
         "variant": config.autorec_variant,
-        "input_shape": list(ds.input_shape),
-        "n_train": int(ds.x_train.shape[0]),
-        "n_val": int(ds.x_val.shape[0]),
-        "n_test": int(ds.x_test.shape[0]),
-        "latent_dim": config.latent_dim,
-        "epochs": config.epochs,
-        "epochs_run": result.stats["epochs_run"],
-        "steps": result.stats["steps"],
-        "best_epoch": result.stats["best_epoch"],
-        "stopped_early": result.stats["stopped_early"],
-        "already_complete": result.stats["already_complete"],
-        "seed": config.seed,
+        **_run_fields(result),
     }
     summary.update(ratings_summary(result.model, result.variables, ds))
     summary.update(
