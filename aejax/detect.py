@@ -15,6 +15,7 @@ from typing import Any
 
 import numpy as np
 
+from aejax.data._validate import impute_missing
 from aejax.data.files import load_file
 from aejax.errors import DataError
 from aejax.estimators import AnomalyDetector
@@ -49,9 +50,8 @@ def read_table(
     x = np.asarray(x, np.float64)
     if x.ndim != 2:
         raise DataError(f"{path}: detect scores tables [N, D]; got an array of shape {x.shape}")
-    if impute == "mean" and np.isnan(x).any():
-        means = np.nanmean(x, axis=0)
-        x = np.where(np.isnan(x), means, x)
+    if impute == "mean":  # transductive: every row is a training row
+        x, _ = impute_missing(x, [], str(path), columns=raw.columns)
     if y is not None:
         y = np.asarray(y)
         if not np.isin(y, (0, 1)).all():

@@ -73,6 +73,20 @@ def _run_fields(result: RunResult) -> dict:
     }
 
 
+def _speed_fields(result: RunResult) -> dict:
+    """Throughput, compile time, devices, versions and the final validation loss."""
+    fields = {
+        "train_samples_per_sec": result.stats["train_samples_per_sec"],
+        "compile_seconds": result.stats["compile_seconds"],
+        "devices": result.stats["devices"],
+        "device_kind": jax.devices()[0].device_kind,
+        "jax_version": jax.__version__,
+    }
+    if result.history and "val_loss" in result.history[-1]:
+        fields["final_val_loss"] = result.history[-1]["val_loss"]
+    return fields
+
+
 def summarize(result: RunResult) -> dict:
     """The run's summary: config essentials, AE and PCA test metrics, speed."""
     ds, config = result.dataset, result.config
@@ -90,15 +104,7 @@ def summarize(result: RunResult) -> dict:
     summary.update({f"test_{k}": v for k, v in ae.items()})
     summary.update({f"pca_{k}": v for k, v in pca.items()})
     summary["sse_ratio_ae_over_pca"] = ae["sse_per_example"] / max(pca["sse_per_example"], 1e-12)
-    summary.update(
-        train_samples_per_sec=result.stats["train_samples_per_sec"],
-        compile_seconds=result.stats["compile_seconds"],
-        devices=result.stats["devices"],
-        device_kind=jax.devices()[0].device_kind,
-        jax_version=jax.__version__,
-    )
-    if result.history and "val_loss" in result.history[-1]:
-        summary["final_val_loss"] = result.history[-1]["val_loss"]
+    summary.update(_speed_fields(result))
     if has_posterior(result.model):
         x_test = inference.check_input(ds.x_test, result.model.input_shape)
         summary.update(_posterior_metrics(result.model, result.variables, x_test, config))
@@ -121,15 +127,7 @@ def _ratings_summary(result: RunResult) -> dict:
         **_run_fields(result),
     }
     summary.update(ratings_summary(result.model, result.variables, ds))
-    summary.update(
-        train_samples_per_sec=result.stats["train_samples_per_sec"],
-        compile_seconds=result.stats["compile_seconds"],
-        devices=result.stats["devices"],
-        device_kind=jax.devices()[0].device_kind,
-        jax_version=jax.__version__,
-    )
-    if result.history and "val_loss" in result.history[-1]:
-        summary["final_val_loss"] = result.history[-1]["val_loss"]
+    summary.update(_speed_fields(result))
     return summary
 
 
