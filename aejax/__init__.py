@@ -5,6 +5,7 @@ from aejax import (
     metrics,
     objective,
     pretrain,  # stacked_ae's layer-wise pretraining: aejax.pretrain.pretrain(config, dataset)
+    series,  # time series: windows, point scores, NAB labels (aejax.series.window_starts, ...)
     train,  # the engine subpackage: aejax.train.train(config, workdir)
 )
 from aejax.baselines import PCA, fit_pca
@@ -25,6 +26,7 @@ from aejax.probe import linear_probe
 from aejax.recommend import recommend  # the function: AutoRec's top-k items for a user
 from aejax.restore import denoise, inpaint, super_resolve
 from aejax.run import Run
+from aejax.series import detect_series, load_nab_windows, read_series
 from aejax.train import (
     TrainState,
     make_eval_step,
@@ -38,6 +40,7 @@ __version__ = "0.1.0"
 __all__ = [
     "train",
     "pretrain",
+    "series",
     "MODELS",
     "PCA",
     "AejaxError",
@@ -55,6 +58,7 @@ __all__ = [
     "create_model",
     "decode",
     "denoise",
+    "detect_series",
     "embed_run",
     "encode",
     "evaluate_model",
@@ -64,6 +68,7 @@ __all__ = [
     "interpolate",
     "linear_probe",
     "load_dataset",
+    "load_nab_windows",
     "load_run",
     "losses",
     "make_eval_step",
@@ -78,6 +83,7 @@ __all__ = [
     "parse_corruption",
     "precision_at_n",
     "recommend",
+    "read_series",
     "reconstruct",
     "roc_auc",
     "Run",

@@ -457,13 +457,51 @@ def _detect_parser(sub) -> None:
         "(default: --set percentile=99.5 of the clean validation points) or contamination.",
     )
     series.add_argument("--train-fraction", type=float, default=None, help="default 0.15")
-    series.add_argument("--window", type=int, default=None, help="points per window (32)")
-    series.add_argument("--stride", type=int, default=None, help="points between windows (1)")
+    series.add_argument(
+        "--window",
+        type=_window_arg,
+        default=None,
+        help="points per window (32), or day: one day of points from the timestamps (the "
+        "seasonal period of daily data)",
+    )
+    series.add_argument(
+        "--stride",
+        type=int,
+        default=None,
+        help="points between windows (default window // 32, at least 1: each point in ~32)",
+    )
     series.add_argument("--labels", default=None, metavar="JSON", help="NAB windows: metrics")
     series.add_argument("--score", default=None, help="mahalanobis (EncDec-AD, default) or error")
     series.add_argument(
         "--smooth", type=int, default=None, metavar="K", help="causal mean of K scores (off)"
     )
+    series.add_argument(
+        "--post",
+        choices=("none", "likelihood"),
+        default=None,
+        help="likelihood: Numenta's anomaly likelihood of the scores, flagged at 1 - epsilon "
+        "instead of the validation percentile (default none)",
+    )
+    series.add_argument(
+        "--epsilon", type=float, default=None, help="--post likelihood tail (1e-5, the paper's)"
+    )
+    series.add_argument(
+        "--refractory",
+        type=int,
+        default=None,
+        metavar="R",
+        help="an alarm silences new ones for R points (off)",
+    )
+
+
+def _window_arg(text: str) -> int | str:
+    """``--window``: a number of points or ``day``."""
+    if text.strip().lower() == "day":
+        return "day"
+    try:
+        return int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r}: a number of points or day") from None
 
 
 def _series_requested(args) -> bool:
@@ -475,6 +513,7 @@ def _series_requested(args) -> bool:
     if spec is not None and "sequence" in spec.kinds:
         return True
     options = (args.train_fraction, args.window, args.stride, args.labels, args.score, args.smooth)
+    options += (args.post, args.epsilon, args.refractory)
     if any(o is not None for o in options):
         return True
     from aejax.detect import READ_OPTIONS
@@ -496,15 +535,20 @@ def _detect_series(args) -> int:
         raise ConfigError("--threshold contamination needs --contamination RATE")
     if args.threshold == "validation":
         contamination = None
+    if args.epsilon is not None and args.post != "likelihood":
+        raise ConfigError("--epsilon is the tail of --post likelihood: add --post likelihood")
     out = detect_series(
         args.data,
         args.out,
         model=args.model,
         window=args.window or 32,
-        stride=args.stride or 1,
+        stride=args.stride,
         train_fraction=0.15 if args.train_fraction is None else args.train_fraction,
         score=args.score or "mahalanobis",
         smooth=args.smooth or 0,
+        post=args.post or "none",
+        epsilon=1e-5 if args.epsilon is None else args.epsilon,
+        refractory=args.refractory or 0,
         percentile=percentile,
         contamination=contamination if isinstance(contamination, float) else None,
         labels=args.labels,

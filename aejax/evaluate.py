@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import json
 import pathlib
 import time
@@ -16,7 +17,7 @@ from aejax.baselines import fit_pca
 from aejax.config import Config
 from aejax.data import Dataset, Standardizer
 from aejax.errors import CheckpointError, ConfigError, DataError
-from aejax.models import model_from_config
+from aejax.models import MODELS, model_from_config
 from aejax.run import Run
 from aejax.train import runtime
 from aejax.train.checkpoint import Checkpointer
@@ -27,13 +28,32 @@ from aejax.train.state import state_shapes
 
 
 def evaluate_model(
-    model, variables, x: np.ndarray, kind: str, batch_size: int | None = None
+    model,
+    variables,
+    x: np.ndarray,
+    kind: str,
+    batch_size: int | None = None,
+    *,
+    mask: np.ndarray | None = None,
 ) -> dict:
     """Reconstruction metrics of an autoencoder on ``x: [N, *input_shape]``.
+
+    Args:
+      model: a registry model.
+      variables: its parameters, or ``{"params": ..., **model_state}``.
+      x: the examples, in the model's (standardized) space.
+      kind: the data kind (``"image"`` adds PSNR).
+      batch_size: rows per compiled call (None: ``aejax.inference``'s choice).
+      mask: sequence data: ``[N, T, D]`` 0/1 prefix masks. The model reads the lengths
+        off them and only valid steps are scored (``masked_report``), so padding changes
+        no figure.
 
     Returns:
       ``{"recon_mse", "sse_per_example", ["psnr"], ["bce_per_example"]}`` as floats.
     """
+    if mask is not None:
+        recon = _masked_reconstruct(model, variables, x, mask, batch_size)
+        return masked_report(recon, x, mask)
     # The same conversion as reconstruct's, so the metrics compare like with like.
     x = inference.check_input(x, model.input_shape, image=inference.reads_images(model))
     recon, aux = inference.reconstruct(model, variables, x, batch_size)
@@ -41,12 +61,85 @@ def evaluate_model(
     return metrics.reconstruction_report(recon, x, logits=logits, image=kind == "image")
 
 
+@functools.partial(jax.jit, static_argnames="model")
+def _apply_masked(model, variables, x, mask):
+    return model.apply(variables, x, mask=mask)[0]
+
+
+def _masked_reconstruct(model, variables, x, mask, batch_size: int | None) -> np.ndarray:
+    """``model.apply(x, mask=mask)``'s reconstructions ``[N, T, D]``, in chunks of one shape.
+
+    The last chunk is filled up with copies of the first row, not zeros: an all-padding
+    row (length 0) is not a sequence the model is defined on.
+    """
+    x = np.asarray(x, np.float32)
+    mask = np.asarray(mask, np.float32)
+    n = x.shape[0]
+    rows = min(n, batch_size or 1024)
+    variables = inference.as_variables(variables)
+    outs = []
+    for i in range(0, n, rows):
+        xb, mb = x[i : i + rows], mask[i : i + rows]
+        fill = rows - xb.shape[0]
+        if fill:
+            xb = np.concatenate([xb, np.repeat(x[:1], fill, 0)])
+            mb = np.concatenate([mb, np.repeat(mask[:1], fill, 0)])
+        outs.append(_apply_masked(model, variables, xb, mb))
+    return np.concatenate(jax.device_get(outs))[:n]
+
+
+def masked_report(recon: np.ndarray, x: np.ndarray, mask: np.ndarray) -> dict:
+    """Reconstruction metrics over the valid (mask 1) elements of sequence data.
+
+    Args:
+      recon, x, mask: ``[N, T, D]``; ``mask`` 0/1, 1 on the valid steps.
+
+    Returns:
+      ``{"recon_mse": squared error per valid element, "sse_per_example": summed squared
+      error over each sequence's valid steps, mean over sequences}``, as floats; what is
+      beyond a sequence's length counts nowhere.
+    """
+    mask = np.asarray(mask, np.float64)
+    sq = np.square(np.asarray(recon, np.float64) - np.asarray(x, np.float64)) * mask
+    sse = sq.reshape(sq.shape[0], -1).sum(axis=1)
+    return {
+        "recon_mse": float(sse.sum() / max(mask.sum(), 1.0)),
+        "sse_per_example": float(sse.mean()),
+    }
+
+
 def evaluate_pca(ds: Dataset, n_components: int) -> tuple[dict, Any]:
-    """Fits PCA on the training split and reports it on the test split, like the AE."""
+    """Fits PCA on the training split and reports it on the test split, like the AE.
+
+    Sequence data: PCA of the flattened ``[T * D]`` sequences with the padding held at 0
+    (the training mean of every feature, after standardization) in the fit, scored like
+    the model on the valid steps only (``masked_report``). Extra padding adds columns
+    that are 0 in every row, which change neither the components nor a valid step's
+    reconstruction.
+    """
+    if ds.kind == "sequence" and ds.mask_train is not None:
+        flat = [
+            (np.asarray(x) * m).reshape(x.shape[0], -1)
+            for x, m in ((ds.x_train, ds.mask_train), (ds.x_test, ds.mask_test))
+        ]
+        pca = fit_pca(flat[0], n_components)
+        recon = np.asarray(pca.reconstruct(flat[1])).reshape(ds.x_test.shape)
+        return masked_report(recon, ds.x_test, ds.mask_test), pca
     pca = fit_pca(ds.x_train, n_components)
     # Unclipped, as in the literature (Hinton & Salakhutdinov's PCA-30 figure).
     recon = np.asarray(pca.reconstruct(ds.x_test))
     return metrics.reconstruction_report(recon, ds.x_test, image=ds.kind == "image"), pca
+
+
+SEQUENCE_SCORING = (
+    "valid steps only (the masks): padding is neither read by the model nor counted; "
+    "PCA on the flattened [T * D] sequences, padding held at 0"
+)
+
+
+def _seq_mask(ds: Dataset) -> np.ndarray | None:
+    """The test split's masks of sequence data (None for every other kind)."""
+    return ds.mask_test if ds.kind == "sequence" else None
 
 
 def pca_components(config: Config, ds: Dataset) -> int:
@@ -92,7 +185,7 @@ def summarize(result: RunResult) -> dict:
     ds, config = result.dataset, result.config
     if ds.kind == "ratings":
         return _ratings_summary(result)
-    ae = evaluate_model(result.model, result.variables, ds.x_test, ds.kind)
+    ae = evaluate_model(result.model, result.variables, ds.x_test, ds.kind, mask=_seq_mask(ds))
     k = pca_components(config, ds)
     pca, _ = evaluate_pca(ds, k)
     summary = {
@@ -104,6 +197,8 @@ def summarize(result: RunResult) -> dict:
     summary.update({f"test_{k}": v for k, v in ae.items()})
     summary.update({f"pca_{k}": v for k, v in pca.items()})
     summary["sse_ratio_ae_over_pca"] = ae["sse_per_example"] / max(pca["sse_per_example"], 1e-12)
+    if _seq_mask(ds) is not None:
+        summary["scored_on"] = SEQUENCE_SCORING
     summary.update(_speed_fields(result))
     if has_posterior(result.model):
         x_test = inference.check_input(ds.x_test, result.model.input_shape)
@@ -385,6 +480,8 @@ def evaluate_workdir(
         out = {"model": config.model, "data": ds.name, "latent_dim": config.latent_dim}
         return {**out, **ratings_summary(model, params, ds)}
     trained_kind = "image" if inference.reads_images(model) else "tabular"
+    if "sequence" in MODELS[config.model].kinds:
+        trained_kind = "sequence"
     if ds.kind != trained_kind or ds.input_shape != tuple(model.input_shape):
         raise DataError(
             f"data {ds.name!r} has {ds.kind} examples of shape {ds.input_shape}, but the run in "
@@ -397,12 +494,17 @@ def evaluate_workdir(
     if scaler is not None and ds.scaler is not None:
         # Inference uses the statistics saved with the model, not ones refitted here.
         x_test = scaler.transform(ds.scaler.inverse_transform(x_test))
-    ae = evaluate_model(model, params, x_test, ds.kind)
+    mask = _seq_mask(ds)
+    if mask is not None:
+        x_test = x_test * mask
+    ae = evaluate_model(model, params, x_test, ds.kind, mask=mask)
     k = pca_components(config, ds)
     pca, _ = evaluate_pca(ds, k)
     out = {"model": config.model, "data": ds.name, "latent_dim": config.latent_dim}
     out.update({f"test_{k}": v for k, v in ae.items()})
     out.update({f"pca_{k}": v for k, v in pca.items()})
+    if mask is not None:
+        out["scored_on"] = SEQUENCE_SCORING
     if has_posterior(model):
         out.update(_posterior_metrics(model, params, x_test, config))
     if iw:

@@ -9,7 +9,15 @@ points after the fit part.
 
 Windows: ``window`` consecutive points every ``stride`` points, the last one ending at the
 last point (so every point is covered); window ``i`` starts at ``starts[i]`` and keeps the
-timestamps ``timestamps[starts[i] : starts[i] + window]``.
+timestamps ``timestamps[starts[i] : starts[i] + window]``. ``window="day"`` sets it from
+the timestamps to one day of points (``points_per_day``: 288 for 5-minute data, 24 for
+hourly), at most what the training and the validation parts each hold (``resolve_window``):
+a window that spans the series' seasonal period lets the model reconstruct a whole cycle,
+so a day that departs from the usual shape stands out, where 32 points see a fraction of
+it (EncDec-AD and most of the literature set the window from the domain's period; NAB's
+series are daily operational data). ``stride=None`` takes ``window // 32`` (at least 1):
+each point still lies in about 32 windows, and an epoch costs about as many steps as
+windows of 32 at stride 1.
 
 Point scores: a point's per-step errors in every window that covers it are averaged
 (``point_errors``). The mean, not the max: a sequence autoencoder smears a spike's error
@@ -30,6 +38,15 @@ raised every method's point ROC-AUC (``benchmarks/nab.py`` reports both).
 Thresholds: ``percentile`` of the validation points' scores (``threshold="validation"``,
 clean data assumed, NAB's probationary period) or the ``1 - contamination`` quantile of
 the scored points' scores (``threshold="contamination"``).
+
+Anomaly likelihood (``post="likelihood"``, off by default; Ahmad et al. 2017, NAB's HTM
+detector): each score is compared with a Gaussian fitted to the scores of the last 8640
+points (from the validation part on): the likelihood ``L_t`` is the normal CDF of the
+last 10 scores' mean, and a point is flagged when ``L_t >= 1 - 1e-5``
+(``anomaly_likelihood``). The Gaussian follows the scores, so scores that drift after the
+fit part stop raising alarms; only a sudden rise does. The settings are the paper's, not
+tuned here. ``refractory=R`` (off) lets an alarm silence new ones for ``R`` points
+(``suppress_alarms``).
 
 Alarms: a run of consecutive flagged points is one alarm, at its first point (what pages
 an operator). ``windows_hit`` is the share of labelled windows (those reaching past the
@@ -125,6 +142,39 @@ def window_starts(n: int, window: int, stride: int) -> np.ndarray:
     return starts.astype(np.int64)
 
 
+COVER = 32  # stride=None: about this many windows cover each point (window // COVER)
+
+
+def points_per_day(timestamps: np.ndarray) -> int:
+    """Points in one day at the series' sampling interval: a day over the median of the
+    positive steps between consecutive timestamps, rounded, at least 1."""
+    ts = np.asarray(timestamps).astype("datetime64[ns]")
+    steps = np.diff(ts).astype(np.int64)
+    steps = steps[steps > 0]
+    if not steps.size:
+        raise DataError("window 'day': the timestamps never increase, no sampling interval")
+    return max(1, int(round(86_400e9 / float(np.median(steps)))))
+
+
+def resolve_window(
+    window: int | str, timestamps: np.ndarray, train_fraction: float, val_share: float
+) -> int:
+    """``window`` as points: an int as given; ``"day"``: ``points_per_day``, at most the
+    points of the training part and of the validation part (``causal_parts``), at least 2."""
+    if isinstance(window, str):
+        if window != "day":
+            raise DataError(f"window {window!r}: expected a number of points or 'day'")
+        n_fit = int(round(train_fraction * len(timestamps)))
+        n_train = int(round((1 - val_share) * n_fit))
+        return max(2, min(points_per_day(timestamps), n_train, n_fit - n_train))
+    return int(window)
+
+
+def default_stride(window: int) -> int:
+    """``window // COVER``, at least 1 (``stride=None``; module docstring)."""
+    return max(1, int(window) // COVER)
+
+
 def windows(values: np.ndarray, starts: np.ndarray, window: int) -> np.ndarray:
     """``[M, window, D]`` float32: ``values[starts[i] : starts[i] + window]``."""
     idx = starts[:, None] + np.arange(window)[None, :]
@@ -170,6 +220,131 @@ def smooth_scores(scores: np.ndarray, span: int) -> np.ndarray:
     return (c[idx + 1] - c[lo]) / (idx + 1 - lo)
 
 
+POSTS = ("none", "likelihood")
+LIKELIHOOD_HISTORY = 8640  # W, points of history (the paper's; 30 days of 5-minute points)
+LIKELIHOOD_SHORT = 10  # W', points of the short-term mean (the paper's)
+LIKELIHOOD_EPSILON = 1e-5  # an alarm when L_t >= 1 - epsilon (the paper's)
+
+
+def _log10_tail(z: np.ndarray) -> np.ndarray:
+    """``log10 Q(z)`` of the standard normal tail ``Q(z) = P(Z > z)``, exact far out in
+    the tail (``Q(40)`` underflows, its log does not); ``-inf`` at ``z = +inf``."""
+    from scipy.special import log_ndtr  # scipy comes with scikit-learn
+
+    return log_ndtr(-np.asarray(z, np.float64)) / np.log(10.0)
+
+
+def _check_windows(history: int, short: int) -> None:
+    if history < 2 or not 1 <= short <= history:
+        raise DataError(
+            f"anomaly likelihood: history {history} and short {short}: expected "
+            "history >= 2 and 1 <= short <= history"
+        )
+
+
+def anomaly_likelihood(
+    scores: np.ndarray,
+    *,
+    history: int = LIKELIHOOD_HISTORY,
+    short: int = LIKELIHOOD_SHORT,
+    start: int = 0,
+    log: bool = False,
+) -> np.ndarray:
+    """Numenta's anomaly likelihood of raw scores ``[N]``: ``[N]`` float64, causal.
+
+    Ahmad, Lavin, Purdy and Agha (2017), "Unsupervised real-time anomaly detection for
+    streaming data", Neurocomputing 262, eqs. (2)-(5) (NAB's HTM detector). For each point
+    ``t >= start``, with ``H_t = scores[max(start, t - history + 1) : t + 1]`` (the last
+    ``history`` points, fewer at the start, the current one included as in the paper):
+
+        mu_t, sigma_t = mean(H_t), std(H_t, ddof=1)
+        m_t = mean(scores[max(start, t - short + 1) : t + 1])
+        L_t = 1 - Q((m_t - mu_t) / sigma_t)
+
+    ``Q`` the standard normal tail. ``L_t`` is one-sided (a recent mean below the history's
+    gives ``L_t < 0.5``; nupic's code folds it onto the upper tail, the paper does not). The
+    Gaussian follows the scores' own level and spread, so a score that drifts slowly after
+    the fit part raises no alarm, a sudden rise does: the paper flags ``L_t >= 1 - epsilon``
+    (``epsilon = 1e-5``). Points before ``start`` (such as a model's in-sample training
+    points, whose scores are biased low) are left out of every history and get 0.5, as does
+    a point with a single history point. A constant history gives ``0.5`` when ``m_t``
+    equals it and ``1`` when ``m_t`` is above it.
+
+    Args:
+      scores: ``[N]`` raw scores, higher is more anomalous.
+      history: ``W``, points of the rolling Gaussian (the paper's 8640).
+      short: ``W'``, points of the short-term mean (the paper's 10), at most ``history``.
+      start: the first point of every history.
+      log: return NAB's log-likelihood score ``-log10(1 - L_t) / 10`` instead, computed
+        from ``log Q`` so it keeps ranking where ``L_t`` rounds to 1 (NAB caps it at 1, this
+        does not); ``L_t >= 1 - epsilon`` is ``score >= -log10(epsilon) / 10`` (0.5 for the
+        paper's epsilon).
+
+    Raises:
+      DataError: ``scores`` not 1-d, ``history < 2``, ``short`` not in ``[1, history]``,
+        ``start`` outside ``[0, N]``.
+    """
+    x = np.asarray(scores, np.float64)
+    if x.ndim != 1:
+        raise DataError(f"anomaly_likelihood: scores of shape {x.shape}; expected [N]")
+    _check_windows(history, short)
+    if not 0 <= start <= len(x):
+        raise DataError(f"anomaly_likelihood: start {start} outside [0, {len(x)}]")
+    n = len(x)
+    z = np.zeros(n)
+    if start < n:
+        h = x[start:] - x[start]  # a causal shift: sums of a constant history stay exact
+        c = np.concatenate([[0.0], np.cumsum(h)])
+        c2 = np.concatenate([[0.0], np.cumsum(h * h)])
+        t = np.arange(len(h))
+        lo = np.maximum(0, t - history + 1)
+        k = (t + 1 - lo).astype(np.float64)
+        mu = (c[t + 1] - c[lo]) / k
+        mean_sq = (c2[t + 1] - c2[lo]) / k
+        var = np.maximum(mean_sq - mu * mu, 0.0) * k / np.maximum(k - 1, 1)
+        lo_s = np.maximum(0, t - short + 1)
+        d = (c[t + 1] - c[lo_s]) / (t + 1 - lo_s) - mu
+        # A spread at the level of rounding is none: then only the sign of d counts.
+        flat = var <= 1e-20 * mean_sq
+        tol = 1e-9 * np.sqrt(mean_sq)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            zz = np.where(
+                flat,
+                np.where(d > tol, np.inf, np.where(d < -tol, -np.inf, 0.0)),
+                d / np.sqrt(np.where(flat, 1.0, var)),
+            )
+        zz[k < 2] = 0.0
+        z[start:] = zz
+    log_tail = _log10_tail(z)  # log10 (1 - L)
+    return -log_tail / 10.0 if log else -np.expm1(log_tail * np.log(10.0))
+
+
+def likelihood_threshold(epsilon: float = LIKELIHOOD_EPSILON) -> float:
+    """The log-likelihood score (``anomaly_likelihood(log=True)``) at which ``L_t`` reaches
+    ``1 - epsilon``: ``-log10(epsilon) / 10``."""
+    if not 0 < epsilon < 0.5:
+        raise DataError(f"epsilon {epsilon}: expected a tail probability in (0, 0.5)")
+    return float(-np.log10(epsilon) / 10.0)
+
+
+def suppress_alarms(flags: np.ndarray, period: int) -> np.ndarray:
+    """``[N]`` bool: ``flags [N]`` with every run of flagged points cleared whose first point
+    comes less than ``period`` points after the first point of the last run kept (a
+    refractory period: one event, one alarm). ``period <= 1`` keeps every run."""
+    f = np.asarray(flags, bool).copy()
+    if period <= 1 or not f.any():
+        return f
+    onsets = alarm_onsets(f)
+    ends = np.flatnonzero(f & ~np.concatenate([f[1:], [False]])) + 1  # run i: onsets[i]:ends[i]
+    last = None
+    for a, b in zip(onsets, ends, strict=True):  # a loop over runs, not points
+        if last is not None and a - last < period:
+            f[a:b] = False
+        else:
+            last = a
+    return f
+
+
 def threshold_for(
     scores: np.ndarray,
     val_scores: np.ndarray,
@@ -178,14 +353,16 @@ def threshold_for(
     contamination: float | None = None,
 ) -> tuple[float, str]:
     """``(threshold, rule)``: the ``1 - contamination`` quantile of ``scores`` when
-    ``contamination`` is given, else the ``percentile`` of the clean ``val_scores``."""
+    ``contamination`` is given, else the ``percentile`` of the clean ``val_scores``
+    (100: their max)."""
     if contamination is not None:
         if not 0 < contamination < 0.5:
             raise DataError(f"contamination {contamination}: expected a rate in (0, 0.5)")
         return float(np.quantile(scores, 1.0 - contamination)), f"contamination {contamination:g}"
-    if not 0 < percentile < 100:
-        raise DataError(f"percentile {percentile}: expected a number in (0, 100)")
-    return float(np.percentile(val_scores, percentile)), f"validation p{percentile:g}"
+    if not 0 < percentile <= 100:
+        raise DataError(f"percentile {percentile}: expected a number in (0, 100]")
+    rule = "validation max" if percentile == 100 else f"validation p{percentile:g}"
+    return float(np.percentile(val_scores, percentile)), rule
 
 
 # --- NAB labels and metrics -------------------------------------------------------------
@@ -367,12 +544,17 @@ def detect_series(
     out_dir: str | os.PathLike,
     *,
     model: str = "seq2seq_ae",
-    window: int = 32,
-    stride: int = 1,
+    window: int | str = 32,
+    stride: int | None = None,
     train_fraction: float = 0.15,
     val_share: float = 0.3,
     score: str = "mahalanobis",
     smooth: int = 0,
+    post: str = "none",
+    history: int = LIKELIHOOD_HISTORY,
+    short: int = LIKELIHOOD_SHORT,
+    epsilon: float = LIKELIHOOD_EPSILON,
+    refractory: int = 0,
     percentile: float = 99.5,
     contamination: float | None = None,
     labels: str | os.PathLike | None = None,
@@ -383,15 +565,35 @@ def detect_series(
     """Causal detection on a ``timestamp,value[,...]`` CSV: writes ``out_dir/scores.csv``
     (``timestamp,score,is_anomaly``), ``scores.png`` and ``detect.json``.
 
+    ``post="likelihood"`` turns the (optionally ``smooth``-ed) scores into NAB's
+    log-likelihood score (``anomaly_likelihood(log=True)``, histories from the validation
+    part on, ``history`` and ``short`` points) and flags ``L_t >= 1 - epsilon`` instead of
+    the validation percentile (``contamination``, when given, still wins).
+    ``refractory=R`` clears every run of flags starting less than ``R`` points after the
+    last alarm kept (``suppress_alarms``). ``window="day"`` spans one day of points from the
+    timestamps (``resolve_window``: the seasonal period of daily data; on NAB it lifted
+    seq2seq_ae's point ROC-AUC, see docs/results.md); ``stride=None`` is ``window // 32``.
+    The default stays 32 points: a day is domain knowledge, not every series is daily.
+
     Returns:
       The summary written to ``detect.json``; with ``labels`` (NAB's windows JSON) it holds
       ``series_metrics`` of the points after the fit part.
     """
+    if post not in POSTS:
+        raise DataError(f"post {post!r}: choose one of {POSTS}")
+    if post == "likelihood":  # bad settings fail before the model trains
+        _check_windows(history, short)
+        likelihood_threshold(epsilon)
+    if refractory < 0:
+        raise DataError(f"refractory {refractory}: expected a number of points >= 0")
     from aejax.data.scaler import Standardizer
 
     s = read_series(path)
     n = len(s.values)
     label_windows = windows_for(load_nab_windows(labels), path) if labels else None
+    requested = window
+    window = resolve_window(window, s.timestamps, train_fraction, val_share)
+    stride = default_stride(window) if stride is None else int(stride)
     n_train, n_fit = causal_parts(n, train_fraction, val_share, window)
     scaler = Standardizer.fit(s.values[:n_fit])
     values = scaler.transform(s.values).astype(np.float64)
@@ -407,22 +609,36 @@ def detect_series(
         progress=progress,
     )
     scores = smooth_scores(score_points(starts, errors, n, n_train, n_fit, score), smooth)
-    threshold, rule = threshold_for(
-        scores[n_fit:], scores[n_train:n_fit], percentile=percentile, contamination=contamination
-    )
-    flags = scores > threshold
+    if post == "likelihood":
+        scores = anomaly_likelihood(scores, history=history, short=short, start=n_train, log=True)
+    if post == "likelihood" and contamination is None:
+        threshold, rule = likelihood_threshold(epsilon), f"likelihood >= 1 - {epsilon:g}"
+        flags = scores >= threshold
+    else:
+        threshold, rule = threshold_for(
+            scores[n_fit:],
+            scores[n_train:n_fit],
+            percentile=percentile,
+            contamination=contamination,
+        )
+        flags = scores > threshold
+    flags = suppress_alarms(flags, refractory)
     summary: dict[str, Any] = {
         "data": str(path),
         "points": n,
         "columns": list(s.columns),
         "model": model,
         "window": window,
+        **({"window_rule": requested} if isinstance(requested, str) else {}),
         "stride": stride,
         "train_fraction": train_fraction,
         "fit_points": n_fit,
         "fit_until": str(s.timestamps[n_fit - 1]),
         "score": score,
         "smooth": smooth,
+        "post": post,
+        **({"history": history, "short": short} if post == "likelihood" else {}),
+        "refractory": refractory,
         "threshold": threshold,
         "threshold_rule": rule,
         "flagged": int(flags[n_fit:].sum()),
@@ -440,15 +656,20 @@ def detect_series(
         for t, v, f in zip(s.timestamps, scores, flags, strict=True)
     ]
     write_atomic(out / "scores.csv", "\n".join(lines) + "\n")
-    series_plot(out / "scores.png", s, scores, threshold, n_fit, label_windows, title=model)
+    series_plot(
+        out / "scores.png", s, scores, threshold, n_fit, label_windows, title=model, flags=flags
+    )
     write_atomic(out / "detect.json", json.dumps(summary, indent=2) + "\n")
     summary["out"] = str(out)
     return summary
 
 
-def series_plot(path, s: Series, scores, threshold, n_fit, label_windows=None, title=None):
-    """The series (first column), its scores with the threshold and, when given, the
-    labelled windows (red) over the fit part (grey)."""
+def series_plot(
+    path, s: Series, scores, threshold, n_fit, label_windows=None, title=None, flags=None
+):
+    """The series (first column), its scores with the threshold, the flagged points
+    (``flags [N]``, default ``scores > threshold``) and, when given, the labelled windows
+    (red) over the fit part (grey)."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -460,7 +681,7 @@ def series_plot(path, s: Series, scores, threshold, n_fit, label_windows=None, t
     a.set_ylabel(s.columns[0])
     b.plot(t, scores, lw=0.6, color="tab:purple")
     b.axhline(threshold, color="black", ls="--", lw=1, label="threshold")
-    flagged = scores > threshold
+    flagged = scores > threshold if flags is None else np.asarray(flags, bool)
     b.scatter(t[flagged], scores[flagged], s=4, color="tab:red", label="flagged")
     b.set_yscale("symlog")
     b.set_ylabel("score")
@@ -476,22 +697,29 @@ def series_plot(path, s: Series, scores, threshold, n_fit, label_windows=None, t
 
 
 __all__ = [
+    "POSTS",
     "SCORES",
     "Series",
     "alarm_onsets",
+    "anomaly_likelihood",
     "causal_parts",
+    "default_stride",
     "detect_series",
     "fit_and_reconstruct",
     "fit_gaussian",
     "is_series_csv",
+    "likelihood_threshold",
     "load_nab_windows",
     "mahalanobis",
     "point_errors",
     "point_labels",
+    "points_per_day",
     "read_series",
+    "resolve_window",
     "score_points",
     "series_metrics",
     "smooth_scores",
+    "suppress_alarms",
     "threshold_for",
     "window_starts",
     "windows",

@@ -10,7 +10,7 @@ Examples::
     python -m benchmarks regularized --out bench-out/regularized   # SSE and linear probe
     python -m benchmarks anomaly --out bench-out/anomaly           # ADBench, one-class MNIST
     python -m benchmarks nab --out bench-out/nab                   # NAB series, causal
-    python -m benchmarks seq2seq --out bench-out/seq2seq           # seq2seq_ae vs torch LSTM
+    python -m benchmarks seq2seq --out bench-out/seq2seq --repeats 3  # seq2seq_ae vs torch LSTM
     python -m benchmarks recommendation --out bench-out/rec        # AutoRec on MovieLens
     python -m benchmarks publish --from bench-out/quick            # -> benchmarks/results/
     python -m benchmarks readme --from bench-out/quick             # rewrites docs/results.md
@@ -74,6 +74,7 @@ def _parser() -> argparse.ArgumentParser:
     q.add_argument("--out", required=True, help="output directory")
     q.add_argument("--lengths", default="32,128", help="sequence lengths")
     q.add_argument("--torch-threads", type=int, default=1, help="0 = PyTorch's default")
+    q.add_argument("--repeats", type=int, default=1, help="runs per row; medians are reported")
     rec = sub.add_parser(
         "recommendation",
         help="I-AutoRec and U-AutoRec on MovieLens ml-latest-small beside rating baselines",
@@ -179,7 +180,9 @@ def main(argv: list[str] | None = None) -> int:
         from benchmarks.seq2seq_torch import run_seq2seq
 
         lengths = tuple(int(t) for t in args.lengths.split(","))
-        record = run_seq2seq(args.out, lengths=lengths, torch_threads=args.torch_threads)
+        record = run_seq2seq(
+            args.out, lengths=lengths, torch_threads=args.torch_threads, repeats=args.repeats
+        )
         print(f"wrote {pathlib.Path(args.out) / 'seq2seq.md'} ({record['seconds']:.0f} s)")
         return 0
     if args.command == "nab":

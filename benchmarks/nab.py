@@ -20,8 +20,31 @@ the mean score of the windows covering it), and the two autoencoders (``seq2seq_
 ``[W, D]`` windows, ``ae`` on flattened ones), each scored both ways: ``mahalanobis``
 (EncDec-AD) and ``error`` (mean squared error).
 
-Every method is reported twice: on its raw point scores and ``+smooth``, after a causal
-rolling mean over ``smooth`` points (default 4 windows, ``aejax.series.smooth_scores``).
+Every method's point scores go through the same post-processing families
+(``post_process``):
+
+- raw: flagged above the p``percentile`` (99.5) of its validation scores;
+- ``+smooth``: a causal rolling mean over ``smooth`` points first (default 4 windows of
+  ``window``, 128 points for every row, ``@day`` ones too, ``aejax.series.smooth_scores``;
+  the span was chosen on these four series: optimistic);
+- ``+valmax``: raw, flagged above the max of its validation scores;
+- ``+likelihood``: Numenta's anomaly likelihood (Ahmad et al. 2017,
+  ``aejax.series.anomaly_likelihood``) with the paper's settings (a Gaussian over the last
+  8640 points, histories from the validation part on, a mean of the last 10 scores,
+  flagged at ``L >= 1 - 1e-5``); the scores ranked for ROC-AUC are its log-likelihood;
+- ``+likelihood +refractory``: the same, an alarm silencing new ones for one window
+  (``aejax.series.suppress_alarms``);
+- ``+smooth +likelihood``: the likelihood of the ``+smooth`` scores (optimistic as those);
+- ``+likelihood W'=window``: the likelihood with the short mean over the method's window
+  instead of the paper's 10 points (an anomaly is judged over as many points as the model
+  sees at once).
+
+Every method but ``random`` runs twice: on windows of ``window`` (32, stride 1) and, as
+``name@day``, on windows of one day of points from the timestamps
+(``aejax.series.resolve_window``: 288 for 5-minute data, 48 for 30 minutes, 24 for hourly,
+at most what the validation part holds), stride ``window // 32``: a window that spans the
+daily cycle of these operational series, the period EncDec-AD and most of the literature
+set windows from (fixed before it ran here).
 
 Writes ``nab.json`` (settings, versions, device, every series' rows, the means) and
 ``nab.md``.
@@ -43,6 +66,21 @@ from benchmarks import environment
 
 METRICS = ("roc_auc", "windows_hit", "alarms_in_windows", "false_alarms_per_day")
 GOAL = {"roc_auc": 0.68, "alarms_in_windows": 0.5}
+FAMILIES = (
+    "",
+    " +smooth",
+    " +valmax",
+    " +likelihood",
+    " +likelihood +refractory",
+    " +smooth +likelihood",
+    " +likelihood W'=window",
+)
+# Numenta's anomaly likelihood with the paper's settings (Ahmad et al. 2017), not tuned here.
+LIKELIHOOD = {
+    "history": S.LIKELIHOOD_HISTORY,
+    "short": S.LIKELIHOOD_SHORT,
+    "epsilon": S.LIKELIHOOD_EPSILON,
+}
 
 
 def _rolling_z(values: np.ndarray, window: int) -> np.ndarray:
@@ -80,6 +118,30 @@ def _iforest(values, n_train, window, stride, seed):
     return S.point_errors(np.repeat(per_window[:, None], window, axis=1), starts, len(values))
 
 
+def _methods(values, n, n_train, n_fit, window, stride, epochs, seed, suffix, scored) -> None:
+    """Every method on windows of ``window`` every ``stride``: ``scored[name + suffix] =
+    (point scores [n], seconds, window)``."""
+
+    def add(name, fn):
+        t0 = time.perf_counter()
+        scored[name + suffix] = (fn(), time.perf_counter() - t0, window)
+
+    if not suffix:  # the reference has no window
+        add("random", lambda: np.random.default_rng(seed).uniform(size=n))
+    add("rolling_z", lambda: _rolling_z(values, window))
+    add("pca", lambda: _pca(values, n_train, window, stride))
+    add("iforest", lambda: _iforest(values, n_train, window, stride, seed))
+    fit = {"window": window, "stride": stride, "overrides": {"epochs": epochs}, "seed": seed}
+    for model in ("seq2seq_ae", "ae"):
+        t0 = time.perf_counter()
+        starts, errors, _ = S.fit_and_reconstruct(values, n_train, n_fit, model=model, **fit)
+        fit_s = time.perf_counter() - t0
+        for score in S.SCORES:
+            t1 = time.perf_counter()
+            points = S.score_points(starts, errors, n, n_train, n_fit, score)
+            scored[f"{model}/{score}{suffix}"] = (points, fit_s + time.perf_counter() - t1, window)
+
+
 def series_rows(
     path: pathlib.Path,
     label_windows,
@@ -90,47 +152,88 @@ def series_rows(
     percentile: float,
     epochs: int,
     smooth: int,
+    likelihood: dict = LIKELIHOOD,
+    day: bool = True,
     seed: int = 0,
 ) -> list[dict]:
-    """Every method on one series: a row of metrics and seconds each."""
+    """Every method on one series, on windows of ``window`` and (``day``) again on windows
+    of one day (``@day``, ``aejax.series.resolve_window``, stride ``window // 32``): a row
+    of metrics and seconds each. Both share the fit part of the fixed window."""
     s = S.read_series(path)
     n = len(s.values)
     n_train, n_fit = S.causal_parts(n, train_fraction, 0.3, window)
     values = Standardizer.fit(s.values[:n_fit]).transform(s.values).astype(np.float64)
-    scored: dict[str, tuple[np.ndarray, float]] = {}
-
-    def add(name, fn):
-        t0 = time.perf_counter()
-        scored[name] = (fn(), time.perf_counter() - t0)
-
-    add("random", lambda: np.random.default_rng(seed).uniform(size=n))
-    add("rolling_z", lambda: _rolling_z(values, window))
-    add("pca", lambda: _pca(values, n_train, window, stride))
-    add("iforest", lambda: _iforest(values, n_train, window, stride, seed))
-    fit = {"window": window, "stride": stride, "overrides": {"epochs": epochs}, "seed": seed}
-    for model in ("seq2seq_ae", "ae"):
-        t0 = time.perf_counter()
-        starts, errors, _ = S.fit_and_reconstruct(values, n_train, n_fit, model=model, **fit)
-        fit = time.perf_counter() - t0
-        for score in S.SCORES:
-            t1 = time.perf_counter()
-            points = S.score_points(starts, errors, n, n_train, n_fit, score)
-            scored[f"{model}/{score}"] = (points, fit + time.perf_counter() - t1)
+    scored: dict[str, tuple[np.ndarray, float, int]] = {}
+    _methods(values, n, n_train, n_fit, window, stride, epochs, seed, "", scored)
+    if day:
+        w_day = S.resolve_window("day", s.timestamps, train_fraction, 0.3)
+        S.causal_parts(n, train_fraction, 0.3, w_day)  # the same parts, checked
+        stride_day = S.default_stride(w_day)
+        _methods(values, n, n_train, n_fit, w_day, stride_day, epochs, seed, "@day", scored)
     rows = []
-    for span in (0, smooth):
-        for method, (raw, seconds) in scored.items():
-            scores = S.smooth_scores(raw, span)
-            threshold, rule = S.threshold_for(
-                scores[n_fit:], scores[n_train:n_fit], percentile=percentile
+    for family in FAMILIES:
+        for method, (raw, seconds, w) in scored.items():
+            scores, flags, rule = post_process(
+                raw,
+                family,
+                n_train=n_train,
+                n_fit=n_fit,
+                percentile=percentile,
+                smooth=smooth,
+                likelihood=likelihood,
+                refractory=w,
+                window=w,
             )
-            flags = scores > threshold
             m = S.series_metrics(s.timestamps, scores, flags, label_windows, n_fit)
-            name = f"{method} +smooth" if span else method
             rows.append(
-                {"series": path.parent.name + "/" + path.name, "method": name, **m}
-                | {"threshold_rule": rule, "smooth": span, "seconds": round(seconds, 3)}
+                {"series": path.parent.name + "/" + path.name, "method": method + family, **m}
+                | {"window": w, "threshold_rule": rule, "seconds": round(seconds, 3)}
             )
     return rows
+
+
+def post_process(
+    raw: np.ndarray,
+    family: str,
+    *,
+    n_train: int,
+    n_fit: int,
+    percentile: float,
+    smooth: int,
+    likelihood: dict,
+    refractory: int,
+    window: int | None = None,
+) -> tuple[np.ndarray, np.ndarray, str]:
+    """``(scores [N], flags [N], rule)`` of raw point scores ``[N]`` under one of
+    ``FAMILIES``: ``""`` (raw, validation percentile), ``" +smooth"`` (a causal mean over
+    ``smooth`` points, then the same), ``" +valmax"`` (raw, the validation max),
+    ``" +likelihood"`` (Numenta's log-likelihood, ``L >= 1 - epsilon``) and
+    ``" +likelihood +refractory"`` (the same, one alarm per ``refractory`` points) and
+    ``" +smooth +likelihood"`` (the likelihood of the smoothed scores) and
+    ``" +likelihood W'=window"`` (the likelihood with a short mean over the method's
+    ``window``, default ``refractory``, instead of the paper's 10)."""
+    if family not in FAMILIES:
+        raise DataError(f"family {family!r}: choose one of {FAMILIES}")
+    if "+likelihood" in family:
+        eps = likelihood["epsilon"]
+        base = S.smooth_scores(raw, smooth) if family.startswith(" +smooth") else raw
+        short = likelihood["short"]
+        if family.endswith("W'=window"):
+            short = min(refractory if window is None else window, likelihood["history"])
+        scores = S.anomaly_likelihood(
+            base, history=likelihood["history"], short=short, start=n_train, log=True
+        )
+        flags = scores >= S.likelihood_threshold(eps)
+        rule = f"likelihood >= 1 - {eps:g}" + (
+            f", short {short}" if short != likelihood["short"] else ""
+        )
+        if family.endswith("+refractory"):
+            flags, rule = S.suppress_alarms(flags, refractory), f"{rule}, refractory {refractory}"
+        return scores, flags, rule
+    scores = S.smooth_scores(raw, smooth if family == " +smooth" else 0)
+    p = 100.0 if family == " +valmax" else percentile
+    threshold, rule = S.threshold_for(scores[n_fit:], scores[n_train:n_fit], percentile=p)
+    return scores, scores > threshold, rule
 
 
 def summarize(rows: list[dict]) -> dict[str, dict]:
@@ -141,7 +244,11 @@ def summarize(rows: list[dict]) -> dict[str, dict]:
         out[method] = {
             k: (statistics.fmean(v) if (v := [r[k] for r in mine if r[k] is not None]) else None)
             for k in METRICS
-        } | {"series": len(mine), "seconds": round(sum(r["seconds"] for r in mine), 2)}
+        } | {
+            "series": len(mine),
+            "alarms": sum(r["alarms"] for r in mine),
+            "seconds": round(sum(r["seconds"] for r in mine), 2),
+        }
     return out
 
 
@@ -153,6 +260,7 @@ def _fmt(v, pct=False):
 
 def markdown(record: dict) -> str:
     s = record["settings"]
+    lk = s.get("likelihood", LIKELIHOOD)
     lines = [
         "# NAB, causal protocol",
         "",
@@ -166,18 +274,31 @@ def markdown(record: dict) -> str:
         "the points after the fit part. An alarm is a run of flagged points, counted at its "
         f"first point (`aejax.series`). `+smooth`: the same scores after a causal mean over "
         f"{s['smooth']} points (the span was chosen on these four series, the only ones "
-        "here: read those rows as optimistic).",
+        "here: read those rows, and `+smooth +likelihood`, as optimistic). `+valmax`: raw "
+        "scores above the max of the validation scores. `+likelihood`: Numenta's anomaly "
+        f"likelihood (Ahmad et al. 2017) with the paper's settings (a Gaussian over the last "
+        f"{lk['history']} scores from the validation part on, the mean of the last "
+        f"{lk['short']}), flagged at L >= 1 - {lk['epsilon']:g}, its log-likelihood ranked "
+        "for ROC-AUC; `+refractory`: an alarm silences new ones for one window; "
+        "`+likelihood W'=window`: the same likelihood with the mean of the last window of "
+        "scores instead of 10. `@day`: the method on windows of one day of points from the "
+        "timestamps (288 at 5 minutes, 48 at 30, 24 at an hour; at most what the "
+        "validation part holds: 181 on art_daily_jumpsup), stride window // 32, the same "
+        "fit part (a setting from the data's period, fixed before it ran here). Means of "
+        "alarms in windows leave out the series without alarms; `alarms` is the total over "
+        "the series.",
         "",
         "## Means over the series",
         "",
-        "| method | point ROC-AUC | windows hit | alarms in windows | false alarms / day | s |",
-        "|---|---:|---:|---:|---:|---:|",
+        "| method | point ROC-AUC | windows hit | alarms in windows | false alarms / day "
+        "| alarms | s |",
+        "|---|---:|---:|---:|---:|---:|---:|",
     ]
     for method, m in record["summary"].items():
         lines.append(
             f"| {method} | {_fmt(m['roc_auc'])} | {_fmt(m['windows_hit'], True)} | "
             f"{_fmt(m['alarms_in_windows'], True)} | {_fmt(m['false_alarms_per_day'])} | "
-            f"{m['seconds']:.1f} |"
+            f"{m['alarms']} | {m['seconds']:.1f} |"
         )
     lines += [
         "",
@@ -209,6 +330,7 @@ def run_nab(
     percentile: float = 99.5,
     epochs: int = 30,
     smooth: int | None = None,
+    day: bool = True,
     only: tuple[str, ...] = (),
 ) -> dict:
     """Runs every labelled series of ``data_dir/nab``; writes ``nab.json`` and ``nab.md``."""
@@ -230,6 +352,8 @@ def run_nab(
         "percentile": percentile,
         "epochs": epochs,
         "smooth": 4 * window if smooth is None else smooth,
+        "likelihood": dict(LIKELIHOOD),
+        "day": day,
     }
     for key in sorted(labels):
         path = nab / key

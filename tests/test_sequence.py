@@ -192,3 +192,265 @@ def test_nab_benchmark_summary_and_markdown():
     record.update(rows=rows, notes=["n"], seconds=1.0, timestamp="t", device={})
     text = nab.markdown(record)
     assert "| random | 0.500 | 50% | n/a | 0.500 |" in text and "a/b.csv" in text
+
+
+# --- Run summaries score valid steps only; the PyTorch twin and its benchmark -----------
+
+
+def test_run_summary_does_not_count_padding():
+    import dataclasses
+
+    from aejax import Config, train_and_evaluate
+    from aejax.evaluate import summarize
+
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(60, 6, 2))
+    lengths = rng.integers(3, 7, 60)
+    short = build_sequence_dataset("s", x, lengths=lengths, seed=0)
+    # The same sequences, 4 steps longer, the padding full of garbage.
+    padded_x = np.concatenate([x, 50 * rng.normal(size=(60, 4, 2))], axis=1)
+    padded = build_sequence_dataset("s", padded_x, lengths=lengths, seed=0)
+    garbage = {
+        f"x_{s}": np.where(getattr(padded, f"mask_{s}") > 0, getattr(padded, f"x_{s}"), -9.0)
+        for s in ("train", "val", "test")
+    }
+    padded = dataclasses.replace(padded, **garbage)
+    config = Config(
+        data="s", model="seq2seq_ae", rnn_hidden=8, latent_dim=3, epochs=1, batch_size=16,
+        progress=False, devices=1,
+    )  # fmt: skip
+    summary, result = train_and_evaluate(config, dataset=short, plot=False)
+    model10 = create_model("seq2seq_ae", (10, 2), "gaussian", rnn_hidden=8, latent_dim=3)
+    again = summarize(dataclasses.replace(result, dataset=padded, model=model10))
+    keys = ("test_recon_mse", "test_sse_per_example", "pca_recon_mse", "pca_sse_per_example")
+    for k in keys + ("sse_ratio_ae_over_pca",):
+        np.testing.assert_allclose(again[k], summary[k], rtol=1e-5, err_msg=k)
+    assert summary["test_recon_mse"] > 0.05 and summary["pca_recon_mse"] > 0.05
+    assert "valid steps" in summary["scored_on"]
+    # The model's error per valid element: its SSE over the valid elements it scored.
+    valid = short.mask_test.sum() / short.mask_test.shape[0]
+    np.testing.assert_allclose(
+        summary["test_recon_mse"] * valid, summary["test_sse_per_example"], rtol=1e-5
+    )
+
+
+@pytest.mark.parametrize("cell", ["lstm", "gru"])
+def test_the_pytorch_twin_computes_and_trains_like_seq2seq_ae(cell):
+    torch = pytest.importorskip("torch")
+    import optax
+
+    from benchmarks.seq2seq_torch import build_twin
+
+    t, d = 7, 2
+    m = _model(t, d, cell=cell, rnn_hidden=5)
+    x = np.random.default_rng(0).normal(size=(4, t, d)).astype(np.float32)
+    params = m.init(jax.random.key(0), x)["params"]
+    twin = build_twin(params, cell, t)
+    xt = torch.from_numpy(x)
+    with torch.no_grad():
+        np.testing.assert_allclose(twin(xt).numpy(), m.apply({"params": params}, x)[0], atol=1e-5)
+
+    @jax.value_and_grad
+    def loss(p):
+        return m.apply({"params": p}, x)[1]["terms"]["reconstruction"].mean()
+
+    opt, topt = optax.adam(1e-2), torch.optim.Adam(twin.parameters(), lr=1e-2)
+    state = opt.init(params)
+    for _ in range(2):  # the second loss is after one step on each side: the same gradients
+        val, g = jax.jit(loss)(params)
+        updates, state = opt.update(g, state, params)
+        params = optax.apply_updates(params, updates)
+        topt.zero_grad()
+        tval = ((twin(xt) - xt) ** 2).sum(dim=(1, 2)).mean()
+        tval.backward()
+        topt.step()
+        np.testing.assert_allclose(tval.item(), float(val), rtol=1e-5, atol=1e-5)
+    with torch.no_grad():
+        np.testing.assert_allclose(twin(xt).numpy(), m.apply({"params": params}, x)[0], atol=1e-5)
+
+
+def _likelihood_loop(x, history, short, start):
+    """The anomaly likelihood one point at a time, straight from Ahmad et al. (2017)."""
+    import math
+
+    out = np.full(len(x), 0.5)
+    for t in range(start, len(x)):
+        h = x[max(start, t - history + 1) : t + 1]
+        if len(h) < 2:
+            continue
+        z = (x[max(start, t - short + 1) : t + 1].mean() - h.mean()) / h.std(ddof=1)
+        out[t] = 1 - 0.5 * math.erfc(z / math.sqrt(2))
+    return out
+
+
+def test_anomaly_likelihood_matches_the_paper_loop_and_known_values():
+    rng = np.random.default_rng(0)
+    x = rng.gamma(2.0, size=400) * 50 + 3
+    for history, short, start in [(60, 10, 0), (8640, 10, 25), (15, 15, 3), (2, 1, 0)]:
+        got = series.anomaly_likelihood(x, history=history, short=short, start=start)
+        np.testing.assert_allclose(got, _likelihood_loop(x, history, short, start), atol=1e-12)
+    # A constant history: 0.5 while the scores equal it, then a sustained jump -> 1.
+    x = np.concatenate([np.full(300, 3.0), np.full(10, 9.0)])
+    lik = series.anomaly_likelihood(x)
+    np.testing.assert_array_equal(lik[:300], 0.5)
+    assert lik[300] > 0.9 and lik[-1] > 1 - 1e-5
+    log = series.anomaly_likelihood(x, log=True)  # NAB's -log10(1 - L) / 10
+    np.testing.assert_allclose(log[300:305], -np.log10(1 - lik[300:305]) / 10, rtol=1e-9)
+    assert series.likelihood_threshold(1e-5) == pytest.approx(0.5)
+    assert (log >= 0.5).sum() == (lik >= 1 - 1e-5).sum() >= 1
+    # A short mean equal to the history's mean: 0.5 (alternating 0, 1; both means 1/2).
+    alt = np.tile([0.0, 1.0], 50)
+    lik = series.anomaly_likelihood(alt, history=20, short=2)
+    np.testing.assert_allclose(lik[21::2], 0.5, atol=1e-12)
+    # One-sided: a drop below the history gives less than 0.5; points before start: 0.5.
+    drop = np.concatenate([rng.normal(5, 1, 200), np.zeros(10)])
+    assert series.anomaly_likelihood(drop)[-1] < 1e-3
+    np.testing.assert_array_equal(series.anomaly_likelihood(drop, start=50)[:51], 0.5)
+
+
+def test_anomaly_likelihood_is_causal_and_checks_its_arguments():
+    rng = np.random.default_rng(1)
+    x = rng.exponential(size=500)
+    y = x.copy()
+    y[300:] = rng.exponential(size=200) * 100  # another future
+    for kwargs in ({}, {"history": 50, "start": 20}, {"log": True}):
+        a = series.anomaly_likelihood(x, **kwargs)
+        b = series.anomaly_likelihood(y, **kwargs)
+        np.testing.assert_array_equal(a[:300], b[:300])
+        assert not np.array_equal(a[300:], b[300:])
+    for bad in ({"history": 1}, {"short": 0}, {"history": 5, "short": 6}, {"start": 501}):
+        with pytest.raises(DataError, match="anomaly"):
+            series.anomaly_likelihood(x, **bad)
+    with pytest.raises(DataError, match=r"\[N\]"):
+        series.anomaly_likelihood(x.reshape(50, 10))
+    with pytest.raises(DataError, match="epsilon"):
+        series.likelihood_threshold(0.0)
+
+
+def test_refractory_period_keeps_one_alarm_per_event():
+    flags = np.array([1, 1, 0, 1, 0, 0, 0, 1, 0, 1, 1, 0, 0, 0, 0, 1], bool)
+    np.testing.assert_array_equal(series.suppress_alarms(flags, 0), flags)
+    np.testing.assert_array_equal(series.suppress_alarms(flags, 1), flags)
+    kept = series.suppress_alarms(flags, 4)  # onsets 0, 3, 7, 9, 15: 3 and 9 silenced
+    np.testing.assert_array_equal(np.flatnonzero(kept), [0, 1, 7, 15])
+    np.testing.assert_array_equal(series.alarm_onsets(kept), [0, 7, 15])
+    assert not series.suppress_alarms(np.zeros(5, bool), 3).any()
+    assert flags.sum() == 7  # the input is left alone
+
+
+def test_detect_series_likelihood_path_and_cli_flags(tmp_path, monkeypatch, capsys):
+    _sine_csv(tmp_path / "sine.csv")
+
+    def fake_fit(values, n_train, n_fit, *, window, stride, **_):
+        starts = series.window_starts(len(values), window, stride)
+        errors = np.full((len(starts), window, values.shape[1]), 0.1)
+        errors[starts > 380] = 3.0  # a sudden rise late in the series
+        errors += 0.01 * np.random.default_rng(0).random(errors.shape)
+        return starts, errors, {"fit_seconds": 0.0, "epochs_run": 0}
+
+    monkeypatch.setattr(series, "fit_and_reconstruct", fake_fit)
+    common = {"window": 16, "train_fraction": 0.5, "score": "error"}
+    out = series.detect_series(
+        tmp_path / "sine.csv", tmp_path / "a", post="likelihood", refractory=16, **common
+    )
+    assert out["post"] == "likelihood" and out["threshold"] == pytest.approx(0.5)
+    assert out["threshold_rule"] == "likelihood >= 1 - 1e-05" and out["refractory"] == 16
+    with open(tmp_path / "a" / "scores.csv") as f:
+        flagged = [i for i, r in enumerate(csv.DictReader(f)) if r["is_anomaly"] == "1"]
+    assert flagged and 380 < flagged[0] <= 400  # the rise, not the fit part's level
+    with pytest.raises(DataError, match="post"):
+        series.detect_series(tmp_path / "sine.csv", tmp_path / "b", post="nab", **common)
+    with pytest.raises(DataError, match="epsilon"):
+        series.detect_series(tmp_path / "sine.csv", tmp_path / "b", post="likelihood",
+                             epsilon=2.0, **common)  # fmt: skip
+
+    seen = {}
+    monkeypatch.setattr(series, "detect_series", lambda *a, **k: seen.update(k) or out)
+    argv = ["detect", "--data", str(tmp_path / "sine.csv"), "--out", str(tmp_path / "c")]
+    assert cli.main([*argv, "--post", "likelihood", "--epsilon", "1e-6", "--refractory", "8"]) == 0
+    assert seen["post"] == "likelihood" and seen["epsilon"] == 1e-6 and seen["refractory"] == 8
+    assert cli.main(argv) == 0 and seen["post"] == "none" and seen["refractory"] == 0
+    assert cli.main([*argv, "--epsilon", "1e-6"]) == 2  # without --post likelihood
+    capsys.readouterr()
+
+
+def test_nab_post_processing_families():
+    from benchmarks import nab
+
+    rng = np.random.default_rng(0)
+    raw = np.concatenate([rng.exponential(size=900), 20 + rng.exponential(size=30)])
+    kw = {"n_train": 100, "n_fit": 200, "percentile": 99.5, "smooth": 8, "refractory": 32}
+    kw["likelihood"] = nab.LIKELIHOOD
+    seen = {}
+    for family in nab.FAMILIES:
+        scores, flags, rule = nab.post_process(raw, family, **kw)
+        assert scores.shape == flags.shape == raw.shape and flags[900:].any()
+        seen[family] = (scores, flags, rule)
+    assert seen[" +valmax"][2] == "validation max" and seen[""][2] == "validation p99.5"
+    lik, flags, rule = seen[" +likelihood"]
+    assert rule == "likelihood >= 1 - 1e-05"
+    np.testing.assert_array_equal(flags, lik >= 0.5)
+    assert not flags[:900].any()  # iid scores: no alarm before the rise
+    assert series.alarm_onsets(seen[" +likelihood +refractory"][1]).size == 1
+    with pytest.raises(DataError, match="family"):
+        nab.post_process(raw, " +other", **kw)
+
+
+def test_day_window_from_the_timestamps_and_the_default_stride(tmp_path, monkeypatch, capsys):
+    start = np.datetime64("2021-03-01T00:00", "ns")
+    five = start + np.arange(4000) * np.timedelta64(5, "m")
+    assert series.points_per_day(five) == 288
+    assert series.points_per_day(start + np.arange(50) * np.timedelta64(1, "h")) == 24
+    back = five.copy()
+    back[10:] -= np.timedelta64(1, "h")  # a step back (machine_temperature) leaves it alone
+    assert series.points_per_day(back) == 288
+    with pytest.raises(DataError, match="never increase"):
+        series.points_per_day(np.repeat(start, 5))
+    # 4000 points: fit 600, train 420, validation 180 < 288: the validation part caps it
+    assert series.resolve_window("day", five, 0.15, 0.3) == 180
+    assert series.resolve_window("day", five, 0.5, 0.3) == 288
+    assert series.resolve_window(32, five, 0.15, 0.3) == 32
+    with pytest.raises(DataError, match="'day'"):
+        series.resolve_window("week", five, 0.15, 0.3)
+    assert [series.default_stride(w) for w in (1, 24, 32, 63, 64, 288)] == [1, 1, 1, 1, 2, 9]
+
+    _sine_csv(tmp_path / "sine.csv")  # 10-minute points: 144 a day
+    seen = {}
+
+    def fake_fit(values, n_train, n_fit, *, window, stride, **_):
+        seen.update(window=window, stride=stride)
+        starts = series.window_starts(len(values), window, stride)
+        rng = np.random.default_rng(0)
+        return starts, rng.random((len(starts), window, 1)), {"fit_seconds": 0, "epochs_run": 0}
+
+    monkeypatch.setattr(series, "fit_and_reconstruct", fake_fit)
+    out = series.detect_series(tmp_path / "sine.csv", tmp_path / "a", window="day",
+                               train_fraction=0.5)  # fmt: skip
+    assert seen == {"window": 72, "stride": 2}  # 144 a day, capped by 72 validation points
+    assert out["window"] == 72 and out["window_rule"] == "day" and out["stride"] == 2
+    called = {}
+    monkeypatch.setattr(series, "detect_series", lambda *a, **k: called.update(k) or out)
+    argv = ["detect", "--data", str(tmp_path / "sine.csv"), "--out", str(tmp_path / "c")]
+    assert cli.main([*argv, "--window", "day"]) == 0
+    assert called["window"] == "day" and called["stride"] is None
+    assert cli.main([*argv, "--window", "48", "--stride", "4"]) == 0
+    assert called["window"] == 48 and called["stride"] == 4
+    with pytest.raises(SystemExit):
+        cli.main([*argv, "--window", "week"])
+    capsys.readouterr()
+
+
+def test_seq2seq_benchmark_reports_the_run_of_the_median_ratio():
+    from benchmarks.seq2seq_torch import markdown, median_row
+
+    base = {"cell": "lstm", "seq_len": 32, "max_abs_diff": 1e-7, "jax_compile_s": 2.0}
+    runs = [
+        {**base, "jax_examples_per_s": j, "torch_examples_per_s": 100.0, "ratio_jax_over_torch": r}
+        for j, r in ((50.0, 0.5), (90.0, 0.9), (80.0, 0.8))
+    ]
+    row = median_row(runs)
+    assert row["ratio_jax_over_torch"] == 0.8 and row["jax_examples_per_s"] == 80.0
+    assert (row["ratio_min"], row["ratio_max"], row["runs"]) == (0.5, 0.9, 3)
+    record = {"rows": [row], "steps": 15, "repeats": 3, "torch_threads": 1, "timestamp": "t"}
+    record["device"] = {"kind": "cpu", "platform": "cpu", "count": 1, "cpu": "x86", "cpu_cores": 2}
+    assert "| lstm | 32 | 1.0e-07 | 80 | 100 | 0.80x | 0.50-0.90x |" in markdown(record)

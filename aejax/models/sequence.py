@@ -27,6 +27,29 @@ A plain ``lax.scan`` (``nn.RNN`` and ``nn.scan`` with ``unroll=1``) is the faste
 compiles in seconds at any length: each step is a few small matmuls, so XLA's per-iteration
 overhead is not what costs, and unrolling only grows the program (and the compile time,
 quadratically for the fully unrolled graph). Hence the default ``rnn_unroll=1``.
+
+Hoisting the input projections out of the scan (issue 14; tried, not kept): the encoder's
+``x_t @ W_i`` for all steps as one ``[B*T, D] @ [D, 4H]`` matmul before the scan, the
+decoder's ``z @ W_i`` once, the output layer over all steps after it, so the scan body is
+``h @ W_h`` plus the gates. The same function (outputs within 1e-7 of Flax's cells,
+gradients within 4e-6) and the same parameter tree, but slower: one jitted Adam step of the
+LSTM model above, XLA on one thread (steadier on the loaded machine), medians of 15
+alternating steps:
+
+    T     Flax cells (kept)  hoisted   hoisted, one tanh for the gates  + custom VJP
+    32    8.6 ms             10.5 ms   12.7 ms                          10.6 ms
+    128   87.8 ms            117.9 ms  132.2 ms                         114.8 ms
+
+XLA already hoists the decoder's loop-invariant ``z @ W_i``, and for these sizes a step's
+time is in the many small kernels of each scan iteration (about 25 forward, 28 backward),
+not in its matmuls. A custom VJP (one packed residual per step, ``dW_h`` as one matmul
+after the backward scan) did not make them cheaper. Nor were these faster: ``[x_t, h] @
+[W_i; W_h]`` as one matmul (the encoder's forward alone 2.4x faster, 1.05 vs 2.49 ms at
+T=32, the training step 10.6 vs 10.4 ms), ``nn.remat`` of the cell (11.8 ms, 11.4 ms with
+``dots_saveable``, against 10.5 ms), YNNPACK off (11.3 vs 9.7 ms) or with its element-wise
+fusions (19.5 vs 11.6 ms); XLA on one thread made both frameworks' steps faster in the
+benchmark but not the ratio (0.79x to 0.81x at T=32). The LSTM stays below PyTorch's
+oneDNN kernels (``benchmarks/results/2026-12-01-cpu-seq2seq``); the GRU is faster.
 """
 
 from __future__ import annotations
