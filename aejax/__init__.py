@@ -8,6 +8,7 @@ from aejax import (
     series,  # time series: windows, point scores, NAB labels (aejax.series.window_starts, ...)
     train,  # the engine subpackage: aejax.train.train(config, workdir)
 )
+from aejax.augment import Augment, parse_augment
 from aejax.baselines import PCA, fit_pca
 from aejax.bounds import importance_weighted_bound
 from aejax.config import Config
@@ -44,6 +45,7 @@ __all__ = [
     "MODELS",
     "PCA",
     "AejaxError",
+    "Augment",
     "AnomalyDetector",
     "Autoencoder",
     "CheckpointError",
@@ -80,6 +82,7 @@ __all__ = [
     "model_from_config",
     "objective",
     "Objective",
+    "parse_augment",
     "parse_corruption",
     "precision_at_n",
     "recommend",

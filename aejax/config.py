@@ -124,6 +124,21 @@ def _codes_corruption_spec(value: str) -> bool:
     return not parse_corruption(value).images_only
 
 
+def _augment_spec(value: str) -> bool:
+    """Parses an ``augment`` spec; a bad one raises a ConfigError naming the problem."""
+    if value in ("", "none"):  # the default: no need to import jax for it
+        return True
+    from aejax.augment import parse_augment  # late: it imports jax
+
+    parse_augment(value)
+    return True
+
+
+_AUGMENT = Allowed(
+    "OP:VALUE joined by +, OP one of shift:N, flip:P (`aejax.augment`); empty or none = off",
+    _augment_spec,
+)
+
 _CORRUPTION = Allowed(
     "OP:VALUE joined by +, OP one of gaussian:SIGMA, masking:P, salt_pepper:P, block:SIZE, "
     "downsample:F (`aejax.corruption`); empty = the model's default, none = off",
@@ -345,6 +360,12 @@ class Config:
         "gaussian:0.5 or masking:0.2+gaussian:0.1; empty = the model's (denoising_ae: "
         "masking:0.25, autorec: masking:0.5)",
         _CORRUPTION,
+    )
+    augment: str = _field(
+        "",
+        "images: random transforms of each training batch, before any corruption (targets "
+        "too), e.g. shift:2 or shift:2+flip:0.5; empty = none",
+        _AUGMENT,
     )
     label_column: str | None = _field(
         None,

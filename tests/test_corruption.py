@@ -6,13 +6,13 @@ corruption: same bits, 8 devices equal 1, compile once, resume.
 
 import re
 
-import flax.linen as nn
 import jax
 import jax.numpy as jnp
 import numpy as np
 import optax
 import pytest
 from _configs import SMALL
+from _probe import Probe
 
 from aejax import Config, ConfigError, Corruption, parse_corruption
 from aejax.corruption import corruption_for
@@ -192,21 +192,6 @@ def test_same_key_same_bits_other_key_other_bits_and_jit():
 
 
 # --- the engine ----------------------------------------------------------------------------
-class _Probe(nn.Module):
-    """Stores the input and the target it is trained on; a constant loss."""
-
-    input_shape: tuple = (8, 8, 1)
-    phases = (("autoencoder", "__call__"),)
-
-    @nn.compact
-    def __call__(self, x, *, train=False, mask=None, target=None):
-        seen = self.variable("probe", "x", jnp.zeros, x.shape)
-        clean = self.variable("probe", "target", jnp.zeros, x.shape)
-        seen.value, clean.value = x, (x if target is None else target)
-        w = self.param("w", nn.initializers.zeros, ())
-        return x, {"terms": {"reconstruction": w * x.reshape(x.shape[0], -1).sum(1)}}
-
-
 def test_the_step_corrupts_the_input_and_keeps_the_target_clean():
     batch = np.full((64, 8, 8, 1), 0.5, np.float32)
     tx = optax.sgd(0.0)
@@ -218,14 +203,14 @@ def test_the_step_corrupts_the_input_and_keeps_the_target_clean():
         model_state={"probe": {"x": zeros, "target": zeros}},
         rng=jax.random.key(0),
     )
-    step = jax.jit(make_train_step(_Probe(), tx, corruption=parse_corruption("masking:0.5")))
+    step = jax.jit(make_train_step(Probe(), tx, corruption=parse_corruption("masking:0.5")))
     s1, _ = step(state, {"x": batch}, state.rng)
     s2, _ = step(s1, {"x": batch}, state.rng)
     seen1, seen2 = (np.asarray(s.model_state["probe"]["x"]) for s in (s1, s2))
     assert set(np.unique(seen1)) == {0.0, 0.5} and _within((seen1 == 0).mean(), 0.5, 64 * 64)
     assert not np.array_equal(seen1, seen2)  # the step is folded into the key: new draws
     np.testing.assert_array_equal(s1.model_state["probe"]["target"], batch)
-    plain = jax.jit(make_train_step(_Probe(), tx))(state, {"x": batch}, state.rng)[0]
+    plain = jax.jit(make_train_step(Probe(), tx))(state, {"x": batch}, state.rng)[0]
     np.testing.assert_array_equal(plain.model_state["probe"]["x"], batch)
 
 

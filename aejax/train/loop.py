@@ -16,6 +16,7 @@ import numpy as np
 import tqdm
 
 from aejax import tensorboard, xla
+from aejax.augment import parse_augment
 from aejax.config import Config
 from aejax.corruption import corruption_for
 from aejax.data import Dataset, load_dataset
@@ -138,6 +139,8 @@ def train(
         raise ConfigError(f"binarize=true needs image data in [0, 1]; {ds.name!r} is {ds.kind}")
     corruption = corruption_for(config)  # "" = the model's default (denoising_ae's)
     corruption.check(ds.input_shape, ds.kind)
+    augment = parse_augment(config.augment)
+    augment.check(ds.input_shape, ds.kind)
     x_train = check_input(ds.x_train, ds.input_shape, f"{ds.name} training data", image=image)
     x_val, mask_val, target_val = ds.split("val")
     mask_train = ds.mask_train  # per-element 0/1 (ratings: the observed entries), or None
@@ -200,6 +203,7 @@ def train(
         nonfinite=config.nonfinite,
         binarize=config.binarize,
         corruption=corruption,
+        augment=augment,
     )
     platform = mesh.devices.flat[0].platform
     eval_step = xla.jit(make_eval_step(model, objective), platform=platform)

@@ -44,6 +44,7 @@ def make_pmap_train_step(
     nonfinite: str = "stop",
     binarize: bool = False,
     corruption: Any = None,
+    augment: Any = None,
 ) -> Callable:
     """Builds a pmapped ``train_step(state, batch, key) -> (state, metrics)``.
 
@@ -55,6 +56,7 @@ def make_pmap_train_step(
       binarize: dynamic binarization of ``batch["x"]``, as in ``make_train_step``.
       corruption: an ``aejax.corruption.Corruption`` of the input, as in
         ``make_train_step``; each device draws the noise of its own rows.
+      augment: an ``aejax.augment.Augment`` of the images, as in ``make_train_step``.
 
     Returns:
       A function over device-stacked arguments: ``state`` from ``replicate``, ``batch``
@@ -70,6 +72,7 @@ def make_pmap_train_step(
         axis_name=AXIS,
         binarize=binarize,
         corruption=corruption,
+        augment=augment,
     )
     return jax.pmap(update, axis_name=AXIS, donate_argnums=0)
 

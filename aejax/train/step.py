@@ -20,6 +20,7 @@ import jax.numpy as jnp
 import optax
 
 from aejax import losses, metrics
+from aejax.augment import Augment
 from aejax.corruption import Corruption
 from aejax.models.autoencoder import select_group
 from aejax.objective import Objective, make_objective
@@ -30,6 +31,7 @@ Batch = Mapping[str, jax.Array]
 RNG_STREAMS = ("dropout", "noise", "sample")
 _BINARIZE = 0x62696E  # fold_in constant of the dynamic-binarization key ("bin")
 _CORRUPT = 0x636F72  # fold_in constant of the input-corruption key ("cor")
+_AUGMENT = 0x617567  # fold_in constant of the augmentation key ("aug")
 
 
 def default_objective() -> Objective:
@@ -76,6 +78,7 @@ def make_update(
     nonfinite: str = "stop",
     binarize: bool = False,
     corruption: Corruption | None = None,
+    augment: Augment | None = None,
     axis_name: str | None = None,
 ) -> Callable[[TrainState, Batch, jax.Array], tuple[TrainState, Metrics]]:
     """The update shared by the jit path and the ``pmap`` compatibility path.
@@ -90,6 +93,8 @@ def make_update(
       corruption: corrupt each batch's ``x`` anew (after any binarization) on a key
         stream of its own; the model sees the corrupted batch and its reconstruction
         term targets the clean one (``batch["target"]``, unless the batch brings its own).
+      augment: transform each batch's images anew (``aejax.augment``) on a key stream of
+        its own, before binarization and corruption: the target is the augmented image.
       axis_name: inside ``pmap``: average gradients and model state over this axis and
         sum the metrics (the jit path over a mesh needs neither: it sees the global batch).
 
@@ -155,6 +160,8 @@ def make_update(
             # device would repeat the same draws. (The jit path draws once for the global
             # batch, so stochastic models match it in distribution, not in bits.)
             key = jax.random.fold_in(key, jax.lax.axis_index(axis_name))
+        if augment:
+            batch["x"] = augment(jax.random.fold_in(key, _AUGMENT), batch["x"])
         if binarize:
             bits = jax.random.bernoulli(jax.random.fold_in(key, _BINARIZE), batch["x"])
             batch["x"] = bits.astype(batch["x"].dtype)
@@ -209,6 +216,7 @@ def make_train_step(
     nonfinite: str = "stop",
     binarize: bool = False,
     corruption: Corruption | None = None,
+    augment: Augment | None = None,
 ) -> Callable[[TrainState, Any, jax.Array], tuple[TrainState, Metrics]]:
     """Builds the (un-jitted) ``train_step(state, batch, key) -> (state, metrics)``.
 
@@ -222,6 +230,7 @@ def make_train_step(
       binarize: dynamic binarization of ``batch["x"]``.
       corruption: an ``aejax.corruption.Corruption`` of the model's input (denoising);
         the reconstruction term targets the clean ``x``. Evaluation stays clean.
+      augment: an ``aejax.augment.Augment`` of the training images (before corruption).
 
     Returns:
       A pure function. ``batch``: ``{"x": [B, *input_shape], ...}`` (or the bare array);
@@ -238,6 +247,7 @@ def make_train_step(
         nonfinite=nonfinite,
         binarize=binarize,
         corruption=corruption,
+        augment=augment,
     )
 
 
