@@ -22,6 +22,7 @@ import dataclasses
 import jax
 import jax.numpy as jnp
 
+from aejax.corruption import OpChain
 from aejax.errors import ConfigError, did_you_mean
 
 # name -> (the value's meaning, its type)
@@ -34,23 +35,9 @@ _COL = 1  # fold_in of shift's key: the column offsets, apart from the rows'
 
 
 @dataclasses.dataclass(frozen=True)
-class Augment:
-    """A composition of augmentation operators; frozen and hashable (jit-static).
-
-    Build one with ``parse_augment``. ``bool(a)`` is False for the identity.
-
-    Attributes:
-      ops: ``((name, value), ...)`` in the order they are applied.
-    """
-
-    ops: tuple[tuple[str, float | int], ...] = ()
-
-    def __bool__(self) -> bool:
-        return bool(self.ops)
-
-    def __str__(self) -> str:
-        """The canonical spec, e.g. ``shift:2+flip:0.5`` (``none`` for the identity)."""
-        return "+".join(f"{name}:{value:g}" for name, value in self.ops) or "none"
+class Augment(OpChain):
+    """A composition of augmentation operators (``aejax.corruption.OpChain``: frozen,
+    hashable, False for the identity); build one with ``parse_augment``."""
 
     def check(self, input_shape: tuple[int, ...], kind: str = "image") -> None:
         """Raises ConfigError when the operators do not apply to this data."""

@@ -50,10 +50,11 @@ _COL = 1  # fold_in of an operator's key: the block's column, apart from its row
 
 
 @dataclasses.dataclass(frozen=True)
-class Corruption:
-    """A composition of corruption operators; frozen and hashable, so it can be jit-static.
+class OpChain:
+    """Operators applied left to right; frozen and hashable, so it can be jit-static.
 
-    Build one with ``parse_corruption``. ``bool(c)`` is False for the identity.
+    ``bool(c)`` is False for the identity. The base of ``Corruption`` and of
+    ``aejax.augment.Augment``.
 
     Attributes:
       ops: ``((name, value), ...)`` in the order they are applied.
@@ -67,6 +68,12 @@ class Corruption:
     def __str__(self) -> str:
         """The canonical spec, e.g. ``masking:0.2+gaussian:0.1`` (``none`` for the identity)."""
         return "+".join(f"{name}:{value:g}" for name, value in self.ops) or "none"
+
+
+@dataclasses.dataclass(frozen=True)
+class Corruption(OpChain):
+    """A composition of corruption operators (``OpChain``); build one with
+    ``parse_corruption``."""
 
     @property
     def images_only(self) -> bool:

@@ -1,7 +1,11 @@
 """Test helpers: a model that records what the train step fed it."""
 
 import flax.linen as nn
+import jax
 import jax.numpy as jnp
+import optax
+
+from aejax.train import TrainState
 
 
 class Probe(nn.Module):
@@ -17,3 +21,17 @@ class Probe(nn.Module):
         seen.value, clean.value = x, (x if target is None else target)
         w = self.param("w", nn.initializers.zeros, ())
         return x, {"terms": {"reconstruction": w * x.reshape(x.shape[0], -1).sum(1)}}
+
+
+def probe_state(shape: tuple[int, ...]) -> tuple[TrainState, optax.GradientTransformation]:
+    """A ``Probe``'s state for batches of ``shape`` and the optimizer that leaves it be."""
+    tx = optax.sgd(0.0)
+    zeros = jnp.zeros(shape)
+    state = TrainState(
+        step=jnp.zeros((), jnp.int32),
+        params={"w": jnp.zeros(())},
+        opt_state={"autoencoder": tx.init({"w": jnp.zeros(())})},
+        model_state={"probe": {"x": zeros, "target": zeros}},
+        rng=jax.random.key(0),
+    )
+    return state, tx

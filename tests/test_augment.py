@@ -4,17 +4,15 @@ and the engine applying it before corruption, to the target too."""
 from __future__ import annotations
 
 import jax
-import jax.numpy as jnp
 import numpy as np
-import optax
 import pytest
 from _configs import SMALL
-from _probe import Probe
+from _probe import Probe, probe_state
 
 from aejax import Config, ConfigError, parse_corruption
 from aejax.augment import parse_augment
 from aejax.data import Dataset
-from aejax.train import TrainState, make_train_step, train
+from aejax.train import make_train_step, train
 
 
 def _dots(b: int, size: int = 9) -> np.ndarray:
@@ -81,15 +79,7 @@ def test_data_it_cannot_take_is_refused_before_tracing(digits):
 
 def test_the_step_augments_before_corrupting_and_the_target_is_augmented():
     batch = _dots(64)
-    tx = optax.sgd(0.0)
-    zeros = jnp.zeros(batch.shape)
-    state = TrainState(
-        step=jnp.zeros((), jnp.int32),
-        params={"w": jnp.zeros(())},
-        opt_state={"autoencoder": tx.init({"w": jnp.zeros(())})},
-        model_state={"probe": {"x": zeros, "target": zeros}},
-        rng=jax.random.key(0),
-    )
+    state, tx = probe_state(batch.shape)
     step = jax.jit(
         make_train_step(
             Probe(),

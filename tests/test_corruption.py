@@ -9,17 +9,16 @@ import re
 import jax
 import jax.numpy as jnp
 import numpy as np
-import optax
 import pytest
 from _configs import SMALL
-from _probe import Probe
+from _probe import Probe, probe_state
 
 from aejax import Config, ConfigError, Corruption, parse_corruption
 from aejax.corruption import corruption_for
 from aejax.data import Dataset
 from aejax.inference import reconstruct
 from aejax.models import MODELS, check_model_keys
-from aejax.train import TrainState, make_train_step, train
+from aejax.train import make_train_step, train
 
 KEY = jax.random.key(0)
 
@@ -194,15 +193,7 @@ def test_same_key_same_bits_other_key_other_bits_and_jit():
 # --- the engine ----------------------------------------------------------------------------
 def test_the_step_corrupts_the_input_and_keeps_the_target_clean():
     batch = np.full((64, 8, 8, 1), 0.5, np.float32)
-    tx = optax.sgd(0.0)
-    zeros = jnp.zeros(batch.shape)
-    state = TrainState(
-        step=jnp.zeros((), jnp.int32),
-        params={"w": jnp.zeros(())},
-        opt_state={"autoencoder": tx.init({"w": jnp.zeros(())})},
-        model_state={"probe": {"x": zeros, "target": zeros}},
-        rng=jax.random.key(0),
-    )
+    state, tx = probe_state(batch.shape)
     step = jax.jit(make_train_step(Probe(), tx, corruption=parse_corruption("masking:0.5")))
     s1, _ = step(state, {"x": batch}, state.rng)
     s2, _ = step(s1, {"x": batch}, state.rng)
