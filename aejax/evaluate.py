@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import functools
 import json
 import pathlib
 import time
@@ -52,40 +51,15 @@ def evaluate_model(
       ``{"recon_mse", "sse_per_example", ["psnr"], ["bce_per_example"]}`` as floats.
     """
     if mask is not None:
-        recon = _masked_reconstruct(model, variables, x, mask, batch_size)
+        x, mask = np.asarray(x, np.float32), np.asarray(mask, np.float32)
+        rows = min(len(x), batch_size or 1024)
+        recon = inference.batched_apply(model, variables, x, "call", rows, mask=mask)[0]
         return masked_report(recon, x, mask)
     # The same conversion as reconstruct's, so the metrics compare like with like.
     x = inference.check_input(x, model.input_shape, image=inference.reads_images(model))
     recon, aux = inference.reconstruct(model, variables, x, batch_size)
     logits = aux["decoder_output"] if inference.reads_images(model) else None
     return metrics.reconstruction_report(recon, x, logits=logits, image=kind == "image")
-
-
-@functools.partial(jax.jit, static_argnames="model")
-def _apply_masked(model, variables, x, mask):
-    return model.apply(variables, x, mask=mask)[0]
-
-
-def _masked_reconstruct(model, variables, x, mask, batch_size: int | None) -> np.ndarray:
-    """``model.apply(x, mask=mask)``'s reconstructions ``[N, T, D]``, in chunks of one shape.
-
-    The last chunk is filled up with copies of the first row, not zeros: an all-padding
-    row (length 0) is not a sequence the model is defined on.
-    """
-    x = np.asarray(x, np.float32)
-    mask = np.asarray(mask, np.float32)
-    n = x.shape[0]
-    rows = min(n, batch_size or 1024)
-    variables = inference.as_variables(variables)
-    outs = []
-    for i in range(0, n, rows):
-        xb, mb = x[i : i + rows], mask[i : i + rows]
-        fill = rows - xb.shape[0]
-        if fill:
-            xb = np.concatenate([xb, np.repeat(x[:1], fill, 0)])
-            mb = np.concatenate([mb, np.repeat(mask[:1], fill, 0)])
-        outs.append(_apply_masked(model, variables, xb, mb))
-    return np.concatenate(jax.device_get(outs))[:n]
 
 
 def masked_report(recon: np.ndarray, x: np.ndarray, mask: np.ndarray) -> dict:

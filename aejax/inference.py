@@ -118,9 +118,9 @@ def reads_images(model: nn.Module) -> bool:
     return model.likelihood.name == "bernoulli"
 
 
-def _apply_impl(model: nn.Module, variables: Any, x: jax.Array, method: str):
+def _apply_impl(model: nn.Module, variables: Any, x: jax.Array, method: str, mask=None):
     if method == "call":
-        recon, aux = model.apply(variables, x)
+        recon, aux = model.apply(variables, x, **({} if mask is None else {"mask": mask}))
         return recon, {k: v for k, v in aux.items() if k != "stats"}
     if method == "score":
         # On the device: only the [B] scores travel back, not two [B, *input_shape] arrays.
@@ -199,11 +199,19 @@ def plan_chunks(n: int, row_bytes: int, batch_size: int | None = None) -> tuple[
 
 
 def batched_apply(
-    model: nn.Module, variables: Any, x: np.ndarray, method: str, batch_size: int | None = None
+    model: nn.Module,
+    variables: Any,
+    x: np.ndarray,
+    method: str,
+    batch_size: int | None = None,
+    *,
+    mask: np.ndarray | None = None,
 ):
     """``model.<method>`` over ``x: [N, ...]`` in equal chunks of one static shape, host in
     and out (``method``: ``"encode"``, ``"decode"``, ``"call"`` for ``(recon, aux)`` or
-    ``"score"`` for the per-example terms and ``sse``).
+    ``"score"`` for the per-example terms and ``sse``). ``mask`` (``"call"`` only; sequence
+    data's ``[N, T, D]`` prefix masks) travels with ``x`` chunk by chunk; padding rows get
+    a mask of ones, a full-length sequence, since a length-0 one is not defined.
 
     Every chunk is dispatched before any result is fetched, and the results come back in
     one transfer, so host-device copies overlap the computation. A single chunk's results
@@ -223,17 +231,26 @@ def batched_apply(
         row_bytes = _widest_activation(model, method, row, (treedef, shapes))
     rows, calls = plan_chunks(n, row_bytes, batch_size)
     fn = _jitted_apply()
+    if mask is not None and method != "call":
+        raise ValueError(f"batched_apply: a mask goes with method 'call', not {method!r}")
     outs = []
     for i in range(calls):
-        chunk = x[i * rows : (i + 1) * rows]
-        if chunk.shape[0] < rows:  # the last chunk, padded so it reuses the compiled shape
-            pad = np.zeros((rows - chunk.shape[0], *chunk.shape[1:]), chunk.dtype)
-            chunk = np.concatenate([chunk, pad])
-        outs.append(fn(model, variables, chunk, method))
+        chunk = _padded(x[i * rows : (i + 1) * rows], rows, 0)
+        extra = {} if mask is None else {"mask": _padded(mask[i * rows : (i + 1) * rows], rows, 1)}
+        outs.append(fn(model, variables, chunk, method, **extra))
     host = jax.device_get(outs)  # on CPU: views of the result buffers, no copy
     if calls == 1:
         return jax.tree.map(lambda a: a[:n], host[0])
     return jax.tree.map(lambda *a: np.concatenate(a)[:n], *host)
+
+
+def _padded(chunk: np.ndarray, rows: int, fill: float) -> np.ndarray:
+    """``chunk`` filled up to ``rows`` rows with ``fill`` (the last chunk reuses the
+    compiled shape)."""
+    if chunk.shape[0] == rows:
+        return chunk
+    pad = np.full((rows - chunk.shape[0], *chunk.shape[1:]), fill, chunk.dtype)
+    return np.concatenate([chunk, pad])
 
 
 def _prepare(model, x, scaler, what="input"):

@@ -471,16 +471,9 @@ def _config(model: str, overrides: dict | None, seed: int, progress: bool):
 
 def reconstruct(result, x: np.ndarray, batch: int = 512) -> np.ndarray:
     """The trained model's reconstructions of ``x [M, ...]`` in static batches."""
-    import jax
+    from aejax.inference import batched_apply
 
-    apply = jax.jit(lambda v, xb: result.model.apply(v, xb)[0])
-    out = []
-    for i in range(0, len(x), batch):
-        chunk = x[i : i + batch]
-        pad = batch - len(chunk) if len(x) > batch else 0
-        xb = np.concatenate([chunk, np.zeros((pad, *chunk.shape[1:]), chunk.dtype)])
-        out.append(np.asarray(apply(result.variables, xb))[: len(chunk)])
-    return np.concatenate(out)
+    return batched_apply(result.model, result.variables, x, "call", min(batch, len(x)))[0]
 
 
 def fit_and_reconstruct(
