@@ -235,8 +235,8 @@ def batched_apply(
         raise ValueError(f"batched_apply: a mask goes with method 'call', not {method!r}")
     outs = []
     for i in range(calls):
-        chunk = _padded(x[i * rows : (i + 1) * rows], rows, 0)
-        extra = {} if mask is None else {"mask": _padded(mask[i * rows : (i + 1) * rows], rows, 1)}
+        chunk = pad_rows(x[i * rows : (i + 1) * rows], rows, 0)
+        extra = {} if mask is None else {"mask": pad_rows(mask[i * rows : (i + 1) * rows], rows, 1)}
         outs.append(fn(model, variables, chunk, method, **extra))
     host = jax.device_get(outs)  # on CPU: views of the result buffers, no copy
     if calls == 1:
@@ -244,8 +244,8 @@ def batched_apply(
     return jax.tree.map(lambda *a: np.concatenate(a)[:n], *host)
 
 
-def _padded(chunk: np.ndarray, rows: int, fill: float) -> np.ndarray:
-    """``chunk`` filled up to ``rows`` rows with ``fill`` (the last chunk reuses the
+def pad_rows(chunk: np.ndarray, rows: int, fill: float = 0.0) -> np.ndarray:
+    """``chunk`` filled up to ``rows`` rows with ``fill`` (a last chunk that reuses the
     compiled shape)."""
     if chunk.shape[0] == rows:
         return chunk

@@ -21,7 +21,7 @@ from aejax.config import Config
 from aejax.corruption import corruption_for
 from aejax.data import Dataset, load_dataset
 from aejax.errors import AejaxError, CheckpointError, ConfigError, TrainingDivergedError
-from aejax.inference import check_input
+from aejax.inference import check_input, pad_rows
 from aejax.models import model_from_config
 from aejax.objective import Objective, make_objective
 from aejax.train import rundir, runtime, shard
@@ -497,7 +497,9 @@ def evaluate_arrays(
     for i in range(0, n, batch_size):
         parts = {"x": x, "mask": mask, "target": target}
         batch = {
-            k: _padded(a[i : i + batch_size], batch_size) for k, a in parts.items() if a is not None
+            k: pad_rows(a[i : i + batch_size], batch_size)
+            for k, a in parts.items()
+            if a is not None
         }
         weight = np.ones(batch_size, np.float32)
         weight[min(n - i, batch_size) :] = 0.0
@@ -512,13 +514,6 @@ def evaluate_arrays(
         if k not in ("loss", "sse", "count", "observed"):
             out[k] = float(v / count)
     return out
-
-
-def _padded(chunk: np.ndarray, rows: int) -> np.ndarray:
-    """``chunk`` with zero rows appended up to ``rows`` (the static batch shape)."""
-    if chunk.shape[0] == rows:
-        return chunk
-    return np.concatenate([chunk, np.zeros((rows - chunk.shape[0], *chunk.shape[1:]), chunk.dtype)])
 
 
 def _checkpoint_due(config: Config, loop: dict, since_last: float) -> bool:
