@@ -305,6 +305,8 @@ def format_table(summary: dict) -> str:
         labelled.insert(1, ("  pretrained", "pretrain_test_"))
     for label, prefix in labelled:
         rows.append(f"{label:<14}" + "".join(f"{summary[prefix + k]:>14.5g}" for k, _ in cols))
+    if summary.get("pca_note"):
+        rows.append(f"note: {summary['pca_note']}")
     if "test_elbo" in summary:
         rows.append(
             f"{summary['model']}: test ELBO {summary['test_elbo']:.4g} nats = -(reconstruction "
@@ -492,6 +494,14 @@ def _detect_parser(sub) -> None:
         metavar="R",
         help="an alarm silences new ones for R points (off)",
     )
+    series.add_argument(
+        "--timestamps",
+        choices=("increasing", "sort", "file"),
+        default=None,
+        help="increasing (default): refuse timestamps that do not increase strictly, naming "
+        "the first such row; sort: sort the rows by timestamp first; file: keep the file's "
+        "row order whatever the clock says",
+    )
 
 
 def _window_arg(text: str) -> int | str:
@@ -513,7 +523,7 @@ def _series_requested(args) -> bool:
     if spec is not None and "sequence" in spec.kinds:
         return True
     options = (args.train_fraction, args.window, args.stride, args.labels, args.score, args.smooth)
-    options += (args.post, args.epsilon, args.refractory)
+    options += (args.post, args.epsilon, args.refractory, args.timestamps)
     if any(o is not None for o in options):
         return True
     from aejax.detect import READ_OPTIONS
@@ -524,11 +534,16 @@ def _series_requested(args) -> bool:
 
 
 def _detect_series(args) -> int:
+    from aejax._json import dumps_strict
     from aejax.series import detect_series
 
     overrides = _parse_detector_options(args.overrides)
     percentile = overrides.pop("percentile", 99.5)
     contamination = _number_or_name(args.contamination)
+    if contamination == "auto":
+        contamination = None
+    if contamination is not None and not isinstance(contamination, float):
+        raise ConfigError(f"--contamination {contamination}: expected a fraction in (0, 0.5]")
     if args.threshold not in (None, "validation", "contamination"):
         raise ConfigError(f"--threshold {args.threshold}: series take validation or contamination")
     if args.threshold == "contamination" and not isinstance(contamination, float):
@@ -541,7 +556,7 @@ def _detect_series(args) -> int:
         args.data,
         args.out,
         model=args.model,
-        window=args.window or 32,
+        window=32 if args.window is None else args.window,
         stride=args.stride,
         train_fraction=0.15 if args.train_fraction is None else args.train_fraction,
         score=args.score or "mahalanobis",
@@ -550,14 +565,15 @@ def _detect_series(args) -> int:
         epsilon=1e-5 if args.epsilon is None else args.epsilon,
         refractory=args.refractory or 0,
         percentile=percentile,
-        contamination=contamination if isinstance(contamination, float) else None,
+        contamination=contamination,
         labels=args.labels,
         overrides=overrides,
         seed=args.seed,
         progress=not args.no_progress,
+        timestamps=args.timestamps or "increasing",
     )
     if args.json:
-        print(json.dumps(out, indent=2))
+        print(dumps_strict(out), end="")
         return 0
     print(
         f"{out['points']} points of {out['data']}: fitted {out['model']} on the first "
@@ -586,6 +602,7 @@ def _number_or_name(value: str | None) -> float | str | None:
 
 
 def _detect(args) -> int:
+    from aejax._json import dumps_strict
     from aejax.detect import READ_OPTIONS, detect_table
     from aejax.estimators import AnomalyDetector
 
@@ -605,7 +622,7 @@ def _detect(args) -> int:
     )
     out = detect_table(args.data, args.out, detector=detector, read_options=read)
     if args.json:
-        print(json.dumps(out, indent=2))
+        print(dumps_strict(out), end="")
         return 0
     print(
         f"{out['rows']} rows x {out['features']} features of {out['data']}: {out['outliers']} "

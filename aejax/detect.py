@@ -7,7 +7,6 @@ on all rows of the file (labels, when given, are never shown to it, except to
 
 from __future__ import annotations
 
-import json
 import os
 import pathlib
 import time
@@ -15,7 +14,8 @@ from typing import Any
 
 import numpy as np
 
-from aejax.data._validate import impute_missing
+from aejax._json import dumps_strict
+from aejax.data._validate import check_labels, check_table, impute_missing
 from aejax.data.files import load_file
 from aejax.errors import DataError
 from aejax.estimators import AnomalyDetector
@@ -37,29 +37,37 @@ def read_table(
 
     An ``.npz`` with ``X`` and ``y`` (ADBench's layout) gives its labels; a CSV gives them
     from ``label_column``. Missing cells (``impute="mean"``) are filled with column means.
+    Every array passes the checks ``aejax train`` runs (``aejax.data._validate``).
 
     Raises:
-      DataError: what ``aejax.data.files.load_file`` refuses; images; labels other than
-        0 (normal) and 1 (anomaly).
+      DataError: what ``aejax.data.files.load_file`` refuses; what the shared validator
+        refuses (non-numeric or complex dtype, empty, NaN/Inf with their count and first
+        row, values beyond float32, labels of another length than the rows); images;
+        labels other than 0 (normal) and 1 (anomaly).
     """
     raw = load_file(path, label_column=label_column, drop_columns=drop_columns, impute=impute)
-    x, y = raw.x, raw.y
+    where = f"data file {path}"
+    allow_nan = impute == "mean"
+    x = check_table(raw.x, where, what="x", allow_nan=allow_nan)
+    y = check_labels(raw.y, x.shape[0], where, what="y")
     if raw.x_test is not None:
-        x = np.concatenate([x, raw.x_test])
-        y = None if y is None else np.concatenate([y, raw.y_test])
-    x = np.asarray(x, np.float64)
-    if x.ndim != 2:
-        raise DataError(f"{path}: detect scores tables [N, D]; got an array of shape {x.shape}")
-    if impute == "mean":  # transductive: every row is a training row
-        x, _ = impute_missing(x, [], str(path), columns=raw.columns)
-    if y is not None:
-        y = np.asarray(y)
-        if not np.isin(y, (0, 1)).all():
+        x_test = check_table(raw.x_test, where, what="x_test", allow_nan=allow_nan)
+        if x_test.shape[1] != x.shape[1]:
             raise DataError(
-                f"{path}: labels must be 0 (normal) or 1 (anomaly); got values "
-                f"{np.unique(y)[:6].tolist()}"
+                f"{where}: x_test has {x_test.shape[1]} columns, x has {x.shape[1]}; they must match"
             )
-        y = y.astype(np.int64)
+        y_test = check_labels(raw.y_test, x_test.shape[0], where, what="y_test")
+        if (y is None) != (y_test is None):
+            raise DataError(f"{where}: labels given for only one of x and x_test")
+        x = np.concatenate([x, x_test])
+        y = None if y is None else np.concatenate([y, y_test])
+    if impute == "mean":  # transductive: every row is a training row
+        x, _ = impute_missing(x, [], where, columns=raw.columns)
+    if y is not None and not np.isin(y, (0, 1)).all():
+        raise DataError(
+            f"{path}: labels must be 0 (normal) or 1 (anomaly); got values "
+            f"{np.unique(y)[:6].tolist()}"
+        )
     return x, y, raw.columns
 
 
@@ -112,7 +120,7 @@ def detect_table(
 
     title = f"{pathlib.Path(path).name}: {detector.config_.model}, {detector.score_} score"
     score_histogram(out / "scores.png", scores, detector.threshold_, y, title=title)
-    write_atomic(out / "detect.json", json.dumps(summary, indent=2) + "\n")
+    write_atomic(out / "detect.json", dumps_strict(summary))
     summary["out"] = str(out)
     return summary
 

@@ -15,6 +15,7 @@ from aejax import bounds, inference, metrics
 from aejax.baselines import fit_pca
 from aejax.config import Config
 from aejax.data import Dataset, Standardizer
+from aejax.data.dataset import min_examples
 from aejax.errors import CheckpointError, ConfigError, DataError
 from aejax.models import MODELS, model_from_config
 from aejax.run import Run
@@ -111,6 +112,44 @@ SEQUENCE_SCORING = (
 )
 
 
+def check_report_data(config: Config, ds: Dataset) -> None:
+    """What the report needs of the data, checked before training.
+
+    Raises:
+      DataError: fewer than 2 training examples (PCA estimates a variance), with how many
+        rows the fractions need.
+
+    Warns:
+      UserWarning: ``latent_dim`` >= the features ``D``: the code can copy the input, and
+        PCA with ``D`` components reproduces the data exactly, so the report gives no
+        AE/PCA ratio (``sse_ratio_ae_over_pca`` is null, ``pca_note`` says why).
+    """
+    n = ds.x_train.shape[0]
+    if ds.kind != "ratings" and n < 2:
+        need = min_examples(config.val_fraction, config.test_fraction, n_train=2)
+        raise DataError(
+            f"data set {ds.name!r}: {n} training example(s) after holding out validation "
+            f"(val_fraction={config.val_fraction}) and test (test_fraction="
+            f"{config.test_fraction}) rows; the report's PCA comparison needs at least 2, so "
+            f"at least {need} rows with these fractions"
+        )
+    d = int(np.prod(ds.input_shape))
+    if ds.kind in ("tabular", "image") and config.latent_dim >= d:
+        warnings.warn(
+            f"latent_dim={config.latent_dim} >= the {d} features of {ds.name!r}: the code "
+            "can copy the input unless a penalty (sparsity, noise, contraction) stops it, and "
+            f"PCA with {d} components reproduces the data exactly, so the report gives no "
+            "AE/PCA ratio; a latent_dim below the features compresses",
+            stacklevel=3,
+        )
+
+
+def _pca_is_exact(k: int, ds: Dataset) -> bool:
+    """Whether PCA with ``k`` components keeps every dimension of the data (so its error is
+    rounding, and a ratio to it means nothing)."""
+    return k >= int(np.prod(ds.input_shape))
+
+
 def _seq_mask(ds: Dataset) -> np.ndarray | None:
     """The test split's masks of sequence data (None for every other kind)."""
     return ds.mask_test if ds.kind == "sequence" else None
@@ -170,7 +209,16 @@ def summarize(result: RunResult) -> dict:
     }
     summary.update({f"test_{k}": v for k, v in ae.items()})
     summary.update({f"pca_{k}": v for k, v in pca.items()})
-    summary["sse_ratio_ae_over_pca"] = ae["sse_per_example"] / max(pca["sse_per_example"], 1e-12)
+    if _pca_is_exact(k, ds):
+        summary["sse_ratio_ae_over_pca"] = None
+        summary["pca_note"] = (
+            f"PCA with {k} components keeps all {int(np.prod(ds.input_shape))} features: it "
+            "reproduces the data exactly, so there is no AE/PCA ratio (latent_dim >= features)"
+        )
+    else:
+        summary["sse_ratio_ae_over_pca"] = ae["sse_per_example"] / max(
+            pca["sse_per_example"], 1e-12
+        )
     if _seq_mask(ds) is not None:
         summary["scored_on"] = SEQUENCE_SCORING
     summary.update(_speed_fields(result))
@@ -274,6 +322,7 @@ def train_and_evaluate(
             f"{config.test_fraction}); the report compares the autoencoder with PCA on held-out "
             "data. Set test_fraction > 0, or train without a report with aejax.train.train."
         )
+    check_report_data(config, dataset)
     result = train(config, workdir, dataset=dataset, fresh=fresh)
     summary = summarize(result)
     summary.update(result.stats.get("pretrain") or {})

@@ -25,6 +25,7 @@ import numpy as np
 from jax.extend.core import Var
 
 from aejax import xla
+from aejax.data._validate import check_dtype, check_finite
 from aejax.errors import DataError
 
 _FLOAT32_MAX = float(np.finfo(np.float32).max)
@@ -278,6 +279,49 @@ def encode(
     return batched_apply(model, variables, _prepare(model, x, scaler), "encode", batch_size)
 
 
+@functools.lru_cache(maxsize=256)
+def _code_shape(model: nn.Module, params) -> tuple[int, ...]:
+    """The per-example shape of ``model.encode``'s codes (one trace, no compile);
+    ``params`` is the hashable ``(treedef, leaf shapes and dtypes)`` of the variables."""
+    treedef, leaves = params
+    variables = jax.tree.unflatten(treedef, [jax.ShapeDtypeStruct(s, d) for s, d in leaves])
+    row = jax.ShapeDtypeStruct((1, *model.input_shape), np.float32)
+    out = jax.eval_shape(functools.partial(model.apply, method="encode"), variables, row)
+    return tuple(int(d) for d in out.shape[1:])
+
+
+def code_shape(model: nn.Module, variables: Any) -> tuple[int, ...]:
+    """The per-example shape of the model's codes, e.g. ``(latent_dim,)`` or a code grid."""
+    leaves, treedef = jax.tree.flatten(as_variables(variables))
+    return _code_shape(model, (treedef, tuple((tuple(a.shape), a.dtype) for a in leaves)))
+
+
+def check_codes(z: Any, model: nn.Module, variables: Any, what: str = "decode") -> np.ndarray:
+    """Validates codes ``z: [N, *code_shape]`` for ``model``'s decoder; returns float32.
+
+    Raises:
+      DataError: non-numeric codes, no rows, another per-example shape than the model's
+        codes (named: expected vs given), NaN/Inf.
+    """
+    z = np.asarray(z)
+    check_dtype(z, what, what="the codes")
+    expected = code_shape(model, variables)
+    if z.ndim < 2 or z.shape[0] == 0:
+        raise DataError(
+            f"{what}: expected codes [N, {', '.join(map(str, expected))}] with N >= 1, got "
+            f"shape {z.shape}"
+        )
+    if tuple(z.shape[1:]) != expected:
+        given, want = z.shape[1:], expected
+        if len(given) == len(want) == 1:
+            detail = f"codes of width {given[0]}; this model's codes have width {want[0]}"
+        else:
+            detail = f"codes of shape {tuple(given)} per example; this model's are {want}"
+        raise DataError(f"{what}: {detail} (latent_dim)")
+    check_finite(z, what, what="the codes")
+    return z.astype(np.float32, copy=False)
+
+
 def decode(
     model: nn.Module,
     variables: Any,
@@ -291,13 +335,9 @@ def decode(
     ``scaler`` (tabular runs) maps the model's standardized output back to data units.
 
     Raises:
-      DataError: ``z`` is not a non-empty ``[N, ...]`` array, or holds NaN/Inf.
+      DataError: see ``check_codes`` (shape other than the model's codes, NaN/Inf, ...).
     """
-    z = np.asarray(z, np.float32)
-    if z.ndim < 2 or z.shape[0] == 0:
-        raise DataError(f"decode: expected codes [N, ...] with N >= 1, got shape {z.shape}")
-    if not np.isfinite(z).all():
-        raise DataError("decode: the codes hold NaN/Inf values")
+    z = check_codes(z, model, variables)
     out = batched_apply(model, variables, z, "decode", batch_size)
     return out if scaler is None else scaler.inverse_transform(out)
 

@@ -57,7 +57,6 @@ every window per day of the scored part.
 
 from __future__ import annotations
 
-import csv
 import dataclasses
 import json
 import os
@@ -67,7 +66,8 @@ from typing import Any
 
 import numpy as np
 
-from aejax.errors import DataError
+from aejax._json import dumps_strict
+from aejax.errors import ConfigError, DataError
 
 SCORES = ("mahalanobis", "error")
 _DAY = np.timedelta64(1, "D")
@@ -89,46 +89,116 @@ def is_series_csv(path: str | os.PathLike) -> bool:
     p = pathlib.Path(path)
     if p.suffix.lower() != ".csv" or not p.is_file():
         return False
-    with open(p, newline="") as f:
-        header = next(csv.reader(f), [])
-    return bool(header) and header[0].strip().lower() == "timestamp"
+    # Bytes, not text: a file in another encoding is not a series, and read_csv words why.
+    with open(p, "rb") as f:
+        first = f.readline(4096).lstrip(b"\xef\xbb\xbf")
+    return first.split(b",")[0].strip().strip(b'"').lower() == b"timestamp"
 
 
-def read_series(path: str | os.PathLike) -> Series:
+TIMESTAMPS = ("increasing", "sort", "file")
+
+
+def read_series(path: str | os.PathLike, *, timestamps: str = "increasing") -> Series:
     """Reads a ``timestamp,value[,value...]`` CSV (timestamps ISO 8601).
 
-    Rows stay in file order, which is the series' order: timestamps are not required to
-    increase (NAB's machine_temperature_system_failure steps back an hour once).
+    The file goes through the table reader and the validator every entry point shares
+    (``aejax.data.files.read_csv``, ``aejax.data._validate``): UTF-8 text, no ragged rows,
+    numbers in every value cell, nothing missing, no Inf; errors name the row as a text
+    editor does (the header is row 1).
+
+    Args:
+      path: the CSV file.
+      timestamps: ``"increasing"`` (default): they must increase strictly down the file,
+        since the causal fit takes the first rows as the past; ``"sort"``: rows are sorted
+        by timestamp first (stable), duplicates are still refused; ``"file"``: rows stay
+        in file order whatever the timestamps say (NAB's machine_temperature_system_failure
+        repeats an hour once: its rows are in time order, its clock is not).
 
     Raises:
-      DataError: no such file, a header without ``timestamp`` first, fewer than 2 columns,
-        unparseable timestamps or values, missing values.
+      DataError: no such file, not UTF-8, a header without ``timestamp`` first, fewer than
+        2 columns or 2 rows, ragged rows, unparseable timestamps or values, missing or
+        infinite values, timestamps that do not increase (the first such row named, with
+        what it found: earlier than or equal to the row before).
+      ConfigError: ``timestamps`` is not one of ``TIMESTAMPS``.
     """
+    from aejax.data._validate import check_finite
+    from aejax.data.files import read_csv
+
+    if timestamps not in TIMESTAMPS:
+        raise ConfigError(f"timestamps={timestamps!r}: expected one of {', '.join(TIMESTAMPS)}")
     p = pathlib.Path(path)
     where = f"series {p}"
     if not p.is_file():
         raise DataError(f"{where}: no such file")
-    with open(p, newline="") as f:
-        rows = list(csv.reader(f))
-    if not rows or len(rows[0]) < 2 or rows[0][0].strip().lower() != "timestamp":
+    table = read_csv(p)
+    columns = table.columns
+    if columns is None or len(columns) < 2 or columns[0].strip().lower() != "timestamp":
         raise DataError(f"{where}: expected a header timestamp,value[,value...]")
-    columns = tuple(c.strip() for c in rows[0][1:])
-    body = [r for r in rows[1:] if r]
-    if len(body) < 2:
+    if len(table.lines) < 2:
         raise DataError(f"{where}: fewer than 2 rows")
+    missing = table.missing()
+    if missing.any():
+        i, j = np.argwhere(missing)[0]
+        raise DataError(
+            f"{where}: {int(missing.sum())} missing cell(s), first in row {table.lines[i]}, "
+            f"column {j + 1} ({columns[j]!r}); fill them in or remove those rows"
+        )
+    for j in sorted(k for k in table.text if k > 0):
+        i = int(np.argmax(np.isnan(table.x[:, j])))
+        raise DataError(
+            f"{where}: row {table.lines[i]}, column {j + 1} ({columns[j]!r}) is "
+            f"{str(table.text[j][i])!r}, not a number"
+        )
+    cells = table.text.get(0, table.x[:, 0].astype(str))
     try:
-        ts = np.array([np.datetime64(r[0].strip(), "ns") for r in body])
-    except ValueError as e:
-        raise DataError(f"{where}: a timestamp is not ISO 8601: {e}") from None
+        ts = np.array(cells, dtype="datetime64[ns]")
+    except ValueError:
+        bad = next(i for i, c in enumerate(cells) if not _is_timestamp(c))
+        raise DataError(
+            f"{where}: row {table.lines[bad]}: timestamp {str(cells[bad])!r} is not ISO 8601 "
+            "(e.g. 2014-01-07 02:00:00)"
+        ) from None
+    values = table.x[:, 1:]
+    check_finite(values, where, what="values", lines=table.lines)
+    lines = table.lines
+    if timestamps == "sort":
+        order = np.argsort(ts, kind="stable")
+        ts, values, lines = ts[order], values[order], lines[order]
+    if timestamps != "file":
+        _check_increasing(ts, lines, where, sorted_=timestamps == "sort")
+    return Series(p.name, ts, values, tuple(columns[1:]))
+
+
+def _is_timestamp(cell: str) -> bool:
     try:
-        values = np.array([[float(v) for v in r[1:]] for r in body], np.float64)
-    except ValueError as e:
-        raise DataError(f"{where}: a value is not a number: {e}") from None
-    if values.shape != (len(body), len(columns)):
-        raise DataError(f"{where}: rows with other than {len(columns) + 1} cells")
-    if not np.isfinite(values).all():
-        raise DataError(f"{where}: missing or infinite values")
-    return Series(p.name, ts, values, columns)
+        np.datetime64(str(cell), "ns")
+    except ValueError:
+        return False
+    return True
+
+
+def _when(t: np.datetime64) -> str:
+    return np.datetime_as_string(t, unit="s").replace("T", " ")
+
+
+def _check_increasing(ts: np.ndarray, lines: np.ndarray, where: str, *, sorted_: bool) -> None:
+    """Refuses timestamps that do not increase strictly, naming the first such row."""
+    step = np.diff(ts)
+    bad = np.flatnonzero(step <= np.timedelta64(0, "ns"))
+    if not bad.size:
+        return
+    i = int(bad[0]) + 1
+    found = "the same as" if ts[i] == ts[i - 1] else "earlier than"
+    hint = (
+        "remove or merge the duplicate rows"
+        if sorted_ or found == "the same as"
+        else "sort the rows (CLI: --timestamps sort; Python: timestamps='sort'), or keep the "
+        "file's order (--timestamps file) if the rows are in time order and the clock is not"
+    )
+    raise DataError(
+        f"{where}: timestamps must increase strictly: row {lines[i]} ({_when(ts[i])}) is {found} "
+        f"row {lines[i - 1]} ({_when(ts[i - 1])}); {int(bad.size)} such step(s) in all; {hint}"
+    )
 
 
 def window_starts(n: int, window: int, stride: int) -> np.ndarray:
@@ -345,6 +415,64 @@ def suppress_alarms(flags: np.ndarray, period: int) -> np.ndarray:
     return f
 
 
+def _is_int(v: Any) -> bool:
+    return isinstance(v, int | np.integer) and not isinstance(v, bool)
+
+
+def _is_real(v: Any) -> bool:
+    return isinstance(v, int | float | np.integer | np.floating) and not isinstance(v, bool)
+
+
+def check_contamination(contamination: Any) -> None:
+    """Raises ConfigError unless ``contamination`` is a share of outliers in (0, 0.5]."""
+    if not _is_real(contamination) or not 0 < contamination <= 0.5:
+        raise ConfigError(
+            f"contamination {contamination!r}: expected a fraction in (0, 0.5], the share of "
+            "outliers (above half, the outliers would be the majority)"
+        )
+
+
+def check_percentile(percentile: Any) -> None:
+    """Raises ConfigError unless ``percentile`` lies in (0, 100]."""
+    if not _is_real(percentile) or not 0 < percentile <= 100:
+        raise ConfigError(f"percentile {percentile!r}: expected a number in (0, 100]")
+
+
+def check_options(
+    *,
+    window: Any,
+    stride: Any,
+    train_fraction: Any,
+    val_share: Any,
+    score: Any,
+    smooth: Any,
+    refractory: Any,
+    percentile: Any,
+    contamination: Any,
+) -> None:
+    """Refuses, before any data is read or model fitted, options ``detect_series`` could
+    only trip over later (or, like ``window=0``, not at all).
+
+    Raises:
+      ConfigError: naming the option and its allowed values.
+    """
+    if not (window == "day" or (_is_int(window) and window >= 1)):
+        raise ConfigError(f"window {window!r}: expected a number of points >= 1, or 'day'")
+    if stride is not None and not (_is_int(stride) and stride >= 1):
+        raise ConfigError(f"stride {stride!r}: expected a number of points >= 1 (or None)")
+    for name, value in (("train_fraction", train_fraction), ("val_share", val_share)):
+        if not _is_real(value) or not 0 < value < 1:
+            raise ConfigError(f"{name} {value!r}: expected a number in (0, 1)")
+    if score not in SCORES:
+        raise ConfigError(f"score {score!r}: choose one of {', '.join(SCORES)}")
+    for name, value in (("smooth", smooth), ("refractory", refractory)):
+        if not (_is_int(value) and value >= 0):
+            raise ConfigError(f"{name} {value!r}: expected a number of points >= 0")
+    check_percentile(percentile)
+    if contamination is not None:
+        check_contamination(contamination)
+
+
 def threshold_for(
     scores: np.ndarray,
     val_scores: np.ndarray,
@@ -356,11 +484,9 @@ def threshold_for(
     ``contamination`` is given, else the ``percentile`` of the clean ``val_scores``
     (100: their max)."""
     if contamination is not None:
-        if not 0 < contamination < 0.5:
-            raise DataError(f"contamination {contamination}: expected a rate in (0, 0.5)")
+        check_contamination(contamination)
         return float(np.quantile(scores, 1.0 - contamination)), f"contamination {contamination:g}"
-    if not 0 < percentile <= 100:
-        raise DataError(f"percentile {percentile}: expected a number in (0, 100]")
+    check_percentile(percentile)
     rule = "validation max" if percentile == 100 else f"validation p{percentile:g}"
     return float(np.percentile(val_scores, percentile)), rule
 
@@ -554,6 +680,7 @@ def detect_series(
     overrides: dict | None = None,
     seed: int = 0,
     progress: bool = False,
+    timestamps: str = "increasing",
 ) -> dict[str, Any]:
     """Causal detection on a ``timestamp,value[,...]`` CSV: writes ``out_dir/scores.csv``
     (``timestamp,score,is_anomaly``), ``scores.png`` and ``detect.json``.
@@ -567,21 +694,38 @@ def detect_series(
     timestamps (``resolve_window``: the seasonal period of daily data; on NAB it lifted
     seq2seq_ae's point ROC-AUC, see docs/results.md); ``stride=None`` is ``window // 32``.
     The default stays 32 points: a day is domain knowledge, not every series is daily.
+    ``timestamps`` says how rows are ordered (``read_series``): by default the timestamps
+    must increase strictly, so the fit part is the past.
+
+    Raises:
+      ConfigError: an option outside its range (``check_options``), before anything is read.
+      DataError: what ``read_series`` refuses; a series too short for the windows.
 
     Returns:
       The summary written to ``detect.json``; with ``labels`` (NAB's windows JSON) it holds
       ``series_metrics`` of the points after the fit part.
     """
+    # Every option is checked before the file is read and the model trained.
+    check_options(
+        window=window,
+        stride=stride,
+        train_fraction=train_fraction,
+        val_share=val_share,
+        score=score,
+        smooth=smooth,
+        refractory=refractory,
+        percentile=percentile,
+        contamination=contamination,
+    )
     if post not in POSTS:
-        raise DataError(f"post {post!r}: choose one of {POSTS}")
-    if post == "likelihood":  # bad settings fail before the model trains
+        raise ConfigError(f"post {post!r}: choose one of {POSTS}")
+    if post == "likelihood":
         _check_windows(history, short)
         likelihood_threshold(epsilon)
-    if refractory < 0:
-        raise DataError(f"refractory {refractory}: expected a number of points >= 0")
+    _config(model, overrides, seed, progress)  # an unknown model or Config field
     from aejax.data.scaler import Standardizer
 
-    s = read_series(path)
+    s = read_series(path, timestamps=timestamps)
     n = len(s.values)
     label_windows = windows_for(load_nab_windows(labels), path) if labels else None
     requested = window
@@ -652,7 +796,7 @@ def detect_series(
     series_plot(
         out / "scores.png", s, scores, threshold, n_fit, label_windows, title=model, flags=flags
     )
-    write_atomic(out / "detect.json", json.dumps(summary, indent=2) + "\n")
+    write_atomic(out / "detect.json", dumps_strict(summary))
     summary["out"] = str(out)
     return summary
 

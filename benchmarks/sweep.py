@@ -43,6 +43,7 @@ def run(ctx: Context) -> list[dict]:
                     "sse_ratio_ae_over_pca",
                     "wall_seconds",
                 )
+                if summary.get(k) is not None  # no ratio once latent_dim >= the features
             }
             out.append(
                 records.make_record(

@@ -1,4 +1,11 @@
-"""Checks shared by every loader: numeric, non-empty, finite, matching labels, image range."""
+"""The one validator of input data: every entry point (``aejax train``, ``aejax detect``,
+the series reader, the scikit-learn estimators, inference) calls these checks, so a file, an
+array or a table is refused with the same one-line ``DataError`` wherever it comes in.
+
+Checks: numeric dtype (complex, text and objects named), non-empty, one example per row,
+finite (count and first row), within the float32 range the models compute in, labels of
+matching length, images in range, missing values in tables.
+"""
 
 from __future__ import annotations
 
@@ -11,8 +18,44 @@ from aejax.errors import DataError
 _FLOAT32_MAX = float(np.finfo(np.float32).max)
 
 
+def check_dtype(x: np.ndarray, where: str, *, what: str = "data") -> None:
+    """Refuses an array that does not hold real numbers, naming what it holds instead.
+
+    Args:
+      x: any numpy array.
+      where: names the source in error messages, e.g. ``"data file /x/y.npy"``.
+      what: names the array in error messages, e.g. ``"x"``.
+
+    Raises:
+      DataError: complex numbers (the message holds scikit-learn's "Complex data not
+        supported"), text, Python objects or any other non-numeric dtype.
+    """
+    kind = np.asarray(x).dtype.kind
+    if kind in "biuf":
+        return
+    dtype = np.asarray(x).dtype
+    if kind == "c":
+        what_it_is = (
+            "complex numbers: Complex data not supported; pass the real and imaginary "
+            "parts (or the modulus) as real columns"
+        )
+    elif kind in "US":
+        what_it_is = "text"
+    elif kind == "O":
+        what_it_is = "Python objects"
+    else:
+        what_it_is = "not numbers"
+    problem = f"has non-numeric dtype {dtype} ({what_it_is}); expected real numbers"
+    raise DataError(f"{where}: {what} {problem}")
+
+
 def check_array(
-    x: np.ndarray, where: str, *, what: str = "data", allow_nan: bool = False
+    x: np.ndarray,
+    where: str,
+    *,
+    what: str = "data",
+    allow_nan: bool = False,
+    lines: np.ndarray | None = None,
 ) -> np.ndarray:
     """Checks that ``x`` is a numeric, non-empty, finite array of examples.
 
@@ -21,6 +64,8 @@ def check_array(
       where: names the source in error messages, e.g. ``"data file /x/y.csv"``.
       what: names the array in error messages, e.g. ``"x_test"``.
       allow_nan: let NaN (missing values, to be imputed) through; Inf is still an error.
+      lines: ``[N]`` the 1-based row of each example in its file, to name rows as a text
+        editor does; None names them by 0-based index.
 
     Returns:
       ``x`` as a numpy array (unchanged dtype).
@@ -29,8 +74,7 @@ def check_array(
       DataError: non-numeric dtype, fewer than 2 dims, 0 rows or 0 features, NaN/Inf.
     """
     x = np.asarray(x)
-    if x.dtype.kind not in "biuf":
-        raise DataError(f"{where}: {what} has non-numeric dtype {x.dtype}; expected numbers")
+    check_dtype(x, where, what=what)
     if x.ndim < 2:
         raise DataError(
             f"{where}: {what} has shape {x.shape}; expected one example per row "
@@ -40,11 +84,68 @@ def check_array(
         raise DataError(f"{where}: {what} is empty (0 rows)")
     if 0 in x.shape[1:]:
         raise DataError(f"{where}: {what} has no features (shape {x.shape})")
-    check_finite(x, where, what=what, allow_nan=allow_nan)
+    check_finite(x, where, what=what, allow_nan=allow_nan, lines=lines)
     return x
 
 
-def check_finite(x: np.ndarray, where: str, *, what: str = "data", allow_nan: bool = False) -> None:
+def check_float32_range(x: np.ndarray, where: str, *, what: str = "data") -> None:
+    """Refuses values beyond the float32 range (the models compute in float32).
+
+    Args:
+      x: numeric array; NaN is skipped (``check_finite`` words it).
+      where: names the source in error messages.
+      what: names the array in error messages.
+    """
+    # fmax skips NaN, so a missing value cannot hide a value beyond the float32 range.
+    if (
+        x.dtype.kind == "f"
+        and x.dtype.itemsize > 4
+        and x.size
+        and np.fmax.reduce(np.abs(x), None) > _FLOAT32_MAX
+    ):
+        raise DataError(
+            f"{where}: {what} has values beyond the float32 range (±{_FLOAT32_MAX:.3g})"
+        )
+
+
+def check_table(
+    x: np.ndarray,
+    where: str,
+    *,
+    what: str = "x",
+    allow_nan: bool = False,
+    lines: np.ndarray | None = None,
+) -> np.ndarray:
+    """``check_array`` for a table, with the float32 range: ``[N, D]`` as float64.
+
+    Args:
+      x: ``[N, D]`` numbers.
+      where: names the source in error messages.
+      what: names the array in error messages.
+      allow_nan: let NaN (missing values, to be imputed) through.
+      lines: ``[N]`` 1-based file rows for the messages, or None.
+
+    Returns:
+      ``[N, D]`` float64, C-contiguous.
+
+    Raises:
+      DataError: what ``check_array`` refuses; other ranks; values beyond float32.
+    """
+    x = check_array(x, where, what=what, allow_nan=allow_nan, lines=lines)
+    if x.ndim != 2:
+        raise DataError(f"{where}: {what} has shape {x.shape}; expected a table [N, D]")
+    check_float32_range(x, where, what=what)
+    return np.ascontiguousarray(x, dtype=np.float64)
+
+
+def check_finite(
+    x: np.ndarray,
+    where: str,
+    *,
+    what: str = "data",
+    allow_nan: bool = False,
+    lines: np.ndarray | None = None,
+) -> None:
     """Raises DataError naming the count and the first row of NaN/Inf values in ``x``.
 
     Args:
@@ -52,6 +153,7 @@ def check_finite(x: np.ndarray, where: str, *, what: str = "data", allow_nan: bo
       where: names the source in error messages.
       what: names the array in error messages.
       allow_nan: check only for Inf (NaN marks missing values that will be imputed).
+      lines: ``[N]`` 1-based file rows to name the first bad row by, or None (0-based index).
     """
     if x.dtype.kind != "f":
         return
@@ -61,10 +163,8 @@ def check_finite(x: np.ndarray, where: str, *, what: str = "data", allow_nan: bo
         first = int(np.argmax(rows))
         kinds = "infinite" if allow_nan else "NaN/Inf"
         hint = "; impute fills only missing (NaN) values" if allow_nan else ""
-        raise DataError(
-            f"{where}: {what} has {int(bad.sum())} {kinds} values "
-            f"(first in row {first}, counting from 0){hint}"
-        )
+        row = f"row {first}, counting from 0" if lines is None else f"row {int(lines[first])}"
+        raise DataError(f"{where}: {what} has {int(bad.sum())} {kinds} values (first in {row}){hint}")
 
 
 def check_labels(y: np.ndarray | None, n: int, where: str, *, what: str = "y") -> np.ndarray | None:
@@ -87,8 +187,7 @@ def check_labels(y: np.ndarray | None, n: int, where: str, *, what: str = "y") -
     y = np.asarray(y)
     if y.ndim == 2 and y.shape[1] == 1:
         y = y[:, 0]
-    if y.dtype.kind not in "biuf":
-        raise DataError(f"{where}: labels {what} have non-numeric dtype {y.dtype}")
+    check_dtype(y, where, what=f"labels {what}")
     if y.ndim != 1:
         raise DataError(f"{where}: labels {what} have shape {y.shape}; expected [N]")
     if y.shape[0] != n:
@@ -128,15 +227,7 @@ def to_model_input(
       DataError: any failed check in ``check_array``, other ranks, out-of-range images.
     """
     x = check_array(x, where, what=what, allow_nan=allow_nan and np.ndim(x) == 2)
-    # fmax skips NaN, so a missing value cannot hide a value beyond the float32 range.
-    if (
-        x.dtype.kind == "f"
-        and x.dtype.itemsize > 4
-        and np.fmax.reduce(np.abs(x), None) > _FLOAT32_MAX
-    ):
-        raise DataError(
-            f"{where}: {what} has values beyond the float32 range (±{_FLOAT32_MAX:.3g})"
-        )
+    check_float32_range(x, where, what=what)
     if x.ndim == 2:  # float64 until standardized, so large offsets keep their precision
         return "tabular", np.ascontiguousarray(x, dtype=np.float64)
     if x.ndim == 3:

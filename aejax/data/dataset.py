@@ -147,21 +147,23 @@ def _count(fraction: float, n: int) -> int:
     return math.ceil(round(fraction * n, 9))
 
 
-def min_examples(val_fraction: float, test_fraction: float) -> int:
-    """The fewest rows ``build_dataset`` can split into at least one training example.
+def min_examples(val_fraction: float, test_fraction: float, n_train: int = 1) -> int:
+    """The fewest rows ``build_dataset`` can split into at least ``n_train`` training examples.
 
     Args:
       val_fraction: as in ``build_dataset``, in [0, 1).
       test_fraction: as in ``build_dataset`` (0 when the source has its own test split).
+      n_train: the training examples wanted, >= 1.
 
     Returns:
-      The smallest ``N``; e.g. 3 for the defaults (0.1, 0.2): one row each.
+      The smallest ``N``; e.g. 3 for the defaults (0.1, 0.2) and one training example:
+      one row each.
     """
     check_fractions(val_fraction, test_fraction)  # below 1, so the search ends
     n = 1
     while True:
         pool = n - _count(test_fraction, n)
-        if pool - _count(val_fraction, pool) >= 1:
+        if pool - _count(val_fraction, pool) >= n_train:
             return n
         n += 1
 

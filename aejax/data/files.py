@@ -198,10 +198,16 @@ def read_csv(path: str | os.PathLike) -> Table:
       DataError: not UTF-8 text, no data rows, ragged rows.
     """
     path = pathlib.Path(path)
+    raw = _read_bytes(path)
     try:
-        text = _read_bytes(path).decode("utf-8-sig")
+        text = raw.decode("utf-8-sig")
     except UnicodeDecodeError as e:
-        raise DataError(f"{_where(path)}: not UTF-8 text ({e})") from e
+        line = raw[: e.start].count(b"\n") + 1
+        raise DataError(
+            f"{_where(path)}: not UTF-8 text: byte 0x{raw[e.start]:02x} in row {line} is not "
+            "UTF-8 (a Latin-1 or Windows-1252 file?); save it as UTF-8, e.g. "
+            "iconv -f latin1 -t utf-8"
+        ) from None
     lines = text.splitlines()
     first = next((i for i, line in enumerate(lines) if line.strip()), None)
     if first is None:

@@ -23,8 +23,9 @@ from sklearn.utils import check_random_state
 from sklearn.utils.validation import check_is_fitted, validate_data
 
 from aejax.config import Config
+from aejax.data._validate import check_array, check_dtype, check_float32_range
 from aejax.data.dataset import build_dataset
-from aejax.errors import ConfigError, did_you_mean
+from aejax.errors import ConfigError, DataError, did_you_mean
 from aejax.models import model_from_config
 from aejax.run import Run
 
@@ -161,7 +162,7 @@ class EngineEstimator(BaseEstimator):
         Returns:
           ``X`` as a validated float array ``[N, D]``.
         """
-        X = validate_data(self, X, reset=True, dtype=[np.float64, np.float32])
+        X = self._validated(X, reset=True, method="fit")
         val_fraction = self.validation_fraction if X.shape[0] >= MIN_ROWS_FOR_VALIDATION else 0.0
         ds = build_dataset(
             "X",
@@ -172,6 +173,8 @@ class EngineEstimator(BaseEstimator):
             where=f"{type(self).__name__}.fit",
         )
         config = self._config(ds.x_train.shape[0], X.shape[1], val_fraction)
+        # Settings that could only fail after training are refused here, before it.
+        self._check_model(model_from_config(config, ds.input_shape, ds.kind))
         from aejax.train import train  # late: the engine imports most of aejax
 
         result = train(config, dataset=ds)
@@ -185,23 +188,56 @@ class EngineEstimator(BaseEstimator):
         self._dataset = ds  # the split: the detector scores its validation rows
         return X
 
+    def _check_model(self, model: Any) -> None:
+        """Refuses, before training, a model the estimator's settings cannot use (none here)."""
+
+    def _validated(self, X: Any, *, reset: bool, method: str) -> np.ndarray:
+        """``X`` through scikit-learn's conventions and aejax's one validator.
+
+        scikit-learn's ``validate_data`` converts lists and DataFrames, records or checks
+        ``n_features_in_`` and ``feature_names_in_`` and words the errors its estimator
+        checks expect; ``aejax.data._validate`` then refuses what ``aejax train`` refuses
+        (complex, text, NaN/Inf with their count and first row, values beyond float32).
+
+        Returns:
+          ``[N, D]`` float64 or float32.
+
+        Raises:
+          DataError (a ValueError): one line naming the problem.
+        """
+        where = f"{type(self).__name__}.{method}"
+        # Complex and text arrays are named here; object arrays of numbers are converted
+        # (scikit-learn's convention) and other objects fail in the conversion.
+        if isinstance(X, np.ndarray) and X.dtype.kind in ("c", "U", "S"):
+            check_dtype(X, where, what="X")
+        try:
+            X = validate_data(
+                self, X, reset=reset, dtype=[np.float64, np.float32], ensure_all_finite=False
+            )
+        except DataError:
+            raise
+        except ValueError as e:  # one line, with scikit-learn's words kept
+            raise DataError(f"{where}: {' '.join(str(e).split())}") from None
+        check_array(X, where, what="X")
+        check_float32_range(X, where, what="X")
+        return X
+
     def _as_examples(self, X: np.ndarray, what: str) -> np.ndarray:
         """``[N, D]`` rows as the model's examples: ``[N, *image_shape]`` for images."""
         if self.image_shape is None:
             return X
         shape = tuple(int(d) for d in self.image_shape)
         if math.prod(shape) != X.shape[1]:
-            raise ValueError(
+            raise DataError(
                 f"{what} has {X.shape[1]} features per row, but image_shape={shape} needs "
                 f"{math.prod(shape)}"
             )
         return X.reshape(X.shape[0], *shape)
 
-    def _check_X(self, X: Any) -> np.ndarray:
+    def _check_X(self, X: Any, method: str = "predict") -> np.ndarray:
         """Validates ``X`` against the fitted feature count; returns the model's examples."""
         check_is_fitted(self)
-        X = validate_data(self, X, reset=False, dtype=[np.float64, np.float32])
-        return self._as_examples(X, "X")
+        return self._as_examples(self._validated(X, reset=False, method=method), "X")
 
     @property
     def run_(self) -> Run:

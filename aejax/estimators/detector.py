@@ -11,9 +11,10 @@ from scipy import ndimage
 from sklearn.base import OutlierMixin
 from sklearn.utils.validation import check_is_fitted
 
-from aejax.errors import ConfigError, did_you_mean
+from aejax.data._validate import check_labels
+from aejax.errors import ConfigError, DataError, did_you_mean
 from aejax.estimators import thresholds
-from aejax.estimators._core import ROWS, EngineEstimator
+from aejax.estimators._core import MIN_ROWS_FOR_VALIDATION, ROWS, EngineEstimator
 from aejax.evaluate import has_posterior
 
 SCORES = ("auto", "combined", "reconstruction", "elbo", "latent")
@@ -125,47 +126,111 @@ class AnomalyDetector(OutlierMixin, EngineEstimator):
 
     # --- fitting ---------------------------------------------------------------------
     def _rule(self) -> str | float:
-        """The threshold rule the parameters ask for (validated)."""
+        """The threshold rule the parameters ask for (validated).
+
+        Raises:
+          ConfigError (a ValueError): ``contamination`` outside (0, 0.5] (a share of
+            outliers: above half, the "outliers" would be the majority and the rule would
+            flag normal rows), a threshold that is neither a finite number nor a rule,
+            ``"contamination"`` without a contamination.
+        """
         c = self.contamination
         if c is not None and not (isinstance(c, str) and c == "auto"):
-            if not isinstance(c, numbers.Real) or not 0 < c <= 0.5:
-                raise ValueError(
-                    f"contamination={c!r}: expected a fraction in (0, 0.5], 'auto' or None"
+            if isinstance(c, bool) or not isinstance(c, numbers.Real) or not 0 < c <= 0.5:
+                raise ConfigError(
+                    f"contamination={c!r}: expected a fraction in (0, 0.5], the share of "
+                    "outliers (above half, the outliers would be the majority), 'auto' or None"
                 )
         t = self.threshold
         if t is None:
             return "contamination" if c is not None and c != "auto" else "mad"
         if isinstance(t, numbers.Real) and not isinstance(t, bool):
+            if not np.isfinite(t):
+                raise ConfigError(
+                    f"threshold={t!r}: a fixed threshold must be a finite score (or one of "
+                    f"{', '.join(thresholds.RULES)})"
+                )
             return float(t)
         if t not in thresholds.RULES:
-            raise ValueError(
+            raise ConfigError(
                 f"threshold={t!r}: expected a number or one of {', '.join(thresholds.RULES)}"
                 f"{did_you_mean(t, thresholds.RULES)}"
             )
         if t == "contamination" and (c is None or c == "auto"):
-            raise ValueError("threshold='contamination' needs contamination= in (0, 0.5]")
+            raise ConfigError("threshold='contamination' needs contamination= in (0, 0.5]")
         return t
 
-    def fit(self, X: Any, y: Any = None) -> AnomalyDetector:
-        """Trains on ``X: [N, D]`` and sets the threshold; ``y`` (1 = anomaly) is used only
-        by ``threshold="f1"``. Returns ``self``."""
+    def _check_settings(self, n_rows: int, y: Any) -> tuple[str | float, np.ndarray | None]:
+        """Every setting that could only fail after training, checked before it.
+
+        Args:
+          n_rows: the rows of ``X``.
+          y: the labels given to ``fit`` (used by ``threshold="f1"`` only).
+
+        Returns:
+          ``(rule, labels)``: the threshold rule and, for ``"f1"``, ``[N]`` int64 0/1 labels.
+
+        Raises:
+          ConfigError: see ``_rule``; an unknown ``score_type``; ``"validation"`` without
+            validation rows or with ``percentile`` outside (0, 100]; ``"f1"`` without labels.
+          DataError: ``"f1"`` labels of another length than the rows, not 0/1, or
+            without an anomaly.
+        """
         rule = self._rule()
         if self.score_type not in SCORES:
             raise ConfigError(
                 f"score_type={self.score_type!r}: expected one of {', '.join(SCORES)}"
                 f"{did_you_mean(self.score_type, SCORES)}"
             )
+        if rule == "validation":
+            p = self.percentile
+            if isinstance(p, bool) or not isinstance(p, numbers.Real) or not 0 < p <= 100:
+                raise ConfigError(f"percentile={p!r}: expected a number in (0, 100]")
+            if not self.validation_fraction or n_rows < MIN_ROWS_FOR_VALIDATION:
+                raise ConfigError(
+                    "threshold='validation' needs validation rows: validation_fraction > 0 and "
+                    f"at least {MIN_ROWS_FOR_VALIDATION} rows (X has {n_rows})"
+                )
+        if rule != "f1":
+            return rule, None
+        if y is None:
+            raise ConfigError(
+                "threshold='f1' needs labels: fit(X, y) with y = 1 for anomalies (aejax "
+                "detect: an .npz with y, or --label-column)"
+            )
+        where = f"{type(self).__name__}.fit"
+        labels = check_labels(y, n_rows, where, what="y")
+        if not np.isin(labels, (0, 1)).all() or not labels.any():
+            raise DataError(
+                f"{where}: threshold='f1' needs labels y of 1 (anomaly) and 0 (normal) with at "
+                f"least one anomaly; got values {np.unique(labels)[:6].tolist()}"
+            )
+        return rule, labels
+
+    def fit(self, X: Any, y: Any = None) -> AnomalyDetector:
+        """Trains on ``X: [N, D]`` and sets the threshold; ``y`` (1 = anomaly) is used only
+        by ``threshold="f1"``. Every setting and input is checked before training.
+        Returns ``self``."""
+        n_rows = getattr(X, "shape", (len(X),) if hasattr(X, "__len__") else (0,))[0]
+        rule, labels = self._check_settings(int(n_rows), y)
         X = self._fit_engine(X)
         self.score_ = self._resolve_score()
         if self.score_ in ("latent", "combined"):
             self._fit_latent(self._dataset.x_train)
-        self.decision_scores_ = self.anomaly_score(X)
+        self.decision_scores_ = self._scores_of(self._as_examples(X, "X"), what="fit")
         self.threshold_rule_ = rule if isinstance(rule, str) else "fixed"
-        self.threshold_ = self._threshold(rule, y)
+        self.threshold_ = self._threshold(rule, labels)
         self.offset_ = -self.threshold_
         self.labels_ = (self.decision_scores_ > self.threshold_).astype(np.int64)
         del self._dataset
         return self
+
+    def _check_model(self, model: Any) -> None:
+        if self.score_type == "elbo" and not has_posterior(model):
+            raise ConfigError(
+                f"score_type='elbo' needs a model with a posterior (vae, conv_vae); {self.model!r} "
+                "has none: use score_type='reconstruction' or 'latent'"
+            )
 
     def _sized(self, n_features: int) -> dict[str, Any]:
         return {"hidden": (64,), "latent_dim": min(2, n_features)}
@@ -181,17 +246,11 @@ class AnomalyDetector(OutlierMixin, EngineEstimator):
         return int(np.clip(np.ceil(self.IMAGE_STEPS / steps_per_epoch), 10, 300))
 
     def _resolve_score(self) -> str:
-        posterior = has_posterior(self.run_.model)
         if self.score_type == "auto":
-            if posterior:
+            if has_posterior(self.run_.model):
                 return "elbo"
             return "reconstruction" if self.image_shape is not None else "combined"
-        if self.score_type == "elbo" and not posterior:
-            raise ConfigError(
-                f"score_type='elbo' needs a model with a posterior (vae, conv_vae); {self.model!r} "
-                "has none: use score_type='reconstruction' or 'latent'"
-            )
-        return self.score_type
+        return self.score_type  # "elbo" without a posterior is refused before training
 
     def _threshold(self, rule: str | float, y: Any) -> float:
         scores = self.decision_scores_
@@ -203,23 +262,29 @@ class AnomalyDetector(OutlierMixin, EngineEstimator):
             return thresholds.mad_threshold(scores)
         if rule == "iqr":
             return thresholds.iqr_threshold(scores)
-        if rule == "f1":
-            if y is None:
-                raise ValueError("threshold='f1' needs labels: fit(X, y) with y = 1 for anomalies")
+        if rule == "f1":  # labels checked before training
             return thresholds.best_f1_threshold(scores, y)
-        # "validation": novelty mode, the held-out rows' scores
-        if self._validation_rows == 0:
-            raise ValueError(
-                "threshold='validation' needs validation rows: validation_fraction > 0 and at "
-                "least 20 rows"
-            )
+        # "validation": novelty mode, the held-out rows' scores (rows checked before training)
         clean = self._scores_of(self._dataset.x_val, standardized=True)
         return thresholds.percentile_threshold(clean, self.percentile)
 
     # --- scores ----------------------------------------------------------------------
-    def _scores_of(self, examples: np.ndarray, standardized: bool = False) -> np.ndarray:
+    def _scores_of(
+        self, examples: np.ndarray, standardized: bool = False, what: str = "predict"
+    ) -> np.ndarray:
         """Anomaly scores ``[N]`` float64 of model examples (raw units unless
-        ``standardized``)."""
+        ``standardized``), every one finite.
+
+        Raises:
+          DataError: rows whose score is not finite: values so far from the training rows
+            (in training standard deviations) that the float32 model overflows on them.
+        """
+        scores = self._raw_scores(examples, standardized)
+        if not np.isfinite(scores).all():
+            raise _overflow_error(examples, scores, self.run_.scaler, standardized, what)
+        return scores
+
+    def _raw_scores(self, examples: np.ndarray, standardized: bool) -> np.ndarray:
         run = self.run_
         if standardized and run.scaler is not None:
             examples = run.scaler.inverse_transform(examples)
@@ -314,3 +379,22 @@ class AnomalyDetector(OutlierMixin, EngineEstimator):
         tags = super().__sklearn_tags__()
         tags.transformer_tags = None
         return tags
+
+
+def _overflow_error(examples, scores, scaler, standardized: bool, what: str) -> DataError:
+    """Names the rows with a non-finite score and how far out their values lie."""
+    bad = np.flatnonzero(~np.isfinite(scores))
+    first = examples[bad[0]].astype(np.float64)
+    if scaler is not None and not standardized:
+        first = (first - scaler.mean) / scaler.scale
+    how_far = (
+        f" (values up to {np.max(np.abs(first)):.3g} training standard deviations from the "
+        "training mean)"
+        if scaler is not None
+        else ""
+    )
+    return DataError(
+        f"AnomalyDetector.{what}: {bad.size} row(s) get no finite anomaly score, first row "
+        f"{int(bad[0])} (counting from 0){how_far}: the float32 model overflows on values this "
+        "far from the training data; remove or clip such rows"
+    )

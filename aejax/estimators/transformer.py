@@ -2,15 +2,14 @@
 
 from __future__ import annotations
 
-import functools
 import math
 from typing import Any
 
-import jax
 import numpy as np
 from sklearn.base import TransformerMixin
 from sklearn.utils.validation import check_is_fitted
 
+from aejax import inference
 from aejax.estimators._core import ROWS, EngineEstimator
 
 
@@ -86,32 +85,30 @@ class Autoencoder(TransformerMixin, EngineEstimator):
 
     def transform(self, X: Any) -> np.ndarray:
         """Codes ``[N, latent_dim]`` float32 of ``X: [N, D]`` (grids are flattened)."""
-        codes = np.asarray(self.run_.encode(self._check_X(X), ROWS))
+        codes = np.asarray(self.run_.encode(self._check_X(X, "transform"), ROWS))
         return codes.reshape(codes.shape[0], -1)
 
     def inverse_transform(self, X: Any) -> np.ndarray:
-        """Decoder means ``[N, D]`` float32, in ``X``'s units, of codes ``[N, latent_dim]``."""
+        """Decoder means ``[N, D]`` float32, in ``X``'s units, of codes ``[N, latent_dim]``.
+
+        Raises:
+          DataError: codes of another width than ``latent_dim`` (named: expected vs
+            given), non-numeric, empty or NaN/Inf codes.
+        """
         check_is_fitted(self)
-        z = np.asarray(X, dtype=np.float32)
-        shape = self._code_shape()
+        run = self.run_
+        z = np.asarray(X)
+        shape = inference.code_shape(run.model, run.variables)
         if z.ndim == 2 and z.shape[1] == math.prod(shape) and len(shape) > 1:
             z = z.reshape(z.shape[0], *shape)  # a flattened code grid (vq_vae)
-        out = np.asarray(self.run_.decode(z, ROWS))
+        z = inference.check_codes(z, run.model, run.variables, f"{type(self).__name__}.inverse_transform")
+        out = np.asarray(run.decode(z, ROWS))
         return out.reshape(out.shape[0], -1)
-
-    def _code_shape(self) -> tuple[int, ...]:
-        """The per-example shape of the model's codes (one trace, no compile)."""
-        run = self.run_
-        row = jax.ShapeDtypeStruct((1, *run.model.input_shape), np.float32)
-        out = jax.eval_shape(
-            functools.partial(run.model.apply, method="encode"), run.variables, row
-        )
-        return tuple(out.shape[1:])
 
     def score(self, X: Any, y: Any = None) -> float:
         """Minus the mean squared reconstruction error per value, in ``X``'s units
         (higher is better, as ``GridSearchCV`` expects)."""
-        examples = self._check_X(X)
+        examples = self._check_X(X, "score")
         recon = np.asarray(self.run_.reconstruct(examples, ROWS), np.float64)
         return -float(np.mean((recon - examples.astype(np.float64)) ** 2))
 
