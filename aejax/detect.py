@@ -54,7 +54,8 @@ def read_table(
         x_test = check_table(raw.x_test, where, what="x_test", allow_nan=allow_nan)
         if x_test.shape[1] != x.shape[1]:
             raise DataError(
-                f"{where}: x_test has {x_test.shape[1]} columns, x has {x.shape[1]}; they must match"
+                f"{where}: x_test has {x_test.shape[1]} columns, x has {x.shape[1]}; they "
+                "must match"
             )
         y_test = check_labels(raw.y_test, x_test.shape[0], where, what="y_test")
         if (y is None) != (y_test is None):

@@ -718,7 +718,7 @@ def detect_series(
         contamination=contamination,
     )
     if post not in POSTS:
-        raise ConfigError(f"post {post!r}: choose one of {POSTS}")
+        raise DataError(f"post {post!r}: choose one of {POSTS}")
     if post == "likelihood":
         _check_windows(history, short)
         likelihood_threshold(epsilon)

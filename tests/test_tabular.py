@@ -263,7 +263,7 @@ def test_cli_trains_on_a_table_with_labels_text_and_holes(tmp_path):
     ]
     path = _csv(tmp_path / "t.csv", "when,a,b,y", rows)
     argv = ["train", "--data", path, "--epochs", "1", "--set", "hidden=8", "--devices", "1"]
-    argv += ["--set", "batch_size=8", "--set", "latent_dim=2"]
+    argv += ["--set", "batch_size=8", "--set", "latent_dim=1"]  # below the 2 features
     argv += ["--set", "label_column=y", "--set", "impute=mean", "--set", "drop_columns=when"]
     assert cli.main([*argv, "--workdir", str(tmp_path / "run"), "--no-progress"]) == 0
     width, height = _png_size(tmp_path / "run" / "reconstructions.png")  # two features

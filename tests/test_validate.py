@@ -82,43 +82,73 @@ def _duplicate_series(d):
 
 _OK = _npy("ok.npy", _table())
 
+def _case(make, extra, message, id):
+    return pytest.param(make, extra, message, id=id)
+
+
 # (file, extra options, what stderr must say); stderr is "aejax detect: error: <one line>".
-DETECT_CASES = {
-    "nan": (_npy("x.npy", _with(_table(), 3, 2, np.nan)), [], "x has 1 NaN/Inf values (first in row 3"),
-    "inf": (_npy("x.npy", _with(_table(), 7, 1, -np.inf)), [], "x has 1 NaN/Inf values (first in row 7"),
-    "empty": (_npy("x.npy", np.zeros((0, 5))), [], "x is empty (0 rows)"),
-    "no_features": (_npy("x.npy", np.zeros((5, 0))), [], "x has no features"),
-    "strings": (_npy("x.npy", np.array([["a", "b"], ["c", "d"]])), [], "non-numeric dtype <U1 (text)"),
-    "complex": (_npy("x.npy", _table().astype(complex) + 1j), [], "complex numbers: Complex data not supported"),
-    "beyond_float32": (_npy("x.npy", _with(_table(), 2, 0, 1e39)), [], "beyond the float32 range"),
-    "short_labels": (_npz_short_labels, [], "10 labels in y for 200 examples"),
-    "latin1": (_latin1_csv, [], "not UTF-8 text: byte 0xe9 in row 1"),
-    "contamination": (_OK, ["--contamination", "0.9"], "contamination=0.9: expected a fraction in (0, 0.5]"),
-    "contamination_0": (_OK, ["--contamination", "0"], "contamination=0.0: expected a fraction in (0, 0.5]"),
-    "f1_no_labels": (_OK, ["--threshold", "f1"], "threshold='f1' needs labels"),
-    "f1_one_class": (_npz_one_class, ["--threshold", "f1"], "with at least one anomaly; got values [0]"),
-    "threshold_nan": (_OK, ["--threshold", "nan"], "threshold=nan: a fixed threshold must be a finite"),
-    "threshold_inf": (_OK, ["--threshold", "inf"], "threshold=inf: a fixed threshold must be a finite"),
-    "threshold_unknown": (_OK, ["--threshold", "mda"], "did you mean 'mad'"),
-    "validation_percentile": (_OK, ["--threshold", "validation", "--set", "percentile=0"], "percentile=0.0: expected a number in (0, 100]"),
-    "elbo_without_posterior": (_OK, ["--set", "score_type=elbo"], "score_type='elbo' needs a model with a posterior"),
-    "series_reversed": (_reversed_series, [], "timestamps must increase strictly: row 3 (2020-01-13 10:00:00) is earlier than row 2 (2020-01-13 11:00:00)"),
-    "series_duplicate": (_duplicate_series, [], "row 52 (2020-01-03 01:00:00) is the same as row 51"),
-    "series_window_0": (_series, ["--window", "0"], "window 0: expected a number of points >= 1"),
-    "series_window_negative": (_series, ["--window", "-3"], "window -3: expected a number of points >= 1"),
-    "series_stride_0": (_series, ["--stride", "0"], "stride 0: expected a number of points >= 1"),
-    "series_contamination": (_series, ["--contamination", "0.9"], "contamination 0.9: expected a fraction in (0, 0.5]"),
-    "series_contamination_text": (_series, ["--contamination", "lots"], "--contamination lots: expected a fraction"),
-    "series_f1": (_series, ["--threshold", "f1"], "series take validation or contamination"),
-    "series_score": (_series, ["--score", "mse"], "score 'mse': choose one of mahalanobis, error"),
-    "series_train_fraction": (_series, ["--train-fraction", "1.5"], "train_fraction 1.5: expected a number in (0, 1)"),
-}  # fmt: skip
+DETECT_CASES = [
+    _case(_npy("x.npy", _with(_table(), 3, 2, np.nan)), [],
+          "x has 1 NaN/Inf values (first in row 3", "nan"),
+    _case(_npy("x.npy", _with(_table(), 7, 1, -np.inf)), [],
+          "x has 1 NaN/Inf values (first in row 7", "inf"),
+    _case(_npy("x.npy", np.zeros((0, 5))), [], "x is empty (0 rows)", "empty"),
+    _case(_npy("x.npy", np.zeros((5, 0))), [], "x has no features", "no_features"),
+    _case(_npy("x.npy", np.array([["a", "b"], ["c", "d"]])), [],
+          "non-numeric dtype <U1 (text)", "strings"),
+    _case(_npy("x.npy", _table().astype(complex) + 1j), [],
+          "complex numbers: Complex data not supported", "complex"),
+    _case(_npy("x.npy", _with(_table(), 2, 0, 1e39)), [],
+          "beyond the float32 range", "beyond_float32"),
+    _case(_npz_short_labels, [], "10 labels in y for 200 examples", "short_labels"),
+    _case(_latin1_csv, [], "not UTF-8 text: byte 0xe9 in row 1", "latin1"),
+    _case(_OK, ["--contamination", "0.9"],
+          "contamination=0.9: expected a fraction in (0, 0.5]", "contamination"),
+    _case(_OK, ["--contamination", "0"],
+          "contamination=0.0: expected a fraction in (0, 0.5]", "contamination_0"),
+    _case(_OK, ["--threshold", "f1"], "threshold='f1' needs labels", "f1_no_labels"),
+    _case(_npz_one_class, ["--threshold", "f1"],
+          "with at least one anomaly; got values [0]", "f1_one_class"),
+    _case(_OK, ["--threshold", "nan"],
+          "threshold=nan: a fixed threshold must be a finite", "threshold_nan"),
+    _case(_OK, ["--threshold", "inf"],
+          "threshold=inf: a fixed threshold must be a finite", "threshold_inf"),
+    _case(_OK, ["--threshold", "mda"], "did you mean 'mad'", "threshold_unknown"),
+    _case(_OK, ["--threshold", "validation", "--set", "percentile=0"],
+          "percentile=0.0: expected a number in (0, 100]", "validation_percentile"),
+    _case(_OK, ["--set", "score_type=elbo"],
+          "score_type='elbo' needs a model with a posterior", "elbo_without_posterior"),
+    _case(_reversed_series, [],
+          "timestamps must increase strictly: row 3 (2020-01-13 10:00:00) is earlier than "
+          "row 2 (2020-01-13 11:00:00)", "series_reversed"),
+    _case(_duplicate_series, [],
+          "row 52 (2020-01-03 01:00:00) is the same as row 51", "series_duplicate"),
+    _case(_series, ["--window", "0"],
+          "window 0: expected a number of points >= 1", "series_window_0"),
+    _case(_series, ["--window", "-3"],
+          "window -3: expected a number of points >= 1", "series_window_negative"),
+    _case(_series, ["--stride", "0"],
+          "stride 0: expected a number of points >= 1", "series_stride_0"),
+    _case(_series, ["--contamination", "0.9"],
+          "contamination 0.9: expected a fraction in (0, 0.5]", "series_contamination"),
+    _case(_series, ["--contamination", "lots"],
+          "--contamination lots: expected a fraction", "series_contamination_text"),
+    _case(_series, ["--threshold", "f1"], "series take validation or contamination",
+          "series_f1"),
+    _case(_series, ["--score", "mse"], "score 'mse': choose one of mahalanobis, error",
+          "series_score"),
+    _case(_series, ["--train-fraction", "1.5"],
+          "train_fraction 1.5: expected a number in (0, 1)", "series_train_fraction"),
+]  # fmt: skip
 
 
-@pytest.mark.parametrize(("make", "extra", "message"), DETECT_CASES.values(), ids=DETECT_CASES)
-def test_detect_refuses_bad_input_before_fitting(tmp_path, capsys, no_training, make, extra, message):
+@pytest.mark.parametrize(("make", "extra", "message"), DETECT_CASES)
+def test_detect_refuses_bad_input_before_fitting(
+    tmp_path, capsys, no_training, make, extra, message
+):
     out = tmp_path / "out"
-    rc = cli.main(["detect", "--data", str(make(tmp_path)), "--out", str(out), "--no-progress", *extra])
+    data = str(make(tmp_path))
+    rc = cli.main(["detect", "--data", data, "--out", str(out), "--no-progress", *extra])
     err = capsys.readouterr().err
     assert rc == 2, err
     assert err.startswith("aejax detect: error: ") and message in err, err
@@ -156,16 +186,28 @@ def test_detector_settings_fail_before_fitting(no_training):
         aejax.AnomalyDetector(threshold=float("inf"), **TINY).fit(x)
 
 
-SERIES_CASES = {
-    "reversed": (_reversed_series, "row 3 (2020-01-13 10:00:00) is earlier than row 2 (2020-01-13 11:00:00)"),
-    "duplicate": (_duplicate_series, "row 52 (2020-01-03 01:00:00) is the same as row 51"),
-    "missing": (lambda d: _write(d, ["timestamp,value", "2020-01-01,1", "2020-01-02,", "2020-01-03,2"]), "1 missing cell(s), first in row 3, column 2"),
-    "text": (lambda d: _write(d, ["timestamp,value", "2020-01-01,1", "2020-01-02,2", "2020-01-03,high"]), "row 4, column 2 ('value') is 'high', not a number"),
-    "inf": (lambda d: _write(d, ["timestamp,value", "2020-01-01,1", "2020-01-02,inf", "2020-01-03,2"]), "values has 1 NaN/Inf values (first in row 3)"),
-    "ragged": (lambda d: _write(d, ["timestamp,value", "2020-01-01,1", "2020-01-02,2,3"]), "row 3 has 3 columns, expected 2"),
-    "bad_timestamp": (lambda d: _write(d, ["timestamp,value", "2020-01-01,1", "yesterday,2"]), "row 3: timestamp 'yesterday' is not ISO 8601"),
-    "latin1": (lambda d: _write(d, ["timestamp,valeur é", "2020-01-01,1", "2020-01-02,2"], "latin-1"), "not UTF-8 text"),
-}  # fmt: skip
+def _rows(*lines):
+    return lambda d: _write(d, ["timestamp,value", *lines])
+
+
+SERIES_CASES = [
+    pytest.param(_reversed_series,
+                 "row 3 (2020-01-13 10:00:00) is earlier than row 2", id="reversed"),
+    pytest.param(_duplicate_series,
+                 "row 52 (2020-01-03 01:00:00) is the same as row 51", id="duplicate"),
+    pytest.param(_rows("2020-01-01,1", "2020-01-02,", "2020-01-03,2"),
+                 "1 missing cell(s), first in row 3, column 2", id="missing"),
+    pytest.param(_rows("2020-01-01,1", "2020-01-02,2", "2020-01-03,high"),
+                 "row 4, column 2 ('value') is 'high', not a number", id="text"),
+    pytest.param(_rows("2020-01-01,1", "2020-01-02,inf", "2020-01-03,2"),
+                 "values has 1 NaN/Inf values (first in row 3)", id="inf"),
+    pytest.param(_rows("2020-01-01,1", "2020-01-02,2,3"),
+                 "row 3 has 3 columns, expected 2", id="ragged"),
+    pytest.param(_rows("2020-01-01,1", "yesterday,2"),
+                 "row 3: timestamp 'yesterday' is not ISO 8601", id="bad_timestamp"),
+    pytest.param(lambda d: _write(d, ["timestamp,valeur é", "2020-01-01,1"], "latin-1"),
+                 "not UTF-8 text", id="latin1"),
+]  # fmt: skip
 
 
 def _write(d, lines, encoding="utf-8"):
@@ -173,7 +215,7 @@ def _write(d, lines, encoding="utf-8"):
     return d / "s.csv"
 
 
-@pytest.mark.parametrize(("make", "message"), SERIES_CASES.values(), ids=SERIES_CASES)
+@pytest.mark.parametrize(("make", "message"), SERIES_CASES)
 def test_series_reader_refuses_bad_files_naming_the_row(tmp_path, make, message):
     with pytest.raises(DataError) as e:
         series.read_series(make(tmp_path))

@@ -164,7 +164,9 @@ def check_finite(
         kinds = "infinite" if allow_nan else "NaN/Inf"
         hint = "; impute fills only missing (NaN) values" if allow_nan else ""
         row = f"row {first}, counting from 0" if lines is None else f"row {int(lines[first])}"
-        raise DataError(f"{where}: {what} has {int(bad.sum())} {kinds} values (first in {row}){hint}")
+        raise DataError(
+            f"{where}: {what} has {int(bad.sum())} {kinds} values (first in {row}){hint}"
+        )
 
 
 def check_labels(y: np.ndarray | None, n: int, where: str, *, what: str = "y") -> np.ndarray | None:

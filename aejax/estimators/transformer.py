@@ -101,7 +101,8 @@ class Autoencoder(TransformerMixin, EngineEstimator):
         shape = inference.code_shape(run.model, run.variables)
         if z.ndim == 2 and z.shape[1] == math.prod(shape) and len(shape) > 1:
             z = z.reshape(z.shape[0], *shape)  # a flattened code grid (vq_vae)
-        z = inference.check_codes(z, run.model, run.variables, f"{type(self).__name__}.inverse_transform")
+        what = f"{type(self).__name__}.inverse_transform"
+        z = inference.check_codes(z, run.model, run.variables, what)
         out = np.asarray(run.decode(z, ROWS))
         return out.reshape(out.shape[0], -1)
 
