@@ -22,7 +22,7 @@ from aejax.train import runtime
 from aejax.train.checkpoint import Checkpointer
 from aejax.train.loop import RunResult, dataset_for, train
 from aejax.train.optim import make_optimizers
-from aejax.train.rundir import check_workdir
+from aejax.train.rundir import check_recorded_config, check_workdir
 from aejax.train.state import state_shapes
 
 
@@ -314,15 +314,18 @@ def load_run(workdir: str | pathlib.Path) -> Run:
       A ``Run``, which unpacks as ``(config, model, variables, scaler)``: ``variables``
       are the best parameters and model state as ``{"params": ..., **model_state}``; the
       model is built for the data shape the run was trained on (stored in its checkpoint
-      metadata). The newest loadable checkpoint is used; unreadable newer ones are skipped
-      with a warning. ``run.encode(x)``, ``run.decode(z)``, ``run.reconstruct(x)``,
-      ``run.score(x)``, ``run.sample(n)`` work in the data's own units (the scaler is
-      applied both ways).
+      metadata). The newest loadable checkpoint is used; newer ones that are unreadable or
+      fail their integrity check (their arrays or metadata differ from the hashes
+      recorded when they were written) are skipped with a warning, never used.
+      ``run.encode(x)``, ``run.decode(z)``, ``run.reconstruct(x)``, ``run.score(x)``,
+      ``run.sample(n)`` work in the data's own units (the scaler is applied both ways).
 
     Raises:
       CheckpointError: not a run directory, no (loadable) checkpoint, unreadable
-        ``config.json`` or ``scaler.json``, or checkpoints whose parameters do not fit the
-        model that ``config.json`` describes (missing, extra or reshaped leaves).
+        ``config.json`` or ``scaler.json``, checkpoints whose parameters do not fit the
+        model that ``config.json`` describes (missing, extra or reshaped leaves), or a
+        ``config.json`` that differs from the config the checkpoint was written with in a
+        field that changes what the model computes (naming the fields).
     """
     workdir = pathlib.Path(workdir)
     if not workdir.is_dir():
@@ -347,7 +350,9 @@ def load_run(workdir: str | pathlib.Path) -> Run:
         except ConfigError as e:
             raise CheckpointError(f"{cfg_path} describes a model that cannot be built: {e}") from e
         state = abstract_state(model, make_optimizers(config, 1, model), input_shape, config.seed)
-        _, best, _, _ = ckpt.restore(state, best_like(state))
+        _, best, restored_meta, step = ckpt.restore(state, best_like(state))
+    # An edited activation keeps every shape: only the recorded config can tell.
+    check_recorded_config(cfg_path, config, restored_meta, f"{ckpt.directory}/{step}")
     scaler_path = workdir / "scaler.json"
     try:
         scaler = (
