@@ -22,7 +22,7 @@ from aejax.train import runtime
 from aejax.train.checkpoint import Checkpointer
 from aejax.train.loop import RunResult, dataset_for, train
 from aejax.train.optim import make_optimizers
-from aejax.train.rundir import check_recorded_config, check_workdir
+from aejax.train.rundir import check_recorded_config, check_workdir, config_of
 from aejax.train.state import state_shapes
 
 
@@ -350,9 +350,9 @@ def load_run(workdir: str | pathlib.Path) -> Run:
         except ConfigError as e:
             raise CheckpointError(f"{cfg_path} describes a model that cannot be built: {e}") from e
         state = abstract_state(model, make_optimizers(config, 1, model), input_shape, config.seed)
-        _, best, restored_meta, step = ckpt.restore(state, best_like(state))
-    # An edited activation keeps every shape: only the recorded config can tell.
-    check_recorded_config(cfg_path, config, restored_meta, f"{ckpt.directory}/{step}")
+        _, best, meta, step = ckpt.restore(state, best_like(state))
+    where = f"{ckpt.directory}/{step}"  # an edited activation keeps every shape: compare
+    check_recorded_config(cfg_path, config, config_of(meta, where), where)
     scaler_path = workdir / "scaler.json"
     try:
         scaler = (

@@ -277,9 +277,8 @@ class Checkpointer:
             raise ValueError(f"metadata is not an aejax record: {str(meta)[:80]!r}")
         # A format 3 checkpoint must carry its manifest: one whose "integrity" key was
         # damaged must not pass for an older, unverifiable checkpoint.
-        if "integrity" in meta or not isinstance(meta.get("format", 1), int) or (
-            meta.get("format", 1) >= 3
-        ):
+        found = meta.get("format", 1)
+        if "integrity" in meta or not isinstance(found, int) or found >= 3:
             _integrity.check_meta(meta)
         return meta
 

@@ -49,7 +49,7 @@ def check_same_run(workdir: pathlib.Path, config: Config) -> None:
                 f"checkpoint {where} records. {fix}"
             )
         if on_file is not None:
-            check_recorded_config(saved, on_file, {"config": old.to_dict()}, where, fix)
+            check_recorded_config(saved, on_file, old, where, fix)
     elif on_file is not None:
         listing = config_changes(on_file, config)
         if listing:
@@ -59,24 +59,22 @@ def check_same_run(workdir: pathlib.Path, config: Config) -> None:
 
 
 def check_recorded_config(
-    path: pathlib.Path, config: Config, meta: dict, where: str, fix: str = ""
+    path: pathlib.Path, config: Config, recorded: Config, where: str, fix: str = ""
 ) -> None:
     """Refuses a run's ``config.json`` that differs from its checkpoint's recorded config.
 
     Args:
       path: the ``config.json`` that ``config`` was read from.
       config: its contents.
-      meta: the checkpoint's metadata (``meta["config"]`` is what its weights were trained
-        with).
+      recorded: the config the checkpoint's weights were trained with (``config_of``).
       where: the checkpoint's path, for the message.
       fix: what the message suggests besides putting the values back.
 
     Raises:
-      CheckpointError: a computing field differs (naming each; a larger ``epochs`` in
-        ``config`` is a continued run killed before its next checkpoint, and passes), or
-        the recorded config is unreadable.
+      CheckpointError: a computing field differs, naming each (a larger ``epochs`` in
+        ``config`` is a continued run killed before its next checkpoint, and passes).
     """
-    listing = config_changes(config_of(meta, where), config)
+    listing = config_changes(recorded, config)
     if listing:
         raise CheckpointError(
             f"{path} differs from the config its checkpoint {where} was written with "
