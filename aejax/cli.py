@@ -393,6 +393,11 @@ def _evaluate(args) -> int:
     else:
         for k, v in out.items():
             print(f"{k:<22} {v:.6g}" if isinstance(v, float) else f"{k:<22} {v}")
+        if "iw_examples" in out and "test_examples" in out:
+            print(
+                f"(test_* and pca_* cover all {out['test_examples']} test examples; iw_* the "
+                f"first {out['iw_examples']})"
+            )
     return 0
 
 

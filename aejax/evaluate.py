@@ -23,7 +23,7 @@ from aejax.train import runtime
 from aejax.train.checkpoint import Checkpointer
 from aejax.train.loop import RunResult, dataset_for, train
 from aejax.train.optim import make_optimizers
-from aejax.train.rundir import check_workdir
+from aejax.train.rundir import check_recorded_config, check_workdir, config_of
 from aejax.train.state import state_shapes
 
 
@@ -363,15 +363,18 @@ def load_run(workdir: str | pathlib.Path) -> Run:
       A ``Run``, which unpacks as ``(config, model, variables, scaler)``: ``variables``
       are the best parameters and model state as ``{"params": ..., **model_state}``; the
       model is built for the data shape the run was trained on (stored in its checkpoint
-      metadata). The newest loadable checkpoint is used; unreadable newer ones are skipped
-      with a warning. ``run.encode(x)``, ``run.decode(z)``, ``run.reconstruct(x)``,
-      ``run.score(x)``, ``run.sample(n)`` work in the data's own units (the scaler is
-      applied both ways).
+      metadata). The newest loadable checkpoint is used; newer ones that are unreadable or
+      fail their integrity check (their arrays or metadata differ from the hashes
+      recorded when they were written) are skipped with a warning, never used.
+      ``run.encode(x)``, ``run.decode(z)``, ``run.reconstruct(x)``, ``run.score(x)``,
+      ``run.sample(n)`` work in the data's own units (the scaler is applied both ways).
 
     Raises:
       CheckpointError: not a run directory, no (loadable) checkpoint, unreadable
-        ``config.json`` or ``scaler.json``, or checkpoints whose parameters do not fit the
-        model that ``config.json`` describes (missing, extra or reshaped leaves).
+        ``config.json`` or ``scaler.json``, checkpoints whose parameters do not fit the
+        model that ``config.json`` describes (missing, extra or reshaped leaves), or a
+        ``config.json`` that differs from the config the checkpoint was written with in a
+        field that changes what the model computes (naming the fields).
     """
     workdir = pathlib.Path(workdir)
     if not workdir.is_dir():
@@ -396,7 +399,9 @@ def load_run(workdir: str | pathlib.Path) -> Run:
         except ConfigError as e:
             raise CheckpointError(f"{cfg_path} describes a model that cannot be built: {e}") from e
         state = abstract_state(model, make_optimizers(config, 1, model), input_shape, config.seed)
-        _, best, _, _ = ckpt.restore(state, best_like(state))
+        _, best, meta, step = ckpt.restore(state, best_like(state))
+    where = f"{ckpt.directory}/{step}"  # an edited activation keeps every shape: compare
+    check_recorded_config(cfg_path, config, config_of(meta, where), where)
     scaler_path = workdir / "scaler.json"
     try:
         scaler = (
@@ -468,17 +473,20 @@ def evaluate_workdir(
     Args:
       workdir: the run directory.
       data: another dataset spec to evaluate on.
-      iw: with ``iw = K >= 1`` (Gaussian-code models), also report the test ELBO and the
-        IW-K NLL in nats (``aejax.bounds.evaluate_bounds``: binarized runs are evaluated
-        on a test set binarized once with a fixed seed).
-      iw_examples: bound only the first ``iw_examples`` test examples (default: all).
+      iw: with ``iw = K >= 1`` (Gaussian-code models), also report ``iw_elbo`` (the ELBO
+        from the same K draws) and the IW-K NLL ``iw_nll`` in nats over the
+        ``iw_examples`` bounded (``aejax.bounds.evaluate_bounds``: binarized runs are
+        evaluated on a test set binarized once with a fixed seed).
+      iw_examples: bound only the first ``iw_examples`` test examples (default: all); the
+        ``test_*`` figures always cover the whole split (``test_examples``).
       data_options: where and how to read the data, e.g. ``{"data_dir": "/data"}``
         (see ``with_data_options``).
 
     Returns:
-      ``{"model", "data", "latent_dim", "test_<metric>", "pca_<metric>"}``; for VAEs also
-      ``test_elbo``, ``test_kl``, ``test_reconstruction_nll`` and ``active_units`` (see
-      ``aejax.bounds.posterior_report``), and the IW bounds with ``iw``.
+      ``{"model", "data", "latent_dim", "test_examples", "test_<metric>", "pca_<metric>"}``;
+      for VAEs also ``test_elbo``, ``test_kl``, ``test_reconstruction_nll`` and
+      ``active_units`` (see ``aejax.bounds.posterior_report``), and with ``iw`` the
+      ``iw_*`` keys of the bounds (``iw_examples`` says how many examples they cover).
 
     Raises:
       CheckpointError: see ``load_run``.
@@ -524,6 +532,7 @@ def evaluate_workdir(
     k = pca_components(config, ds)
     pca, _ = evaluate_pca(ds, k)
     out = {"model": config.model, "data": ds.name, "latent_dim": config.latent_dim}
+    out["test_examples"] = int(x_test.shape[0])
     out.update({f"test_{k}": v for k, v in ae.items()})
     out.update({f"pca_{k}": v for k, v in pca.items()})
     if mask is not None:
@@ -531,9 +540,9 @@ def evaluate_workdir(
     if has_posterior(model):
         out.update(_posterior_metrics(model, params, x_test, config))
     if iw:
-        out.update(
-            bounds.evaluate_bounds(
-                config, model, params, x_test, iw, examples=iw_examples, scaler=scaler
-            )
+        report = bounds.evaluate_bounds(
+            config, model, params, x_test, iw, examples=iw_examples, scaler=scaler
         )
+        # The bounds may cover a subset: test_elbo stays the whole split's, like test_kl.
+        out.update({k.replace("test_elbo", "iw_elbo"): v for k, v in report.items()})
     return out

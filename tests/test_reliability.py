@@ -213,16 +213,47 @@ def test_killed_runs_resume_to_the_uninterrupted_parameters(env, reference, tmp_
 # --- damaged checkpoints ---------------------------------------------------------------------
 
 
-def test_corrupted_latest_checkpoint_falls_back_to_the_previous(env, reference, tmp_path):
+def _truncate_arrays(step_dir):
+    """Cuts the array data of ``state`` in half: Orbax's reader fails on it."""
+    for f in (step_dir / "state").rglob("*"):
+        if f.is_file() and f.parent.name == "d":
+            f.write_bytes(f.read_bytes()[: f.stat().st_size // 2])
+
+
+def _flip_arrays(step_dir):
+    """Flips 64 bytes in the middle of the array data of ``state`` and ``best``.
+
+    The largest data file of each item holds its zstd-compressed chunks; only the shard
+    index at its end has a checksum (crc32c), so without aejax's hashes Orbax restores
+    this silently as other numbers.
+    """
+    for item in ("state", "best"):
+        files = [f for f in (step_dir / item).rglob("*") if f.is_file() and f.parent.name == "d"]
+        f = max(files, key=lambda f: f.stat().st_size)
+        data = bytearray(f.read_bytes())
+        middle = len(data) // 2
+        data[middle : middle + 64] = bytes(b ^ 0xFF for b in data[middle : middle + 64])
+        f.write_bytes(bytes(data))
+
+
+@pytest.mark.parametrize(
+    ("damage", "warning"),
+    [
+        pytest.param(_truncate_arrays, "skipping unreadable checkpoint", id="truncated"),
+        pytest.param(_flip_arrays, "skipping damaged checkpoint", id="flipped"),
+    ],
+)
+def test_corrupted_latest_checkpoint_falls_back_to_the_previous(
+    env, reference, tmp_path, damage, warning
+):
     workdir = tmp_path / "run"
     shutil.copytree(reference, workdir)
-    for f in (workdir / "checkpoints" / str(LAST) / "state").rglob("*"):
-        if f.is_file() and f.parent.name == "d":  # the array data: cut in half
-            f.write_bytes(f.read_bytes()[: f.stat().st_size // 2])
+    damage(workdir / "checkpoints" / str(LAST))
     proc = _run(env, workdir, "--json")
     assert proc.returncode == 0, proc.stderr
-    assert "skipping unreadable checkpoint" in proc.stderr
-    assert f"checkpoints/{LAST} " in proc.stderr
+    assert f"{warning} {workdir}/checkpoints/{LAST} " in proc.stderr, proc.stderr
+    if damage is _flip_arrays:  # the hashes name the damaged arrays
+        assert "params/" in proc.stderr.split(warning)[1].splitlines()[0]
     assert "Traceback" not in proc.stderr, proc.stderr
     assert json.loads(proc.stdout)["epochs_run"] == 1  # resumed from the one before
     assert (workdir / "checkpoints" / f"{LAST}.unreadable").is_dir()  # set aside, not deleted
@@ -246,6 +277,22 @@ def _corrupt_meta(step_dir):
     (step_dir / "meta" / "metadata").write_text('{"loop": {"epo')
 
 
+def _flip_meta_digit(step_dir):
+    """One flipped bit that leaves valid JSON: a digit of ``best_val`` becomes another."""
+    path = step_dir / "meta" / "metadata"
+    text = path.read_text()
+    at = text.index(".", text.index('"best_val": ')) + 1  # 29.4... -> 29.5...
+    path.write_text(text[:at] + chr(ord(text[at]) ^ 1) + text[at + 1 :])
+
+
+def _drop_manifest(step_dir):
+    """Valid metadata of this version's format, its hashes gone."""
+    path = step_dir / "meta" / "metadata"
+    meta = json.loads(path.read_text())
+    del meta["integrity"]
+    path.write_text(json.dumps(meta))
+
+
 def _drop_tree_metadata(step_dir):
     (step_dir / "state" / "_METADATA").unlink()
 
@@ -264,14 +311,32 @@ def tiny_state():
     return _tiny_state()
 
 
-@pytest.mark.parametrize("damage", [_corrupt_meta, _drop_tree_metadata, _drop_item, _empty_step])
-def test_unreadable_checkpoints_are_skipped_with_a_warning(tiny_run, tiny_state, tmp_path, damage):
+@pytest.mark.parametrize(
+    ("damage", "why"),
+    [
+        pytest.param(_corrupt_meta, "unreadable", id="meta-cut"),
+        pytest.param(_drop_tree_metadata, "unreadable", id="no-tree-metadata"),
+        pytest.param(_drop_item, "unreadable", id="no-best"),
+        pytest.param(_empty_step, "unreadable", id="empty"),
+        pytest.param(
+            _flip_arrays, r"damaged.*\(damaged: .*params/.* differ from the hashes", id="flip"
+        ),
+        pytest.param(
+            _flip_meta_digit, r"damaged.*its metadata differs from the hash", id="meta-flip"
+        ),
+        pytest.param(_drop_manifest, r"damaged.*no integrity manifest", id="no-manifest"),
+    ],
+)
+def test_unreadable_checkpoints_are_skipped_with_a_warning(
+    tiny_run, tiny_state, tmp_path, damage, why
+):
     workdir = tmp_path / "run"
     shutil.copytree(tiny_run, workdir)
     damage(workdir / "checkpoints" / "40")
-    with pytest.warns(UserWarning, match=r"skipping unreadable checkpoint .*checkpoints/40"):
+    with pytest.warns(UserWarning, match=rf"skipping {why}") as record:
         with Checkpointer(workdir / "checkpoints", read_only=True) as c:
             _, _, meta, step = c.restore(tiny_state, best_like(tiny_state))
+    assert any("checkpoints/40 " in str(w.message) for w in record)
     assert step == 20 and meta["loop"]["epoch"] == 1
     assert (workdir / "checkpoints" / "40").exists()  # read-only: nothing moved
     # In write mode (a resumed run) the bad step is set aside, so it can be written again.
@@ -290,6 +355,46 @@ def test_load_run_falls_back_past_an_unreadable_checkpoint(tiny_run, tmp_path):
     with pytest.warns(UserWarning, match="checkpoints/40") as record:
         load_run(workdir)
     assert len([w for w in record if "skipping" in str(w.message)]) == 1  # warned once
+
+
+def test_evaluate_never_reports_a_damaged_checkpoint(tiny_run, tmp_path, capsys):
+    older = tmp_path / "older"  # what the checkpoint before the damaged one reports
+    shutil.copytree(tiny_run, older)
+    shutil.rmtree(older / "checkpoints" / "40")
+    assert cli.main(["evaluate", str(older), "--json"]) == 0
+    expected = json.loads(capsys.readouterr().out)
+    workdir = tmp_path / "run"
+    shutil.copytree(tiny_run, workdir)
+    _flip_arrays(workdir / "checkpoints" / "40")
+    with pytest.warns(UserWarning, match=r"skipping damaged checkpoint .*checkpoints/40 .*params/"):
+        assert cli.main(["evaluate", str(workdir), "--json"]) == 0
+    assert json.loads(capsys.readouterr().out) == expected
+    assert (workdir / "checkpoints" / "40").is_dir()  # read-only: nothing moved
+    _flip_arrays(workdir / "checkpoints" / "20")  # now none is good: an error, no figures
+    with pytest.warns(UserWarning, match="skipping damaged checkpoint") as record:
+        assert cli.main(["evaluate", str(workdir), "--json"]) == 2
+    assert len(record) == 2 and "checkpoints/20 " in str(record[1].message)
+    out, err = capsys.readouterr()
+    assert out == "" and "no loadable checkpoint" in err, err
+    assert "step 40: damaged" in err and "step 20: damaged" in err
+
+
+def test_checkpoint_from_before_the_hashes_loads_with_a_warning(digits, tmp_path, monkeypatch):
+    from aejax.train import _integrity, checkpoint
+
+    # What aejax wrote before checkpoints carried hashes: format 2, no manifest.
+    monkeypatch.setattr(checkpoint, "FORMAT", 2)
+    monkeypatch.setattr(_integrity, "seal", lambda meta, items: meta)
+    train(TINY.replace(epochs=1), tmp_path, dataset=digits)
+    monkeypatch.undo()
+    assert "integrity" not in json.loads((tmp_path / "checkpoints/20/meta/metadata").read_text())
+    unverified = r"checkpoints/20 was written before aejax checkpoints carried hashes \(format 2\)"
+    with pytest.warns(UserWarning, match=unverified):
+        load_run(tmp_path)
+    with pytest.warns(UserWarning, match=unverified):  # resumed: continued in format 3
+        assert train(TINY, tmp_path, dataset=digits).history[-1]["epoch"] == 2
+    meta = json.loads((tmp_path / "checkpoints/40/meta/metadata").read_text())
+    assert meta["format"] == 3 and len(meta["integrity"]["arrays"]) > 10
 
 
 def test_no_loadable_checkpoint_is_a_clear_error(tiny_run, tiny_state, tmp_path):
@@ -387,6 +492,30 @@ def test_workdir_of_another_config_is_refused_then_fresh_starts_over(reference, 
 
 
 # --- unwritable or full disks ----------------------------------------------------------------
+
+
+def test_edited_config_json_is_refused_by_evaluate_and_train(reference, tmp_path, capsys):
+    workdir = tmp_path / "run"
+    shutil.copytree(reference, workdir)
+    config = json.loads((workdir / "config.json").read_text())
+    assert config["activation"] == "gelu"
+    # Every shape stays the same: only the config recorded in the checkpoint tells.
+    (workdir / "config.json").write_text(json.dumps({**config, "activation": "relu"}))
+    assert cli.main(["evaluate", str(workdir)]) == 2
+    out, err = capsys.readouterr()
+    assert out == "" and len(err.strip().splitlines()) == 1, err
+    assert "activation: 'gelu' -> 'relu'" in err and f"checkpoints/{LAST}" in err
+    # Resuming: with the edited value asked for, and with the run's own command.
+    for extra in (["--set", "activation=relu"], []):
+        assert cli.main(["train", *ARGS, "--workdir", str(workdir), *extra]) == 2
+        err = capsys.readouterr().err
+        assert len(err.strip().splitlines()) == 1 and "activation: 'gelu' -> 'relu'" in err, err
+    assert _committed(workdir) == [BEFORE_LAST, LAST]
+    assert json.loads((workdir / "config.json").read_text())["activation"] == "relu"  # untouched
+    # More epochs in config.json: a continued run killed before its next checkpoint.
+    (workdir / "config.json").write_text(json.dumps({**config, "epochs": EPOCHS + 2}))
+    assert cli.main(["evaluate", str(workdir), "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["test_recon_mse"] > 0
 
 
 def test_unwritable_checkpoint_directory_fails_before_training(tmp_path, capsys):

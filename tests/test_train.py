@@ -171,7 +171,9 @@ def test_checkpoint_of_the_old_format_is_refused_naming_it(digits, tmp_path, mon
     monkeypatch.setattr(checkpoint, "FORMAT", 1)  # what aejax 0.1 wrote (no "format" key)
     train(SMALL.replace(epochs=1), tmp_path, dataset=digits)
     monkeypatch.undo()
-    with pytest.raises(CheckpointError, match=r"format 1 \(aejax 0.1.*reads format 2.*--fresh"):
+    with pytest.raises(
+        CheckpointError, match=r"format 1 \(aejax 0.1.*reads formats 2 and 3.*--fresh"
+    ):
         train(SMALL.replace(epochs=1), tmp_path, dataset=digits)
     with pytest.raises(CheckpointError, match="format 1"):
         aejax.load_run(tmp_path)

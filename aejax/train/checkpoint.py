@@ -18,6 +18,7 @@ import orbax.checkpoint as ocp
 
 from aejax._logging import absl_quiet
 from aejax.errors import CheckpointError
+from aejax.train import _integrity
 
 # Orbax names an unfinished save "<step>.orbax-checkpoint-tmp"; only the final rename to
 # "<step>" makes it a checkpoint.
@@ -26,8 +27,13 @@ _TMP_MARK = ".orbax-checkpoint-tmp"
 _SHOW = 6
 # The layout of what is saved. 1: aejax 0.1 (one optimizer state, no model state);
 # 2: engine v2 (an optimizer state per parameter group, model state, ``best`` holding
-# params and model state). Format 1 checkpoints are refused with an error naming it.
-FORMAT = 2
+# params and model state); 3: format 2 plus the integrity manifest in the metadata
+# (``_integrity``). Format 1 checkpoints are refused with an error naming it. Format 2
+# ones hold the same arrays and are loaded, with a warning that they cannot be verified:
+# refusing them would strand every run trained before the manifest existed. A format 3
+# checkpoint without a manifest is damaged.
+FORMAT = 3
+READABLE = (2, 3)
 
 
 def abstract_like(tree: Any) -> Any:
@@ -45,11 +51,13 @@ class Checkpointer:
     """Saves and restores ``{"state", "best", "meta"}`` under ``directory``.
 
     Orbax writes every save to a temporary directory and renames it when complete, so a
-    killed process never leaves a half-written checkpoint that looks valid. ``restore``
-    walks back from the newest step and skips (with a warning) any that fail to load; in
-    write mode it also renames such a step to ``<step>.unreadable`` so the resumed run can
-    write that step again. Saves are asynchronous: a failed write is reported as a
-    ``CheckpointError`` by the next ``save``, ``wait`` or ``close``.
+    killed process never leaves a half-written checkpoint that looks valid. Every save
+    records a hash of each array and of the metadata (``_integrity``), checked on every
+    read. ``restore`` walks back from the newest step and skips (with a warning) any that
+    fail to load or to match their hashes; in write mode it also renames such a step to
+    ``<step>.unreadable`` so the resumed run can write that step again. Saves are
+    asynchronous: a failed write is reported as a ``CheckpointError`` by the next
+    ``save``, ``wait`` or ``close``.
     """
 
     def __init__(self, directory: str | os.PathLike, keep: int = 2, *, read_only: bool = False):
@@ -91,12 +99,15 @@ class Checkpointer:
     def save(self, step: int, state: Any, best: Any, meta: dict) -> None:
         """Starts an asynchronous save; device buffers are copied before it returns.
 
+        The arrays are hashed here, before returning, from the buffers being saved (a
+        caller may donate them right after); the hashes travel in ``meta``.
+
         Raises:
           CheckpointError: this save could not start, or the previous one failed (disk full,
             permissions...). Nothing of a failed save is left under a step's name.
         """
         self.wait()
-        meta = {**meta, "format": FORMAT}
+        meta = _integrity.seal({**meta, "format": FORMAT}, {"state": state, "best": best})
         with _signals_deferred():
             try:
                 self._manager.save(
@@ -119,6 +130,11 @@ class Checkpointer:
         Args:
           state_like: a state (or abstract state) with the target structure and shardings.
           best_like: likewise for the best-parameter tree.
+
+        A checkpoint whose arrays or metadata differ from the hashes recorded when it was
+        written is treated like an unreadable one: skipped with a warning naming it and its
+        damaged leaves, never returned. One written before checkpoints carried hashes
+        (format 2) is returned with a warning that it could not be verified.
 
         Returns:
           ``(state, best, meta, step)``, or None when there is no checkpoint at all.
@@ -162,12 +178,22 @@ class Checkpointer:
                         best=ocp.args.StandardRestore(abstract_like(best_like)),
                     ),
                 )
+                items = {"state": restored["state"], "best": restored["best"]}
+                if "integrity" in meta:
+                    _integrity.check_arrays(meta, items)
             except Exception as e:  # noqa: BLE001 - truncated or corrupted array data
                 errors.append(self._skip(step, e))
                 unreadable.append(step)
                 continue
+            if "integrity" not in meta:
+                warnings.warn(
+                    f"checkpoint {self.directory}/{step} was written before aejax checkpoints "
+                    f"carried hashes (format {meta.get('format', 1)}): loaded without "
+                    "verifying its arrays",
+                    stacklevel=2,
+                )
             self._set_aside(unreadable)
-            return restored["state"], restored["best"], meta, step
+            return items["state"], items["best"], meta, step
         raise CheckpointError(
             f"no loadable checkpoint in {self.directory}:\n  "
             + "\n  ".join(errors)
@@ -190,10 +216,21 @@ class Checkpointer:
                 raise CheckpointError(
                     f"checkpoint {self.directory}/{step} is unreadable: {_brief(e)}"
                 ) from e
+        return self.latest_meta()[1]
+
+    def latest_meta(self) -> tuple[int, dict] | None:
+        """``(step, metadata)`` of the newest step with readable metadata, or None if none.
+
+        Raises:
+          CheckpointError: checkpoints exist but none has readable metadata.
+        """
+        steps = self.steps()
+        if not steps:
+            return None
         errors = []
         for s in reversed(steps):
             try:
-                return self._read_meta(s)
+                return s, self._read_meta(s)
             except Exception as e:  # noqa: BLE001
                 errors.append(self._skip(s, e))
         raise CheckpointError(
@@ -238,17 +275,24 @@ class Checkpointer:
         meta = meta["meta"]
         if not isinstance(meta, dict) or "loop" not in meta:
             raise ValueError(f"metadata is not an aejax record: {str(meta)[:80]!r}")
+        # A format 3 checkpoint must carry its manifest: one whose "integrity" key was
+        # damaged must not pass for an older, unverifiable checkpoint.
+        found = meta.get("format", 1)
+        if "integrity" in meta or not isinstance(found, int) or found >= 3:
+            _integrity.check_meta(meta)
         return meta
 
     def _skip(self, step: int, e: Exception) -> str:
-        reason = f"step {step}: {_brief(e)}"
+        damaged = isinstance(e, _integrity.IntegrityError)
+        detail = str(e) if damaged else _brief(e)  # damage: the leaves, no type name
         if step not in self._warned:
             self._warned.add(step)
             warnings.warn(
-                f"skipping unreadable checkpoint {self.directory}/{step} ({_brief(e)})",
+                f"skipping {'damaged' if damaged else 'unreadable'} checkpoint "
+                f"{self.directory}/{step} ({detail})",
                 stacklevel=3,
             )
-        return reason
+        return f"step {step}: {detail}"
 
     def _set_aside(self, steps: list[int]) -> None:
         """Renames unreadable steps newer than the restored one, so they can be re-saved."""
@@ -333,14 +377,14 @@ def _signals_deferred():
 
 
 def check_format(meta: dict, where: str) -> None:
-    """Raises CheckpointError unless ``meta`` was written in this version's ``FORMAT``."""
+    """Raises CheckpointError unless ``meta`` was written in a format this version reads."""
     found = meta.get("format", 1)
-    if found != FORMAT:
+    if found not in READABLE:
         raise CheckpointError(
             f"checkpoint {where} is in aejax checkpoint format {found}"
             + (" (aejax 0.1: one optimizer state, no model state)" if found == 1 else "")
-            + f"; this aejax reads format {FORMAT}. Train it again (--fresh), or load it "
-            "with the aejax version that wrote it."
+            + f"; this aejax reads formats {' and '.join(map(str, READABLE))}. Train it "
+            "again (--fresh), or load it with the aejax version that wrote it."
         )
 
 

@@ -11,6 +11,7 @@ import json
 import os
 import pathlib
 import shutil
+import warnings
 
 from aejax.config import Config
 from aejax.errors import CheckpointError
@@ -20,46 +21,123 @@ from aejax.train.checkpoint import Checkpointer, check_writable
 def check_same_run(workdir: pathlib.Path, config: Config) -> None:
     """Refuses a workdir whose run computes something else than ``config`` would.
 
+    ``config`` is compared with ``config.json`` and with the config recorded in the newest
+    checkpoint with readable metadata: the checkpoint's is what its weights were trained
+    with, so an edited ``config.json`` cannot make a run resume across a change.
     Presentation fields may differ, and ``epochs`` may grow (the run is continued).
 
     Raises:
       CheckpointError: naming every differing field, or an unreadable saved config.
     """
     saved = workdir / "config.json"
+    on_file = None
     if saved.exists():
         try:
-            old = Config.from_dict(json.loads(saved.read_text()))
+            on_file = Config.from_dict(json.loads(saved.read_text()))
         except (OSError, ValueError) as e:  # JSONDecodeError and ConfigError are ValueErrors
             raise CheckpointError(
                 f"{saved} is unreadable ({e}); use a new workdir or --fresh"
             ) from e
-    else:  # killed before config.json was written: the checkpoints record the config too
-        ckpts = workdir / "checkpoints"
-        if not ckpts.is_dir() or not any(p.name.isdigit() for p in ckpts.iterdir()):
-            return
-        with Checkpointer(ckpts, read_only=True) as c:
-            meta = c.read_meta()
-        if meta is None:
-            return
-        try:
-            old = Config.from_dict(meta["config"])
-        except (KeyError, ValueError) as e:
+    recorded = checkpoint_config(workdir / "checkpoints")
+    fix = "Use another --workdir, or --fresh (fresh=True) to discard it and start again."
+    if recorded is not None:
+        old, where = recorded
+        listing = config_changes(old, config)
+        if listing:
             raise CheckpointError(
-                f"{ckpts}: the checkpoint's config is unreadable ({e}); use "
-                "a new workdir or --fresh"
-            ) from e
-    a, b = old.semantic_dict(), config.semantic_dict()
-    diff = {k: (a[k], b[k]) for k in a if a[k] != b[k]}
+                f"workdir {workdir} holds a run with another config ({listing}), as its "
+                f"checkpoint {where} records. {fix}"
+            )
+        if on_file is not None:
+            check_recorded_config(saved, on_file, old, where, fix)
+    elif on_file is not None:
+        listing = config_changes(on_file, config)
+        if listing:
+            raise CheckpointError(
+                f"workdir {workdir} holds a run with another config ({listing}). {fix}"
+            )
+
+
+def check_recorded_config(
+    path: pathlib.Path, config: Config, recorded: Config, where: str, fix: str = ""
+) -> None:
+    """Refuses a run's ``config.json`` that differs from its checkpoint's recorded config.
+
+    Args:
+      path: the ``config.json`` that ``config`` was read from.
+      config: its contents.
+      recorded: the config the checkpoint's weights were trained with (``config_of``).
+      where: the checkpoint's path, for the message.
+      fix: what the message suggests besides putting the values back.
+
+    Raises:
+      CheckpointError: a computing field differs, naming each (a larger ``epochs`` in
+        ``config`` is a continued run killed before its next checkpoint, and passes).
+    """
+    listing = config_changes(recorded, config)
+    if listing:
+        raise CheckpointError(
+            f"{path} differs from the config its checkpoint {where} was written with "
+            f"({listing}); was it edited? Put the checkpoint's values back"
+            + (f". {fix}" if fix else ", or train again with --fresh")
+        )
+
+
+def config_changes(old: Config, new: Config) -> str:
+    """The computing fields in which ``new`` differs from ``old``, or ``""``.
+
+    Fields that change only presentation or storage (``Config.semantic_dict`` leaves them
+    out) may differ, and a larger ``epochs`` in ``new`` continues the run of ``old``.
+
+    Returns:
+      ``"field: old -> new, ..."`` in field order, e.g. ``"activation: 'gelu' -> 'relu'"``.
+    """
+    a, b = old.semantic_dict(), new.semantic_dict()
+    diff = {k: (a[k], b.get(k)) for k in a if a[k] != b.get(k)}
     if "epochs" in diff and b["epochs"] > a["epochs"]:
         # More epochs continue this run: from the last checkpoint on, the learning-rate
         # schedule is the one of a run planned for the new length.
         del diff["epochs"]
-    if diff:
-        listing = ", ".join(f"{k}: {o!r} -> {n!r}" for k, (o, n) in sorted(diff.items()))
+    return ", ".join(f"{k}: {o!r} -> {n!r}" for k, (o, n) in sorted(diff.items()))
+
+
+def checkpoint_config(ckpts: pathlib.Path) -> tuple[Config, str] | None:
+    """The config recorded in the newest checkpoint with readable metadata, and its path.
+
+    Returns:
+      ``(config, "<ckpts>/<step>")``, or None when ``ckpts`` holds no checkpoint.
+
+    Raises:
+      CheckpointError: checkpoints exist but none has readable metadata, or its config
+        cannot be read.
+    """
+    if not ckpts.is_dir() or not any(p.name.isdigit() for p in ckpts.iterdir()):
+        return None
+    with warnings.catch_warnings():
+        # Damaged steps are reported by the restore that follows; not twice.
+        warnings.simplefilter("ignore")
+        with Checkpointer(ckpts, read_only=True) as c:
+            latest = c.latest_meta()
+    if latest is None:
+        return None
+    step, meta = latest
+    where = f"{ckpts}/{step}"
+    return config_of(meta, where), where
+
+
+def config_of(meta: dict, where: str) -> Config:
+    """The ``Config`` recorded in a checkpoint's metadata.
+
+    Raises:
+      CheckpointError: it is missing or unreadable.
+    """
+    try:
+        return Config.from_dict(meta["config"])
+    except (KeyError, TypeError, ValueError) as e:
         raise CheckpointError(
-            f"workdir {workdir} holds a run with another config ({listing}). Use another "
-            "--workdir, or --fresh (fresh=True) to discard it and start again."
-        )
+            f"{where}: the checkpoint's config is unreadable ({e}); use "
+            "a new workdir or --fresh"
+        ) from e
 
 
 def check_workdir(workdir: pathlib.Path, config: Config, *, fresh: bool = False) -> None:
