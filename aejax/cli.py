@@ -323,7 +323,8 @@ def format_table(summary: dict) -> str:
 
 
 def table_footer(summary: dict) -> str:
-    """What the table's columns mean (docs/metrics.md has the long form)."""
+    """What the table's columns mean (docs/metrics.md has the long form), then the run's
+    warnings (``summary["warnings"]``)."""
     image = summary.get("kind") == "image"
     units = "pixels in [0, 1]" if image else "standardized features"
     lines = [
@@ -347,6 +348,7 @@ def table_footer(summary: dict) -> str:
             "ELBO: one posterior sample per example; active unit: posterior-mean variance "
             "over the test set > 0.01"
         )
+    lines += [f"warning: {w}" for w in summary.get("warnings", ())]
     return "\n".join(lines)
 
 
@@ -370,6 +372,11 @@ def _train(args) -> int:
         )
     if args.json:
         print(json.dumps(summary, indent=2))
+        # The table's footer carries the warnings; beside JSON they go to stderr (the
+        # collapse warning is already there, as a Python warning).
+        for w in summary.get("warnings", ()):
+            if w != summary.get("warning"):
+                print(f"aejax train: warning: {w}", file=sys.stderr)
     else:
         print(format_table(summary))
         print(f"workdir: {workdir}")
