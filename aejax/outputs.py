@@ -154,13 +154,6 @@ def atomic_path(path: str | os.PathLike) -> Iterator[pathlib.Path]:
         raise
 
 
-def write_text(path: str | os.PathLike, text: str) -> pathlib.Path:
-    """Writes ``text`` to ``path`` atomically (``atomic_path``). Returns the path."""
-    with atomic_path(path) as tmp:
-        tmp.write_text(text)
-    return pathlib.Path(path)
-
-
 __all__ = [
     "BREAKS_THE_RUN",
     "RUN_RECORDS",
@@ -168,5 +161,4 @@ __all__ = [
     "check_output",
     "check_output_dir",
     "is_run_dir",
-    "write_text",
 ]

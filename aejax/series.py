@@ -68,6 +68,7 @@ from typing import Any
 import numpy as np
 
 from aejax.errors import DataError
+from aejax.outputs import atomic_path, check_output_dir
 
 SCORES = ("mahalanobis", "error")
 _DAY = np.timedelta64(1, "D")
@@ -554,9 +555,12 @@ def detect_series(
     overrides: dict | None = None,
     seed: int = 0,
     progress: bool = False,
+    force: bool = False,
 ) -> dict[str, Any]:
     """Causal detection on a ``timestamp,value[,...]`` CSV: writes ``out_dir/scores.csv``
-    (``timestamp,score,is_anomaly``), ``scores.png`` and ``detect.json``.
+    (``timestamp,score,is_anomaly``), ``scores.png`` and ``detect.json``; ``out_dir`` may
+    exist, but not those files in it unless ``force`` (checked first,
+    ``aejax.outputs.check_output_dir``).
 
     ``post="likelihood"`` turns the (optionally ``smooth``-ed) scores into NAB's
     log-likelihood score (``anomaly_likelihood(log=True)``, histories from the validation
@@ -572,6 +576,7 @@ def detect_series(
       The summary written to ``detect.json``; with ``labels`` (NAB's windows JSON) it holds
       ``series_metrics`` of the points after the fit part.
     """
+    check_output_dir(out_dir, ("scores.csv", "scores.png", "detect.json"), force=force)
     if post not in POSTS:
         raise DataError(f"post {post!r}: choose one of {POSTS}")
     if post == "likelihood":  # bad settings fail before the model trains
@@ -649,9 +654,8 @@ def detect_series(
         for t, v, f in zip(s.timestamps, scores, flags, strict=True)
     ]
     write_atomic(out / "scores.csv", "\n".join(lines) + "\n")
-    series_plot(
-        out / "scores.png", s, scores, threshold, n_fit, label_windows, title=model, flags=flags
-    )
+    with atomic_path(out / "scores.png") as tmp:
+        series_plot(tmp, s, scores, threshold, n_fit, label_windows, title=model, flags=flags)
     write_atomic(out / "detect.json", json.dumps(summary, indent=2) + "\n")
     summary["out"] = str(out)
     return summary

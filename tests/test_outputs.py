@@ -21,8 +21,8 @@ def run(tmp_path_factory):
     """A tiny image run on digits (1 epoch) and a small table for ``detect``."""
     root = tmp_path_factory.mktemp("outputs")
     workdir = root / "run"
-    assert cli.main(["train", "--epochs", "1", "--latent-dim", "4", "--set", "hidden=16",
-                     "--devices", "1", "--no-progress", "--workdir", str(workdir)]) == 0  # fmt: skip
+    argv = ["train", "--epochs", "1", "--latent-dim", "4", "--set", "hidden=16", "--devices", "1"]
+    assert cli.main([*argv, "--no-progress", "--workdir", str(workdir)]) == 0
     table = root / "table.npy"
     np.save(table, np.random.default_rng(0).normal(size=(120, 4)).astype(np.float32))
     return workdir, table
