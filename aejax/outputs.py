@@ -47,17 +47,20 @@ def _check_run_records(path: pathlib.Path, force: bool) -> None:
     for parent in real.parents:
         if not is_run_dir(parent):
             continue
-        name = real.relative_to(parent).parts[0]
+        parts = real.relative_to(parent).parts
+        name = parts[0]
+        own = f"the run {parent}'s own {name}"
+        what = f"is {own}" if len(parts) == 1 else f"is in {own}/ folder"
         if name in BREAKS_THE_RUN or name.startswith(".") or name.endswith(".lock"):
             raise ConfigError(
-                f"{path} is inside the run {parent}'s own {name}: writing there would break "
-                "the run (it could no longer be loaded or resumed), so not even --force "
-                "allows it; choose a path outside it"
+                f"{path} {what}: writing there would break the run (it could no "
+                "longer be loaded or resumed), so not even --force allows it; choose a path "
+                "outside it"
             )
         if name in RUN_RECORDS and not force:
             raise ConfigError(
-                f"{path} is the run {parent}'s own {name}: refusing to overwrite the run's "
-                f"record; choose another path, or pass {FORCE} to write there anyway"
+                f"{path} {what}: refusing to write into the run's records; choose "
+                f"another path, or pass {FORCE} to write there anyway"
             )
 
 
