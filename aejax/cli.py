@@ -7,6 +7,7 @@ import argparse
 import datetime
 import json
 import logging
+import os
 import pathlib
 import re
 import signal
@@ -129,8 +130,14 @@ def _parser() -> argparse.ArgumentParser:
     )
     g.add_argument("workdir")
     g.add_argument("--n", type=int, default=64, help="how many samples (default 64)")
-    g.add_argument("--seed", type=int, default=0, help="the sampling seed (default 0)")
-    g.add_argument("--out", default=None, help="file (default: WORKDIR/samples.png or .csv)")
+    g.add_argument("--seed", type=_seed_arg, default=0, help="the sampling seed (default 0)")
+    g.add_argument(
+        "--out",
+        default=None,
+        help="file, never an existing one without --force (default: WORKDIR/samples.png or "
+        ".csv, replaced by each run)",
+    )
+    _force_option(g)
 
     i = sub.add_parser(
         "interpolate",
@@ -140,15 +147,25 @@ def _parser() -> argparse.ArgumentParser:
     i.add_argument("--steps", type=int, default=10, help="points per path (default 10)")
     i.add_argument("--method", choices=("linear", "slerp"), default="linear")
     i.add_argument("--pairs", type=int, default=4, help="pairs of test examples (default 4)")
-    i.add_argument("--out", default=None, help="file (default: WORKDIR/interpolations.png or .csv)")
+    i.add_argument(
+        "--out",
+        default=None,
+        help="file, never an existing one without --force (default: "
+        "WORKDIR/interpolations.png or .csv, replaced by each run)",
+    )
+    _force_option(i)
 
     c = sub.add_parser(
         "encode", help="write the codes of a trained run's data (.npy, .npz or .csv)"
     )
     c.add_argument("workdir")
     c.add_argument(
-        "--out", required=True, help="codes.npy ([N, K] float32), codes.npz or codes.csv"
+        "--out",
+        required=True,
+        help="codes.npy ([N, K] float32), codes.npz or codes.csv; never an existing file "
+        "without --force",
     )
+    _force_option(c)
     c.add_argument("--data", default=None, help="encode another dataset spec")
     c.add_argument(
         "--split",
@@ -178,7 +195,13 @@ def _parser() -> argparse.ArgumentParser:
         help="inpaint: reconstructions, the known pixels kept each time (default: 10 for "
         "the centre hole, 1 for the random pixels)",
     )
-    r.add_argument("--out", default=None, help="folder for the PNG panels (default: WORKDIR)")
+    r.add_argument(
+        "--out",
+        default=None,
+        help="folder for the PNG panels; existing panels in it only with --force (default: "
+        "WORKDIR, replaced by each run)",
+    )
+    _force_option(r)
     r.add_argument("--json", action="store_true", help="print the result as JSON")
 
     pr = sub.add_parser(
@@ -221,6 +244,28 @@ def _parser() -> argparse.ArgumentParser:
     sub.add_parser("models", help="list the registered models")
     sub.add_parser("datasets", help="list the dataset specs")
     return p
+
+
+def _force_option(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--force",
+        action="store_true",
+        help="replace existing files at --out, or write into a run's records (summary.json, "
+        "metrics.jsonl, ...); never over a run's config.json or into its checkpoints/",
+    )
+
+
+def _seed_arg(text: str) -> int:
+    """A seed for ``jax.random.key`` and numpy: an integer in ``[0, MAX_SEED]``."""
+    from aejax.config import MAX_SEED
+
+    try:
+        seed = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r}: expected an integer") from None
+    if not 0 <= seed <= MAX_SEED:
+        raise argparse.ArgumentTypeError(f"{seed}: a seed is an integer in [0, {MAX_SEED}]")
+    return seed
 
 
 def _data_options(p: argparse.ArgumentParser) -> None:
@@ -325,7 +370,8 @@ def format_table(summary: dict) -> str:
 
 
 def table_footer(summary: dict) -> str:
-    """What the table's columns mean (docs/metrics.md has the long form)."""
+    """What the table's columns mean (docs/metrics.md has the long form), then the run's
+    warnings (``summary["warnings"]``)."""
     image = summary.get("kind") == "image"
     units = "pixels in [0, 1]" if image else "standardized features"
     lines = [
@@ -349,6 +395,7 @@ def table_footer(summary: dict) -> str:
             "ELBO: one posterior sample per example; active unit: posterior-mean variance "
             "over the test set > 0.01"
         )
+    lines += [f"warning: {w}" for w in summary.get("warnings", ())]
     return "\n".join(lines)
 
 
@@ -372,6 +419,11 @@ def _train(args) -> int:
         )
     if args.json:
         print(json.dumps(summary, indent=2))
+        # The table's footer carries the warnings; beside JSON they go to stderr (the
+        # collapse warning is already there, as a Python warning).
+        for w in summary.get("warnings", ()):
+            if w != summary.get("warning"):
+                print(f"aejax train: warning: {w}", file=sys.stderr)
     else:
         print(format_table(summary))
         print(f"workdir: {workdir}")
@@ -410,6 +462,7 @@ def _encode(args) -> int:
         data=args.data,
         split=args.split,
         data_options=_parse_data_options(args.overrides),
+        force=args.force,
     )
     print(
         f"wrote {info['out']}: {info['examples']} {info['split']} examples of {info['data']}, "
@@ -431,7 +484,13 @@ def _detect_parser(sub) -> None:
         "--set impute=mean say how to read the file.",
     )
     d.add_argument("--data", required=True, metavar="FILE", help="a .csv, .csv.gz, .npz or .npy")
-    d.add_argument("--out", required=True, metavar="DIR", help="folder for the three files")
+    d.add_argument(
+        "--out",
+        required=True,
+        metavar="DIR",
+        help="folder for the three files; existing ones in it only with --force",
+    )
+    _force_option(d)
     d.add_argument("--model", default="ae", metavar="NAME", help="a registry model (default ae)")
     d.add_argument(
         "--contamination",
@@ -576,6 +635,7 @@ def _detect_series(args) -> int:
         seed=args.seed,
         progress=not args.no_progress,
         timestamps=args.timestamps or "increasing",
+        force=args.force,
     )
     if args.json:
         print(dumps_strict(out), end="")
@@ -625,7 +685,9 @@ def _detect(args) -> int:
         verbose=not args.no_progress,
         **overrides,
     )
-    out = detect_table(args.data, args.out, detector=detector, read_options=read)
+    out = detect_table(
+        args.data, args.out, detector=detector, read_options=read, force=args.force
+    )
     if args.json:
         print(dumps_strict(out), end="")
         return 0
@@ -677,8 +739,16 @@ def _embed_parser(sub) -> None:
         "(codes of size 2 as they are)",
     )
     m.add_argument("--split", choices=("train", "val", "test", "all"), default="test")
-    m.add_argument("--out", default=None, help="folder for the two files (default: WORKDIR)")
-    m.add_argument("--seed", type=int, default=0, help="subsample and method seed (default 0)")
+    m.add_argument(
+        "--out",
+        default=None,
+        help="folder for the two files; existing ones in it only with --force (default: "
+        "WORKDIR, replaced by each run)",
+    )
+    _force_option(m)
+    m.add_argument(
+        "--seed", type=_seed_arg, default=0, help="subsample and method seed (default 0)"
+    )
     m.add_argument(
         "--max-points",
         type=int,
@@ -703,6 +773,7 @@ def _embed(args) -> int:
         max_points=args.max_points,
         data=args.data,
         data_options=_parse_data_options(args.overrides),
+        force=args.force,
     )
     if args.json:
         print(json.dumps(out, indent=2))
@@ -718,14 +789,16 @@ def _embed(args) -> int:
 def _sample(args) -> int:
     from aejax.generate import sample_run
 
-    print(f"wrote {sample_run(args.workdir, args.n, args.seed, args.out)}")
+    print(f"wrote {sample_run(args.workdir, args.n, args.seed, args.out, force=args.force)}")
     return 0
 
 
 def _interpolate(args) -> int:
     from aejax.generate import interpolate_run
 
-    out = interpolate_run(args.workdir, args.steps, args.method, args.pairs, args.out)
+    out = interpolate_run(
+        args.workdir, args.steps, args.method, args.pairs, args.out, force=args.force
+    )
     print(f"wrote {out}")
     return 0
 
@@ -734,7 +807,12 @@ def _restore(args) -> int:
     from aejax.restore import restore_run
 
     out = restore_run(
-        args.workdir, args.task, n=args.n, out_dir=args.out, iterations=args.iterations
+        args.workdir,
+        args.task,
+        n=args.n,
+        out_dir=args.out,
+        iterations=args.iterations,
+        force=args.force,
     )
     if args.json:
         print(json.dumps(out, indent=2))
@@ -963,7 +1041,29 @@ def _setup_process() -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Entry point of the ``aejax`` console script."""
+    """Entry point of the ``aejax`` console script.
+
+    A reader that stops early (``aejax config | head``) closes the pipe: the command then
+    ends quietly with status 141 (128 + SIGPIPE, what a shell reports for a tool killed by
+    the closed pipe) instead of a ``BrokenPipeError`` traceback, the recipe of Python's
+    ``signal`` documentation ("Note on SIGPIPE").
+    """
+    try:
+        try:
+            return _main(argv)
+        finally:
+            if argv is None:  # flush now: a closed pipe surfaces here, not at exit
+                sys.stdout.flush()
+    except BrokenPipeError:
+        if argv is None:
+            # Python flushes stdout again at exit: point it at devnull so that flush
+            # cannot fail (and print "Exception ignored ... BrokenPipeError") too.
+            devnull = os.open(os.devnull, os.O_WRONLY)
+            os.dup2(devnull, sys.stdout.fileno())
+        return 141
+
+
+def _main(argv: list[str] | None) -> int:
     args = _parser().parse_args(argv)
     handler = {
         "train": _train,

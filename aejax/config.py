@@ -146,6 +146,17 @@ _CORRUPTION = Allowed(
 )
 
 
+# The seeds every consumer takes alike: ``jax.random.key`` keeps only the low 32 bits of a
+# larger seed without x64 (2**32 + 5 gives the key of 5) and overflows past 2**63 - 1;
+# numpy's ``RandomState`` and scikit-learn's ``random_state`` accept exactly [0, 2**32 - 1].
+MAX_SEED = 2**32 - 1
+_SEED = Allowed(
+    f"an integer in [0, {MAX_SEED}] (2**32 - 1: jax.random.key keeps 32 bits of a seed, "
+    "numpy's RandomState and scikit-learn take no more)",
+    lambda v: 0 <= v <= MAX_SEED,
+)
+
+
 def _field(default: Any, doc: str, allowed: Allowed | None = None) -> Any:
     """A Config field with its one-line meaning and what it accepts (None: any of its type)."""
     return dataclasses.field(default=default, metadata={"help": doc, "allowed": allowed})
@@ -416,7 +427,7 @@ class Config:
         _integer(0),
     )
     grad_clip: float = _field(1.0, "global-norm gradient clipping; 0 disables", _number(0))
-    seed: int = _field(0, "seeds the parameters, the data split and order, and the noise")
+    seed: int = _field(0, "seeds the parameters, the data split and order, and the noise", _SEED)
     # Loop.
     patience: int = _field(
         0,

@@ -20,10 +20,13 @@ from aejax.data.files import load_file
 from aejax.errors import DataError
 from aejax.estimators import AnomalyDetector
 from aejax.estimators.metrics import detection_report
+from aejax.outputs import atomic_path, check_output_dir
 from aejax.train.rundir import write_atomic
 
 # ``--set`` keys that say how to read the file; every other key goes to the detector.
 READ_OPTIONS = ("label_column", "drop_columns", "impute")
+# What ``detect`` writes into its ``--out`` folder (the series path too).
+OUTPUT_FILES = ("scores.csv", "scores.png", "detect.json")
 
 
 def read_table(
@@ -78,9 +81,13 @@ def detect_table(
     *,
     detector: AnomalyDetector | None = None,
     read_options: dict[str, Any] | None = None,
+    force: bool = False,
 ) -> dict[str, Any]:
     """Fits ``detector`` (default ``AnomalyDetector()``) on the table at ``path``, scores its
     rows and writes ``out_dir/scores.csv``, ``scores.png`` and ``detect.json``.
+
+    ``out_dir`` may exist, but not those three files in it unless ``force``
+    (``aejax.outputs.check_output_dir``, checked before the file is read).
 
     ``scores.csv`` has the columns ``row,score,is_anomaly`` (then ``label``): the 0-based
     row of the table, the anomaly score (higher = more anomalous) and 0/1 against the
@@ -90,7 +97,12 @@ def detect_table(
       The summary written to ``detect.json``: rows, features, threshold and its rule,
       outliers flagged, fit seconds and, with labels, ``roc_auc``, ``average_precision``
       and ``precision_at_n``.
+
+    Raises:
+      ConfigError: one of the three files exists (without ``force``) or ``out_dir`` lies
+        in a run's bookkeeping.
     """
+    check_output_dir(out_dir, OUTPUT_FILES, force=force)
     x, y, columns = read_table(path, **(read_options or {}))
     detector = detector if detector is not None else AnomalyDetector()
     t0 = time.perf_counter()
@@ -120,7 +132,8 @@ def detect_table(
     from aejax.plots import score_histogram  # late: matplotlib
 
     title = f"{pathlib.Path(path).name}: {detector.config_.model}, {detector.score_} score"
-    score_histogram(out / "scores.png", scores, detector.threshold_, y, title=title)
+    with atomic_path(out / "scores.png") as tmp:
+        score_histogram(tmp, scores, detector.threshold_, y, title=title)
     write_atomic(out / "detect.json", dumps_strict(summary))
     summary["out"] = str(out)
     return summary
@@ -135,4 +148,4 @@ def _write_scores(path: pathlib.Path, scores, flags, y) -> None:
     write_atomic(path, "\n".join(lines) + "\n")
 
 
-__all__ = ["READ_OPTIONS", "detect_table", "read_table"]
+__all__ = ["OUTPUT_FILES", "READ_OPTIONS", "detect_table", "read_table"]

@@ -29,6 +29,7 @@ from typing import Any, NamedTuple
 import numpy as np
 
 from aejax.errors import ConfigError, DataError, did_you_mean
+from aejax.outputs import atomic_path, check_output_dir
 
 METHODS = ("pca", "tsne", "umap", "none")
 MAX_POINTS = 5000
@@ -177,7 +178,7 @@ def embed_run(
 
 
 def write_csv(path: str | pathlib.Path, emb: Embedding) -> pathlib.Path:
-    """Writes ``index,x,y[,label]``, one embedded example per row."""
+    """Writes ``index,x,y[,label]``, one embedded example per row (atomically)."""
     path = pathlib.Path(path)
     columns = [emb.index.astype(np.float64), emb.coords.astype(np.float64)]
     header, fmt = ["index", "x", "y"], ["%d", "%.7g", "%.7g"]
@@ -185,9 +186,9 @@ def write_csv(path: str | pathlib.Path, emb: Embedding) -> pathlib.Path:
         columns.append(emb.labels.astype(np.float64))
         header.append("label")
         fmt.append("%d" if np.issubdtype(emb.labels.dtype, np.integer) else "%.7g")
-    path.parent.mkdir(parents=True, exist_ok=True)
     table = np.column_stack(columns)
-    np.savetxt(path, table, delimiter=",", header=",".join(header), comments="", fmt=fmt)
+    with atomic_path(path) as tmp:
+        np.savetxt(tmp, table, delimiter=",", header=",".join(header), comments="", fmt=fmt)
     return path
 
 
@@ -205,14 +206,19 @@ def write_embedding(
     workdir: str | pathlib.Path,
     out: str | pathlib.Path | None = None,
     method: str = "pca",
+    *,
+    force: bool = False,
     **options: Any,
 ) -> dict[str, Any]:
     """``aejax embed``: writes ``out/embedding.csv`` and ``out/embedding.png``.
 
     Args:
       workdir: the run directory.
-      out: the folder to write to (default: ``workdir``).
+      out: the folder to write to (default: ``workdir``, whose two files each call
+        replaces). A given ``out`` may exist, but not the two files in it, unless ``force``
+        (``aejax.outputs.check_output_dir``; checked before anything is computed).
       method: one of ``METHODS``.
+      force: replace ``embedding.csv`` / ``embedding.png`` in ``out``.
       **options: ``split``, ``seed``, ``max_points``, ``data``, ``data_options`` of
         ``embed_run``.
 
@@ -223,11 +229,17 @@ def write_embedding(
     from aejax import plots
 
     t0 = time.perf_counter()
+    csv, png = check_output_dir(
+        workdir if out is None else out,
+        ("embedding.csv", "embedding.png"),
+        force=force,
+        default=out is None,
+    )
     emb = embed_run(workdir, method, **options)
-    out = pathlib.Path(workdir if out is None else out)
-    csv = write_csv(out / "embedding.csv", emb)
-    png = out / "embedding.png"
-    plots.code_scatter(png, emb.coords, emb.labels, title=title(emb), what=f"{method} of the codes")
+    write_csv(csv, emb)
+    with atomic_path(png) as tmp:
+        what = f"{method} of the codes"
+        plots.code_scatter(tmp, emb.coords, emb.labels, title=title(emb), what=what)
     return {
         "csv": str(csv),
         "png": str(png),

@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import os
 import pathlib
-import tempfile
 from typing import Any
 
 import numpy as np
 
 from aejax.errors import DataError
+from aejax.outputs import atomic_path, check_output
 
 FORMATS = (".npy", ".npz", ".csv")
 
@@ -21,6 +20,7 @@ def encode_run(
     data: str | None = None,
     split: str = "test",
     data_options: dict[str, Any] | None = None,
+    force: bool = False,
 ) -> dict[str, Any]:
     """Encodes one split of a run's data (or of the spec ``data``) and writes the codes.
 
@@ -33,22 +33,26 @@ def encode_run(
 
     Args:
       workdir: the run directory.
-      out: the file to write; written whole to a temporary file, then renamed.
+      out: the file to write; written whole to a temporary file, then renamed. An existing
+        file is refused, and so is a path in a run directory's bookkeeping
+        (``aejax.outputs.check_output``).
       data: another dataset spec (default: the run's own data).
       split: ``train``, ``val``, ``test`` or ``all`` (the three, in that order).
       data_options: where and how to read the data (``aejax.evaluate.with_data_options``).
+      force: replace an existing ``out`` (never a run's ``config.json`` or checkpoints).
 
     Returns:
       ``{"out", "examples", "code_size", "split", "data", "labels"}``.
 
     Raises:
       DataError: an unknown suffix or split, data of another shape, an empty split.
+      ConfigError: ``out`` exists or lies in a run's bookkeeping (checked before loading).
       CheckpointError: see ``aejax.load_run``.
     """
     from aejax.evaluate import load_run, with_data_options
     from aejax.generate import labelled_split
 
-    out = pathlib.Path(out)
+    out = check_output(out, force=force)
     suffix = out.suffix.lower()
     if suffix not in FORMATS:
         raise DataError(f"--out {out}: unknown file type {suffix!r}; one of {', '.join(FORMATS)}")
@@ -72,28 +76,21 @@ def encode_run(
 
 def _write(out: pathlib.Path, codes: np.ndarray, labels: np.ndarray | None) -> None:
     """Writes atomically: a reader never sees half a file, a failure leaves none."""
-    out.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{out.name}.", suffix=out.suffix, dir=out.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            suffix = out.suffix.lower()
-            if suffix == ".npy":
-                np.save(f, codes)
-            elif suffix == ".npz":
-                arrays = {"codes": codes}
-                if labels is not None:
-                    arrays["labels"] = labels
-                np.savez(f, **arrays)
-            else:
-                header = [f"z{i + 1}" for i in range(codes.shape[1])]
-                table = codes.astype(np.float64)
-                fmt = ["%.7g"] * codes.shape[1]
-                if labels is not None:
-                    header.append("label")
-                    table = np.column_stack([table, labels])
-                    fmt.append("%d" if np.issubdtype(labels.dtype, np.integer) else "%.7g")
-                np.savetxt(f, table, delimiter=",", header=",".join(header), comments="", fmt=fmt)
-        os.replace(tmp, out)
-    except BaseException:
-        pathlib.Path(tmp).unlink(missing_ok=True)
-        raise
+    with atomic_path(out) as tmp, open(tmp, "wb") as f:
+        suffix = out.suffix.lower()
+        if suffix == ".npy":
+            np.save(f, codes)
+        elif suffix == ".npz":
+            arrays = {"codes": codes}
+            if labels is not None:
+                arrays["labels"] = labels
+            np.savez(f, **arrays)
+        else:
+            header = [f"z{i + 1}" for i in range(codes.shape[1])]
+            table = codes.astype(np.float64)
+            fmt = ["%.7g"] * codes.shape[1]
+            if labels is not None:
+                header.append("label")
+                table = np.column_stack([table, labels])
+                fmt.append("%d" if np.issubdtype(labels.dtype, np.integer) else "%.7g")
+            np.savetxt(f, table, delimiter=",", header=",".join(header), comments="", fmt=fmt)

@@ -20,6 +20,7 @@ import numpy as np
 
 from aejax import inference
 from aejax.errors import DataError
+from aejax.outputs import atomic_path, check_output
 
 # Below this angle (radians) slerp's 1 / sin(omega) loses its precision: lerp instead.
 _SLERP_MIN_ANGLE = 1e-4
@@ -250,10 +251,24 @@ def _is_image(model) -> bool:
 
 
 def _write_table(path, header: list[str], rows: np.ndarray) -> None:
-    np.savetxt(path, rows, delimiter=",", header=",".join(header), comments="", fmt="%.7g")
+    with atomic_path(path) as tmp:
+        np.savetxt(tmp, rows, delimiter=",", header=",".join(header), comments="", fmt="%.7g")
 
 
-def sample_run(workdir, n: int = 64, seed: int = 0, out=None):
+def _output(out, workdir: pathlib.Path, default: str, model) -> pathlib.Path:
+    """The file ``sample_run`` / ``interpolate_run`` write: ``out``, or ``default`` + .png
+    (images) or .csv (tables) in the run directory, which a re-run replaces."""
+    image = _is_image(model)
+    if out is None:
+        return check_output(workdir / (default + (".png" if image else ".csv")), default=True)
+    if image:
+        from aejax import plots
+
+        plots.check_figure_path(out)
+    return pathlib.Path(out)
+
+
+def sample_run(workdir, n: int = 64, seed: int = 0, out=None, *, force: bool = False):
     """Writes ``n`` samples of a trained run: a PNG grid (images) or a CSV (tabular rows in
     data units, one sample per row). Returns the path written.
 
@@ -261,49 +276,70 @@ def sample_run(workdir, n: int = 64, seed: int = 0, out=None):
       workdir: the run directory.
       n: samples.
       seed: the sampling key (``jax.random.key(seed)``) and the mixture fit's seed.
-      out: the file to write; default ``samples.png`` / ``samples.csv`` in ``workdir``.
+      out: the file to write (a figure's type follows its suffix); default
+        ``samples.png`` / ``samples.csv`` in ``workdir``, replaced by each call. An existing
+        ``out`` or one in a run's bookkeeping is refused (``aejax.outputs.check_output``).
+      force: replace an existing ``out`` (never a run's ``config.json`` or checkpoints).
 
     A model without a prior samples from a Gaussian mixture fitted to the codes of the
     run's training split (encoded in data units through the saved scaler, as a user's
     data would be).
+
+    Raises:
+      ConfigError: ``out`` exists, lies in a run's bookkeeping or (images) has a suffix
+        matplotlib does not write; checked before anything is computed.
     """
+    if out is not None:
+        check_output(out, force=force)
     workdir = pathlib.Path(workdir)
     config, model, variables, scaler = _load(workdir)
+    out = _output(out, workdir, "samples", model)
     codes = None
     if not has_prior(model, variables):
         x_train = split_in_data_units(config, model, "train")
         codes = inference.encode(model, variables, x_train, scaler=scaler)
     x = sample(model, variables, n, jax.random.key(seed), scaler=scaler, codes=codes, seed=seed)
-    image = _is_image(model)
-    out = pathlib.Path(out) if out else workdir / ("samples.png" if image else "samples.csv")
-    if image:
+    if _is_image(model):
         from aejax import plots
 
         cols = int(np.ceil(np.sqrt(n)))
-        plots.image_grid(out, x, ncols=cols, title=f"{config.model}: {n} samples (seed {seed})")
+        with atomic_path(out) as tmp:
+            plots.image_grid(tmp, x, ncols=cols, title=f"{config.model}: {n} samples (seed {seed})")
     else:
         _write_table(out, [f"x{i}" for i in range(x[0].size)], x.reshape(n, -1))
     return out
 
 
-def interpolate_run(workdir, steps: int = 10, method: str = "linear", pairs: int = 4, out=None):
+def interpolate_run(
+    workdir,
+    steps: int = 10,
+    method: str = "linear",
+    pairs: int = 4,
+    out=None,
+    *,
+    force: bool = False,
+):
     """Writes interpolations between ``pairs`` pairs of the run's first ``2 * pairs`` test
     examples (0-1, 2-3, ...): a PNG grid, one row per pair (images), or a CSV with columns
     ``pair, step, t, x0, ...`` in data units (tabular). Returns the path written.
+
+    ``out`` and ``force`` as in ``sample_run``; the default is ``interpolations.png`` /
+    ``interpolations.csv`` in ``workdir``.
     """
+    if out is not None:
+        check_output(out, force=force)
     workdir = pathlib.Path(workdir)
     config, model, variables, scaler = _load(workdir)
+    out = _output(out, workdir, "interpolations", model)
     x = split_in_data_units(config, model, "test")[: 2 * pairs]
     if pairs < 1 or x.shape[0] < 2 * pairs:
         raise DataError(f"interpolate: {pairs} pairs need {2 * pairs} test examples, have {len(x)}")
     paths = interpolate(model, variables, x[0::2], x[1::2], steps, method, scaler=scaler)
-    image = _is_image(model)
-    default = "interpolations.png" if image else "interpolations.csv"
-    out = pathlib.Path(out) if out else workdir / default
-    if image:
+    if _is_image(model):
         from aejax import plots
 
-        plots.interpolation_grid(out, paths, title=f"{config.model}: {method} interpolation")
+        with atomic_path(out) as tmp:
+            plots.interpolation_grid(tmp, paths, title=f"{config.model}: {method} interpolation")
     else:
         p, s = paths.shape[:2]
         pair, step = np.divmod(np.arange(p * s), s)

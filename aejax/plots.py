@@ -11,6 +11,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
 from aejax import inference  # noqa: E402
+from aejax.errors import ConfigError  # noqa: E402
 
 # The tabular figure: at most this many features (the worst reconstructed) and test rows.
 TOP_FEATURES = 30
@@ -46,6 +47,24 @@ def reconstructions(
     fig.tight_layout()
     fig.savefig(path, dpi=100)
     plt.close(fig)
+
+
+def check_figure_path(path: str | pathlib.Path) -> None:
+    """Refuses a figure file whose suffix matplotlib does not write (``.png``, ``.pdf``,
+    ``.svg``, ...): without one, ``savefig`` would add ``.png`` to the name it was given.
+
+    Raises:
+      ConfigError: naming the path and the accepted suffixes.
+    """
+    from matplotlib.backend_bases import FigureCanvasBase
+
+    kinds = FigureCanvasBase.get_supported_filetypes()
+    suffix = pathlib.Path(path).suffix.lower()
+    if suffix[1:] not in kinds:
+        raise ConfigError(
+            f"{path}: a figure needs one of the suffixes {', '.join('.' + k for k in kinds)}"
+            f"{f', not {suffix!r}' if suffix else ''}"
+        )
 
 
 def _short(name: str, limit: int = 24) -> str:

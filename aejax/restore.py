@@ -29,6 +29,7 @@ import numpy as np
 from aejax import quality
 from aejax.corruption import parse_corruption
 from aejax.errors import DataError
+from aejax.outputs import atomic_path, check_output_dir
 from aejax.run import Run
 
 TASKS = ("denoise", "inpaint", "superres")
@@ -234,6 +235,7 @@ def restore_run(
     out_dir: str | pathlib.Path | None = None,
     panels: bool = True,
     iterations: int | None = None,
+    force: bool = False,
 ) -> dict:
     """Restores a run's test split under ``task``'s protocols and scores it.
 
@@ -241,11 +243,14 @@ def restore_run(
       workdir: a trained image run's directory.
       task: ``"denoise"``, ``"inpaint"`` or ``"superres"``.
       n: restore only the first ``n`` test images (default: all).
-      out_dir: where the PNG panels go (default ``workdir``).
+      out_dir: where the PNG panels go (default ``workdir``, whose panels each call
+        replaces). A given ``out_dir`` may exist, but not the panels in it, unless
+        ``force`` (``aejax.outputs.check_output_dir``; checked before anything is computed).
       panels: write ``restore_<task>_<protocol>.png``: the first 8 test images corrupted,
         restored and original, one row each.
       iterations: the inpainting's reconstructions (see ``inpaint``); default each
         protocol's (``PROTOCOLS``: 10 for the centre hole, 1 for the random pixels).
+      force: replace existing panels in ``out_dir``.
 
     Returns:
       ``{"task", "workdir", "data", "n", "seed", "protocols": {name: {"corruption": spec,
@@ -260,16 +265,16 @@ def restore_run(
     if n is not None and n < 1:
         raise DataError(f"n must be >= 1, got {n}")
     workdir = pathlib.Path(workdir)
+    if panels:
+        names = [panel_name(task, protocol) for protocol in PROTOCOLS[task]]
+        paths = check_output_dir(out_dir or workdir, names, force=force, default=not out_dir)
     run = _as_run(workdir)
     ds = dataset_for(run.config)
     if ds.kind != "image":
         raise DataError(f"the run in {workdir} is a {ds.kind} run: restoration needs images")
     x = np.asarray(ds.x_test if n is None else ds.x_test[:n], np.float32)
-    out_dir = pathlib.Path(out_dir) if out_dir else workdir
-    if panels:
-        out_dir.mkdir(parents=True, exist_ok=True)
     results = {}
-    for protocol in PROTOCOLS[task]:
+    for i, protocol in enumerate(PROTOCOLS[task]):
         corrupted = corrupt(protocol, x)
         t0 = time.perf_counter()
         restored = restore(run, protocol, corrupted, iterations=iterations)
@@ -286,7 +291,7 @@ def restore_run(
         if panels:
             entry["panel"] = str(
                 write_panel(
-                    out_dir / f"restore_{task}_{protocol.name.replace('%', '')}.png",
+                    paths[i],
                     corrupted["corrupted"],
                     restored,
                     x,
@@ -304,6 +309,11 @@ def restore_run(
     }
 
 
+def panel_name(task: str, protocol) -> str:
+    """``restore_<task>_<protocol>.png``, the file name of a protocol's panel."""
+    return f"restore_{task}_{protocol.name.replace('%', '')}.png"
+
+
 def write_panel(
     path: str | pathlib.Path,
     corrupted: np.ndarray,
@@ -313,10 +323,13 @@ def write_panel(
     title: str,
     count: int = PANEL_IMAGES,
 ) -> pathlib.Path:
-    """Writes the first ``count`` images as three rows: corrupted, restored, original."""
+    """Writes the first ``count`` images as three rows: corrupted, restored, original
+    (atomically)."""
     from aejax import plots
 
     k = min(count, len(original))
     grid = np.concatenate([corrupted[:k], restored[:k], original[:k]])
-    plots.image_grid(path, grid, ncols=k, title=f"{title}\nrows: corrupted / restored / original")
+    with atomic_path(path) as tmp:
+        rows = "rows: corrupted / restored / original"
+        plots.image_grid(tmp, grid, ncols=k, title=f"{title}\n{rows}")
     return pathlib.Path(path)

@@ -68,6 +68,7 @@ import numpy as np
 
 from aejax._json import dumps_strict
 from aejax.errors import ConfigError, DataError
+from aejax.outputs import atomic_path, check_output_dir
 
 SCORES = ("mahalanobis", "error")
 _DAY = np.timedelta64(1, "D")
@@ -681,9 +682,12 @@ def detect_series(
     seed: int = 0,
     progress: bool = False,
     timestamps: str = "increasing",
+    force: bool = False,
 ) -> dict[str, Any]:
     """Causal detection on a ``timestamp,value[,...]`` CSV: writes ``out_dir/scores.csv``
-    (``timestamp,score,is_anomaly``), ``scores.png`` and ``detect.json``.
+    (``timestamp,score,is_anomaly``), ``scores.png`` and ``detect.json``; ``out_dir`` may
+    exist, but not those files in it unless ``force`` (checked first,
+    ``aejax.outputs.check_output_dir``).
 
     ``post="likelihood"`` turns the (optionally ``smooth``-ed) scores into NAB's
     log-likelihood score (``anomaly_likelihood(log=True)``, histories from the validation
@@ -705,6 +709,7 @@ def detect_series(
       The summary written to ``detect.json``; with ``labels`` (NAB's windows JSON) it holds
       ``series_metrics`` of the points after the fit part.
     """
+    check_output_dir(out_dir, ("scores.csv", "scores.png", "detect.json"), force=force)
     # Every option is checked before the file is read and the model trained.
     check_options(
         window=window,
@@ -793,9 +798,10 @@ def detect_series(
         for t, v, f in zip(s.timestamps, scores, flags, strict=True)
     ]
     write_atomic(out / "scores.csv", "\n".join(lines) + "\n")
-    series_plot(
-        out / "scores.png", s, scores, threshold, n_fit, label_windows, title=model, flags=flags
-    )
+    with atomic_path(out / "scores.png") as tmp:
+        series_plot(
+            tmp, s, scores, threshold, n_fit, label_windows, title=model, flags=flags
+        )
     write_atomic(out / "detect.json", dumps_strict(summary))
     summary["out"] = str(out)
     return summary

@@ -309,5 +309,6 @@ def test_detect_cli_writes_scores_and_reports_metrics(tmp_path, capsys):
     assert "20 flagged" in capsys.readouterr().out
     # Labels other than 0/1 are refused by name.
     np.savez(tmp_path / "bad.npz", X=x, y=y + 1)
-    assert cli.main(["detect", "--data", str(tmp_path / "bad.npz"), "--out", str(out)]) == 2
+    bad = ["detect", "--data", str(tmp_path / "bad.npz"), "--out", str(tmp_path / "o3")]
+    assert cli.main(bad) == 2
     assert "labels must be 0 (normal) or 1 (anomaly)" in capsys.readouterr().err
