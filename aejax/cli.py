@@ -288,7 +288,7 @@ def _ratings_table(summary: dict) -> str:
 
 
 def default_workdir(config: Config) -> pathlib.Path:
-    """``runs/<model>-<data>-<timestamp>-<4 hex digits>``, e.g. ``runs/ae-digits-20261206-204501-3f9a``.
+    """``runs/<model>-<data>-<timestamp>-<4 hex digits>``: ``runs/ae-digits-20261206-204501-3f9a``.
 
     The random suffix keeps runs started in the same second (a sweep's ``&``) apart.
     """

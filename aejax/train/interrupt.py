@@ -34,23 +34,34 @@ class InterruptGuard:
         self._frame: FrameType | None = None
         self._previous: dict[int, Any] = {}
 
-    def __enter__(self) -> InterruptGuard:
+    def start(self) -> None:
+        """Installs the noting handler for SIGINT and SIGTERM (in the main thread)."""
         if threading.current_thread() is not threading.main_thread():
-            return self
+            return
         for sig in SIGNALS:
             previous = signal.getsignal(sig)
             if previous is signal.SIG_IGN or previous is None:
                 continue
             self._previous[sig] = previous
             signal.signal(sig, self._note)
-        return self
 
-    def __exit__(self, exc_type, exc, tb) -> None:
+    def stop(self, deliver: bool = True) -> None:
+        """Restores the handlers found by ``start``; then ``deliver``s a pending signal.
+
+        Stopping again does nothing.
+        """
         for sig, previous in self._previous.items():
             signal.signal(sig, previous)
         self._previous = {}
-        if self.pending is not None and exc_type is None:
+        if deliver and self.pending is not None:
             self.deliver()  # noted after the loop's last look: not swallowed
+
+    def __enter__(self) -> InterruptGuard:
+        self.start()
+        return self
+
+    def __exit__(self, exc_type, exc, tb) -> None:
+        self.stop(deliver=exc_type is None)
 
     def _note(self, signum: int, frame: FrameType | None) -> None:
         if self.pending is None:

@@ -151,9 +151,7 @@ def train(
             lock = _take_lock(held, workdir, config, fresh)
         elif workdir is not None:
             rundir.check_workdir(workdir, config, fresh=fresh)
-        return _train(
-            config, workdir, held, lock, dataset, fresh, on_epoch_end, init_params
-        )
+        return _train(config, workdir, held, lock, dataset, fresh, on_epoch_end, init_params)
 
 
 def _take_lock(held: contextlib.ExitStack, workdir: pathlib.Path, config: Config, fresh: bool):
@@ -364,101 +362,104 @@ def _train(config, workdir, held, lock, dataset, fresh, on_epoch_end, init_param
         guard.deliver()  # the handler from before: raises, or returns and training goes on
 
     try:
-        with guard:
-            for epoch in bar:
-                if loop["stopped_early"]:
-                    break
-                # --- Steps: the only host sync of the epoch is the summed metrics ---
-                perm = epoch_permutation(config.seed, epoch, n_train)
-                first, acc, t_before = 0, jax.tree.map(jnp.zeros_like, acc0), 0.0
-                if partial is not None and epoch == start_epoch:
-                    # Resumed mid-epoch: the same permutation from the same step, the same
-                    # sums, so the epoch's metrics.jsonl line is the uninterrupted one.
-                    first, acc, t_before = _resume_position(partial, acc0, mesh, ckpt)
-                t_epoch = time.perf_counter()
-                for i in range(first, steps_per_epoch):
-                    if per_step and guard.pending is not None:
-                        stop_for_signal(epoch, i, acc, t_before + time.perf_counter() - t_epoch)
-                    idx = perm[i * batch_size : (i + 1) * batch_size]
-                    batch = {"x": shard.put_batch(x_train[idx], mesh)}
-                    if mask_train is not None:
-                        batch["mask"] = shard.put_batch(mask_train[idx], mesh)
-                    in_step = True
-                    state, acc = step_fn(state, acc, batch, key)
-                    in_step = False
-                acc = shard.fetch(acc)
-                dt = t_before + time.perf_counter() - t_epoch
-                if epoch > start_epoch or config.epochs - start_epoch == 1:
-                    train_time += dt - t_before
-                    train_samples += (steps_per_epoch - first) * batch_size
-                epochs_run += 1
-                if acc["nonfinite"] > 0 and config.nonfinite == "stop":
-                    raise TrainingDivergedError(
-                        f"loss or gradients became NaN/Inf in epoch {epoch + 1} "
-                        f"({int(acc['nonfinite'])} step(s)); training stopped. {_kept(ckpt)} Lower "
-                        "--lr, check the data, or use --set nonfinite=skip to skip such steps."
-                    )
-                record = epoch_record(
-                    acc,
-                    epoch,
-                    steps_per_epoch,
+        guard.start()  # until stop(): the loop's own SIGINT/SIGTERM handlers
+        for epoch in bar:
+            if loop["stopped_early"]:
+                break
+            # --- Steps: the only host sync of the epoch is the summed metrics ---
+            perm = epoch_permutation(config.seed, epoch, n_train)
+            first, acc, t_before = 0, jax.tree.map(jnp.zeros_like, acc0), 0.0
+            if partial is not None and epoch == start_epoch:
+                # Resumed mid-epoch: the same permutation from the same step, the same
+                # sums, so the epoch's metrics.jsonl line is the uninterrupted one.
+                first, acc, t_before = _resume_position(partial, acc0, mesh, ckpt)
+            t_epoch = time.perf_counter()
+            for i in range(first, steps_per_epoch):
+                if per_step and guard.pending is not None:
+                    stop_for_signal(epoch, i, acc, t_before + time.perf_counter() - t_epoch)
+                idx = perm[i * batch_size : (i + 1) * batch_size]
+                batch = {"x": shard.put_batch(x_train[idx], mesh)}
+                if mask_train is not None:
+                    batch["mask"] = shard.put_batch(mask_train[idx], mesh)
+                in_step = True
+                state, acc = step_fn(state, acc, batch, key)
+                in_step = False
+            acc = shard.fetch(acc)
+            dt = t_before + time.perf_counter() - t_epoch
+            if epoch > start_epoch or config.epochs - start_epoch == 1:
+                train_time += dt - t_before
+                train_samples += (steps_per_epoch - first) * batch_size
+            epochs_run += 1
+            if acc["nonfinite"] > 0 and config.nonfinite == "stop":
+                raise TrainingDivergedError(
+                    f"loss or gradients became NaN/Inf in epoch {epoch + 1} "
+                    f"({int(acc['nonfinite'])} step(s)); training stopped. {_kept(ckpt)} Lower "
+                    "--lr, check the data, or use --set nonfinite=skip to skip such steps."
+                )
+            record = epoch_record(
+                acc,
+                epoch,
+                steps_per_epoch,
+                batch_size,
+                dt,
+                make_schedule(config, total_steps),
+                objective,
+                likelihood_proper,
+            )
+            # --- Evals and early stopping ---
+            monitor = record["train_loss"]
+            if x_val.shape[0]:
+                val = evaluate_arrays(
+                    eval_step,
+                    state.variables(),
+                    x_val,
                     batch_size,
-                    dt,
-                    make_schedule(config, total_steps),
-                    objective,
-                    likelihood_proper,
+                    mesh,
+                    mask=mask_val,
+                    target=target_val,
                 )
-                # --- Evals and early stopping ---
-                monitor = record["train_loss"]
-                if x_val.shape[0]:
-                    val = evaluate_arrays(
-                        eval_step,
-                        state.variables(),
-                        x_val,
-                        batch_size,
-                        mesh,
-                        mask=mask_val,
-                        target=target_val,
-                    )
-                    record.update(
-                        {f"val_{k}": v for k, v in _with_elbo(val, likelihood_proper).items()}
-                    )
-                    monitor = val["loss"]
-                    if not math.isfinite(monitor):
-                        # Finite steps can still leave parameters that overflow on other data;
-                        # skipping steps cannot repair them, so both policies stop here.
-                        raise TrainingDivergedError(
-                            f"the validation loss became {monitor} in epoch {epoch + 1}; training "
-                            f"stopped. {_kept(ckpt)} Lower --lr or check the data."
-                        )
-                if monitor < loop["best_val"] - config.min_delta:
-                    loop.update(best_val=monitor, best_epoch=epoch + 1, bad_epochs=0)
-                    best = _best_of(state)
-                else:
-                    loop["bad_epochs"] += 1
-                    if config.patience and loop["bad_epochs"] >= config.patience:
-                        loop["stopped_early"] = True
-                loop["epoch"] = epoch + 1
-                history.append(record)
-                bar.set_postfix(
-                    train=f"{record['train_loss']:.4g}",
-                    val=f"{record.get('val_loss', float('nan')):.4g}",
+                record.update(
+                    {f"val_{k}": v for k, v in _with_elbo(val, likelihood_proper).items()}
                 )
-                # --- Checkpoint ---
-                # A signal during the epoch's evals is acted on once the epoch is logged.
-                signalled = runtime.agree(guard.pending is not None)
-                if ckpt is not None:
-                    # The log line first: a line without a committed checkpoint is dropped on
-                    # resume, while a checkpoint without its line would leave a gap in the log.
-                    if runtime.is_main_process():
-                        rundir.append_metrics(workdir / "metrics.jsonl", record)
-                    if signalled or _checkpoint_due(config, loop, time.monotonic() - last_save):
-                        save(record["step"])
-                if on_epoch_end is not None:
-                    on_epoch_end(record)
-                if signalled:
-                    stop_for_signal(epoch + 1, 0, None, 0.0)
+                monitor = val["loss"]
+                if not math.isfinite(monitor):
+                    # Finite steps can still leave parameters that overflow on other data;
+                    # skipping steps cannot repair them, so both policies stop here.
+                    raise TrainingDivergedError(
+                        f"the validation loss became {monitor} in epoch {epoch + 1}; training "
+                        f"stopped. {_kept(ckpt)} Lower --lr or check the data."
+                    )
+            if monitor < loop["best_val"] - config.min_delta:
+                loop.update(best_val=monitor, best_epoch=epoch + 1, bad_epochs=0)
+                best = _best_of(state)
+            else:
+                loop["bad_epochs"] += 1
+                if config.patience and loop["bad_epochs"] >= config.patience:
+                    loop["stopped_early"] = True
+            loop["epoch"] = epoch + 1
+            history.append(record)
+            bar.set_postfix(
+                train=f"{record['train_loss']:.4g}",
+                val=f"{record.get('val_loss', float('nan')):.4g}",
+            )
+            # --- Checkpoint ---
+            # A signal during the epoch's evals is acted on once the epoch is logged.
+            signalled = runtime.agree(guard.pending is not None)
+            if ckpt is not None:
+                # The log line first: a line without a committed checkpoint is dropped on
+                # resume, while a checkpoint without its line would leave a gap in the log.
+                if runtime.is_main_process():
+                    rundir.append_metrics(workdir / "metrics.jsonl", record)
+                if signalled or _checkpoint_due(config, loop, time.monotonic() - last_save):
+                    save(record["step"])
+            if on_epoch_end is not None:
+                on_epoch_end(record)
+            if signalled:
+                stop_for_signal(epoch + 1, 0, None, 0.0)
+        guard.stop()  # the handlers from before; a signal noted after the last step
+        # (during the final evals) is passed on now, not swallowed
     except BaseException as e:
+        guard.stop(deliver=False)
         bar.close()
         if ckpt is not None:
             try:
