@@ -650,7 +650,8 @@ def _kept(ckpt: Checkpointer | None) -> str:
     committed = checkpoint_epoch(ckpt)
     if committed is None:
         return f"No checkpoint had been written yet in {ckpt.directory}: a new run starts over."
-    return f"The last good checkpoint ({describe(ckpt.read_meta())}) is kept in {ckpt.directory}."
+    which = describe(ckpt.read_meta())
+    return f"The last good checkpoint, of {which}, is kept in {ckpt.directory}."
 
 
 def describe(meta: dict) -> str:
