@@ -218,7 +218,8 @@ SIGNAL_AT_STEP = pathlib.Path(__file__).with_name("_signal_at_step.py")
 def test_signals_at_random_steps_save_them_and_resume_to_the_uninterrupted_bits(
     env, reference, tmp_path
 ):
-    seed = random.randrange(2**32)
+    # A failure names its seed; AEJAX_TEST_SIGNAL_SEED=<seed> replays it.
+    seed = int(os.environ.get("AEJAX_TEST_SIGNAL_SEED") or random.randrange(2**32))
     rng = random.Random(seed)
     workdir, done = tmp_path / "run", 0
     for sig, status, what, top in (
@@ -244,10 +245,10 @@ def test_signals_at_random_steps_save_them_and_resume_to_the_uninterrupted_bits(
         )
         assert kept in proc.stderr and "Traceback" not in proc.stderr, (why, proc.stderr)
         assert _committed(workdir)[-1] == target and not _leftovers(workdir), why
-        # The log holds the finished epochs only: the partial one is in the checkpoint.
-        assert [r["epoch"] for r in _records(workdir)] == list(
-            range(1, target // STEPS_PER_EPOCH + 1)
-        ), why
+        # The log holds the finished epochs only (none before the first epoch's end): the
+        # partial one is in the checkpoint.
+        logged = _records(workdir) if (workdir / "metrics.jsonl").exists() else []
+        assert [r["epoch"] for r in logged] == list(range(1, target // STEPS_PER_EPOCH + 1)), why
         done = target
     proc = _run(env, workdir, "--json")
     assert proc.returncode == 0, proc.stderr
