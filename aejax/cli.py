@@ -10,12 +10,13 @@ import logging
 import os
 import pathlib
 import re
+import secrets
 import signal
 import sys
 import warnings
 
 from aejax.config import Config
-from aejax.errors import AejaxError, ConfigError
+from aejax.errors import AejaxError, ConfigError, Terminated
 
 # Command-line flags that map straight onto config fields.
 _FLAGS = {
@@ -61,7 +62,8 @@ def _parser() -> argparse.ArgumentParser:
     t.add_argument(
         "--workdir",
         default=None,
-        help="run directory (default runs/<model>-<data>-<timestamp>); an existing one is resumed",
+        help="run directory (default runs/<model>-<data>-<timestamp>-<suffix>); an existing one "
+        "is resumed",
     )
     t.add_argument(
         "--config",
@@ -331,9 +333,16 @@ def _ratings_table(summary: dict) -> str:
 
 
 def default_workdir(config: Config) -> pathlib.Path:
+    """``runs/<model>-<data>-<timestamp>-<4 hex digits>``: ``runs/ae-digits-20261206-204501-3f9a``.
+
+    The random suffix keeps runs started in the same second (a sweep's ``&``) apart.
+    """
     data = re.sub(r"[^A-Za-z0-9_.-]+", "_", pathlib.Path(config.data).name.replace(":", "_"))
     stamp = datetime.datetime.now().strftime("%Y%m%d-%H%M%S")
-    return pathlib.Path("runs") / f"{config.model}-{data}-{stamp}"
+    while True:
+        path = pathlib.Path("runs") / f"{config.model}-{data}-{stamp}-{secrets.token_hex(2)}"
+        if not path.exists():  # 65536 suffixes a second; the lock refuses the rest
+            return path
 
 
 def format_table(summary: dict) -> str:
@@ -991,10 +1000,6 @@ def _config_markdown(fields: list[dict], n_models: int) -> str:
     return "\n".join(out) + "\n"
 
 
-class Terminated(KeyboardInterrupt):
-    """SIGTERM (a preempted VM, ``kill``, a batch scheduler), handled like Ctrl-C."""
-
-
 def _on_sigterm(signum, frame):
     raise Terminated
 
@@ -1042,6 +1047,12 @@ def _setup_process() -> None:
 
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the ``aejax`` console script.
+
+    Without ``argv`` (the console script, ``python -m aejax.cli``) it owns the process: it
+    sets process-wide logging and a SIGTERM handler, and an interrupt ends it with status
+    130 (Ctrl-C) or 143 (SIGTERM). With ``argv`` (a notebook, a test, a script's loop) it
+    changes no process-wide handler, and an interrupt is raised again after its message:
+    the caller's Ctrl-C is not swallowed.
 
     A reader that stops early (``aejax config | head``) closes the pipe: the command then
     ends quietly with status 141 (128 + SIGPIPE, what a shell reports for a tool killed by
@@ -1092,6 +1103,8 @@ def _main(argv: list[str] | None) -> int:
     except KeyboardInterrupt as e:  # Ctrl-C, or SIGTERM as Terminated
         what = "terminated (SIGTERM)" if isinstance(e, Terminated) else "interrupted"
         print(f"aejax {args.command}: {what}; {_after_interrupt(args, e)}", file=sys.stderr)
+        if argv is not None:
+            raise  # the caller owns Ctrl-C: a test suite or a notebook loop stops too
         return 143 if isinstance(e, Terminated) else 130
 
 
@@ -1100,15 +1113,17 @@ def _after_interrupt(args: argparse.Namespace, e: BaseException) -> str:
     workdir = getattr(e, "workdir", None)
     if args.command != "train" or workdir is None:
         return "nothing was changed"
-    from aejax.train.loop import committed_epoch
+    from aejax.train.loop import committed_checkpoint, describe
 
-    epoch = committed_epoch(workdir)
-    if epoch is None:
+    meta = committed_checkpoint(workdir)
+    if meta is None:
         return (
             f"no checkpoint had been written yet in {workdir} (the first comes "
             "checkpoint_seconds into training, or at its end): the same command starts over"
         )
-    return f"the checkpoint of epoch {epoch} is kept in {workdir}: the same command resumes it"
+    return (
+        f"the checkpoint of {describe(meta)} is kept in {workdir}: the same command resumes it"
+    )
 
 
 if __name__ == "__main__":

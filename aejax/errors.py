@@ -26,6 +26,10 @@ class TrainingDivergedError(AejaxError, FloatingPointError):
     """The loss or the parameters became NaN/Inf during training."""
 
 
+class Terminated(KeyboardInterrupt):
+    """SIGTERM (a preempted VM, ``kill``, a batch scheduler), handled like Ctrl-C."""
+
+
 def did_you_mean(name: object, choices: Iterable[object]) -> str:
     """`` (did you mean 'x'?)`` for the choice closest to ``name``, or ``""`` if none is close.
 

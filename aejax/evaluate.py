@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import pathlib
 import time
@@ -19,7 +20,7 @@ from aejax.data.dataset import min_examples
 from aejax.errors import CheckpointError, ConfigError, DataError
 from aejax.models import MODELS, model_from_config
 from aejax.run import Run
-from aejax.train import runtime
+from aejax.train import runlock, runtime
 from aejax.train.checkpoint import Checkpointer
 from aejax.train.loop import RunResult, dataset_for, train
 from aejax.train.optim import make_optimizers
@@ -370,25 +371,41 @@ def train_and_evaluate(
       CheckpointError, TrainingDivergedError: see ``aejax.train.train``.
     """
     t0 = time.perf_counter()
-    if workdir is not None:
-        check_workdir(pathlib.Path(workdir), config, fresh=fresh)
-    if dataset is None:
-        dataset = dataset_for(config)
-    if dataset.x_test.shape[0] == 0:
-        raise DataError(
-            f"data set {dataset.name!r} has no test examples (test_fraction="
-            f"{config.test_fraction}); the report compares the autoencoder with PCA on held-out "
-            "data. Set test_fraction > 0, or train without a report with aejax.train.train."
-        )
-    check_report_data(config, dataset)
+    if config.distributed:  # before is_main_process below: the first JAX call
+        runtime.initialize_distributed()
+    # The run directory's lock covers training and the report: nobody writes a summary
+    # beside ours. Taken at once if the directory exists, else once the data are loaded.
+    with contextlib.ExitStack() as held:
+        if workdir is not None:
+            workdir = pathlib.Path(workdir)
+            if workdir.is_dir():  # in use: refused at once, before its contents are read
+                held.enter_context(runlock.lock_run(workdir, take=runtime.is_main_process()))
+            check_workdir(workdir, config, fresh=fresh)
+        if dataset is None:
+            dataset = dataset_for(config)
+        if dataset.x_test.shape[0] == 0:
+            raise DataError(
+                f"data set {dataset.name!r} has no test examples (test_fraction="
+                f"{config.test_fraction}); the report compares the autoencoder with PCA on "
+                "held-out data. Set test_fraction > 0, or train without a report with "
+                "aejax.train.train."
+            )
+        check_report_data(config, dataset)
+        if workdir is not None:
+            held.enter_context(runlock.lock_run(workdir, take=runtime.is_main_process()))
+        summary, result = _train_and_report(config, workdir, fresh, dataset, plot, t0)
+    return summary, result
+
+
+def _train_and_report(config, workdir, fresh, dataset, plot, t0) -> tuple[dict, RunResult]:
+    """``train_and_evaluate`` once the data are loaded and the run directory locked."""
     result = train(config, workdir, dataset=dataset, fresh=fresh)
     summary = summarize(result)
     summary.update(result.stats.get("pretrain") or {})
     if "warning" in summary:
-        warnings.warn(summary["warning"], stacklevel=2)
+        warnings.warn(summary["warning"], stacklevel=3)
     summary["wall_seconds"] = time.perf_counter() - t0
     if workdir is not None and runtime.is_main_process():
-        workdir = pathlib.Path(workdir)
         try:
             (workdir / "summary.json").write_text(json.dumps(summary, indent=2))
             # No figure of a ratings matrix; none yet of sequences (aejax detect draws series).

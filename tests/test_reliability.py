@@ -14,6 +14,7 @@ import pathlib
 import random
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import tempfile
@@ -31,6 +32,7 @@ from aejax.models import model_from_config
 from aejax.train import train
 from aejax.train.checkpoint import Checkpointer
 from aejax.train.optim import make_optimizer, make_optimizers
+from aejax.train.runlock import lock_run
 
 EPOCHS, STEPS_PER_EPOCH = 8, 20  # digits: 1293 training images // batch 64
 LAST, BEFORE_LAST = EPOCHS * STEPS_PER_EPOCH, (EPOCHS - 1) * STEPS_PER_EPOCH  # keep_checkpoints=2
@@ -208,6 +210,239 @@ def test_killed_runs_resume_to_the_uninterrupted_parameters(env, reference, tmp_
     summary = json.loads((workdir / "summary.json").read_text())
     ref_summary = json.loads((reference / "summary.json").read_text())
     assert summary["test_recon_mse"] == ref_summary["test_recon_mse"]
+
+
+SIGNAL_AT_STEP = pathlib.Path(__file__).with_name("_signal_at_step.py")
+
+
+def test_signals_at_random_steps_save_them_and_resume_to_the_uninterrupted_bits(
+    env, reference, tmp_path
+):
+    # A failure names its seed; AEJAX_TEST_SIGNAL_SEED=<seed> replays it.
+    seed = int(os.environ.get("AEJAX_TEST_SIGNAL_SEED") or random.randrange(2**32))
+    rng = random.Random(seed)
+    workdir, done = tmp_path / "run", 0
+    for sig, status, what, top in (
+        ("SIGTERM", 143, "terminated (SIGTERM)", LAST * 2 // 3),
+        ("SIGINT", 130, "interrupted", LAST),
+    ):
+        # A real signal inside a step strictly within an epoch: its end is saved, not the
+        # last epoch's (the run checkpoints every epoch, so that is what would be kept).
+        target = rng.choice([s for s in range(done + 1, top) if s % STEPS_PER_EPOCH])
+        why = f"random seed {seed}: {sig} in step {target}"
+        proc = subprocess.run(
+            [sys.executable, str(SIGNAL_AT_STEP), str(target - done - 1), sig]
+            + _train_cmd(workdir)[3:],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=300,
+        )
+        assert proc.returncode == status, (why, proc.stderr)
+        kept = (
+            f"aejax train: {what}; the checkpoint of epoch {target // STEPS_PER_EPOCH + 1}, "
+            f"step {target} (mid-epoch) is kept in {workdir}: the same command resumes it"
+        )
+        assert kept in proc.stderr and "Traceback" not in proc.stderr, (why, proc.stderr)
+        assert _committed(workdir)[-1] == target and not _leftovers(workdir), why
+        # The log holds the finished epochs only (none before the first epoch's end): the
+        # partial one is in the checkpoint.
+        logged = _records(workdir) if (workdir / "metrics.jsonl").exists() else []
+        assert [r["epoch"] for r in logged] == list(range(1, target // STEPS_PER_EPOCH + 1)), why
+        done = target
+    proc = _run(env, workdir, "--json")
+    assert proc.returncode == 0, proc.stderr
+    assert json.loads(proc.stdout)["epochs_run"] == EPOCHS - done // STEPS_PER_EPOCH
+    _assert_same_run(workdir, reference)  # parameters, Adam, step, rng, metrics.jsonl
+
+
+# --- one writer per run directory ------------------------------------------------------------
+
+
+@pytest.mark.slow  # ~22 s: two real processes
+def test_two_runs_started_together_into_one_workdir(env, tmp_path):
+    workdir = tmp_path / "run"
+    procs = [
+        subprocess.Popen(
+            _train_cmd(workdir, "--epochs", "20", "--seed", str(seed), "--json"),
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for seed in (1, 2)
+    ]
+    outs = []
+    for proc in procs:
+        try:
+            outs.append(proc.communicate(timeout=300))  # both processes end
+        except subprocess.TimeoutExpired:
+            for p in procs:
+                p.kill()
+            pytest.fail("a run did not exit")
+    codes = sorted(p.returncode for p in procs)
+    assert codes == [0, 2], [o[1] for o in outs]
+    winner = 0 if procs[0].returncode == 0 else 1
+    refused = outs[1 - winner][1]
+    assert (
+        f"aejax train: error: workdir {workdir} is in use by another training run (pid "
+        f"{procs[winner].pid} on {socket.gethostname()}, started " in refused
+    ), refused
+    assert "Traceback" not in refused
+    # The winner's files only: its config, epochs 1..20 once each, its summary.
+    seed = (1, 2)[winner]
+    assert json.loads((workdir / "config.json").read_text())["seed"] == seed
+    records = _records(workdir)
+    assert [r["epoch"] for r in records] == list(range(1, 21))
+    summary = json.loads((workdir / "summary.json").read_text())
+    assert summary == json.loads(outs[winner][0]) and summary["seed"] == seed
+    assert summary["final_val_loss"] == records[-1]["val_loss"]
+
+
+def test_default_workdirs_started_in_the_same_second_differ(monkeypatch):
+    import datetime
+    import re
+
+    class Frozen(datetime.datetime):
+        @classmethod
+        def now(cls, tz=None):
+            return cls(2026, 12, 6, 20, 45, 1)
+
+    monkeypatch.setattr(datetime, "datetime", Frozen)
+    names = {cli.default_workdir(Config(data="digits")) for _ in range(50)}
+    assert len(names) == 50  # the same second, 50 directories
+    for name in names:
+        assert re.fullmatch(r"runs/ae-digits-20261206-204501-[0-9a-f]{4}", str(name)), name
+
+
+_HOLD_LOCK = (
+    "import sys, time; from aejax.train.runlock import lock_run; "
+    "lock_run(sys.argv[1]).__enter__(); print('locked', flush=True); time.sleep(600)"
+)
+
+
+def test_a_held_lock_refuses_writers_not_readers_and_dies_with_its_holder(
+    tiny_run, digits, tmp_path, capsys
+):
+    workdir = tmp_path / "run"
+    shutil.copytree(tiny_run, workdir)
+    holder = subprocess.Popen(
+        [sys.executable, "-c", _HOLD_LOCK, str(workdir)], stdout=subprocess.PIPE, text=True
+    )
+    try:
+        assert holder.stdout.readline() == "locked\n"
+        named = (
+            f"workdir {workdir} is in use by another training run (pid {holder.pid} on "
+            f"{socket.gethostname()}, started "
+        )
+        # A second writer is refused at once, the command line and Python alike, even one
+        # that would discard the run; nothing in the directory changes.
+        before = sorted(p.name for p in (workdir / "checkpoints").iterdir())
+        argv = ["train", "--data", "digits", "--workdir", str(workdir), "--no-progress"]
+        for extra in ([], ["--fresh"]):
+            assert cli.main([*argv, *extra]) == 2
+            assert named in capsys.readouterr().err
+        with pytest.raises(CheckpointError, match="is in use by another training run"):
+            train(TINY, workdir, dataset=digits)
+        assert sorted(p.name for p in (workdir / "checkpoints").iterdir()) == before
+        # Readers never take the lock: they read the last committed checkpoint.
+        assert cli.main(["evaluate", str(workdir), "--json"]) == 0
+        assert json.loads(capsys.readouterr().out)["test_recon_mse"] > 0
+        load_run(workdir)
+    finally:
+        holder.kill()  # SIGKILL: no clean-up code runs in the holder
+        holder.wait(timeout=60)
+        holder.stdout.close()
+    # The OS released the dead holder's lock: the next run takes it and resumes.
+    result = train(TINY.replace(epochs=3), workdir, dataset=digits)
+    assert result.stats["epochs_run"] == 1
+    assert json.loads((workdir / ".lock").read_text())["pid"] == os.getpid()
+
+
+@pytest.mark.parametrize("how", ["removed", "replaced"])
+def test_a_run_whose_lock_file_is_taken_away_stops_at_its_next_checkpoint(digits, tmp_path, how):
+    def take_the_lock_away(record):
+        if record["epoch"] == 1:
+            (tmp_path / ".lock").unlink()
+            if how == "replaced":  # e.g. another run started after a hand-made --fresh
+                (tmp_path / ".lock").write_text("{}")
+
+    with pytest.raises(CheckpointError, match=rf"lock file .*\.lock of this run was {how}") as e:
+        train(TINY.replace(epochs=3), tmp_path, dataset=digits, on_epoch_end=take_the_lock_away)
+    assert len(e.value.result.history) == 2  # the run so far comes with the error
+    assert _committed(tmp_path) == [STEPS_PER_EPOCH]  # nothing written after the loss
+
+
+def test_every_error_after_the_checkpointer_opens_closes_it(digits, tmp_path, monkeypatch):
+    from aejax.train import loop as loop_mod
+
+    closed = []
+    real_close = Checkpointer.close
+    monkeypatch.setattr(Checkpointer, "close", lambda self: closed.append(1) or real_close(self))
+
+    def compile_fails(*args, **kwargs):
+        raise RuntimeError("XLA could not compile")
+
+    monkeypatch.setattr(loop_mod, "metric_names", compile_fails)  # between restore and loop
+    with pytest.raises(RuntimeError, match="could not compile"):
+        train(TINY, tmp_path, dataset=digits)
+    assert closed  # no Orbax manager left open to hang the process at exit
+    monkeypatch.undo()
+    assert train(TINY, tmp_path, dataset=digits).stats["epochs_run"] == 2  # lock released
+
+
+def test_a_resumed_run_keeps_only_keep_checkpoints(digits, tmp_path):
+    # Three committed steps, as a kill between a commit and the deletion of the step it
+    # replaces leaves them (here: written with a larger keep_checkpoints).
+    config = TINY.replace(epochs=3)
+    train(config.replace(keep_checkpoints=9), tmp_path, dataset=digits)
+    assert _committed(tmp_path) == [20, 40, 60]
+    result = train(config, tmp_path, dataset=digits)  # complete: nothing new is saved
+    assert result.stats["already_complete"]
+    assert _committed(tmp_path) == [40, 60]
+
+
+def test_in_process_main_passes_ctrl_c_on_and_restores_the_signal_handlers(
+    digits, tmp_path, capsys, monkeypatch
+):
+    from aejax.train import shard
+
+    calls = []
+
+    def callers_handler(signum, frame):  # a program's own handler, e.g. a notebook's
+        calls.append(signum)
+        raise KeyboardInterrupt
+
+    real_put = shard.put_batch
+    count = {"n": 0}
+
+    def put_batch(x, mesh):  # a real SIGINT to this process inside training step 27
+        if sys._getframe(1).f_code.co_name in ("train", "_train"):  # not the evals'
+            count["n"] += 1
+            if count["n"] == 27:
+                os.kill(os.getpid(), signal.SIGINT)
+        return real_put(x, mesh)
+
+    before = signal.getsignal(signal.SIGINT), signal.getsignal(signal.SIGTERM)
+    signal.signal(signal.SIGINT, callers_handler)
+    try:
+        monkeypatch.setattr(shard, "put_batch", put_batch)
+        argv = ["train", "--epochs", "2", "--set", "hidden=16", "--no-progress"]
+        argv += ["--set", "checkpoint_every=1", "--workdir", str(tmp_path)]
+        with pytest.raises(KeyboardInterrupt) as e:
+            cli.main(argv)  # the caller's Ctrl-C is raised again, not swallowed
+        assert calls == [signal.SIGINT]  # passed on once, after the save
+        assert signal.getsignal(signal.SIGINT) is callers_handler
+        assert signal.getsignal(signal.SIGTERM) is before[1]
+        assert "the checkpoint of epoch 2, step 27 (mid-epoch) is kept" in capsys.readouterr().err
+        assert int(e.value.result.state.step) == 27 and len(e.value.result.history) == 1
+        assert _committed(tmp_path) == [20, 27]
+        monkeypatch.undo()
+        assert cli.main(argv) == 0  # resumes mid-epoch and finishes
+        assert signal.getsignal(signal.SIGINT) is callers_handler
+        assert signal.getsignal(signal.SIGTERM) is before[1]
+    finally:
+        signal.signal(signal.SIGINT, before[0])
 
 
 # --- damaged checkpoints ---------------------------------------------------------------------

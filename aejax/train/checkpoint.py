@@ -68,6 +68,8 @@ class Checkpointer:
         elif not self.directory.is_dir():
             raise CheckpointError(f"no checkpoint directory at {self.directory}")
         self._pending: int | None = None  # the step of a save that may still be running
+        self._closed = False
+        self.keep = keep
         self._warned: set[int] = set()  # steps already reported as unreadable
         try:
             # Read-only mode is what we asked for: Orbax's two warnings saying so ("setting
@@ -193,6 +195,7 @@ class Checkpointer:
                     stacklevel=2,
                 )
             self._set_aside(unreadable)
+            self._prune()
             return items["state"], items["best"], meta, step
         raise CheckpointError(
             f"no loadable checkpoint in {self.directory}:\n  "
@@ -253,15 +256,28 @@ class Checkpointer:
                 self._pending = None
 
     def close(self) -> None:
-        """Waits for a pending save (raising CheckpointError if it failed) and closes."""
+        """Waits for a pending save (raising CheckpointError if it failed) and closes.
+
+        Closing again does nothing.
+        """
+        if self._closed:
+            return
         try:
             self.wait()
         finally:
+            self._closed = True
             with _signals_deferred():
                 try:
                     self._manager.close()
                 except Exception:  # noqa: BLE001 - the failure was already reported by wait()
                     pass
+
+    def close_quietly(self) -> None:
+        """``close`` for paths that already raise: a failed pending save is not reported."""
+        try:
+            self.close()
+        except CheckpointError:
+            pass
 
     def __enter__(self):
         return self
@@ -314,6 +330,25 @@ class Checkpointer:
                 stacklevel=3,
             )
         self._manager.reload()
+
+    def _prune(self) -> None:
+        """Deletes the oldest steps beyond ``keep`` (write mode).
+
+        Orbax applies ``max_to_keep`` only when it saves, so a directory holding more (a
+        kill between a commit and the deletion of the step it replaces, or a lower
+        ``keep_checkpoints`` on resume) would keep them for good if the resumed run is
+        complete or is interrupted before its next save.
+        """
+        if self.read_only or not self.keep:
+            return
+        steps = self.steps()
+        for step in steps[: max(len(steps) - self.keep, 0)]:
+            try:
+                self._manager.delete(step)
+            except (OSError, FileNotFoundError) as e:
+                raise CheckpointError(
+                    f"cannot delete old checkpoint {self.directory}/{step}: {e}"
+                ) from e
 
     def _remove_unfinished(self) -> None:
         """Deletes temporary directories of failed saves (frees the space they took).

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import math
 import pathlib
 import time
@@ -24,8 +25,9 @@ from aejax.errors import AejaxError, CheckpointError, ConfigError, TrainingDiver
 from aejax.inference import check_input, pad_rows
 from aejax.models import model_from_config
 from aejax.objective import Objective, make_objective
-from aejax.train import rundir, runtime, shard
+from aejax.train import rundir, runlock, runtime, shard
 from aejax.train.checkpoint import Checkpointer
+from aejax.train.interrupt import InterruptGuard
 from aejax.train.optim import make_optimizers, make_schedule
 from aejax.train.state import TrainState, init_state
 from aejax.train.step import accumulate, make_eval_step, make_train_step, metric_names
@@ -92,6 +94,17 @@ def train(
 ) -> RunResult:
     """Trains ``config.model`` on ``config.data``; resumes from a checkpoint in ``workdir``.
 
+    One run directory has one writer: the process holds an advisory lock on
+    ``<workdir>/.lock`` (``aejax.train.runlock``) from before the data are loaded (or, for
+    a new directory, once they are checked) until ``train`` returns or raises; the OS
+    releases it if the process dies. Under ``jax.distributed`` only process 0 takes it.
+
+    Ctrl-C and SIGTERM during the steps checkpoint the current step (the position in the
+    epoch and its partial metrics included, so that running again resumes bit-identically)
+    and are then passed on to the handlers installed before ``train`` (restored when it
+    returns): Python's default raises ``KeyboardInterrupt``, a default SIGTERM raises
+    ``aejax.errors.Terminated``. A second signal is passed on at once.
+
     Args:
       config: the run configuration.
       workdir: where ``config.json``, ``metrics.jsonl`` and ``checkpoints/`` go; None trains
@@ -109,15 +122,19 @@ def train(
 
     Raises:
       CheckpointError: ``workdir`` holds a run with another config or model (pass
-        ``fresh=True``), is not writable, or a checkpoint could not be written (disk full).
-        Raised during training, it carries the in-memory run as ``error.result`` (a
-        ``RunResult`` with the current state, the best parameters and the history); the
-        checkpoints committed before the failure are intact, so running again resumes.
+        ``fresh=True``), is in use by another training process (the message names it), is
+        not writable, a checkpoint could not be written (disk full), or the lock file was
+        removed or replaced while training. Raised during training, it carries the
+        in-memory run as ``error.result`` (a ``RunResult`` with the current state, the best
+        parameters and the history); the checkpoints committed before the failure are
+        intact, so running again resumes.
       ConfigError: the model does not read a key the config sets, or does not support the
         data's kind; ``init_params`` do not fit the model.
       TrainingDivergedError: the loss, the gradients or the validation loss became NaN/Inf
         (``nonfinite="stop"``, or a validation loss under either policy); the last good
         checkpoint is kept and ``error.result`` holds the run so far.
+      KeyboardInterrupt: (or ``Terminated``) a signal ended the run between two steps; it
+        carries the in-memory run as ``error.result`` too.
     """
     # Before any JAX computation: joining a multi-process run must come first.
     if config.distributed:
@@ -125,13 +142,33 @@ def train(
     if config.compile_cache:
         runtime.enable_compilation_cache(config.compile_cache)
     workdir = pathlib.Path(workdir) if workdir is not None else None
-    if workdir is not None:
-        rundir.check_workdir(workdir, config, fresh=fresh)
-    tb = None
-    if config.tensorboard and workdir is not None and runtime.is_main_process():
-        tb = tensorboard.TensorBoardLogger(workdir / "tensorboard")
-        on_epoch_end = tensorboard.chain(tb, on_epoch_end)
+    # Everything opened for the run (its lock, its checkpointer) is closed on every path,
+    # errors included: an Orbax manager left open can hang the process at exit.
+    with contextlib.ExitStack() as held:
+        lock = None
+        if workdir is not None and workdir.is_dir():
+            # In use: refused at once, before data are loaded, whatever the directory holds.
+            lock = _take_lock(held, workdir, config, fresh)
+        elif workdir is not None:
+            rundir.check_workdir(workdir, config, fresh=fresh)
+        return _train(config, workdir, held, lock, dataset, fresh, on_epoch_end, init_params)
 
+
+def _take_lock(held: contextlib.ExitStack, workdir: pathlib.Path, config: Config, fresh: bool):
+    """Takes the run directory's lock for the life of ``held``, then checks it again.
+
+    Returns:
+      The ``RunLock`` (None on the other processes of a distributed run).
+    """
+    lock = held.enter_context(runlock.lock_run(workdir, take=runtime.is_main_process()))
+    # Under the lock nobody else writes here: what the directory holds now is what the
+    # run resumes (or discards with fresh).
+    rundir.check_workdir(workdir, config, fresh=fresh)
+    return lock
+
+
+def _train(config, workdir, held, lock, dataset, fresh, on_epoch_end, init_params) -> RunResult:
+    """``train``'s body; ``held`` closes what it opens, ``lock`` may still be None."""
     # --- Input -----------------------------------------------------------------------
     ds = dataset if dataset is not None else dataset_for(config)
     image = ds.kind == "image"
@@ -151,6 +188,14 @@ def train(
     batch_size = _batch_size(config.batch_size, n_train, mesh)
     steps_per_epoch = n_train // batch_size
     total_steps = steps_per_epoch * config.epochs
+    if workdir is not None and lock is None:
+        # A new directory is created only now: a run refused for its data leaves none.
+        lock = _take_lock(held, workdir, config, fresh)
+    tb = None
+    if config.tensorboard and workdir is not None and runtime.is_main_process():
+        tb = tensorboard.TensorBoardLogger(workdir / "tensorboard")
+        held.callback(tb.close)  # its writer thread flushes the last events on close
+        on_epoch_end = tensorboard.chain(tb, on_epoch_end)
 
     # --- stacked_ae: greedy layer-wise pretraining gives the initial parameters ------
     from aejax import pretrain  # late: it builds on this package
@@ -174,22 +219,21 @@ def train(
     ckpt = None
     loop = {"epoch": 0, "best_val": math.inf, "best_epoch": -1, "bad_epochs": 0}
     loop["stopped_early"] = False
+    partial = None  # where an interrupted epoch stopped: {"steps", "acc", "seconds"}
     if workdir is not None:
         rundir.make_workdir(workdir)
         if fresh:
             rundir.clear_run(workdir)
         ckpt = Checkpointer(workdir / "checkpoints", keep=config.keep_checkpoints)
-        try:
-            restored = ckpt.restore(state, best)
-            if restored is not None:
-                state, best, meta, _ = restored
-                loop.update(meta["loop"])
-            # Orbax writes checkpoints collectively; plain files come from process 0 only.
-            if runtime.is_main_process():
-                rundir.start_run(workdir, config, ds.scaler, loop["epoch"])
-        except BaseException:
-            ckpt.close()
-            raise
+        held.callback(ckpt.close_quietly)  # every path, errors included, closes it
+        restored = ckpt.restore(state, best)
+        if restored is not None:
+            state, best, meta, _ = restored
+            loop.update(meta["loop"])
+            partial = meta.get("partial")
+        # Orbax writes checkpoints collectively; plain files come from process 0 only.
+        if runtime.is_main_process():
+            rundir.start_run(workdir, config, ds.scaler, loop["epoch"])
     history = rundir.read_metrics(workdir / "metrics.jsonl") if workdir else []
     # A finished run (all epochs, or stopped early) is reported, not compiled again.
     complete = loop["epoch"] >= config.epochs or loop["stopped_early"]
@@ -276,25 +320,75 @@ def train(
     )
     likelihood_proper = model.likelihood.proper
     last_save = time.monotonic()  # the checkpoint clock starts with training
+    saved_step = None  # the step of the newest checkpoint this process wrote
+    # Under jax.distributed every process must join a save: a signal is acted on at the end
+    # of the epoch, where the processes agree anyway (no collective per step).
+    per_step = jax.process_count() == 1
+    guard = InterruptGuard()
+    in_step = False  # True while the state is donated to a step: no result to attach then
+
+    def save(step: int, epoch_position: dict | None = None) -> None:
+        """Checkpoints the current state (and, mid-epoch, the epoch's position) at ``step``."""
+        nonlocal last_save, saved_step
+        if lock is not None:
+            lock.check()  # never write into a directory another run took over
+        meta = {
+            "loop": dict(loop),
+            "config": config.to_dict(),
+            "record": history[-1] if history else None,
+            "data": {"name": ds.name, "kind": ds.kind, "input_shape": list(ds.input_shape)},
+        }
+        if epoch_position is not None:
+            meta["partial"] = epoch_position
+        ckpt.save(step, state, best, meta)
+        last_save, saved_step = time.monotonic(), step
+
+    def stop_for_signal(epoch: int, i: int, acc, seconds: float) -> None:
+        """Checkpoints the state after step ``i`` of ``epoch`` and passes the signal on."""
+        step = epoch * steps_per_epoch + i
+        if ckpt is not None and saved_step != step:
+            position = None
+            if i:  # mid-epoch: the permutation's position and the partial sums, exactly
+                sums = shard.fetch(acc)
+                position = {
+                    "steps": i,
+                    "step": step,
+                    "acc": {k: float(v).hex() for k, v in sums.items()},
+                    "seconds": seconds,
+                }
+            save(step, position)
+        if ckpt is not None:
+            ckpt.wait()  # committed before anyone is told it is kept
+        guard.deliver()  # the handler from before: raises, or returns and training goes on
+
     try:
+        guard.start()  # until stop(): the loop's own SIGINT/SIGTERM handlers
         for epoch in bar:
             if loop["stopped_early"]:
                 break
             # --- Steps: the only host sync of the epoch is the summed metrics ---
             perm = epoch_permutation(config.seed, epoch, n_train)
-            acc = jax.tree.map(jnp.zeros_like, acc0)
+            first, acc, t_before = 0, jax.tree.map(jnp.zeros_like, acc0), 0.0
+            if partial is not None and epoch == start_epoch:
+                # Resumed mid-epoch: the same permutation from the same step, the same
+                # sums, so the epoch's metrics.jsonl line is the uninterrupted one.
+                first, acc, t_before = _resume_position(partial, acc0, mesh, ckpt)
             t_epoch = time.perf_counter()
-            for i in range(steps_per_epoch):
+            for i in range(first, steps_per_epoch):
+                if per_step and guard.pending is not None:
+                    stop_for_signal(epoch, i, acc, t_before + time.perf_counter() - t_epoch)
                 idx = perm[i * batch_size : (i + 1) * batch_size]
                 batch = {"x": shard.put_batch(x_train[idx], mesh)}
                 if mask_train is not None:
                     batch["mask"] = shard.put_batch(mask_train[idx], mesh)
+                in_step = True
                 state, acc = step_fn(state, acc, batch, key)
+                in_step = False
             acc = shard.fetch(acc)
-            dt = time.perf_counter() - t_epoch
+            dt = t_before + time.perf_counter() - t_epoch
             if epoch > start_epoch or config.epochs - start_epoch == 1:
-                train_time += dt
-                train_samples += steps_per_epoch * batch_size
+                train_time += dt - t_before
+                train_samples += (steps_per_epoch - first) * batch_size
             epochs_run += 1
             if acc["nonfinite"] > 0 and config.nonfinite == "stop":
                 raise TrainingDivergedError(
@@ -349,42 +443,37 @@ def train(
                 val=f"{record.get('val_loss', float('nan')):.4g}",
             )
             # --- Checkpoint ---
+            # A signal during the epoch's evals is acted on once the epoch is logged.
+            signalled = runtime.agree(guard.pending is not None)
             if ckpt is not None:
                 # The log line first: a line without a committed checkpoint is dropped on
                 # resume, while a checkpoint without its line would leave a gap in the log.
                 if runtime.is_main_process():
                     rundir.append_metrics(workdir / "metrics.jsonl", record)
-                if _checkpoint_due(config, loop, time.monotonic() - last_save):
-                    meta = {
-                        "loop": dict(loop),
-                        "config": config.to_dict(),
-                        "record": record,
-                        "data": {
-                            "name": ds.name,
-                            "kind": ds.kind,
-                            "input_shape": list(ds.input_shape),
-                        },
-                    }
-                    ckpt.save(record["step"], state, best, meta)
-                    last_save = time.monotonic()
+                if signalled or _checkpoint_due(config, loop, time.monotonic() - last_save):
+                    save(record["step"])
             if on_epoch_end is not None:
                 on_epoch_end(record)
+            if signalled:
+                stop_for_signal(epoch + 1, 0, None, 0.0)
+        guard.stop()  # the handlers from before; a signal noted after the last step
+        # (during the final evals) is passed on now, not swallowed
     except BaseException as e:
+        guard.stop(deliver=False)
         bar.close()
-        if tb is not None:
-            tb.close()
         if ckpt is not None:
             try:
+                if isinstance(e, KeyboardInterrupt):
+                    e.add_note(_kept(ckpt))  # waits for a pending save: it is kept
                 ckpt.close()  # lets a pending save commit: it is the newest good state
             except CheckpointError as close_error:
-                if hasattr(e, "add_note"):
-                    e.add_note(str(close_error))
-        if isinstance(e, AejaxError):  # raised between steps, so the state is intact
-            e.result = run_result()  # the in-memory run is not lost with the error
+                e.add_note(str(close_error))
+        # Raised between steps, the state is intact: the in-memory run is not lost with
+        # the error (a second Ctrl-C inside a step leaves a donated, deleted state).
+        if isinstance(e, (AejaxError, KeyboardInterrupt)) and not in_step:
+            e.result = run_result()
         raise
     bar.close()
-    if tb is not None:
-        tb.close()  # its writer thread flushes the last events on close
     if ckpt is not None:
         try:
             ckpt.close()  # waits for the last save to commit
@@ -533,6 +622,27 @@ def _checkpoint_due(config: Config, loop: dict, since_last: float) -> bool:
     return runtime.agree(since_last >= config.checkpoint_seconds)
 
 
+def _resume_position(partial: dict, acc0, mesh, ckpt: Checkpointer):
+    """``(first step, summed metrics, seconds)`` of an epoch a signal interrupted.
+
+    Raises:
+      CheckpointError: the checkpoint's partial sums are not this step's metrics.
+    """
+    try:
+        sums = {k: np.float32(float.fromhex(v)) for k, v in partial["acc"].items()}
+        first, seconds = int(partial["steps"]), float(partial["seconds"])
+    except (KeyError, TypeError, ValueError) as e:
+        raise CheckpointError(f"{ckpt.directory}: unreadable mid-epoch position ({e})") from e
+    if set(sums) != set(acc0):
+        raise CheckpointError(
+            f"{ckpt.directory}: the mid-epoch metrics {sorted(sums)} are not this model's "
+            f"{sorted(acc0)}; use --fresh (fresh=True) to start again"
+        )
+    # Float32 stored as exact hex floats: the resumed sums are the interrupted ones' bits.
+    acc = shard.replicate({k: jnp.asarray(sums[k]) for k in acc0}, mesh)
+    return first, acc, seconds
+
+
 def _kept(ckpt: Checkpointer | None) -> str:
     """What a failed run leaves on disk, in words that are true."""
     if ckpt is None:
@@ -540,19 +650,34 @@ def _kept(ckpt: Checkpointer | None) -> str:
     committed = checkpoint_epoch(ckpt)
     if committed is None:
         return f"No checkpoint had been written yet in {ckpt.directory}: a new run starts over."
-    return f"The last good checkpoint (epoch {committed}) is kept in {ckpt.directory}."
+    which = describe(ckpt.read_meta())
+    return f"The last good checkpoint, of {which}, is kept in {ckpt.directory}."
 
 
-def committed_epoch(workdir: str | pathlib.Path) -> int | None:
-    """The epoch of the newest committed checkpoint in a run directory, or None."""
+def describe(meta: dict) -> str:
+    """``epoch 3`` for an epoch's end; ``epoch 3, step 412 (mid-epoch)`` for an interrupt's."""
+    partial = meta.get("partial")
+    if partial:
+        return f"epoch {int(meta['loop']['epoch']) + 1}, step {partial['step']} (mid-epoch)"
+    return f"epoch {int(meta['loop']['epoch'])}"
+
+
+def committed_checkpoint(workdir: str | pathlib.Path) -> dict | None:
+    """The metadata of the newest committed checkpoint in a run directory, or None."""
     directory = pathlib.Path(workdir) / "checkpoints"
     if not directory.is_dir():
         return None
     try:
         with Checkpointer(directory, read_only=True) as ckpt:
-            return checkpoint_epoch(ckpt)
+            return ckpt.read_meta() if checkpoint_epoch(ckpt) is not None else None
     except CheckpointError:
         return None
+
+
+def committed_epoch(workdir: str | pathlib.Path) -> int | None:
+    """The finished epochs of the newest committed checkpoint in a run directory, or None."""
+    meta = committed_checkpoint(workdir)
+    return None if meta is None else int(meta["loop"]["epoch"])
 
 
 def checkpoint_epoch(ckpt: Checkpointer) -> int | None:

@@ -1,8 +1,9 @@
 """The run directory's bookkeeping: config, scaler and metrics files, resume checks.
 
 ``workdir/`` holds ``config.json``, ``scaler.json`` (tabular data), ``metrics.jsonl`` (one
-line per epoch) and ``checkpoints/``. Every plain file is written atomically; a log line
-whose epoch never reached a committed checkpoint is dropped when the run resumes.
+line per epoch), ``checkpoints/`` and ``.lock`` (the writer's lock, ``runlock``). Every plain
+file is written atomically; a log line whose epoch never reached a committed checkpoint is
+dropped when the run resumes.
 """
 
 from __future__ import annotations
