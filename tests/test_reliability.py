@@ -32,7 +32,6 @@ from aejax.models import model_from_config
 from aejax.train import train
 from aejax.train.checkpoint import Checkpointer
 from aejax.train.optim import make_optimizer, make_optimizers
-from aejax.train.runlock import lock_run
 
 EPOCHS, STEPS_PER_EPOCH = 8, 20  # digits: 1293 training images // batch 64
 LAST, BEFORE_LAST = EPOCHS * STEPS_PER_EPOCH, (EPOCHS - 1) * STEPS_PER_EPOCH  # keep_checkpoints=2
