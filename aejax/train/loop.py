@@ -290,6 +290,7 @@ def train(
                 if mask_train is not None:
                     batch["mask"] = shard.put_batch(mask_train[idx], mesh)
                 state, acc = step_fn(state, acc, batch, key)
+                shard.pace(acc, i + 1, mesh)  # several CPU devices: see shard.pace
             acc = shard.fetch(acc)
             dt = time.perf_counter() - t_epoch
             if epoch > start_epoch or config.epochs - start_epoch == 1:
@@ -505,6 +506,7 @@ def evaluate_arrays(
         weight[min(n - i, batch_size) :] = 0.0
         batch = {k: shard.put_batch(a, mesh) for k, a in {**batch, "weight": weight}.items()}
         totals = accumulate(totals, eval_step(variables, batch))
+        shard.pace(totals, i // batch_size + 1, mesh, programs=1 + len(totals))
     totals = shard.fetch(totals)
     count = totals["count"]
     out = {"loss": float(totals["loss"] / count)}
