@@ -309,17 +309,22 @@ def markdown(record: dict) -> str:
         f"within rtol {record['rtol']:g}, atol {record['atol']:g}. Seconds: the whole "
         "process (start, data, compile, training).",
         "",
-        f"| model | data | steps | completed 1 / {n} | seconds 1 / {n} | max abs diff "
-        "| bitwise | close |",
-        "|---|---|---:|---|---:|---:|---|---|",
+        f"| model | data | steps | completed 1 / {n} | seconds 1 / {n} | val loss 1 / {n} "
+        "| max abs diff (array, its max abs) | bitwise | close |",
+        "|---|---|---:|---|---:|---:|---:|---|---|",
     ]
     for r in record["rows"]:
         done = f"{'yes' if r['completed_1'] else 'NO'} / {'yes' if r['completed_n'] else 'NO'}"
-        diff = "-" if r["max_abs_diff"] is None else f"{r['max_abs_diff']:.2g}"
+        diff = "-"
+        if r["max_abs_diff"] is not None:
+            diff = f"{r['max_abs_diff']:.2g} (`{r['worst_leaf']}`, {r['worst_leaf_max_abs']:.2g})"
+        val = "-"
+        if r.get("val_loss_1") is not None and r.get("val_loss_n") is not None:
+            val = f"{r['val_loss_1']:.6g} / {r['val_loss_n']:.6g}"
         yes = {True: "yes", False: "no", None: "-"}
         lines.append(
             f"| {r['model']} | {r.get('data', '-')} | {r.get('steps', '-')} | {done} "
-            f"| {r['seconds_1']:.0f} / {r['seconds_n']:.0f} | {diff} "
+            f"| {r['seconds_1']:.0f} / {r['seconds_n']:.0f} | {val} | {diff} "
             f"| {yes[r['bitwise_equal']]} | {yes[r['within_tolerance']]} |"
         )
     failed = [r for r in record["rows"] if "error" in r]
