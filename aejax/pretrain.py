@@ -206,6 +206,7 @@ def train_layer(
         for i in range(steps):
             idx = perm[i * batch_size : (i + 1) * batch_size]
             state, acc = step_fn(state, acc, {"x": shard.put_batch(x_train[idx], mesh)}, key)
+            shard.pace(acc, i + 1, mesh)
         acc = shard.fetch(acc)
         count = max(float(acc["count"]), 1.0)
         record = {

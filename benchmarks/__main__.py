@@ -1,5 +1,5 @@
 """Command line: ``python -m benchmarks run | family | restoration | regularized | anomaly |
-recommendation | nab | seq2seq | report | publish | readme | validate``.
+recommendation | nab | seq2seq | devices | report | publish | readme | validate``.
 
 Examples::
 
@@ -12,6 +12,7 @@ Examples::
     python -m benchmarks nab --out bench-out/nab                   # NAB series, causal
     python -m benchmarks seq2seq --out bench-out/seq2seq --repeats 3  # seq2seq_ae vs torch LSTM
     python -m benchmarks recommendation --out bench-out/rec        # AutoRec on MovieLens
+    python -m benchmarks devices --out bench-out/devices           # every model, 1 vs 8 devices
     python -m benchmarks publish --from bench-out/quick            # -> benchmarks/results/
     python -m benchmarks readme --from bench-out/quick             # rewrites docs/results.md
 """
@@ -83,6 +84,11 @@ def _parser() -> argparse.ArgumentParser:
     rec.add_argument("--tiny", action="store_true", help="synthetic ratings: every code path")
     rec.add_argument("--data-dir", default=None, help="holds movielens/ (default: ../shared/data)")
     rec.add_argument("--seeds", default="0,1,2", help="split seeds (default 0,1,2)")
+    d = sub.add_parser(
+        "devices", help="every registry model at a realistic size on 1 and on 8 CPU devices"
+    )
+    d.add_argument("--out", required=True, help="output directory")
+    d.add_argument("--models", default="", help="comma-separated registry models (default: all)")
     e = sub.add_parser("report", help="re-render report.md and the PNGs of a finished run")
     e.add_argument("--from", dest="source", required=True, help="a run's output directory")
     m = sub.add_parser("readme", help="rewrite the results page (docs/results.md) from a run")
@@ -226,6 +232,13 @@ def main(argv: list[str] | None = None) -> int:
             print(f"skipped: {record['skipped']}")
             return 0
         print(f"wrote {pathlib.Path(args.out) / 'recommendation.md'} ({record['seconds']:.0f} s)")
+        return 0
+    if args.command == "devices":
+        from benchmarks.devices import run_devices
+
+        models = tuple(m for m in args.models.split(",") if m) or None
+        record = run_devices(args.out, models=models)
+        print(f"wrote {pathlib.Path(args.out) / 'devices.md'} ({record['seconds']:.0f} s)")
         return 0
     if args.command == "report":
         from benchmarks.run import render

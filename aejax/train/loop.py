@@ -384,6 +384,7 @@ def _train(config, workdir, held, lock, dataset, fresh, on_epoch_end, init_param
                 in_step = True
                 state, acc = step_fn(state, acc, batch, key)
                 in_step = False
+                shard.pace(acc, i + 1, mesh)  # several CPU devices: see shard.pace
             acc = shard.fetch(acc)
             dt = t_before + time.perf_counter() - t_epoch
             if epoch > start_epoch or config.epochs - start_epoch == 1:
@@ -594,6 +595,7 @@ def evaluate_arrays(
         weight[min(n - i, batch_size) :] = 0.0
         batch = {k: shard.put_batch(a, mesh) for k, a in {**batch, "weight": weight}.items()}
         totals = accumulate(totals, eval_step(variables, batch))
+        shard.pace(totals, i // batch_size + 1, mesh, programs=1 + len(totals))
     totals = shard.fetch(totals)
     count = totals["count"]
     out = {"loss": float(totals["loss"] / count)}

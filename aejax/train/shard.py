@@ -10,6 +10,18 @@ from jax.sharding import AxisType, Mesh, NamedSharding, PartitionSpec
 
 from aejax.errors import ConfigError
 
+# XLA's CPU client (jaxlib 0.10.2) runs a program on several devices by scheduling one
+# launch per device on a thread pool of max(cores, devices) threads. A launch first takes
+# one of its device's 32 in-flight permits, waiting on a pool thread when none is left,
+# and the program then holds a pool thread per device until it ends, all-reduces
+# included. With 2 x devices > threads (8 fake devices on a 2-core machine) and the host
+# more than 32 programs ahead, launches blocked on permits leave too few threads for all
+# devices of the running program to reach its all-reduce: XLA aborts the process after
+# 40 s ("Expected 8 threads to join the rendezvous"). Keeping at most this many programs
+# queued per device means no launch ever waits for a permit (docs/scaling.md;
+# benchmarks/xla_cpu_rendezvous.py reproduces it without aejax).
+DISPATCH_AHEAD = 16
+
 
 def make_mesh(n_devices: int | None = None) -> Mesh:
     """A mesh over the first ``n_devices`` devices (default: all), with one axis ``"data"``."""
@@ -81,6 +93,23 @@ def put_batch(batch: np.ndarray, mesh: Mesh) -> jax.Array:
         local = batch[i * share : (i + 1) * share]
         return jax.make_array_from_process_local_data(sharding, local, batch.shape)
     return jax.device_put(batch, sharding)
+
+
+def pace(tree: Any, calls: int, mesh: Mesh, *, programs: int = 1) -> None:
+    """Waits for ``tree`` every few calls on a CPU mesh of several devices, so the host
+    never queues more than ``DISPATCH_AHEAD`` programs per device (see above).
+
+    Args:
+      tree: arrays that depend on every program dispatched so far (the new state, the
+        running metric sums).
+      calls: how many calls the loop has made, this one included (1, 2, ...).
+      mesh: the mesh the programs run on; a single device or an accelerator never waits.
+      programs: how many multi-device programs each call dispatches.
+    """
+    if mesh.devices.size == 1 or mesh.devices.flat[0].platform != "cpu":
+        return
+    if calls % max(1, DISPATCH_AHEAD // programs) == 0:
+        jax.block_until_ready(tree)
 
 
 def check_batch_size(batch_size: int, mesh: Mesh) -> None:
