@@ -1,5 +1,5 @@
 """Command line: ``python -m benchmarks run | family | restoration | regularized | anomaly |
-recommendation | nab | seq2seq | devices | report | publish | readme | validate``.
+recommendation | nab | seq2seq | devices | ab | report | publish | readme | validate``.
 
 Examples::
 
@@ -13,6 +13,7 @@ Examples::
     python -m benchmarks seq2seq --out bench-out/seq2seq --repeats 3  # seq2seq_ae vs torch LSTM
     python -m benchmarks recommendation --out bench-out/rec        # AutoRec on MovieLens
     python -m benchmarks devices --out bench-out/devices           # every model, 1 vs 8 devices
+    python -m benchmarks ab --against main --out bench-out/ab      # step speed, interleaved A/B
     python -m benchmarks publish --from bench-out/quick            # -> benchmarks/results/
     python -m benchmarks readme --from bench-out/quick             # rewrites docs/results.md
 """
@@ -89,6 +90,13 @@ def _parser() -> argparse.ArgumentParser:
     )
     d.add_argument("--out", required=True, help="output directory")
     d.add_argument("--models", default="", help="comma-separated registry models (default: all)")
+    ab = sub.add_parser(
+        "ab", help="the training step of this tree against a git revision, interleaved A/B"
+    )
+    ab.add_argument("--against", required=True, help="the other side: a git revision")
+    ab.add_argument("--out", required=True, help="output directory")
+    ab.add_argument("--rounds", type=int, default=5, help="interleaved rounds (default 5)")
+    ab.add_argument("--steps", type=int, default=200, help="timed steps per case and repeat")
     e = sub.add_parser("report", help="re-render report.md and the PNGs of a finished run")
     e.add_argument("--from", dest="source", required=True, help="a run's output directory")
     m = sub.add_parser("readme", help="rewrite the results page (docs/results.md) from a run")
@@ -161,6 +169,11 @@ def main(argv: list[str] | None = None) -> int:
             f"{meta['n_records']} records, report: {pathlib.Path(args.out) / 'report.md'} "
             f"({meta['wall_seconds']:.0f} s)"
         )
+        return 0
+    if args.command == "ab":
+        from benchmarks.ab import run as run_ab
+
+        run_ab(args.against, pathlib.Path(args.out), rounds=args.rounds, steps=args.steps)
         return 0
     if args.command == "family":
         from benchmarks.family import run_family
