@@ -153,8 +153,7 @@ def embed_run(
       DataError: an unknown or empty split, data of another shape (see ``embed_codes``).
       CheckpointError: ``run`` is a directory that ``aejax.load_run`` cannot read.
     """
-    from aejax.evaluate import load_run, with_data_options
-    from aejax.generate import labelled_split
+    from aejax.run import labelled_split, load_run, with_data_options
 
     check_method(method)
     if isinstance(run, (str, pathlib.Path)):

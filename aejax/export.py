@@ -49,8 +49,7 @@ def encode_run(
       ConfigError: ``out`` exists or lies in a run's bookkeeping (checked before loading).
       CheckpointError: see ``aejax.load_run``.
     """
-    from aejax.evaluate import load_run, with_data_options
-    from aejax.generate import labelled_split
+    from aejax.run import labelled_split, load_run, with_data_options
 
     out = check_output(out, force=force)
     suffix = out.suffix.lower()

@@ -175,7 +175,7 @@ class EngineEstimator(BaseEstimator):
         config = self._config(ds.x_train.shape[0], X.shape[1], val_fraction)
         # Settings that could only fail after training are refused here, before it.
         self._check_model(model_from_config(config, ds.input_shape, ds.kind))
-        from aejax.train import train  # late: the engine imports most of aejax
+        from aejax.assemble import train  # late: the engine imports most of aejax
 
         result = train(config, dataset=ds)
         self.config_ = result.config
