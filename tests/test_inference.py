@@ -10,7 +10,7 @@ import aejax
 from aejax import cli, generate, inference
 from aejax.config import Config
 from aejax.errors import DataError
-from aejax.evaluate import load_run
+from aejax.run import load_run
 from aejax.train import train
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
