@@ -285,7 +285,7 @@ def _data_options(p: argparse.ArgumentParser) -> None:
 
 def _parse_data_options(assignments: list[str]) -> dict:
     """``--set`` pairs as a dict, values coerced as the config does; the library refuses
-    keys that are not data options (``aejax.evaluate.with_data_options``)."""
+    keys that are not data options (``aejax.run.with_data_options``)."""
     keys = [a.partition("=")[0].strip().replace("-", "_") for a in assignments]
     config = Config().with_overrides(assignments)
     return {k: getattr(config, k) for k in keys}

@@ -143,7 +143,7 @@ def embed_run(
       seed: the subsample's and the method's seed.
       max_points: embed at most this many examples (see ``subsample``).
       data: another dataset spec (default: the run's own data).
-      data_options: where and how to read the data (``aejax.evaluate.with_data_options``).
+      data_options: where and how to read the data (``aejax.run.with_data_options``).
 
     Returns:
       An ``Embedding``.

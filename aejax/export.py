@@ -38,7 +38,7 @@ def encode_run(
         (``aejax.outputs.check_output``).
       data: another dataset spec (default: the run's own data).
       split: ``train``, ``val``, ``test`` or ``all`` (the three, in that order).
-      data_options: where and how to read the data (``aejax.evaluate.with_data_options``).
+      data_options: where and how to read the data (``aejax.run.with_data_options``).
       force: replace an existing ``out`` (never a run's ``config.json`` or checkpoints).
 
     Returns:
