@@ -346,7 +346,7 @@ def prepare_run(
 ) -> tuple[PyTree | None, dict | None]:
     """The pretraining step of a ``stacked_ae`` run: ``(init_params, summary entries)``.
 
-    Called by ``aejax.train_and_evaluate`` (and so ``aejax train``) before ``train``:
+    Called by ``aejax.train.train`` (``aejax.assemble.train``) before ``fit``:
 
     - in memory (``workdir`` None): pretrains and returns the parameters;
     - a run directory whose fine-tuning has a committed checkpoint: returns ``(None, the
