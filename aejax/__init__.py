@@ -18,7 +18,7 @@ from aejax.embed import embed_run
 from aejax.errors import AejaxError, CheckpointError, ConfigError, DataError, TrainingDivergedError
 from aejax.estimators import AnomalyDetector, Autoencoder
 from aejax.estimators.metrics import average_precision, precision_at_n, roc_auc
-from aejax.evaluate import evaluate_model, load_run, train_and_evaluate
+from aejax.evaluate import evaluate_model, train_and_evaluate
 from aejax.generate import interpolate, sample
 from aejax.inference import decode, encode, reconstruct, score
 from aejax.models import MODELS, create_model, model_from_config
@@ -26,7 +26,7 @@ from aejax.objective import Objective, make_objective
 from aejax.probe import linear_probe
 from aejax.recommend import recommend  # the function: AutoRec's top-k items for a user
 from aejax.restore import denoise, inpaint, super_resolve
-from aejax.run import Run
+from aejax.run import Run, load_run
 from aejax.series import detect_series, load_nab_windows, read_series
 from aejax.train import (
     TrainState,

@@ -271,7 +271,7 @@ def _seed_arg(text: str) -> int:
 
 
 def _data_options(p: argparse.ArgumentParser) -> None:
-    from aejax.evaluate import DATA_OPTIONS
+    from aejax.run import DATA_OPTIONS
 
     p.add_argument(
         "--set",
@@ -285,7 +285,7 @@ def _data_options(p: argparse.ArgumentParser) -> None:
 
 def _parse_data_options(assignments: list[str]) -> dict:
     """``--set`` pairs as a dict, values coerced as the config does; the library refuses
-    keys that are not data options (``aejax.evaluate.with_data_options``)."""
+    keys that are not data options (``aejax.run.with_data_options``)."""
     keys = [a.partition("=")[0].strip().replace("-", "_") for a in assignments]
     config = Config().with_overrides(assignments)
     return {k: getattr(config, k) for k in keys}
@@ -1113,7 +1113,7 @@ def _after_interrupt(args: argparse.Namespace, e: BaseException) -> str:
     workdir = getattr(e, "workdir", None)
     if args.command != "train" or workdir is None:
         return "nothing was changed"
-    from aejax.train.loop import committed_checkpoint, describe
+    from aejax.train.resume import committed_checkpoint, describe
 
     meta = committed_checkpoint(workdir)
     if meta is None:

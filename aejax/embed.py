@@ -143,7 +143,7 @@ def embed_run(
       seed: the subsample's and the method's seed.
       max_points: embed at most this many examples (see ``subsample``).
       data: another dataset spec (default: the run's own data).
-      data_options: where and how to read the data (``aejax.evaluate.with_data_options``).
+      data_options: where and how to read the data (``aejax.run.with_data_options``).
 
     Returns:
       An ``Embedding``.
@@ -153,8 +153,7 @@ def embed_run(
       DataError: an unknown or empty split, data of another shape (see ``embed_codes``).
       CheckpointError: ``run`` is a directory that ``aejax.load_run`` cannot read.
     """
-    from aejax.evaluate import load_run, with_data_options
-    from aejax.generate import labelled_split
+    from aejax.run import labelled_split, load_run, with_data_options
 
     check_method(method)
     if isinstance(run, (str, pathlib.Path)):

@@ -13,75 +13,19 @@ import jax
 import numpy as np
 
 from aejax import bounds, inference, metrics
+from aejax.assemble import dataset_for, train
 from aejax.baselines import fit_pca
 from aejax.config import Config
-from aejax.data import Dataset, Standardizer
+from aejax.data import Dataset
 from aejax.data.dataset import min_examples
 from aejax.errors import CheckpointError, ConfigError, DataError
-from aejax.models import MODELS, model_from_config
-from aejax.run import Run
+from aejax.inference import evaluate_model, masked_report
+from aejax.models import MODELS
+from aejax.recommend import ratings_summary
+from aejax.run import load_run, with_data_options
 from aejax.train import runlock, runtime
-from aejax.train.checkpoint import Checkpointer
-from aejax.train.loop import RunResult, dataset_for, train
-from aejax.train.optim import make_optimizers
-from aejax.train.rundir import check_recorded_config, check_workdir, config_of
-from aejax.train.state import state_shapes
-
-
-def evaluate_model(
-    model,
-    variables,
-    x: np.ndarray,
-    kind: str,
-    batch_size: int | None = None,
-    *,
-    mask: np.ndarray | None = None,
-) -> dict:
-    """Reconstruction metrics of an autoencoder on ``x: [N, *input_shape]``.
-
-    Args:
-      model: a registry model.
-      variables: its parameters, or ``{"params": ..., **model_state}``.
-      x: the examples, in the model's (standardized) space.
-      kind: the data kind (``"image"`` adds PSNR).
-      batch_size: rows per compiled call (None: ``aejax.inference``'s choice).
-      mask: sequence data: ``[N, T, D]`` 0/1 prefix masks. The model reads the lengths
-        off them and only valid steps are scored (``masked_report``), so padding changes
-        no figure.
-
-    Returns:
-      ``{"recon_mse", "sse_per_example", ["psnr"], ["bce_per_example"]}`` as floats.
-    """
-    if mask is not None:
-        x, mask = np.asarray(x, np.float32), np.asarray(mask, np.float32)
-        rows = min(len(x), batch_size or 1024)
-        recon = inference.batched_apply(model, variables, x, "call", rows, mask=mask)[0]
-        return masked_report(recon, x, mask)
-    # The same conversion as reconstruct's, so the metrics compare like with like.
-    x = inference.check_input(x, model.input_shape, image=inference.reads_images(model))
-    recon, aux = inference.reconstruct(model, variables, x, batch_size)
-    logits = aux["decoder_output"] if inference.reads_images(model) else None
-    return metrics.reconstruction_report(recon, x, logits=logits, image=kind == "image")
-
-
-def masked_report(recon: np.ndarray, x: np.ndarray, mask: np.ndarray) -> dict:
-    """Reconstruction metrics over the valid (mask 1) elements of sequence data.
-
-    Args:
-      recon, x, mask: ``[N, T, D]``; ``mask`` 0/1, 1 on the valid steps.
-
-    Returns:
-      ``{"recon_mse": squared error per valid element, "sse_per_example": summed squared
-      error over each sequence's valid steps, mean over sequences}``, as floats; what is
-      beyond a sequence's length counts nowhere.
-    """
-    mask = np.asarray(mask, np.float64)
-    sq = np.square(np.asarray(recon, np.float64) - np.asarray(x, np.float64)) * mask
-    sse = sq.reshape(sq.shape[0], -1).sum(axis=1)
-    return {
-        "recon_mse": float(sse.sum() / max(mask.sum(), 1.0)),
-        "sse_per_example": float(sse.mean()),
-    }
+from aejax.train.result import RunResult
+from aejax.train.rundir import check_workdir
 
 
 def evaluate_pca(ds: Dataset, n_components: int) -> tuple[dict, Any]:
@@ -288,8 +232,6 @@ def summarize(result: RunResult) -> dict:
 
 def _ratings_summary(result: RunResult) -> dict:
     """An autorec run's summary: test RMSE and top-k metrics beside the bias baselines."""
-    from aejax.recommend import ratings_summary
-
     ds, config = result.dataset, result.config
     summary = {
         "model": config.model,
@@ -348,7 +290,7 @@ def train_and_evaluate(
 ) -> tuple[dict, RunResult]:
     """Trains (or resumes), then writes ``summary.json`` and ``reconstructions.png``.
 
-    A ``stacked_ae`` run is first pretrained layer by layer by ``train``
+    A ``stacked_ae`` run is first pretrained layer by layer by ``aejax.train.train``
     (``aejax.pretrain.prepare_run``); its summary adds the reconstruction of the pretrained
     parameters before fine-tuning (``pretrain_test_<metric>``).
 
@@ -431,110 +373,6 @@ def _train_and_report(config, workdir, fresh, dataset, plot, t0) -> tuple[dict, 
     return summary, result
 
 
-def load_run(workdir: str | pathlib.Path) -> Run:
-    """Loads a finished or interrupted run for inference.
-
-    Returns:
-      A ``Run``, which unpacks as ``(config, model, variables, scaler)``: ``variables``
-      are the best parameters and model state as ``{"params": ..., **model_state}``; the
-      model is built for the data shape the run was trained on (stored in its checkpoint
-      metadata). The newest loadable checkpoint is used; newer ones that are unreadable or
-      fail their integrity check (their arrays or metadata differ from the hashes
-      recorded when they were written) are skipped with a warning, never used.
-      ``run.encode(x)``, ``run.decode(z)``, ``run.reconstruct(x)``, ``run.score(x)``,
-      ``run.sample(n)`` work in the data's own units (the scaler is applied both ways).
-
-    Raises:
-      CheckpointError: not a run directory, no (loadable) checkpoint, unreadable
-        ``config.json`` or ``scaler.json``, checkpoints whose parameters do not fit the
-        model that ``config.json`` describes (missing, extra or reshaped leaves), or a
-        ``config.json`` that differs from the config the checkpoint was written with in a
-        field that changes what the model computes (naming the fields).
-    """
-    workdir = pathlib.Path(workdir)
-    if not workdir.is_dir():
-        raise CheckpointError(f"{workdir} is not an aejax run directory (no such directory)")
-    cfg_path = workdir / "config.json"
-    if not cfg_path.exists():
-        raise CheckpointError(f"{workdir} is not an aejax run directory (no config.json)")
-    try:
-        config = Config.from_dict(json.loads(cfg_path.read_text()))
-    except (OSError, ValueError) as e:  # JSONDecodeError and ConfigError are ValueErrors
-        raise CheckpointError(f"{cfg_path} is unreadable: {e}") from e
-    with Checkpointer(workdir / "checkpoints", read_only=True) as ckpt:
-        meta = ckpt.read_meta()
-        if meta is None:
-            raise CheckpointError(f"{workdir}/checkpoints holds no committed checkpoint")
-        data_info = meta.get("data")
-        if not isinstance(data_info, dict) or not {"input_shape", "kind"} <= data_info.keys():
-            raise CheckpointError(f"{workdir}: checkpoint metadata lacks the data shape")
-        input_shape = tuple(data_info["input_shape"])
-        try:
-            model = model_from_config(config, input_shape, data_info["kind"])
-        except ConfigError as e:
-            raise CheckpointError(f"{cfg_path} describes a model that cannot be built: {e}") from e
-        state = abstract_state(model, make_optimizers(config, 1, model), input_shape, config.seed)
-        _, best, meta, step = ckpt.restore(state, best_like(state))
-    where = f"{ckpt.directory}/{step}"  # an edited activation keeps every shape: compare
-    check_recorded_config(cfg_path, config, config_of(meta, where), where)
-    scaler_path = workdir / "scaler.json"
-    try:
-        scaler = (
-            Standardizer.from_dict(json.loads(scaler_path.read_text()))
-            if scaler_path.exists()
-            else None
-        )
-    except (OSError, ValueError) as e:  # DataError is a ValueError
-        raise CheckpointError(f"{scaler_path} is unreadable: {e}") from e
-    best = jax.device_get(best)
-    return Run(config, model, {"params": best["params"], **best["model_state"]}, scaler)
-
-
-def best_like(state: Any) -> dict:
-    """The structure of the best-variables tree a run checkpoints beside its state."""
-    return {"params": state.params, "model_state": state.model_state}
-
-
-def abstract_state(model: Any, tx: Any, input_shape: tuple[int, ...], seed: int) -> Any:
-    """The shapes, dtypes and (one-device) shardings of ``init_state``'s result.
-
-    A restore target that costs a trace, not a compilation and an initialization.
-
-    Args:
-      model: the registry model.
-      tx: the optimizer (its state's structure is part of the target).
-      input_shape: the per-example shape the model was built for.
-      seed: the run's seed.
-
-    Returns:
-      A ``TrainState`` of ``jax.ShapeDtypeStruct`` leaves on the first local device.
-    """
-    sharding = jax.sharding.SingleDeviceSharding(jax.devices()[0])
-    shapes = state_shapes(model, tx, input_shape, seed)
-    return jax.tree.map(lambda s: jax.ShapeDtypeStruct(s.shape, s.dtype, sharding=sharding), shapes)
-
-
-# The config fields that say where and how to read data, not what the run computed:
-# ``aejax evaluate``/``encode`` take them (``--set data_dir=...``) for data found elsewhere.
-DATA_OPTIONS = ("data_dir", "download", "label_column", "impute", "drop_columns")
-
-
-def with_data_options(config: Config, options: dict[str, Any] | None) -> Config:
-    """``config`` with data-reading fields replaced (``DATA_OPTIONS`` only).
-
-    Raises:
-      ConfigError: a key that is not a data option (the split and the model are the run's).
-    """
-    options = dict(options or {})
-    other = sorted(set(options) - set(DATA_OPTIONS))
-    if other:
-        raise ConfigError(
-            f"{', '.join(other)}: not a data option; a saved run takes only "
-            f"{', '.join(DATA_OPTIONS)} (its split, seed and model are the run's own)"
-        )
-    return config.replace(**options)
-
-
 def evaluate_workdir(
     workdir: str | pathlib.Path,
     data: str | None = None,
@@ -575,8 +413,6 @@ def evaluate_workdir(
         bounds.check_bound_model(model)  # before loading data and fitting PCA
     ds = dataset_for(config, data)
     if config.model == "autorec":  # ratings rows: RMSE and top-k beside the bias baselines
-        from aejax.recommend import ratings_summary
-
         if ds.kind != "ratings" or ds.input_shape != tuple(model.input_shape):
             raise DataError(
                 f"data {ds.name!r} has {ds.kind} examples of shape {ds.input_shape}, but the "

@@ -38,7 +38,7 @@ def encode_run(
         (``aejax.outputs.check_output``).
       data: another dataset spec (default: the run's own data).
       split: ``train``, ``val``, ``test`` or ``all`` (the three, in that order).
-      data_options: where and how to read the data (``aejax.evaluate.with_data_options``).
+      data_options: where and how to read the data (``aejax.run.with_data_options``).
       force: replace an existing ``out`` (never a run's ``config.json`` or checkpoints).
 
     Returns:
@@ -49,8 +49,7 @@ def encode_run(
       ConfigError: ``out`` exists or lies in a run's bookkeeping (checked before loading).
       CheckpointError: see ``aejax.load_run``.
     """
-    from aejax.evaluate import load_run, with_data_options
-    from aejax.generate import labelled_split
+    from aejax.run import labelled_split, load_run, with_data_options
 
     out = check_output(out, force=force)
     suffix = out.suffix.lower()

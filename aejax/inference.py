@@ -24,7 +24,8 @@ import jax.numpy as jnp
 import numpy as np
 from jax.extend.core import Var
 
-from aejax import xla
+from aejax import metrics, xla
+from aejax._chunks import padded_chunks
 from aejax.data._validate import check_dtype, check_finite
 from aejax.errors import DataError
 
@@ -235,23 +236,14 @@ def batched_apply(
     if mask is not None and method != "call":
         raise ValueError(f"batched_apply: a mask goes with method 'call', not {method!r}")
     outs = []
-    for i in range(calls):
-        chunk = pad_rows(x[i * rows : (i + 1) * rows], rows, 0)
-        extra = {} if mask is None else {"mask": pad_rows(mask[i * rows : (i + 1) * rows], rows, 1)}
-        outs.append(fn(model, variables, chunk, method, **extra))
+    # Padding rows get a mask of ones, a full-length sequence: a length-0 one is not defined.
+    for chunk, _ in padded_chunks({"x": x, "mask": mask}, rows, fill={"mask": 1.0}):
+        extra = {k: v for k, v in chunk.items() if k != "x"}
+        outs.append(fn(model, variables, chunk["x"], method, **extra))
     host = jax.device_get(outs)  # on CPU: views of the result buffers, no copy
     if calls == 1:
         return jax.tree.map(lambda a: a[:n], host[0])
     return jax.tree.map(lambda *a: np.concatenate(a)[:n], *host)
-
-
-def pad_rows(chunk: np.ndarray, rows: int, fill: float = 0.0) -> np.ndarray:
-    """``chunk`` filled up to ``rows`` rows with ``fill`` (a last chunk that reuses the
-    compiled shape)."""
-    if chunk.shape[0] == rows:
-        return chunk
-    pad = np.full((rows - chunk.shape[0], *chunk.shape[1:]), fill, chunk.dtype)
-    return np.concatenate([chunk, pad])
 
 
 def _prepare(model, x, scaler, what="input"):
@@ -378,3 +370,60 @@ def score(
     model's (standardized) space. Higher means less typical of the training data.
     """
     return batched_apply(model, variables, _prepare(model, x, scaler), "score", batch_size)
+
+
+# --- reconstruction metrics of a model on a data set ---------------------------------------
+def evaluate_model(
+    model,
+    variables,
+    x: np.ndarray,
+    kind: str,
+    batch_size: int | None = None,
+    *,
+    mask: np.ndarray | None = None,
+) -> dict:
+    """Reconstruction metrics of an autoencoder on ``x: [N, *input_shape]``.
+
+    Args:
+      model: a registry model.
+      variables: its parameters, or ``{"params": ..., **model_state}``.
+      x: the examples, in the model's (standardized) space.
+      kind: the data kind (``"image"`` adds PSNR).
+      batch_size: rows per compiled call (None: ``aejax.inference``'s choice).
+      mask: sequence data: ``[N, T, D]`` 0/1 prefix masks. The model reads the lengths
+        off them and only valid steps are scored (``masked_report``), so padding changes
+        no figure.
+
+    Returns:
+      ``{"recon_mse", "sse_per_example", ["psnr"], ["bce_per_example"]}`` as floats.
+    """
+    if mask is not None:
+        x, mask = np.asarray(x, np.float32), np.asarray(mask, np.float32)
+        rows = min(len(x), batch_size or 1024)
+        recon = batched_apply(model, variables, x, "call", rows, mask=mask)[0]
+        return masked_report(recon, x, mask)
+    # The same conversion as reconstruct's, so the metrics compare like with like.
+    x = check_input(x, model.input_shape, image=reads_images(model))
+    recon, aux = reconstruct(model, variables, x, batch_size)
+    logits = aux["decoder_output"] if reads_images(model) else None
+    return metrics.reconstruction_report(recon, x, logits=logits, image=kind == "image")
+
+
+def masked_report(recon: np.ndarray, x: np.ndarray, mask: np.ndarray) -> dict:
+    """Reconstruction metrics over the valid (mask 1) elements of sequence data.
+
+    Args:
+      recon, x, mask: ``[N, T, D]``; ``mask`` 0/1, 1 on the valid steps.
+
+    Returns:
+      ``{"recon_mse": squared error per valid element, "sse_per_example": summed squared
+      error over each sequence's valid steps, mean over sequences}``, as floats; what is
+      beyond a sequence's length counts nowhere.
+    """
+    mask = np.asarray(mask, np.float64)
+    sq = np.square(np.asarray(recon, np.float64) - np.asarray(x, np.float64)) * mask
+    sse = sq.reshape(sq.shape[0], -1).sum(axis=1)
+    return {
+        "recon_mse": float(sse.sum() / max(mask.sum(), 1.0)),
+        "sse_per_example": float(sse.mean()),
+    }

@@ -6,6 +6,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from aejax._chunks import padded_chunks
 from aejax.errors import DataError
 
 # MSE floor for PSNR: a perfect reconstruction scores 10*log10(max^2 / 1e-10) = 100 dB for
@@ -129,12 +130,6 @@ def _chunk_sums(
     return sums
 
 
-def _pad_rows(a: jax.Array, rows: int) -> jax.Array:
-    if a.shape[0] == rows:
-        return a
-    return jnp.pad(a, [(0, rows - a.shape[0])] + [(0, 0)] * (a.ndim - 1))
-
-
 def reconstruction_report(
     recon: jax.typing.ArrayLike | np.ndarray,
     x: jax.typing.ArrayLike | np.ndarray,
@@ -177,14 +172,9 @@ def reconstruction_report(
     rows = min(chunk_size, n)
     max_value_arr = jnp.asarray(max_value, jnp.float32)
     chunk_sums = []
-    for start in range(0, n, rows):
-        stop = min(start + rows, n)
-        weight = jnp.asarray(np.arange(rows) < stop - start, jnp.float32)
-        chunk = [
-            None if a is None else _pad_rows(jnp.asarray(a[start:stop]), rows)
-            for a in (recon, x, logits)
-        ]
-        chunk_sums.append(_chunk_sums(*chunk, weight, max_value_arr))
+    for chunk, weight in padded_chunks({"recon": recon, "x": x, "logits": logits}, rows):
+        parts = [chunk.get(k) for k in ("recon", "x", "logits")]
+        chunk_sums.append(_chunk_sums(*parts, weight, max_value_arr))
     # One device-to-host transfer for the whole data set; add the chunks in float64.
     totals = {k: sum(np.float64(s[k]) for s in jax.device_get(chunk_sums)) for k in chunk_sums[0]}
 

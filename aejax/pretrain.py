@@ -27,6 +27,7 @@ again (``prepare_run``).
 from __future__ import annotations
 
 import dataclasses
+import io
 import json
 import math
 import pathlib
@@ -44,6 +45,7 @@ from aejax.config import Config
 from aejax.corruption import parse_corruption
 from aejax.data import Dataset
 from aejax.errors import CheckpointError, ConfigError, TrainingDivergedError
+from aejax.inference import evaluate_model
 from aejax.models import model_from_config
 from aejax.models._common import compute_dtype, get_activation
 from aejax.models.autoencoder import Autoencoder
@@ -51,10 +53,21 @@ from aejax.models.codes import IdentityCode
 from aejax.models.likelihoods import Likelihood, likelihood_for
 from aejax.models.parts import MLPDecoder, MLPEncoder
 from aejax.objective import make_objective
-from aejax.train import rundir, runtime, shard
+from aejax.train.epoch import (
+    Carry,
+    epoch_permutation,
+    evaluate_arrays,
+    loop_step_fn,
+    run_epoch,
+    zero_metrics,
+)
 from aejax.train.optim import make_optimizers
+from aejax.train.resume import committed_epoch
+from aejax.train.rundir import write_atomic
+from aejax.train.runtime import is_main_process
+from aejax.train.shard import check_batch_size, fetch, make_mesh, replicate
 from aejax.train.state import check_params_fit, init_state, state_shapes
-from aejax.train.step import accumulate, make_eval_step, make_train_step, metric_names
+from aejax.train.step import make_eval_step, make_train_step, metric_names
 
 PyTree = Any
 STORE = "pretrain"  # the folder of a run directory that holds the pretrained layers
@@ -167,13 +180,11 @@ def train_layer(
       epoch, ``{"epoch", "train_reconstruction", "train_loss"[, "val_reconstruction"]}``
       (means per example; the training term is on corrupted inputs when corruption is on).
     """
-    from aejax.train.loop import epoch_permutation, evaluate_arrays  # late: loop imports a lot
-
-    mesh = shard.make_mesh(config.devices)
+    mesh = make_mesh(config.devices)
     n_dev = mesh.devices.size
     n = x_train.shape[0]
     batch_size = max(n_dev, min(config.batch_size, n) // n_dev * n_dev)
-    shard.check_batch_size(batch_size, mesh)
+    check_batch_size(batch_size, mesh)
     steps = n // batch_size
     if steps < 1:
         raise ConfigError(f"{n} training examples cannot fill one batch on {n_dev} devices")
@@ -185,29 +196,20 @@ def train_layer(
     step = make_train_step(
         model, optimizers, objective, nonfinite=config.nonfinite, corruption=corruption or None
     )
-
-    def loop_step(state, acc, batch, key):
-        state, m = step(state, batch, key)
-        return state, accumulate(acc, m)
-
     platform = mesh.devices.flat[0].platform
-    step_fn = xla.jit(loop_step, platform=platform, donate_argnums=(0, 1))
+    step_fn = loop_step_fn(step, platform)
     # A few small calls per layer: compiled for speed of compiling (see aejax.xla).
     eval_step = xla.jit(make_eval_step(model, objective), platform=platform, run_once=True)
-    state = shard.replicate(init_state(model, optimizers, model.input_shape, seed), mesh)
+    state = replicate(init_state(model, optimizers, model.input_shape, seed), mesh)
     key = jax.tree.map(jnp.copy, state.rng)  # the state's own rng leaf is donated
     spec = jax.ShapeDtypeStruct((batch_size, *model.input_shape), jnp.float32)
-    names = metric_names(model, state.variables(), {"x": spec})
-    acc0 = shard.replicate({k: jnp.zeros((), jnp.float32) for k in names}, mesh)
+    acc0 = zero_metrics(metric_names(model, state.variables(), {"x": spec}), mesh)
+    carry = Carry(state, acc0)
     history = []
     for epoch in range(config.pretrain_epochs):
+        carry.acc = jax.tree.map(jnp.zeros_like, acc0)
         perm = epoch_permutation(seed, epoch, n)
-        acc = jax.tree.map(jnp.zeros_like, acc0)
-        for i in range(steps):
-            idx = perm[i * batch_size : (i + 1) * batch_size]
-            state, acc = step_fn(state, acc, {"x": shard.put_batch(x_train[idx], mesh)}, key)
-            shard.pace(acc, i + 1, mesh)
-        acc = shard.fetch(acc)
+        acc = run_epoch(step_fn, carry, key, x_train, perm, batch_size, mesh)
         count = max(float(acc["count"]), 1.0)
         record = {
             "epoch": epoch + 1,
@@ -220,10 +222,10 @@ def train_layer(
                 "--set pretrain_lr=..."
             )
         if x_val.shape[0]:
-            val = evaluate_arrays(eval_step, state.variables(), x_val, batch_size, mesh)
+            val = evaluate_arrays(eval_step, carry.state.variables(), x_val, batch_size, mesh)
             record["val_reconstruction"] = val["reconstruction"]
         history.append(record)
-    return shard.fetch(state.params), history
+    return fetch(carry.state.params), history
 
 
 def layer_codes(model: Autoencoder, params: PyTree, x: np.ndarray) -> np.ndarray:
@@ -243,7 +245,7 @@ class Pretrained:
         data's, then the previous width), ``width``, ``history`` (``train_layer``'s),
         ``seconds`` (of its training) and ``loaded`` (True when read back from a store).
       test: the deep model's reconstruction report on the test split with ``params``
-        (``aejax.evaluate.evaluate_model``: before any fine-tuning), or None when the data
+        (``aejax.inference.evaluate_model``: before any fine-tuning), or None when the data
         has no test split.
     """
 
@@ -294,7 +296,7 @@ def pretrain(
         )
     expected = state_shapes(model, make_optimizers(config, 1, model), ds.input_shape, 0).params
     store = pathlib.Path(store) if store is not None else None
-    if store is not None and runtime.is_main_process():
+    if store is not None and is_main_process():
         store.mkdir(parents=True, exist_ok=True)
     x_train, x_val = ds.x_train, ds.x_val
     params, layers = [], []
@@ -306,7 +308,7 @@ def pretrain(
             seed = layer_seed(config.seed, layer)
             p, history = train_layer(config, shallow, x_train, x_val, seed)
             seconds = time.perf_counter() - t0
-            if store is not None and runtime.is_main_process():
+            if store is not None and is_main_process():
                 _save_layer(store, layer, p, {"history": history, "seconds": seconds})
         else:
             p, info = saved
@@ -335,8 +337,6 @@ def pretrain(
         ) from e
     test = None
     if ds.x_test.shape[0]:
-        from aejax.evaluate import evaluate_model  # late: evaluate imports this module
-
         test = evaluate_model(model, {"params": full}, ds.x_test, ds.kind)
     return Pretrained(full, layers, test)
 
@@ -346,7 +346,7 @@ def prepare_run(
 ) -> tuple[PyTree | None, dict | None]:
     """The pretraining step of a ``stacked_ae`` run: ``(init_params, summary entries)``.
 
-    Called by ``aejax.train_and_evaluate`` (and so ``aejax train``) before ``train``:
+    Called by ``aejax.train.train`` (``aejax.assemble.train``) before ``fit``:
 
     - in memory (``workdir`` None): pretrains and returns the parameters;
     - a run directory whose fine-tuning has a committed checkpoint: returns ``(None, the
@@ -369,8 +369,6 @@ def prepare_run(
     if workdir is None:
         pre = pretrain(config, dataset)
         return pre.params, pre.summary()
-    from aejax.train.loop import committed_epoch  # late: loop imports a lot
-
     store = pathlib.Path(workdir) / STORE
     if fresh and store.exists():
         shutil.rmtree(store)
@@ -379,8 +377,8 @@ def prepare_run(
         return None, json.loads(summary_path.read_text()) if summary_path.exists() else None
     _check_store(store, config)
     pre = pretrain(config, dataset, store=store)
-    if runtime.is_main_process():
-        rundir.write_atomic(store / "summary.json", json.dumps(pre.summary(), indent=2))
+    if is_main_process():
+        write_atomic(store / "summary.json", json.dumps(pre.summary(), indent=2))
     return pre.params, pre.summary()
 
 
@@ -404,20 +402,18 @@ def _check_store(store: pathlib.Path, config: Config) -> None:
                 f"{store} holds layers pretrained with another config ({', '.join(diff)} "
                 "differ); use another --workdir, or --fresh to discard them"
             )
-    elif runtime.is_main_process():
+    elif is_main_process():
         store.mkdir(parents=True, exist_ok=True)
-        rundir.write_atomic(saved, json.dumps(_pretrain_fields(config), indent=2))
+        write_atomic(saved, json.dumps(_pretrain_fields(config), indent=2))
 
 
 def _save_layer(store: pathlib.Path, layer: int, params: PyTree, info: dict) -> None:
     """The history first, the parameters last: a layer counts as done once its .npz exists."""
-    import io
-
-    rundir.write_atomic(store / f"layer_{layer}.json", json.dumps(info))
+    write_atomic(store / f"layer_{layer}.json", json.dumps(info))
     flat = {"/".join(k.key for k in path): np.asarray(v) for path, v in _flatten(params)}
     buffer = io.BytesIO()
     np.savez(buffer, **flat)
-    rundir.write_atomic(store / f"layer_{layer}.npz", buffer.getvalue())
+    write_atomic(store / f"layer_{layer}.npz", buffer.getvalue())
 
 
 def _flatten(params: PyTree):

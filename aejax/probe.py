@@ -168,13 +168,14 @@ def linear_probe(
 
 def _resolve(run: Any, dataset: Dataset | None):
     """``(config, model, variables, scaler, dataset)`` of a workdir, Run or RunResult."""
-    from aejax.train.loop import RunResult, dataset_for
+    from aejax.assemble import dataset_for
+    from aejax.train.result import RunResult
 
     if isinstance(run, RunResult):
         # Its dataset is what the model was trained on, already in model units.
         return run.config, run.model, run.variables, None, dataset or run.dataset
     if isinstance(run, (str, pathlib.Path)):
-        from aejax.evaluate import load_run
+        from aejax.run import load_run
 
         run = load_run(run)
     config, model, variables, scaler = run

@@ -21,10 +21,12 @@ from typing import Any
 import numpy as np
 
 from aejax import inference
+from aejax.assemble import dataset_for
 from aejax.baselines.ratings import BiasedModel, fit_bias_baseline, rmse
 from aejax.data import Dataset
 from aejax.data.ratings import Ratings
 from aejax.errors import DataError
+from aejax.run import load_run, with_data_options
 
 
 def predicted_matrix(
@@ -193,9 +195,6 @@ def recommend(
 
 def _open(run: Any, dataset: Dataset | None, data_options: dict | None):
     """``(config, model, variables, dataset)`` of a run directory, ``Run`` or ``RunResult``."""
-    from aejax.evaluate import load_run, with_data_options
-    from aejax.train.loop import dataset_for
-
     if isinstance(run, (str, pathlib.Path)):
         run = load_run(run)
     if hasattr(run, "dataset") and hasattr(run, "history"):  # a RunResult

@@ -67,7 +67,7 @@ SUPERRES_FACTOR = 2
 def _as_run(run: Run | str | pathlib.Path) -> Run:
     if isinstance(run, Run):
         return run
-    from aejax.evaluate import load_run
+    from aejax.run import load_run
 
     return load_run(run)
 
@@ -258,7 +258,7 @@ def restore_run(
       per-image PSNR (dB) and SSIM against the originals, plus ``missing_psnr`` (PSNR over
       the missing pixels) for inpainting.
     """
-    from aejax.train.loop import dataset_for
+    from aejax.assemble import dataset_for
 
     if task not in PROTOCOLS:
         raise DataError(f"unknown task {task!r}; choose from {', '.join(TASKS)}")

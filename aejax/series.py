@@ -621,9 +621,9 @@ def fit_and_reconstruct(
     A sequence model (``seq2seq_ae``) sees ``[W, D]`` windows as ``sequence`` data; any
     other registry model sees them flattened as a ``[W * D]`` table.
     """
+    from aejax.assemble import train
     from aejax.data import Dataset
     from aejax.models import MODELS
-    from aejax.train import train
 
     config = _config(model, overrides, seed, progress)
     tr = windows(values, window_starts(n_train, window, stride), window)

@@ -30,7 +30,7 @@ import numpy as np
 
 import aejax
 from aejax import bounds
-from aejax.train.loop import dataset_for
+from aejax.assemble import dataset_for
 from benchmarks import environment
 
 SETTINGS = {

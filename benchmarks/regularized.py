@@ -20,8 +20,8 @@ import pathlib
 import time
 
 import aejax
+from aejax.assemble import dataset_for
 from aejax.probe import linear_probe
-from aejax.train.loop import dataset_for
 from benchmarks import environment
 
 # (label, model, config fields): the plain ae, then each regularizer on the same network.

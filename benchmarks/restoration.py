@@ -35,7 +35,7 @@ import numpy as np
 
 import aejax
 from aejax import quality, restore
-from aejax.train.loop import dataset_for
+from aejax.assemble import dataset_for
 from benchmarks import environment
 
 # The aejax restorers, picked on mnist-lite's validation split (each candidate's PSNR under

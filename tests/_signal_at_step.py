@@ -21,7 +21,7 @@ _count = 0
 
 def _put_batch_then_signal(x, mesh):
     global _count
-    if sys._getframe(1).f_code.co_name in ("train", "_train"):  # not the evals' batches
+    if sys._getframe(1).f_code.co_name == "run_epoch":  # not the evals' batches
         if _count == _K:
             os.kill(os.getpid(), _SIGNAL)
         _count += 1

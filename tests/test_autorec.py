@@ -14,6 +14,7 @@ import pytest
 
 import aejax
 from aejax import cli
+from aejax.assemble import dataset_for
 from aejax.baselines.ratings import fit_als, fit_biases, fit_global_mean, rmse
 from aejax.data.ratings import (
     TEST,
@@ -28,7 +29,7 @@ from aejax.data.ratings import (
 from aejax.errors import DataError
 from aejax.recommend import predicted_matrix, ratings_report, topk_metrics
 from aejax.train import train
-from aejax.train.loop import dataset_for, evaluate_arrays
+from aejax.train.epoch import evaluate_arrays
 from aejax.train.shard import make_mesh
 from aejax.train.state import init_state
 from aejax.train.step import make_eval_step, make_train_step

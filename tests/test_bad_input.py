@@ -16,7 +16,8 @@ import aejax
 from aejax import Config, cli
 from aejax.data import load_dataset
 from aejax.errors import DataError
-from aejax.evaluate import load_run, train_and_evaluate
+from aejax.evaluate import train_and_evaluate
+from aejax.run import load_run
 from aejax.train import train
 
 TINY = dict(

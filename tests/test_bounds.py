@@ -17,8 +17,8 @@ from aejax import bounds, cli
 from aejax.data import load_dataset
 from aejax.data.dataset import build_dataset
 from aejax.errors import ConfigError, DataError
-from aejax.evaluate import load_run
 from aejax.models import create_model
+from aejax.run import load_run
 from aejax.train import TrainState, make_train_step, train
 
 VAE = SMALL.replace(model="vae", latent_dim=4, hidden=(32,))

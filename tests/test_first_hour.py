@@ -17,6 +17,7 @@ from aejax.train import loop as loop_mod
 from aejax.train import make_optimizer, train
 from aejax.train.checkpoint import Checkpointer
 from aejax.train.optim import make_schedule, warmup_steps
+from aejax.train.resume import committed_epoch
 
 # The defaults' cadence: by wall clock (30 s), so a short run checkpoints only at its end.
 TIMED = SMALL.replace(checkpoint_every=0)
@@ -56,7 +57,7 @@ def test_a_run_killed_before_its_first_checkpoint_restarts_to_the_same_bits(digi
 
     with pytest.raises(KeyboardInterrupt):
         train(config, tmp_path, dataset=digits, on_epoch_end=stop)
-    assert loop_mod.committed_epoch(tmp_path) is None
+    assert committed_epoch(tmp_path) is None
     resumed = train(config, tmp_path, dataset=digits)
     assert resumed.stats["epochs_run"] == 3  # nothing was saved: it started over
     for a, b in zip(_flat(reference.params), _flat(resumed.params), strict=True):

@@ -7,10 +7,10 @@ import numpy as np
 import pytest
 
 import aejax
-from aejax import cli, generate, inference
+from aejax import cli, inference, sampling
 from aejax.config import Config
 from aejax.errors import DataError
-from aejax.evaluate import load_run
+from aejax.run import load_run
 from aejax.train import train
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
@@ -138,7 +138,7 @@ def test_scaler_is_applied_both_ways(tab_run):
 @pytest.mark.parametrize("name", ["vae", "conv_vae", "adversarial_ae", "vq_vae"])
 def test_prior_samples_are_deterministic_per_key_and_in_range(name):
     model, v = _init(name)
-    assert generate.has_prior(model, v)
+    assert sampling.has_prior(model, v)
     a = aejax.sample(model, v, 6, jax.random.key(3))
     b = aejax.sample(model, v, 6, jax.random.key(3))
     c = aejax.sample(model, v, 6, jax.random.key(4))
@@ -151,7 +151,7 @@ def test_prior_samples_are_deterministic_per_key_and_in_range(name):
 
 def test_deterministic_ae_samples_from_a_mixture_of_its_codes(digits):
     model, v = _init("ae")
-    assert not generate.has_prior(model, v)
+    assert not sampling.has_prior(model, v)
     with pytest.raises(DataError, match="deterministic code and no prior"):
         aejax.sample(model, v, 4, jax.random.key(0))
     codes = aejax.encode(model, v, digits.x_train)
@@ -162,7 +162,7 @@ def test_deterministic_ae_samples_from_a_mixture_of_its_codes(digits):
     np.testing.assert_array_equal(a, b)
     assert np.abs(a - c).max() > 1e-3
     # The draws follow the fitted mixture: their moments are those of the training codes.
-    z = generate._mixture_codes(codes, 20000, jax.random.key(2), components=3, seed=0)
+    z = sampling._mixture_codes(codes, 20000, jax.random.key(2), components=3, seed=0)
     spread = codes.std(axis=0)
     np.testing.assert_allclose(z.mean(axis=0), codes.mean(axis=0), atol=0.05 * spread.max())
     np.testing.assert_allclose(z.std(axis=0), spread, rtol=0.05)
@@ -172,15 +172,15 @@ def test_slerp_keeps_the_norm_and_hits_the_endpoints():
     rng = np.random.default_rng(0)
     a, b = rng.normal(size=(3, 5)), rng.normal(size=(3, 5))
     b *= np.linalg.norm(a, axis=1, keepdims=True) / np.linalg.norm(b, axis=1, keepdims=True)
-    path = generate.interpolate_codes(a, b, steps=7, method="slerp")
+    path = sampling.interpolate_codes(a, b, steps=7, method="slerp")
     assert path.shape == (3, 7, 5)
     norms = np.linalg.norm(path, axis=-1)
     np.testing.assert_allclose(norms, np.repeat(norms[:, :1], 7, axis=1), rtol=1e-5)
     np.testing.assert_allclose(path[:, 0], a, rtol=1e-6)
     np.testing.assert_allclose(path[:, -1], b, rtol=1e-6)
-    linear = generate.interpolate_codes(a, b, steps=7)
+    linear = sampling.interpolate_codes(a, b, steps=7)
     assert (np.linalg.norm(linear[:, 3], axis=-1) < norms[:, 3] - 1e-3).all()  # lerp cuts in
-    same = generate.interpolate_codes(a, a, steps=4, method="slerp")  # angle 0: lerp fallback
+    same = sampling.interpolate_codes(a, a, steps=4, method="slerp")  # angle 0: lerp fallback
     np.testing.assert_allclose(same, np.repeat(a[:, None], 4, axis=1).astype(np.float32))
 
 
@@ -197,7 +197,7 @@ def test_interpolation_endpoints_and_midpoints_decode_the_codes(digits):
     np.testing.assert_allclose(
         mid, aejax.decode(model, v, z.mean(axis=0, keepdims=True))[0], atol=1e-5
     )
-    lin = generate.interpolate_codes(z[:1], z[1:], steps=3)
+    lin = sampling.interpolate_codes(z[:1], z[1:], steps=3)
     np.testing.assert_allclose(lin[0, 1], z.mean(axis=0), rtol=1e-6)
     pairs = aejax.interpolate(model, v, digits.x_test[:4:2], digits.x_test[1:4:2], steps=4)
     assert pairs.shape == (2, 4, 8, 8, 1)

@@ -35,10 +35,16 @@ COMMANDS = {
     "sample": (["sample", "{run}", "--n", "4"], "file", "grid.png"),
     "interpolate": (["interpolate", "{run}", "--pairs", "1", "--steps", "3"], "file", "i.png"),
     "embed": (["embed", "{run}"], "dir", "embedding.png"),
-    "restore": (["restore", "{run}", "--task", "denoise", "--n", "4"], "dir",
-                "restore_denoise_gaussian-0.5.png"),  # fmt: skip
-    "detect": (["detect", "--data", "{table}", "--no-progress", "--set", "epochs=1"], "dir",
-               "detect.json"),  # fmt: skip
+    "restore": (
+        ["restore", "{run}", "--task", "denoise", "--n", "4"],
+        "dir",
+        "restore_denoise_gaussian-0.5.png",
+    ),  # fmt: skip
+    "detect": (
+        ["detect", "--data", "{table}", "--no-progress", "--set", "epochs=1"],
+        "dir",
+        "detect.json",
+    ),  # fmt: skip
 }
 
 
@@ -70,7 +76,7 @@ def test_out_refuses_existing_files_and_the_runs_bookkeeping(
     out = victim if kind == "file" else folder
     before = _snapshot(workdir)
     with monkeypatch.context() as m:  # every refusal comes before a run or table is read
-        for module in ("aejax.evaluate.load_run", "aejax.detect.read_table"):
+        for module in ("aejax.run.load_run", "aejax.generate.load_run", "aejax.detect.read_table"):
             m.setattr(module, lambda *a, **k: pytest.fail("read before the --out check"))
         _refused(capsys, [*argv, "--out", str(out)], f"{victim} exists", "--force")
         assert victim.read_bytes() == b"the user's own file\n"
@@ -177,7 +183,7 @@ def test_a_closed_stdout_pipe_ends_quietly(tmp_path):
     assert status == 141 and err == "", err
     # The everyday form: `| head -1` (the write may or may not come after head exits).
     shell = subprocess.run(
-        ["bash", "-c", f"{' '.join(cmd)} | head -1; echo \"status ${{PIPESTATUS[0]}}\""],
+        ["bash", "-c", f'{" ".join(cmd)} | head -1; echo "status ${{PIPESTATUS[0]}}"'],
         capture_output=True,
         text=True,
         env=env,

@@ -15,7 +15,7 @@ from hypothesis import strategies as st
 from aejax.data import Standardizer, load_dataset, read_idx
 from aejax.data.dataset import build_dataset, min_examples
 from aejax.errors import DataError
-from aejax.train.loop import epoch_permutation
+from aejax.train.epoch import epoch_permutation
 
 FAST = settings(max_examples=40, deadline=None)
 EPS32 = float(np.finfo(np.float32).eps)

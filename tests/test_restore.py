@@ -136,7 +136,7 @@ def denoiser(tmp_path_factory):
 
 def test_denoised_digits_are_closer_to_the_originals(denoiser):
     run = aejax.load_run(denoiser)
-    x = aejax.train.loop.dataset_for(run.config).x_test
+    x = aejax.assemble.dataset_for(run.config).x_test
     noisy = restore.corrupt(restore.PROTOCOLS["denoise"][0], x)["corrupted"]
     restored = aejax.denoise(run, noisy)
     assert restored.shape == x.shape
@@ -146,7 +146,7 @@ def test_denoised_digits_are_closer_to_the_originals(denoiser):
 
 def test_inpainting_keeps_known_pixels_and_fills_the_hole(denoiser):
     run = aejax.load_run(denoiser)
-    x = aejax.train.loop.dataset_for(run.config).x_test
+    x = aejax.assemble.dataset_for(run.config).x_test
     mask = restore.centre_hole(x.shape)
     holed = np.where(mask, 0.0, x).astype(np.float32)
     filled = aejax.inpaint(run, holed, mask, iterations=5)
@@ -158,7 +158,7 @@ def test_inpainting_keeps_known_pixels_and_fills_the_hole(denoiser):
 
 def test_super_resolution_returns_full_size_images(denoiser):
     run = aejax.load_run(denoiser)
-    x = aejax.train.loop.dataset_for(run.config).x_test
+    x = aejax.assemble.dataset_for(run.config).x_test
     low = restore.downsample(x, 2)
     high = aejax.super_resolve(run, low, 2)
     assert high.shape == x.shape and high.dtype == np.float32

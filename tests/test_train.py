@@ -14,6 +14,7 @@ from aejax.errors import CheckpointError, DataError, TrainingDivergedError
 from aejax.train import loop as loop_mod
 from aejax.train import shard, train
 from aejax.train.checkpoint import Checkpointer
+from aejax.train.epoch import evaluate_arrays
 
 _leaves = host_leaves
 
@@ -120,7 +121,7 @@ def test_early_stopping_restores_best_parameters(digits, tmp_path):
     model = result.model
     eval_step = jax.jit(aejax.make_eval_step(model, aejax.make_objective(SMALL, 1)))
     mesh = shard.make_mesh(1)
-    val = loop_mod.evaluate_arrays(eval_step, result.params, digits.x_val, 64, mesh)
+    val = evaluate_arrays(eval_step, result.params, digits.x_val, 64, mesh)
     np.testing.assert_allclose(val["loss"], result.history[0]["val_loss"], rtol=1e-6)
 
 

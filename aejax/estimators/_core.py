@@ -22,6 +22,7 @@ from sklearn.base import BaseEstimator
 from sklearn.utils import check_random_state
 from sklearn.utils.validation import check_is_fitted, validate_data
 
+from aejax.assemble import train
 from aejax.config import Config
 from aejax.data._validate import check_array, check_dtype, check_float32_range
 from aejax.data.dataset import build_dataset
@@ -175,8 +176,6 @@ class EngineEstimator(BaseEstimator):
         config = self._config(ds.x_train.shape[0], X.shape[1], val_fraction)
         # Settings that could only fail after training are refused here, before it.
         self._check_model(model_from_config(config, ds.input_shape, ds.kind))
-        from aejax.train import train  # late: the engine imports most of aejax
-
         result = train(config, dataset=ds)
         self.config_ = result.config
         self.variables_ = jax.device_get(result.variables)

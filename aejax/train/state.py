@@ -14,6 +14,7 @@ import optax
 from aejax import xla
 from aejax.errors import ConfigError
 from aejax.models.autoencoder import select_group
+from aejax.train.checkpoint import structure_diff
 
 PyTree = Any
 Optimizers = Mapping[str, optax.GradientTransformation]
@@ -103,8 +104,6 @@ def state_shapes(
 
 def check_params_fit(params: PyTree, expected: PyTree) -> None:
     """Raises ConfigError naming the first leaves where ``params`` differs from ``expected``."""
-    from aejax.train.checkpoint import structure_diff
-
     given = jax.tree.map(lambda a: jax.ShapeDtypeStruct(jnp.shape(a), jnp.result_type(a)), params)
     diff = structure_diff(given, expected)
     if diff:

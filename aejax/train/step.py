@@ -70,7 +70,7 @@ def apply_model(model: nn.Module, variables, batch: Batch, *, train: bool, rngs=
     return out if mutable else (out, {})
 
 
-def make_update(
+def make_train_step(
     model: nn.Module,
     optimizers: optax.GradientTransformation | Mapping[str, optax.GradientTransformation],
     objective: Objective | None = None,
@@ -81,26 +81,37 @@ def make_update(
     augment: Augment | None = None,
     axis_name: str | None = None,
 ) -> Callable[[TrainState, Batch, jax.Array], tuple[TrainState, Metrics]]:
-    """The update shared by the jit path and the ``pmap`` compatibility path.
+    """Builds the (un-jitted) ``train_step(state, batch, key) -> (state, metrics)``.
+
+    The one update of the engine: the jit path jits it (``aejax.train.fit``), the ``pmap``
+    compatibility path maps it over devices with ``axis_name`` (``make_update`` is the
+    same function under its older name).
 
     Args:
       model: a registry model.
-      optimizers: one optimizer, or one per parameter group.
-      objective: weights of the terms (default: ``default_objective()``).
+      optimizers: one optimizer, or ``{group: optimizer}`` (an adversarial autoencoder's
+        ``autoencoder`` and ``discriminator``).
+      objective: the term weights (``aejax.objective.make_objective``); default: the
+        default ``Config``'s (``default_objective()``).
       nonfinite: ``"stop"`` applies every update and lets the loop stop on a NaN/Inf;
         ``"skip"`` leaves params, optimizer and model state unchanged on such a step.
       binarize: draw the pixels of each batch ``~ Bernoulli(x)`` (dynamic binarization).
       corruption: corrupt each batch's ``x`` anew (after any binarization) on a key
         stream of its own; the model sees the corrupted batch and its reconstruction
         term targets the clean one (``batch["target"]``, unless the batch brings its own).
+        Evaluation stays clean.
       augment: transform each batch's images anew (``aejax.augment``) on a key stream of
         its own, before binarization and corruption: the target is the augmented image.
       axis_name: inside ``pmap``: average gradients and model state over this axis and
         sum the metrics (the jit path over a mesh needs neither: it sees the global batch).
 
     Returns:
-      ``update(state, batch, key) -> (state, metrics)``; metrics are sums over the batch
-      (see ``make_train_step``).
+      A pure function. ``batch``: ``{"x": [B, *input_shape], ...}`` (or the bare array);
+      ``key`` a typed PRNG key into which the step number is folded. ``metrics`` are sums
+      over the batch: ``loss`` (the weighted objective), each unweighted term the model
+      reports (``reconstruction``, ``kl``, ...), each batch statistic times ``count``,
+      a discriminator's ``discriminator_loss``, ``count`` and ``nonfinite`` (1 if this
+      step's loss or gradients were NaN/Inf).
     """
     optimizers = as_optimizers(optimizers)
     objective = objective or default_objective()
@@ -191,6 +202,10 @@ def make_update(
     return update
 
 
+# The name the ``pmap`` compatibility path and older code use: the same function.
+make_update = make_train_step
+
+
 def metric_names(model: nn.Module, variables, batch_spec: Batch) -> tuple[str, ...]:
     """The keys of the metrics ``make_train_step``'s step returns, from an abstract forward
     pass of each phase (cheaper than tracing the step, which then traces once).
@@ -206,49 +221,6 @@ def metric_names(model: nn.Module, variables, batch_spec: Batch) -> tuple[str, .
         names.append("loss" if group == "autoencoder" else f"{group}_loss")
         names += list(aux["terms"]) + list(aux.get("stats", {}))
     return (*dict.fromkeys(names), "count", "nonfinite")
-
-
-def make_train_step(
-    model: nn.Module,
-    optimizers: optax.GradientTransformation | Mapping[str, optax.GradientTransformation],
-    objective: Objective | None = None,
-    *,
-    nonfinite: str = "stop",
-    binarize: bool = False,
-    corruption: Corruption | None = None,
-    augment: Augment | None = None,
-) -> Callable[[TrainState, Any, jax.Array], tuple[TrainState, Metrics]]:
-    """Builds the (un-jitted) ``train_step(state, batch, key) -> (state, metrics)``.
-
-    Args:
-      model: the registry model.
-      optimizers: one optimizer, or ``{group: optimizer}`` (an adversarial autoencoder's
-        ``autoencoder`` and ``discriminator``).
-      objective: the term weights (``aejax.objective.make_objective``); default: the
-        default ``Config``'s.
-      nonfinite: ``"stop"`` or ``"skip"`` (see ``make_update``).
-      binarize: dynamic binarization of ``batch["x"]``.
-      corruption: an ``aejax.corruption.Corruption`` of the model's input (denoising);
-        the reconstruction term targets the clean ``x``. Evaluation stays clean.
-      augment: an ``aejax.augment.Augment`` of the training images (before corruption).
-
-    Returns:
-      A pure function. ``batch``: ``{"x": [B, *input_shape], ...}`` (or the bare array);
-      ``key`` a typed PRNG key into which the step number is folded. ``metrics`` are sums
-      over the batch: ``loss`` (the weighted objective), each unweighted term the model
-      reports (``reconstruction``, ``kl``, ...), each batch statistic times ``count``,
-      a discriminator's ``discriminator_loss``, ``count`` and ``nonfinite`` (1 if this
-      step's loss or gradients were NaN/Inf).
-    """
-    return make_update(
-        model,
-        optimizers,
-        objective,
-        nonfinite=nonfinite,
-        binarize=binarize,
-        corruption=corruption,
-        augment=augment,
-    )
 
 
 def make_eval_step(
