@@ -227,3 +227,37 @@ def test_the_package_and_the_cli_import_no_jax():
 
 def _modules_under(package: str) -> list[str]:
     return [m for m in _modules() if m.startswith(package + ".")]
+
+
+def test_import_aejax_imports_no_library_and_lists_every_name():
+    """``import aejax`` loads no jax, scikit-learn, Orbax or numpy; every public name resolves
+    (then its module is loaded), and ``dir`` lists them."""
+    import subprocess
+    import sys
+
+    code = (
+        "import sys\nimport aejax\n"
+        "heavy = ('jax', 'sklearn', 'orbax', 'numpy', 'tqdm', 'dm_pix')\n"
+        "print(sorted(m for m in heavy if m in sys.modules))\n"
+        "assert set(aejax.__all__) <= set(dir(aejax))\n"
+        "import aejax.recommend  # the submodule must not replace the function\n"
+        "missing = [n for n in aejax.__all__ if getattr(aejax, n, None) is None]\n"
+        "assert not missing, missing\n"
+        "assert callable(aejax.recommend) and aejax.train_run is aejax.train.train\n"
+        "assert aejax.series.detect_series is aejax.detect_series\n"
+    )
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.splitlines()[0] == "[]"
+
+
+def test_renamed_names_say_the_new_name():
+    import aejax
+    import aejax.estimators
+    from aejax.errors import RenamedError
+
+    for module in (aejax, aejax.estimators):
+        with pytest.raises(RenamedError, match="renamed .*AutoencoderTransformer"):
+            module.Autoencoder  # noqa: B018
+    with pytest.raises(ImportError, match="AutoencoderTransformer"):
+        from aejax import Autoencoder  # noqa: F401

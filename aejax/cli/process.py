@@ -14,6 +14,7 @@ import sys
 import warnings
 
 from aejax.cli.commands import handler_for
+from aejax.cli.commands.train import after_interrupt
 from aejax.cli.parser import build_parser, command_of
 from aejax.errors import AejaxError, Terminated
 
@@ -93,6 +94,7 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _main(argv: list[str] | None) -> int:
+    """Parses ``argv``, runs the command's handler and turns its errors into statuses."""
     words = sys.argv[1:] if argv is None else list(argv)
     command = command_of(words)
     # Only the named command's options are built: the others need not be read.
@@ -109,13 +111,7 @@ def _main(argv: list[str] | None) -> int:
         return 2
     except KeyboardInterrupt as e:  # Ctrl-C, or SIGTERM as Terminated
         what = "terminated (SIGTERM)" if isinstance(e, Terminated) else "interrupted"
-        print(f"aejax {args.command}: {what}; {_after_interrupt(args, e)}", file=sys.stderr)
+        print(f"aejax {args.command}: {what}; {after_interrupt(args, e)}", file=sys.stderr)
         if argv is not None:
             raise  # the caller owns Ctrl-C: a test suite or a notebook loop stops too
         return 143 if isinstance(e, Terminated) else 130
-
-
-def _after_interrupt(args, e: BaseException) -> str:
-    from aejax.cli.commands.train import after_interrupt
-
-    return after_interrupt(args, e)
