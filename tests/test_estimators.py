@@ -194,7 +194,9 @@ def test_score_types(planted):
 
 def test_image_rows_with_a_conv_model(digits):
     rows = digits.x_train[:200].reshape(200, -1)
-    ae = aejax.AutoencoderTransformer(model="conv_ae", image_shape=(8, 8, 1), conv_features=(4,), epochs=2)
+    ae = aejax.AutoencoderTransformer(
+        model="conv_ae", image_shape=(8, 8, 1), conv_features=(4,), epochs=2
+    )
     z = ae.fit(rows).transform(rows)
     assert z.shape == (200, ae.config_.latent_dim)
     assert ae.inverse_transform(z).shape == (200, 64)
