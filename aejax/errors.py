@@ -26,6 +26,19 @@ class TrainingDivergedError(AejaxError, FloatingPointError):
     """The loss or the parameters became NaN/Inf during training."""
 
 
+class RenamedError(AejaxError, ImportError):
+    """A public name that was renamed: the message names the new one.
+
+    An ``ImportError`` (not an ``AttributeError``) so that ``from aejax import OldName``
+    shows the message instead of Python's "cannot import name".
+    """
+
+
+def renamed(module: str, old: str, new: str, why: str = "") -> RenamedError:
+    """The error for ``module.old``, renamed to ``module.new`` (``why``: a clause after it)."""
+    return RenamedError(f"{module}.{old} was renamed {module}.{new}{why}", name=old)
+
+
 class Terminated(KeyboardInterrupt):
     """SIGTERM (a preempted VM, ``kill``, a batch scheduler), handled like Ctrl-C."""
 

@@ -5,10 +5,10 @@
 For every series of ``DATA_DIR/nab`` labelled in its ``combined_windows.json``, each method
 sees the first ``train_fraction`` (15%, NAB's probationary period) only: values are
 standardized with that part's mean and scale, its first 70% gives the training windows and
-the last 30% the clean validation points (``aejax.series``). Every point is then scored and
+the last 30% the clean validation points (``aejax.apps.series``). Every point is then scored and
 the metrics count the points after the fit part only. Every method goes through the same
 threshold rule (the ``percentile`` of its own scores on the validation points) and the same
-metrics (``aejax.series.series_metrics``): point ROC-AUC, the share of labelled windows
+metrics (``aejax.apps.series.series_metrics``): point ROC-AUC, the share of labelled windows
 hit, the share of alarms (runs of flagged points) starting inside a window, and false
 alarms per day.
 
@@ -25,15 +25,15 @@ Every method's point scores go through the same post-processing families
 
 - raw: flagged above the p``percentile`` (99.5) of its validation scores;
 - ``+smooth``: a causal rolling mean over ``smooth`` points first (default 4 windows of
-  ``window``, 128 points for every row, ``@day`` ones too, ``aejax.series.smooth_scores``;
+  ``window``, 128 points for every row, ``@day`` ones too, ``aejax.apps.series.smooth_scores``;
   the span was chosen on these four series: optimistic);
 - ``+valmax``: raw, flagged above the max of its validation scores;
 - ``+likelihood``: Numenta's anomaly likelihood (Ahmad et al. 2017,
-  ``aejax.series.anomaly_likelihood``) with the paper's settings (a Gaussian over the last
+  ``aejax.apps.series.anomaly_likelihood``) with the paper's settings (a Gaussian over the last
   8640 points, histories from the validation part on, a mean of the last 10 scores,
   flagged at ``L >= 1 - 1e-5``); the scores ranked for ROC-AUC are its log-likelihood;
 - ``+likelihood +refractory``: the same, an alarm silencing new ones for one window
-  (``aejax.series.suppress_alarms``);
+  (``aejax.apps.series.suppress_alarms``);
 - ``+smooth +likelihood``: the likelihood of the ``+smooth`` scores (optimistic as those);
 - ``+likelihood W'=window``: the likelihood with the short mean over the method's window
   instead of the paper's 10 points (an anomaly is judged over as many points as the model
@@ -41,7 +41,7 @@ Every method's point scores go through the same post-processing families
 
 Every method but ``random`` runs twice: on windows of ``window`` (32, stride 1) and, as
 ``name@day``, on windows of one day of points from the timestamps
-(``aejax.series.resolve_window``: 288 for 5-minute data, 48 for 30 minutes, 24 for hourly,
+(``aejax.apps.series.resolve_window``: 288 for 5-minute data, 48 for 30 minutes, 24 for hourly,
 at most what the validation part holds), stride ``window // 32``: a window that spans the
 daily cycle of these operational series, the period EncDec-AD and most of the literature
 set windows from (fixed before it ran here).
@@ -59,7 +59,7 @@ import time
 
 import numpy as np
 
-from aejax import series as S
+from aejax.apps import series as S
 from aejax.data.scaler import Standardizer
 from aejax.errors import DataError
 from benchmarks import environment
@@ -157,7 +157,7 @@ def series_rows(
     seed: int = 0,
 ) -> list[dict]:
     """Every method on one series, on windows of ``window`` and (``day``) again on windows
-    of one day (``@day``, ``aejax.series.resolve_window``, stride ``window // 32``): a row
+    of one day (``@day``, ``aejax.apps.series.resolve_window``, stride ``window // 32``): a row
     of metrics and seconds each. Both share the fit part of the fixed window."""
     # NAB's own protocol reads rows in file order: machine_temperature_system_failure repeats
     # an hour of its clock once, its rows are still in time order.
@@ -274,7 +274,7 @@ def markdown(record: dict) -> str:
         f"at most, early stopping on the clean validation part); threshold: the "
         f"p{s['percentile']:g} of each method's scores on the validation points. Metrics on "
         "the points after the fit part. An alarm is a run of flagged points, counted at its "
-        f"first point (`aejax.series`). `+smooth`: the same scores after a causal mean over "
+        f"first point (`aejax.apps.series`). `+smooth`: the same scores after a causal mean over "
         f"{s['smooth']} points (the span was chosen on these four series, the only ones "
         "here: read those rows, and `+smooth +likelihood`, as optimistic). `+valmax`: raw "
         "scores above the max of the validation scores. `+likelihood`: Numenta's anomaly "

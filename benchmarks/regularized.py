@@ -7,7 +7,7 @@ Every variant is trained on the same split with the same code size, epochs and s
 scored on the test split: the summed squared error per image (Hinton & Salakhutdinov's
 unit) beside PCA with as many components, and the test accuracy of a logistic-regression
 probe (scikit-learn defaults, ``max_iter=2000``) fitted on the codes of the training pool,
-beside the same probe on PCA codes and on raw pixels (``aejax.probe.linear_probe``).
+beside the same probe on PCA codes and on raw pixels (``aejax.apps.probe.linear_probe``).
 
 Writes ``regularized.json`` (versions, device, each run's config, metrics and seconds) and
 ``regularized.md`` (the table).
@@ -20,8 +20,8 @@ import pathlib
 import time
 
 import aejax
+from aejax.apps.probe import linear_probe
 from aejax.assemble import dataset_for
-from aejax.probe import linear_probe
 from benchmarks import environment
 
 # (label, model, config fields): the plain ae, then each regularizer on the same network.

@@ -5,9 +5,9 @@
 
 Writes ``restoration.json`` (versions, device, settings, every row, every trained run's
 config and seconds) and ``restoration.md`` (one table). The protocols are
-``aejax.restore.PROTOCOLS`` (the ones of ``aejax restore``), each corruption drawn once with
+``aejax.apps.restore.PROTOCOLS`` (the ones of ``aejax restore``), each corruption drawn once with
 ``jax.random.key(0)``; PSNR (dB, peak 1) and SSIM are per-image means from
-``aejax.quality`` (dm-pix); inpainting adds the PSNR over the missing pixels only. Every
+``aejax.metrics`` (SSIM: dm-pix); inpainting adds the PSNR over the missing pixels only. Every
 method's output is clipped to [0, 1] before scoring.
 
 Anchors, measured again in the same run (scikit-image and ``bm3d`` from the ``bench``
@@ -34,7 +34,8 @@ from collections.abc import Callable
 import numpy as np
 
 import aejax
-from aejax import quality, restore
+from aejax import metrics
+from aejax.apps import restore
 from aejax.assemble import dataset_for
 from benchmarks import environment
 
@@ -201,7 +202,7 @@ def _anchors(task: str, protocol, x, corrupted, ds, settings, row) -> None:
             t0 = time.perf_counter()
             out = _clip(_per_image(lambda im, w=w: denoise_tv_chambolle(im, weight=w), c))
             seconds = time.perf_counter() - t0
-            score = quality.quality_report(out, x)["psnr"]
+            score = metrics.quality_report(out, x)["psnr"]
             if best is None or score > best[0]:
                 best = (score, w, out, seconds)
         row("total variation", best[2], x, corrupted, best[3], weight=best[1])
@@ -250,7 +251,7 @@ def _pick_iterations(run, protocol, x_val: np.ndarray) -> dict:
     scores = {}
     for k in ITERATION_CHOICES:
         out = restore.restore(run, protocol, corrupted, iterations=k)
-        scores[k] = float(np.mean(quality.masked_psnr(out, x_val, corrupted["missing"])))
+        scores[k] = float(np.mean(metrics.masked_psnr(out, x_val, corrupted["missing"])))
     best = max(scores, key=scores.get)
     return {"iterations": best, "val_missing_psnr": {str(k): v for k, v in scores.items()}}
 
@@ -296,7 +297,7 @@ def run_restoration(out: str | pathlib.Path, *, tiny: bool = False) -> dict:
             corrupted = restore.corrupt(protocol, x)
 
             def row(method, restored, target, corr, seconds, protocol=protocol, **extra):
-                report = quality.quality_report(
+                report = metrics.quality_report(
                     restored, target, None if corr is None else corr.get("missing")
                 )
                 rows.append(

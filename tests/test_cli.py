@@ -149,3 +149,31 @@ def test_a_set_key_the_model_does_not_use_is_refused(capsys, tmp_path):
         cli.build_config(args)
     ok = cli._parser().parse_args(["train", "--model", "vae", "--set", "beta=4"])
     assert cli.build_config(ok).beta == 4.0
+
+
+def test_a_mistyped_command_gets_a_did_you_mean(capsys):
+    with pytest.raises(SystemExit) as e:
+        cli.main(["trian"])
+    assert e.value.code == 2
+    err = capsys.readouterr().err
+    assert "invalid choice: 'trian'" in err and err.rstrip().endswith("(did you mean 'train'?)")
+
+
+def test_the_parser_copy_of_the_data_options_is_the_library_s():
+    from aejax.run import DATA_OPTIONS
+
+    assert cli.parser.DATA_OPTIONS == DATA_OPTIONS
+
+
+def test_help_and_a_typo_import_no_jax():
+    """``aejax --help`` and a typo build one parser and import none of the library."""
+    code = (
+        "import sys\nfrom aejax.cli import main\n"
+        "for argv in (['--help'], ['trian']):\n"
+        "    try:\n        main(argv)\n    except SystemExit:\n        pass\n"
+        "heavy = ('jax', 'sklearn', 'orbax', 'numpy', 'tqdm')\n"
+        "print(sorted(m for m in heavy if m in sys.modules))"
+    )
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.splitlines()[-1] == "[]"

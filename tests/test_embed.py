@@ -11,7 +11,7 @@ from sklearn.decomposition import PCA
 
 import aejax
 from aejax import cli, plots
-from aejax.embed import embed_codes, embed_run, write_csv
+from aejax.apps.embed import Embedding, embed_codes, embed_run, write_csv
 
 
 @pytest.fixture(scope="module")
@@ -75,7 +75,7 @@ def test_code_grids_are_flattened_and_unlabelled_points_are_drawn(tmp_path):
     coords = embed_codes(grids, "pca")
     expected = PCA(n_components=2, svd_solver="full").fit_transform(grids.reshape(40, 12))
     np.testing.assert_array_equal(coords, expected)
-    emb = aejax.embed.Embedding(coords, None, np.arange(40), "pca", "test", "toy", "vq_vae", 12, 40)
+    emb = Embedding(coords, None, np.arange(40), "pca", "test", "toy", "vq_vae", 12, 40)
     header, table = _read_csv(write_csv(tmp_path / "e.csv", emb))
     assert header == ["index", "x", "y"] and table.shape == (40, 3)
     plots.code_scatter(tmp_path / "e.png", coords, None, title="no labels", what="codes")

@@ -25,7 +25,7 @@ TINY = {"epochs": 3, "hidden": (8,), "latent_dim": 2}
 
 @parametrize_with_checks(
     [
-        aejax.Autoencoder(**TINY),
+        aejax.AutoencoderTransformer(**TINY),
         # With contamination: check_outliers_train asks for -1 and +1 among the training
         # predictions of clean blobs, which the automatic MAD rule rightly need not give.
         aejax.AnomalyDetector(contamination=0.1, **TINY),
@@ -62,7 +62,7 @@ def planted():
 
 def test_transformer_learns_the_subspace_and_round_trips():
     x = _low_rank(300)
-    ae = aejax.Autoencoder(latent_dim=2, hidden=(32,), epochs=60).fit(x)
+    ae = aejax.AutoencoderTransformer(latent_dim=2, hidden=(32,), epochs=60).fit(x)
     z = ae.transform(x)
     assert z.shape == (300, 2) and z.dtype == np.float32
     recon = ae.inverse_transform(z)
@@ -74,9 +74,9 @@ def test_transformer_learns_the_subspace_and_round_trips():
 
 def test_same_random_state_same_bits_and_another_differs():
     x = _low_rank(120)
-    a = aejax.Autoencoder(random_state=3, **TINY).fit(x)
-    b = aejax.Autoencoder(random_state=3, **TINY).fit(x)
-    c = aejax.Autoencoder(random_state=4, **TINY).fit(x)
+    a = aejax.AutoencoderTransformer(random_state=3, **TINY).fit(x)
+    b = aejax.AutoencoderTransformer(random_state=3, **TINY).fit(x)
+    c = aejax.AutoencoderTransformer(random_state=4, **TINY).fit(x)
     np.testing.assert_array_equal(a.transform(x), b.transform(x))
     np.testing.assert_array_equal(a.transform(x), a.transform(x))
     assert not np.array_equal(a.transform(x), c.transform(x))
@@ -86,10 +86,10 @@ def test_same_random_state_same_bits_and_another_differs():
 
 def test_pipeline_after_a_scaler_and_grid_search():
     x = _low_rank(200) * np.array([1.0, 10, 100, 1, 1, 1, 1000, 1])
-    pipe = make_pipeline(StandardScaler(), aejax.Autoencoder(random_state=0, **TINY))
+    pipe = make_pipeline(StandardScaler(), aejax.AutoencoderTransformer(random_state=0, **TINY))
     assert pipe.fit_transform(x).shape == (200, 2)
     grid = GridSearchCV(
-        aejax.Autoencoder(hidden=(16,), epochs=20, batch_size=16, lr=1e-2),
+        aejax.AutoencoderTransformer(hidden=(16,), epochs=20, batch_size=16, lr=1e-2),
         {"latent_dim": [1, 2]},
         cv=2,
     ).fit(_low_rank(200))
@@ -97,7 +97,7 @@ def test_pipeline_after_a_scaler_and_grid_search():
     assert grid.best_params_ == {"latent_dim": 2}
     assert grid.best_estimator_.config_.latent_dim == 2
     # Config keywords go through get_params / set_params / clone like named parameters.
-    est = aejax.Autoencoder(hidden=(4,)).set_params(beta=2.0, epochs=5)
+    est = aejax.AutoencoderTransformer(hidden=(4,)).set_params(beta=2.0, epochs=5)
     assert clone(est).get_params()["hidden"] == (4,)
     assert clone(est).get_params()["beta"] == 2.0 and clone(est).epochs == 5
 
@@ -194,12 +194,14 @@ def test_score_types(planted):
 
 def test_image_rows_with_a_conv_model(digits):
     rows = digits.x_train[:200].reshape(200, -1)
-    ae = aejax.Autoencoder(model="conv_ae", image_shape=(8, 8, 1), conv_features=(4,), epochs=2)
+    ae = aejax.AutoencoderTransformer(
+        model="conv_ae", image_shape=(8, 8, 1), conv_features=(4,), epochs=2
+    )
     z = ae.fit(rows).transform(rows)
     assert z.shape == (200, ae.config_.latent_dim)
     assert ae.inverse_transform(z).shape == (200, 64)
     with pytest.raises(ValueError, match="image_shape"):
-        aejax.Autoencoder(image_shape=(4, 4, 1), **TINY).fit(rows)
+        aejax.AutoencoderTransformer(image_shape=(4, 4, 1), **TINY).fit(rows)
     # The detector on images: the reconstruction score of the residual smoothed by a
     # Gaussian of one pixel; its per-pixel terms sum to the score.
     det = aejax.AnomalyDetector(image_shape=(8, 8, 1), **TINY).fit(rows)
@@ -227,11 +229,11 @@ def test_bad_input_is_a_clear_error():
     with pytest.raises(ValueError, match="8 features"):
         det.predict(x[:, :5])
     with pytest.raises(ValueError, match="0 sample"):
-        aejax.Autoencoder(**TINY).fit(np.zeros((0, 3)))
+        aejax.AutoencoderTransformer(**TINY).fit(np.zeros((0, 3)))
     with pytest.raises(ConfigError, match="did you mean 'hidden'"):
-        aejax.Autoencoder(hiden=(8,)).fit(x)
+        aejax.AutoencoderTransformer(hiden=(8,)).fit(x)
     with pytest.raises(ConfigError, match="reserved"):
-        aejax.Autoencoder(seed=1).fit(x)
+        aejax.AutoencoderTransformer(seed=1).fit(x)
     with pytest.raises(ValueError, match=r"contamination=0.7"):
         aejax.AnomalyDetector(contamination=0.7).fit(x)
     with pytest.raises(ValueError, match="did you mean 'mad'"):

@@ -7,8 +7,8 @@ from _configs import SMALL
 
 import aejax
 from aejax import cli
+from aejax.apps.probe import linear_probe
 from aejax.data import Dataset
-from aejax.probe import linear_probe
 
 
 @pytest.fixture(scope="module")

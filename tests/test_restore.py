@@ -1,4 +1,5 @@
-"""Restoration: dm-pix quality metrics against known values, and aejax.restore on digits."""
+"""Restoration: image quality metrics (PSNR, SSIM) against known values, and aejax.apps.restore
+on digits."""
 
 import json
 import pathlib
@@ -8,7 +9,8 @@ import numpy as np
 import pytest
 
 import aejax
-from aejax import metrics, quality, restore
+from aejax import metrics
+from aejax.apps import restore
 from aejax.cli import main
 from aejax.corruption import parse_corruption
 from aejax.errors import DataError
@@ -28,12 +30,12 @@ def _images(n=4, size=28, seed=0):
 def test_psnr_of_a_constant_offset():
     x = np.full((2, 28, 28, 1), 0.5, np.float32)
     y = x + np.array([0.1, 0.01], np.float32)[:, None, None, None]  # MSE 1e-2 and 1e-4
-    np.testing.assert_allclose(quality.psnr(y, x), [20.0, 40.0], rtol=1e-4)
+    np.testing.assert_allclose(metrics.psnr(y, x), [20.0, 40.0], rtol=1e-4)
 
 
 def test_psnr_of_identical_images_is_capped_not_inf():
     x, _ = _images()
-    np.testing.assert_allclose(quality.psnr(x, x), quality.PSNR_CAP_DB)
+    np.testing.assert_allclose(metrics.psnr(x, x), metrics.PSNR_CAP_DB)
 
 
 def test_psnr_and_ssim_match_scikit_image():
@@ -53,20 +55,20 @@ def test_psnr_and_ssim_match_scikit_image():
         )
         for a, b in zip(x, y, strict=True)
     ]
-    np.testing.assert_allclose(quality.psnr(y, x), want_psnr, rtol=1e-5)
-    np.testing.assert_allclose(quality.ssim(y, x), want_ssim, atol=1e-5)
+    np.testing.assert_allclose(metrics.psnr(y, x), want_psnr, rtol=1e-5)
+    np.testing.assert_allclose(metrics.ssim(y, x), want_ssim, atol=1e-5)
 
 
 def test_psnr_agrees_with_aejax_metrics():
     x, y = _images()
-    np.testing.assert_allclose(quality.psnr(y, x), metrics.psnr_per_example(y, x), rtol=1e-5)
+    np.testing.assert_allclose(metrics.psnr(y, x), metrics.psnr_per_example(y, x), rtol=1e-5)
 
 
 def test_ssim_of_identical_images_is_one_and_small_images_work():
     x, y = _images(size=8)  # the digits: the window shrinks to 7
-    assert quality.ssim_filter_size(8, 8) == 7
-    np.testing.assert_allclose(quality.ssim(x, x), 1.0, atol=1e-6)
-    assert np.all(quality.ssim(y, x) < 1.0)
+    assert metrics.ssim_filter_size(8, 8) == 7
+    np.testing.assert_allclose(metrics.ssim(x, x), 1.0, atol=1e-6)
+    assert np.all(metrics.ssim(y, x) < 1.0)
 
 
 def test_masked_psnr_counts_only_the_missing_pixels():
@@ -76,18 +78,18 @@ def test_masked_psnr_counts_only_the_missing_pixels():
     missing[:, :2] = True  # the top half
     y[:, :2] = 0.1  # wrong where missing: MSE 0.01 there
     y[:, 2:] = 0.5  # known pixels, however wrong, do not count
-    np.testing.assert_allclose(quality.masked_psnr(y, x, missing), [20.0, 20.0], rtol=1e-4)
-    assert np.isnan(quality.masked_psnr(y, x, np.zeros_like(missing))).all()
+    np.testing.assert_allclose(metrics.masked_psnr(y, x, missing), [20.0, 20.0], rtol=1e-4)
+    assert np.isnan(metrics.masked_psnr(y, x, np.zeros_like(missing))).all()
 
 
 def test_quality_report_means_over_images_in_chunks():
     x, y = _images(n=5)
-    report = quality.quality_report(y, x, chunk_size=2)
+    report = metrics.quality_report(y, x, chunk_size=2)
     assert report["n"] == 5
-    np.testing.assert_allclose(report["psnr"], quality.psnr(y, x).mean(), rtol=1e-6)
-    np.testing.assert_allclose(report["ssim"], quality.ssim(y, x).mean(), rtol=1e-6)
+    np.testing.assert_allclose(report["psnr"], metrics.psnr(y, x).mean(), rtol=1e-6)
+    np.testing.assert_allclose(report["ssim"], metrics.ssim(y, x).mean(), rtol=1e-6)
     with pytest.raises(DataError):
-        quality.psnr(x, x[:2])
+        metrics.psnr(x, x[:2])
 
 
 # --- the protocols ---
@@ -140,8 +142,8 @@ def test_denoised_digits_are_closer_to_the_originals(denoiser):
     noisy = restore.corrupt(restore.PROTOCOLS["denoise"][0], x)["corrupted"]
     restored = aejax.denoise(run, noisy)
     assert restored.shape == x.shape
-    assert quality.psnr(restored, x).mean() > quality.psnr(noisy, x).mean() + 3.0
-    assert quality.ssim(restored, x).mean() > quality.ssim(noisy, x).mean()
+    assert metrics.psnr(restored, x).mean() > metrics.psnr(noisy, x).mean() + 3.0
+    assert metrics.ssim(restored, x).mean() > metrics.ssim(noisy, x).mean()
 
 
 def test_inpainting_keeps_known_pixels_and_fills_the_hole(denoiser):
@@ -151,7 +153,7 @@ def test_inpainting_keeps_known_pixels_and_fills_the_hole(denoiser):
     holed = np.where(mask, 0.0, x).astype(np.float32)
     filled = aejax.inpaint(run, holed, mask, iterations=5)
     np.testing.assert_array_equal(filled[~mask], x[~mask])  # one channel: mask is x's shape
-    assert quality.masked_psnr(filled, x, mask).mean() > quality.masked_psnr(holed, x, mask).mean()
+    assert metrics.masked_psnr(filled, x, mask).mean() > metrics.masked_psnr(holed, x, mask).mean()
     with pytest.raises(DataError):
         aejax.inpaint(run, holed, mask[:, :4])
 

@@ -1,4 +1,4 @@
-"""seq2seq_ae, the sequence data kind and time-series detection (aejax.series).
+"""seq2seq_ae, the sequence data kind and time-series detection (aejax.apps.series).
 
 Resume, determinism and 8-devices-equal-1 of seq2seq_ae come from tests/test_registry.py.
 """
@@ -11,7 +11,8 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from aejax import cli, series
+from aejax import cli
+from aejax.apps import series
 from aejax.data import load_dataset
 from aejax.data.sequence import build_sequence_dataset, prefix_mask
 from aejax.errors import DataError
@@ -348,7 +349,7 @@ def test_detect_series_likelihood_path_and_cli_flags(tmp_path, monkeypatch, caps
         errors += 0.01 * np.random.default_rng(0).random(errors.shape)
         return starts, errors, {"fit_seconds": 0.0, "epochs_run": 0}
 
-    monkeypatch.setattr(series, "fit_and_reconstruct", fake_fit)
+    monkeypatch.setattr(series.detect, "fit_and_reconstruct", fake_fit)
     common = {"window": 16, "train_fraction": 0.5, "score": "error"}
     out = series.detect_series(
         tmp_path / "sine.csv", tmp_path / "a", post="likelihood", refractory=16, **common
@@ -423,7 +424,7 @@ def test_day_window_from_the_timestamps_and_the_default_stride(tmp_path, monkeyp
         rng = np.random.default_rng(0)
         return starts, rng.random((len(starts), window, 1)), {"fit_seconds": 0, "epochs_run": 0}
 
-    monkeypatch.setattr(series, "fit_and_reconstruct", fake_fit)
+    monkeypatch.setattr(series.detect, "fit_and_reconstruct", fake_fit)
     out = series.detect_series(tmp_path / "sine.csv", tmp_path / "a", window="day",
                                train_fraction=0.5)  # fmt: skip
     assert seen == {"window": 72, "stride": 2}  # 144 a day, capped by 72 validation points

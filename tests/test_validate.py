@@ -11,8 +11,9 @@ import numpy as np
 import pytest
 
 import aejax
-from aejax import Config, cli, series
+from aejax import Config, cli
 from aejax._json import dumps_strict
+from aejax.apps import series
 from aejax.errors import ConfigError, DataError
 from aejax.evaluate import train_and_evaluate
 
@@ -167,7 +168,7 @@ BAD_ARRAYS = {
 }
 
 
-@pytest.mark.parametrize("estimator", [aejax.Autoencoder, aejax.AnomalyDetector])
+@pytest.mark.parametrize("estimator", [aejax.AutoencoderTransformer, aejax.AnomalyDetector])
 @pytest.mark.parametrize(("x", "message"), BAD_ARRAYS.values(), ids=BAD_ARRAYS)
 def test_estimators_refuse_bad_arrays_before_fitting(no_training, estimator, x, message):
     with pytest.raises(DataError) as e:
@@ -254,9 +255,9 @@ def test_strict_json_writes_null_with_a_reason():
 
 @pytest.fixture(scope="module")
 def fitted():
-    """One Autoencoder and one AnomalyDetector, fitted once on a 6-column table."""
+    """One AutoencoderTransformer and one AnomalyDetector, fitted once on a 6-column table."""
     x = np.random.default_rng(0).normal(size=(120, 6))
-    return aejax.Autoencoder(**TINY).fit(x), aejax.AnomalyDetector(**TINY).fit(x), x
+    return aejax.AutoencoderTransformer(**TINY).fit(x), aejax.AnomalyDetector(**TINY).fit(x), x
 
 
 def test_codes_of_the_wrong_width_are_a_data_error(fitted):
@@ -265,7 +266,7 @@ def test_codes_of_the_wrong_width_are_a_data_error(fitted):
     assert z.shape == (4, 2)
     assert ae.inverse_transform(z).shape == (4, 6)
     message = "codes of width 3; this model's codes have width 2"
-    with pytest.raises(DataError, match=f"Autoencoder.inverse_transform: {message}"):
+    with pytest.raises(DataError, match=f"AutoencoderTransformer.inverse_transform: {message}"):
         ae.inverse_transform(np.zeros((4, 3)))
     with pytest.raises(DataError, match=f"decode: {message}"):
         ae.run_.decode(np.zeros((4, 3)))

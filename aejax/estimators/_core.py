@@ -63,7 +63,7 @@ def seed_of(random_state: Any) -> int:
 
 
 class EngineEstimator(BaseEstimator):
-    """The base of ``Autoencoder`` and ``AnomalyDetector``: parameters and the engine fit.
+    """The base of ``AutoencoderTransformer`` and ``AnomalyDetector``: parameters, engine fit.
 
     Subclasses call ``_init_hparams(hparams)`` in ``__init__`` and ``_fit_engine(X)`` in
     ``fit``; afterwards ``run_`` (an ``aejax.Run``) does inference in the data's units.

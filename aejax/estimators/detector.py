@@ -71,7 +71,7 @@ class AnomalyDetector(OutlierMixin, EngineEstimator):
         tables, which have no neighbourhood). On one-class MNIST it lifts the dense AE
         from 95.2 to 96.4 mean ROC-AUC (PCA's residual gains too: results.md).
       latent_dim, epochs, batch_size, lr, validation_fraction, image_shape, random_state,
-      verbose, **hparams: as for ``aejax.Autoencoder``; ``epochs=None``: 10 on tables,
+      verbose, **hparams: as for ``aejax.AutoencoderTransformer``; ``epochs=None``: 10 on tables,
         ``clip(ceil(1400 / steps_per_epoch), 10, 300)`` on images.
 
     Attributes:

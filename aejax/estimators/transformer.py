@@ -1,4 +1,8 @@
-"""``aejax.Autoencoder``: any registry model as a scikit-learn transformer."""
+"""``aejax.AutoencoderTransformer``: any registry model as a scikit-learn transformer.
+
+Named apart from ``aejax.models.Autoencoder`` (the Linen module it trains); it was
+``aejax.Autoencoder`` before aejax 0.2.
+"""
 
 from __future__ import annotations
 
@@ -13,10 +17,10 @@ from aejax import inference
 from aejax.estimators._core import ROWS, EngineEstimator
 
 
-class Autoencoder(TransformerMixin, EngineEstimator):
+class AutoencoderTransformer(TransformerMixin, EngineEstimator):
     """An autoencoder as a scikit-learn transformer: ``transform`` gives the codes.
 
-    >>> ae = aejax.Autoencoder(latent_dim=4, epochs=50, random_state=0).fit(X)
+    >>> ae = aejax.AutoencoderTransformer(latent_dim=4, epochs=50, random_state=0).fit(X)
     >>> Z = ae.transform(X)            # [N, 4] float32 codes (a VAE's posterior means)
     >>> X_hat = ae.inverse_transform(Z)  # [N, D] in X's units
 
@@ -78,7 +82,7 @@ class Autoencoder(TransformerMixin, EngineEstimator):
         self.verbose = verbose
         self._init_hparams(hparams)
 
-    def fit(self, X: Any, y: Any = None) -> Autoencoder:
+    def fit(self, X: Any, y: Any = None) -> AutoencoderTransformer:
         """Trains on ``X: [N, D]`` (``y`` is ignored); returns ``self``."""
         self._fit_engine(X)
         return self

@@ -26,7 +26,7 @@ import time
 import jax
 import numpy as np
 
-from aejax import quality
+from aejax import metrics
 from aejax.corruption import parse_corruption
 from aejax.errors import DataError
 from aejax.outputs import atomic_path, check_output_dir
@@ -284,8 +284,8 @@ def restore_run(
         entry = {
             "corruption": protocol.spec,
             **({"iterations": its} if task == "inpaint" else {}),
-            "corrupted": quality.quality_report(corrupted["corrupted"], x, missing),
-            "restored": quality.quality_report(restored, x, missing),
+            "corrupted": metrics.quality_report(corrupted["corrupted"], x, missing),
+            "restored": metrics.quality_report(restored, x, missing),
             "seconds": seconds,
         }
         if panels:

@@ -19,7 +19,7 @@ from aejax.data._validate import check_labels, check_table, impute_missing
 from aejax.data.files import load_file
 from aejax.errors import DataError
 from aejax.estimators import AnomalyDetector
-from aejax.estimators.metrics import detection_report
+from aejax.metrics.detection import detection_report
 from aejax.outputs import atomic_path, check_output_dir
 from aejax.train.rundir import write_atomic
 

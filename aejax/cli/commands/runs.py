@@ -1,0 +1,139 @@
+"""Commands on a trained run: ``encode``, ``embed``, ``sample``, ``interpolate``,
+``restore``, ``probe`` and ``recommend``. Each imports its application when it runs."""
+
+from __future__ import annotations
+
+import json
+
+from aejax.cli.commands.train import parse_data_options
+
+
+def encode(args) -> int:
+    from aejax.apps.export import encode_run
+
+    info = encode_run(
+        args.workdir,
+        args.out,
+        data=args.data,
+        split=args.split,
+        data_options=parse_data_options(args.overrides),
+        force=args.force,
+    )
+    print(
+        f"wrote {info['out']}: {info['examples']} {info['split']} examples of {info['data']}, "
+        f"codes of size {info['code_size']}" + (", with labels" if info["labels"] else "")
+    )
+    return 0
+
+
+def embed(args) -> int:
+    from aejax.apps.embed import write_embedding
+
+    out = write_embedding(
+        args.workdir,
+        args.out,
+        args.method,
+        split=args.split,
+        seed=args.seed,
+        max_points=args.max_points,
+        data=args.data,
+        data_options=parse_data_options(args.overrides),
+        force=args.force,
+    )
+    if args.json:
+        print(json.dumps(out, indent=2))
+        return 0
+    print(
+        f"wrote {out['csv']} and {out['png']}: {out['method']} of {out['points']} of "
+        f"{out['examples']} {out['split']} codes of {out['data']} (size {out['code_size']})"
+        + ("" if out["labels"] else ", no labels")
+    )
+    return 0
+
+
+def sample(args) -> int:
+    from aejax.generate import sample_run
+
+    print(f"wrote {sample_run(args.workdir, args.n, args.seed, args.out, force=args.force)}")
+    return 0
+
+
+def interpolate(args) -> int:
+    from aejax.generate import interpolate_run
+
+    out = interpolate_run(
+        args.workdir, args.steps, args.method, args.pairs, args.out, force=args.force
+    )
+    print(f"wrote {out}")
+    return 0
+
+
+def restore(args) -> int:
+    from aejax.apps.restore import restore_run
+
+    out = restore_run(
+        args.workdir,
+        args.task,
+        n=args.n,
+        out_dir=args.out,
+        iterations=args.iterations,
+        force=args.force,
+    )
+    if args.json:
+        print(json.dumps(out, indent=2))
+        return 0
+    print(f"{out['task']}: {out['n']} test images of {out['data']}, seed {out['seed']}")
+    for name, r in out["protocols"].items():
+        for which in ("corrupted", "restored"):
+            q = r[which]
+            missing = (
+                f"  missing-pixel PSNR {q['missing_psnr']:6.2f} dB" if "missing_psnr" in q else ""
+            )
+            print(
+                f"  {name:<12} {which:<9}  PSNR {q['psnr']:6.2f} dB  SSIM {q['ssim']:.3f}{missing}"
+            )
+        print(f"  {'':<12} panel: {r['panel']}")
+    return 0
+
+
+def probe(args) -> int:
+    from aejax.apps.probe import linear_probe
+
+    out = linear_probe(
+        args.workdir, max_iter=args.max_iter, standardize=args.standardize, fit_on=args.fit_on
+    )
+    if args.json:
+        print(json.dumps(out, indent=2))
+        return 0
+    scaled = ", standardized" if out["standardize"] else ""
+    print(
+        f"linear probe (logistic regression, max_iter {out['max_iter']}{scaled}) on "
+        f"{out['data']}: fitted on {out['n_fit']} {out['fit_on']} examples, scored on "
+        f"{out['n_test']} test examples"
+    )
+    rows = (
+        (f"{out['model']} codes ({out['code_size']})", "codes"),
+        (f"PCA-{out['pca_components']} codes", "pca"),
+        (f"raw input ({out['raw_features']})", "raw"),
+    )
+    for label, key in rows:
+        note = "" if out["converged"][key] else f"  (not converged in {out['max_iter']} iterations)"
+        print(f"  {label:<24} accuracy {out[key + '_accuracy']:.4f}{note}")
+    return 0
+
+
+def recommend(args) -> int:
+    from aejax.recommend import recommend
+
+    out = recommend(
+        args.workdir, args.user, args.k, data_options=parse_data_options(args.overrides)
+    )
+    if args.json:
+        print(json.dumps(out, indent=2))
+        return 0
+    print(f"user {out['user']}: {out['n_rated']} rated item(s); top {len(out['items'])} unseen")
+    if out["fallback"]:
+        print(f"  note: {out['fallback']}")
+    for rank, entry in enumerate(out["items"], 1):
+        print(f"  {rank:>3}. item {entry['item']:<12} predicted {entry['predicted']:.3f}")
+    return 0
