@@ -694,9 +694,7 @@ def _detect(args) -> int:
         verbose=not args.no_progress,
         **overrides,
     )
-    out = detect_table(
-        args.data, args.out, detector=detector, read_options=read, force=args.force
-    )
+    out = detect_table(args.data, args.out, detector=detector, read_options=read, force=args.force)
     if args.json:
         print(dumps_strict(out), end="")
         return 0
@@ -900,8 +898,8 @@ def _datasets(_) -> int:
 
 
 def _config(args) -> int:
-    from aejax.config import describe_fields
-    from aejax.models.registry import MODELS, config_keys, model_keys
+    from aejax.config import config_keys, describe_fields
+    from aejax.models.registry import MODELS, model_keys
 
     fields = describe_fields()
     owned = model_keys()
@@ -1121,9 +1119,7 @@ def _after_interrupt(args: argparse.Namespace, e: BaseException) -> str:
             f"no checkpoint had been written yet in {workdir} (the first comes "
             "checkpoint_seconds into training, or at its end): the same command starts over"
         )
-    return (
-        f"the checkpoint of {describe(meta)} is kept in {workdir}: the same command resumes it"
-    )
+    return f"the checkpoint of {describe(meta)} is kept in {workdir}: the same command resumes it"
 
 
 if __name__ == "__main__":
