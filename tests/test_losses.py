@@ -63,7 +63,9 @@ def test_objective_weights_terms_and_schedules_with_the_step():
     np.testing.assert_allclose(warm(terms, 0)[0], [1.0, 2.0])  # no KL at step 0
     np.testing.assert_allclose(warm(terms, 5)[0], [5.0, 10.0])  # half of beta
     np.testing.assert_allclose(warm(terms, 50)[0], [9.0, 18.0])
-    cap = make_objective(Config(model="vae", capacity=10.0, capacity_steps=20, capacity_gamma=3.0), 100)
+    cap = make_objective(
+        Config(model="vae", capacity=10.0, capacity_steps=20, capacity_gamma=3.0), 100
+    )
     # gamma * |KL - C(step)|, C rising linearly to 10 at step 20.
     np.testing.assert_allclose(cap(terms, 10)[0], [1 + 3 * 1.0, 2 + 3 * 3.0])
     np.testing.assert_allclose(cap(terms, 40)[0], [1 + 3 * 6.0, 2 + 3 * 2.0])

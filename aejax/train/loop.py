@@ -68,7 +68,8 @@ def dataset_for(config: Config, spec: str | None = None) -> Dataset:
         label_column=config.label_column,
         impute=config.impute,
         drop_columns=config.drop_columns,
-        ratings_rows="users" if config.autorec_variant == "user" else "items",
+        # autorec's option; any other model reads ratings: data item-based.
+        ratings_rows="users" if getattr(config, "autorec_variant", "item") == "user" else "items",
         ratings_columns=config.ratings_columns,
         ratings_centre=config.ratings_centre,
     )
