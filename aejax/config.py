@@ -483,7 +483,7 @@ def check_model_keys(config: Config, explicit: tuple[str, ...] = ()) -> None:
     for k in explicit:
         if k not in keys:
             spec = _registry().get_spec(config.model)
-            _refuse_foreign(spec, set(keys), {k: "(set)"}, {**COMMON_DEFAULTS})
+            _refuse_foreign(spec, keys, {k: getattr(config, k, None)}, COMMON_DEFAULTS)
 
 
 def format_value(value: Any) -> str:
