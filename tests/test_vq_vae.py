@@ -13,9 +13,7 @@ from aejax.models import MODELS
 from aejax.models.vq import VectorQuantizer, usage_stats
 from aejax.train import train
 
-CONFIG = SMALL.replace(
-    model="vq_vae", epochs=4, **MODELS["vq_vae"].test_config
-)
+CONFIG = SMALL.replace(model="vq_vae", epochs=4, **MODELS["vq_vae"].test_config)
 
 
 @pytest.fixture(scope="module")
