@@ -383,8 +383,8 @@ class Config:
                 values[k] = coerce(k, v, hints[k])
             elif k in own:
                 values[k] = coerce(k, v, own_hints[k])
-            else:
-                values[k] = v  # refused by the constructor, with the reason
+            else:  # refused by the constructor, with the reason: read as its owner would
+                values[k] = _as_owner_reads(k, v)
         return Config(**values)
 
     def with_overrides(self, assignments: Sequence[str]) -> Config:
@@ -436,6 +436,18 @@ def _refuse_foreign(spec, own: set[str], values: Mapping[str, Any], shared: Mapp
         f"its hyperparameters are {sorted(spec.hparams)}; `aejax config --model "
         f"{spec.name}` lists every key it reads"
     )
+
+
+def _as_owner_reads(key: str, value: Any) -> Any:
+    """``value`` coerced as the first model that reads ``key`` would, else as given."""
+    reg = _registry()
+    owners = reg.option_owners().get(key)
+    if not owners:
+        return value
+    try:
+        return coerce(key, value, type_hints(reg.get_spec(owners[0]).options)[key])
+    except ConfigError:
+        return value
 
 
 def _is_owner_default(key: str, value: Any) -> bool:
