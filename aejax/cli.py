@@ -694,7 +694,9 @@ def _detect(args) -> int:
         verbose=not args.no_progress,
         **overrides,
     )
-    out = detect_table(args.data, args.out, detector=detector, read_options=read, force=args.force)
+    out = detect_table(
+        args.data, args.out, detector=detector, read_options=read, force=args.force
+    )
     if args.json:
         print(dumps_strict(out), end="")
         return 0
@@ -1119,7 +1121,9 @@ def _after_interrupt(args: argparse.Namespace, e: BaseException) -> str:
             f"no checkpoint had been written yet in {workdir} (the first comes "
             "checkpoint_seconds into training, or at its end): the same command starts over"
         )
-    return f"the checkpoint of {describe(meta)} is kept in {workdir}: the same command resumes it"
+    return (
+        f"the checkpoint of {describe(meta)} is kept in {workdir}: the same command resumes it"
+    )
 
 
 if __name__ == "__main__":

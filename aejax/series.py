@@ -799,7 +799,9 @@ def detect_series(
     ]
     write_atomic(out / "scores.csv", "\n".join(lines) + "\n")
     with atomic_path(out / "scores.png") as tmp:
-        series_plot(tmp, s, scores, threshold, n_fit, label_windows, title=model, flags=flags)
+        series_plot(
+            tmp, s, scores, threshold, n_fit, label_windows, title=model, flags=flags
+        )
     write_atomic(out / "detect.json", dumps_strict(summary))
     summary["out"] = str(out)
     return summary
