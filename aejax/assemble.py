@@ -41,7 +41,7 @@ def dataset_for(config: Config, spec: str | None = None) -> Dataset:
         label_column=config.label_column,
         impute=config.impute,
         drop_columns=config.drop_columns,
-        ratings_rows="users" if config.autorec_variant == "user" else "items",
+        ratings_rows="users" if getattr(config, "autorec_variant", "item") == "user" else "items",
         ratings_columns=config.ratings_columns,
         ratings_centre=config.ratings_centre,
     )
@@ -115,7 +115,7 @@ def assemble(config: Config, dataset: Dataset | None = None) -> Assembly:
     check_data(ds)  # refused for its data before a new run directory is made
     batch_size = plan_batch_size(config.batch_size, ds.x_train.shape[0], config.devices)
     total_steps = ds.x_train.shape[0] // batch_size * config.epochs
-    model = model_from_config(config, ds.input_shape, ds.kind)
+    model = model_from_config(config, ds.input_shape, ds.kind, n_train=ds.x_train.shape[0])
     return Assembly(
         config=config,
         dataset=ds,

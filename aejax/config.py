@@ -3,14 +3,25 @@
 from __future__ import annotations
 
 import dataclasses
-import functools
 import json
-import math
-import typing
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from aejax.errors import ConfigError, did_you_mean
+from aejax.fields import (
+    ACTIVATIONS,
+    Allowed,
+    coerce,
+    describe,
+    field,
+    field_problems,
+    integer,
+    integers,
+    number,
+    one_of,
+    type_hints,
+)
+from aejax.models.spec import COMMON, COMMON_DEFAULTS
 
 # Fields that change how a run is shown or stored, not what it computes: a workdir may be
 # resumed with other values for them.
@@ -31,64 +42,12 @@ PRESENTATION_FIELDS = frozenset(
 )
 
 
-@dataclasses.dataclass(frozen=True)
-class Allowed:
-    """What a field accepts: ``text`` for people, ``check`` for ``Config.__post_init__``.
-
-    ``text`` and ``choices`` may be functions, for lists that live where this module must
-    not import (the model registry imports jax, and this module).
-
-    Attributes:
-      text: one line, e.g. ``"an integer >= 1"`` or ``"one of adam, adamw"``.
-      check: ``check(value) -> bool``; a TypeError counts as False.
-      choices: the accepted strings, where there is such a list: a wrong value gets a
-        did-you-mean against them.
-    """
-
-    text: str | Callable[[], str]
-    check: Callable[[Any], bool] = lambda _: True
-    choices: tuple[str, ...] | Callable[[], tuple[str, ...]] = ()
-
-    def describe(self) -> tuple[str, tuple[str, ...]]:
-        """Returns ``(text, choices)``, computing the lazy ones."""
-        text = self.text() if callable(self.text) else self.text
-        choices = self.choices() if callable(self.choices) else self.choices
-        return text, tuple(choices)
-
-
-def _one_of(*choices: str) -> Allowed:
-    return Allowed("one of " + ", ".join(choices), lambda v: v in choices, choices)
-
-
-def _integer(low: int) -> Allowed:
-    return Allowed(f"an integer >= {low}", lambda v: v >= low)
-
-
-def _integers(low: int, *, nonempty: bool = False) -> Allowed:
-    def check(v) -> bool:
-        return (len(v) >= 1 or not nonempty) and all(x >= low for x in v)
-
-    return Allowed(f"a {'non-empty ' if nonempty else ''}list of integers >= {low}", check)
-
-
-def _number(
-    low: float, high: float | None = None, *, above: bool = False, finite: bool = False
-) -> Allowed:
-    """A number >= ``low`` (> ``low`` if ``above``), below ``high`` if given; NaN never."""
-
-    def check(v) -> bool:
-        in_low = v > low if above else v >= low
-        return in_low and (high is None or v < high) and (not finite or math.isfinite(v))
-
-    if high is None:
-        text = f"a {'finite ' if finite else ''}number {'>' if above else '>='} {low:g}"
-    else:
-        text = f"a number in {'(' if above else '['}{low:g}, {high:g})"
-    return Allowed(text, check)
+# The field helpers live in aejax.fields (the models' options use them without this module).
+_one_of, _integer, _integers, _number, _field = one_of, integer, integers, number, field
 
 
 def _model_names() -> tuple[str, ...]:
-    from aejax.models.registry import MODELS  # late: the registry imports this module
+    from aejax.models.registry import MODELS  # late: the names only; no model is loaded
 
     return tuple(MODELS)
 
@@ -99,10 +58,10 @@ def _data_specs() -> str:
     return ", ".join(spec for spec, _ in list_datasets()) + " (see `aejax datasets`)"
 
 
-# Any name passes here: a model may be registered after its Config is made, and the
-# registry refuses an unknown one (with a did-you-mean) when the model is built.
+# Any name passes this check: Config's constructor resolves it in the registry first,
+# which refuses an unknown one with a did-you-mean.
 _MODEL = Allowed(lambda: f"one of {', '.join(_model_names())} (any case)", choices=_model_names)
-_ACTIVATIONS = _one_of("relu", "gelu", "silu", "elu", "tanh", "sigmoid", "leaky_relu", "softplus")
+_ACTIVATIONS = ACTIVATIONS
 
 
 def _corruption_spec(value: str) -> bool:
@@ -113,15 +72,6 @@ def _corruption_spec(value: str) -> bool:
 
     parse_corruption(value)
     return True
-
-
-def _codes_corruption_spec(value: str) -> bool:
-    """A corruption spec whose operators work on real-valued vectors (not images only)."""
-    if value in ("", "none"):  # the default: no need to import jax for it
-        return True
-    from aejax.corruption import parse_corruption  # late: it imports jax
-
-    return not parse_corruption(value).images_only
 
 
 def _augment_spec(value: str) -> bool:
@@ -162,189 +112,49 @@ def _field(default: Any, doc: str, allowed: Allowed | None = None) -> Any:
     return dataclasses.field(default=default, metadata={"help": doc, "allowed": allowed})
 
 
-# The first field of each group, with the group's name and one line: `aejax config` and
-# docs/configuration.md show the fields under these headings, in source order.
-GROUPS = {
-    "model": ("model", "the architecture: encoder, code, decoder and output distribution"),
-    "beta": ("variational", "the KL term of vae and conv_vae: its weight, a warm-up or a capacity"),
-    "codebook_size": ("vq_vae", "vq_vae's codebook (van den Oord et al. 2017)"),
-    "prior": ("adversarial_ae", "adversarial_ae's prior and discriminator (Makhzani et al. 2016)"),
-    "sparsity": ("sparse_ae", "sparse_ae and conv_sparse_ae: how the code is made sparse"),
-    "contractive_weight": (
-        "contractive_ae",
-        "contractive_ae's Jacobian penalty (Rifai et al. 2011)",
-    ),
-    "pretrain_epochs": (
-        "stacked_ae",
-        "greedy layer-wise pretraining of stacked_ae, then fine-tuning (Vincent et al. 2010)",
-    ),
-    "autorec_variant": (
-        "autorec",
-        "AutoRec (Sedhain et al. 2015) on ratings:PATH data: item- or user-based, L2, output",
-    ),
-    "cell": (
-        "seq2seq_ae",
-        "LSTM/GRU encoder and decoder of seq2seq_ae on sequence data (Malhotra et al. 2016)",
-    ),
+# The groups of the fields every run shares, by their first field, with one line each;
+# the models' options add theirs (``Options.GROUP``) between model and data. `aejax config`
+# and docs/configuration.md show the fields under these headings, in this order.
+_SHARED_GROUPS = {
+    "model": ("model", "the model, its code width, activation, dtype and output distribution"),
     "data": ("data", "the data set and its splits"),
     "epochs": ("optimisation", "the optimizer, the learning-rate schedule and the seed"),
     "patience": ("loop", "early stopping, checkpoints, devices and output"),
 }
 
 
-@dataclasses.dataclass(frozen=True)
+@dataclasses.dataclass(frozen=True, init=False, eq=False, repr=False)
 class Config:
     """Everything that defines a training run. Hashable, so it can be bound into jit.
 
     Command line: ``aejax train --model ae --data digits --latent-dim 8 --set hidden=256,128``.
-    Every field carries its one-line meaning and what it accepts (``aejax config`` lists
-    them; ``describe_fields()`` returns them); ``__post_init__`` checks the same rules.
+    The dataclass fields are those every run shares; the chosen model's own options (its
+    ``ModelSpec.options`` dataclass, e.g. ``hidden`` and ``beta`` for vae) are
+    ``config.options`` and read as attributes too: ``Config(model="vae", beta=2.0).beta``.
+    A key the model does not read is refused (a ConfigError naming the model and its
+    keys). Every field carries its one-line meaning and what it accepts (``aejax config``
+    lists them; ``describe_fields()`` returns them); the constructor checks the same rules.
     """
 
     # Model.
     model: str = _field("ae", "the model to train (`aejax models` describes each)", _MODEL)
     latent_dim: int = _field(
-        8, "width of the code z; also the PCA baseline's components", _integer(1)
+        COMMON_DEFAULTS["latent_dim"],
+        "width of the code z; also the PCA baseline's components",
+        _integer(1),
     )
-    hidden: tuple[int, ...] = _field(
-        (512, 256), "dense encoder widths; the decoder mirrors them", _integers(1)
+    activation: str = _field(
+        COMMON_DEFAULTS["activation"], "hidden-layer activation (a jax.nn function)", _ACTIVATIONS
     )
-    conv_features: tuple[int, ...] = _field(
-        (32, 64),
-        "conv encoder channels, one stride-2 conv each; the decoder mirrors them",
-        _integers(1, nonempty=True),
-    )
-    activation: str = _field("gelu", "hidden-layer activation (a jax.nn function)", _ACTIVATIONS)
     dtype: str = _field(
         "float32",
         "compute dtype; bfloat16 or float16 = mixed precision (float32 params and loss)",
         _one_of("float32", "bfloat16", "float16"),
     )
-    deconv: str = _field(
-        "subpixel",
-        "how conv decoders lower transposed convs (the same function either way)",
-        _one_of("subpixel", "lax"),
-    )
     likelihood: str = _field(
         "auto",
         "the decoder's output distribution; auto = bernoulli for images, gaussian for tables",
         _one_of("auto", "bernoulli", "gaussian", "gaussian_learned"),
-    )
-    # Variational models: the objective's KL weight, a warm-up or a capacity schedule.
-    beta: float = _field(
-        1.0, "weight of the KL term (1 = the ELBO; beta-VAE otherwise)", _number(0, finite=True)
-    )
-    kl_warmup_steps: int = _field(
-        0, "the KL weight rises linearly from 0 to beta over these steps", _integer(0)
-    )
-    capacity: float = _field(
-        0.0,
-        "target KL C in nats, reached at capacity_steps (Burgess et al. 2018); 0 = off",
-        _number(0, finite=True),
-    )
-    capacity_steps: int = _field(
-        0, "steps over which C grows from 0 (0 = the whole run)", _integer(0)
-    )
-    capacity_gamma: float = _field(1000.0, "weight of |KL - C| when capacity > 0", _number(0))
-    # vq_vae (van den Oord et al. 2017).
-    codebook_size: int = _field(512, "K, the number of codes", _integer(1))
-    code_dim: int = _field(64, "D, the width of each code", _integer(1))
-    commitment: float = _field(0.25, "weight of the commitment term", _number(0))
-    vq_update: str = _field(
-        "ema",
-        "codebook update: ema (decayed cluster averages) or loss (codebook loss, by gradient)",
-        _one_of("ema", "loss"),
-    )
-    vq_decay: float = _field(0.99, "decay of the EMA codebook averages", _number(0, 1, above=True))
-    vq_restart: bool = _field(True, "move dead codes to encoder outputs of the batch")
-    # adversarial_ae (Makhzani et al. 2016).
-    prior: str = _field(
-        "gaussian",
-        "the latent prior: gaussian (N(0, I)) or mixture (Gaussians on a circle)",
-        _one_of("gaussian", "mixture"),
-    )
-    prior_components: int = _field(10, "components of the mixture prior", _integer(1))
-    disc_hidden: tuple[int, ...] = _field((256, 256), "latent discriminator widths", _integers(1))
-    disc_lr: float = _field(0.0, "discriminator learning rate; 0 = lr", _number(0))
-    adversarial_weight: float = _field(
-        1.0, "weight of the encoder's adversarial (generator) term", _number(0)
-    )
-    # sparse_ae and conv_sparse_ae (aejax/models/sparse.py).
-    sparsity: str = _field(
-        "kl",
-        "l1 (on a ReLU code), kl (sigmoid code, batch-mean rate to sparsity_target: Ng) or "
-        "topk (the sparsity_k largest of a linear code: Makhzani & Frey 2013)",
-        _one_of("l1", "kl", "topk"),
-    )
-    sparsity_weight: float = _field(
-        1.0, "weight of the sparsity term (l1 and kl; topk has none)", _number(0, finite=True)
-    )
-    sparsity_target: float = _field(
-        0.05, "kl: the target mean activation rho of each code unit", _number(0, 1, above=True)
-    )
-    sparsity_k: int = _field(
-        4, "topk: code units kept per example (at most latent_dim)", _integer(1)
-    )
-    # contractive_ae (aejax/models/contractive.py).
-    contractive_weight: float = _field(
-        0.1,
-        "weight lambda of the penalty ||J_h(x)||_F^2 on the sigmoid code h",
-        _number(0, finite=True),
-    )
-    contractive_jacobian: str = _field(
-        "auto",
-        "how J is computed: auto (closed_form for one sigmoid layer, hidden=(); else the "
-        "cheaper of forward and reverse), closed_form, forward (jacfwd), reverse (jacrev)",
-        _one_of("auto", "closed_form", "forward", "reverse"),
-    )
-    # stacked_ae (aejax/pretrain.py).
-    pretrain_epochs: int = _field(
-        10,
-        "epochs of each layer's shallow autoencoder before end-to-end fine-tuning; 0 = none",
-        _integer(0),
-    )
-    pretrain_lr: float = _field(0.0, "the pretraining's peak learning rate; 0 = lr", _number(0))
-    pretrain_corruption: str = _field(
-        "none",
-        "corruption of every pretrained layer's input (denoising layers: SDAE), e.g. "
-        "masking:0.25 or gaussian:0.3; none = plain autoencoders",
-        Allowed(
-            "gaussian:SIGMA and masking:P joined by + (`aejax.corruption`; beyond the first "
-            "layer the inputs are real-valued codes); none = off",
-            _codes_corruption_spec,
-        ),
-    )
-    # autorec (aejax/models/autorec.py); its hidden width is latent_dim, its hidden
-    # layer's activation is activation.
-    autorec_variant: str = _field(
-        "item",
-        "item: an example per item over the users (I-AutoRec); user: per user over the items",
-        _one_of("item", "user"),
-    )
-    autorec_l2: float = _field(
-        0.003,
-        "weight lambda of (lambda / 2) ||W||^2 on both kernels, per training row in the loss",
-        _number(0, finite=True),
-    )
-    autorec_output: str = _field(
-        "identity",
-        "the output layer's activation (identity: the paper's I-AutoRec)",
-        _one_of(
-            "identity", "relu", "gelu", "silu", "elu", "tanh", "sigmoid", "leaky_relu", "softplus"
-        ),
-    )
-    # seq2seq_ae (aejax/models/sequence.py); its code width is latent_dim.
-    cell: str = _field("lstm", "the recurrent cell of encoder and decoder", _one_of("lstm", "gru"))
-    rnn_hidden: int = _field(64, "units of the encoder's and decoder's cell", _integer(1))
-    reverse_decode: bool = _field(
-        True, "reconstruct each sequence last step first (Malhotra et al. 2016)"
-    )
-    teacher_forcing: bool = _field(
-        False,
-        "decoder input: the true previous value in training, its own prediction otherwise",
-    )
-    rnn_unroll: int = _field(
-        1, "time steps per scan iteration of the recurrences (0 = fully unrolled)", _integer(0)
     )
     # Data.
     data: str = _field(
@@ -464,44 +274,118 @@ class Config:
         Allowed("a directory"),
     )
 
-    def __post_init__(self):
-        if isinstance(self.model, str) and self.model != self.model.lower():
+    def __init__(self, options: Any = None, **values: Any):
+        """``Config(model=..., <shared fields>, <the model's options>)``; see the class.
+
+        Args:
+          options: the model's options dataclass instance (``config.options``); keys given
+            by name update it.
+          **values: shared fields and the model's option keys; unset ones default.
+        """
+        shared = {f.name: values.pop(f.name, f.default) for f in dataclasses.fields(Config)}
+        if isinstance(shared["model"], str):
             # Registry names are lower case: `--model VAE` runs, and config.json says "vae".
-            object.__setattr__(self, "model", self.model.lower())
-        optional = _optional_fields()
-        problems = [
-            _problem(f.name, getattr(self, f.name), f.metadata.get("allowed"), f.name in optional)
-            for f in dataclasses.fields(self)
-        ]
-        problems = [p for p in problems if p]
+            shared["model"] = _registry().resolve_name(shared["model"])
+        for k, v in shared.items():
+            object.__setattr__(self, k, v)
+        spec = _registry().get_spec(shared["model"])
+        own = {f.name for f in dataclasses.fields(spec.options)}
+        _refuse_foreign(spec, own, values, shared)
+        if options is None:
+            options = spec.options(**values)
+        elif type(options) is not spec.options:
+            raise ConfigError(
+                f"options of type {type(options).__name__} given for model {spec.name!r}, "
+                f"which reads {spec.options.__name__}"
+            )
+        elif values:
+            options = dataclasses.replace(options, **values)
+        object.__setattr__(self, "options", options)
+        problems = field_problems(self)
         if problems:
             raise ConfigError("; ".join(problems))
 
+    def __getattr__(self, name: str) -> Any:
+        # Only called when normal lookup fails: the model's options read as attributes.
+        options = self.__dict__.get("options")
+        if options is None or name.startswith("__"):
+            raise AttributeError(name)
+        if name in options.__dataclass_fields__:
+            return getattr(options, name)
+        raise AttributeError(
+            f"Config of model {self.model!r} has no field {name!r}; its keys: "
+            f"{', '.join(config_keys(self.model))}"
+        )
+
+    def _key(self) -> tuple:
+        return (*(getattr(self, f.name) for f in dataclasses.fields(Config)), self.options)
+
+    def __eq__(self, other: object) -> bool:
+        return type(other) is Config and self._key() == other._key()
+
+    def __hash__(self) -> int:
+        return hash(self._key())
+
+    def __repr__(self) -> str:
+        items = ", ".join(f"{k}={v!r}" for k, v in self._items())
+        return f"Config({items})"
+
+    def _items(self) -> list[tuple[str, Any]]:
+        """Every key this config holds and its value: the model fields, the model's
+        options, then data, optimisation and loop."""
+        shared = [(f.name, getattr(self, f.name)) for f in dataclasses.fields(Config)]
+        own = [(f.name, getattr(self.options, f.name)) for f in dataclasses.fields(self.options)]
+        n = len(COMMON) + 1  # model and the common model fields come first
+        return shared[:n] + own + shared[n:]
+
     # --- conversions at the boundary -------------------------------------------------
     def to_dict(self) -> dict[str, Any]:
-        """Returns a JSON-serializable dict (tuples become lists)."""
-        return {
-            k: list(v) if isinstance(v, tuple) else v for k, v in dataclasses.asdict(self).items()
-        }
+        """A flat JSON-serializable dict (tuples become lists): the shared fields and the
+        chosen model's own options, as ``config.json`` stores them."""
+        return {k: list(v) if isinstance(v, tuple) else v for k, v in self._items()}
 
     @classmethod
     def from_dict(cls, d: Mapping[str, Any]) -> Config:
-        """Builds a Config from a dict such as ``config.json``; unknown keys are an error."""
+        """Builds a Config from a dict such as ``config.json``; unknown keys are an error.
+
+        Files of earlier versions list every model's keys: a key the chosen model does not
+        read is skipped when it holds its owner's default (any other value is refused).
+        """
+        d = dict(d)
+        model = d.get("model", cls.__dataclass_fields__["model"].default)
+        spec = _registry().get_spec(model) if isinstance(model, str) else None
+        if spec is not None:
+            keep = set(config_keys(spec.name))
+            for k in [k for k in d if k not in keep and _is_owner_default(k, d[k])]:
+                del d[k]
         return cls().replace(**d)
 
     def replace(self, **changes: Any) -> Config:
-        """Returns a copy with ``changes`` applied, each value coerced to the field's type."""
-        fields = {f.name: f for f in dataclasses.fields(self)}
-        unknown = sorted(set(changes) - set(fields))
-        if unknown:
-            named = ", ".join(f"{k!r}{did_you_mean(k, fields)}" for k in unknown)
-            raise ConfigError(
-                f"unknown config field{'s' if len(unknown) > 1 else ''} {named}; "
-                "`aejax config` lists the fields"
-            )
-        hints = typing.get_type_hints(Config)
-        coerced = {k: _coerce(k, v, hints[k]) for k, v in changes.items()}
-        return dataclasses.replace(self, **coerced)
+        """Returns a copy with ``changes`` applied, each value coerced to the field's type.
+
+        A new ``model`` keeps the options the new model also reads and resets the rest
+        to the new model's defaults; a key it does not read is refused.
+        """
+        reg = _registry()
+        model = changes.get("model", self.model)
+        model = reg.resolve_name(model) if isinstance(model, str) else model
+        spec = reg.get_spec(model)
+        hints = type_hints(Config)
+        own = {f.name: f for f in dataclasses.fields(spec.options)}
+        values: dict[str, Any] = {f.name: getattr(self, f.name) for f in dataclasses.fields(Config)}
+        carried = dict(self._items())
+        values.update({k: carried[k] for k in own if k in self.options.__dataclass_fields__})
+        if model != self.model:  # the shared model fields the new model does not read
+            values.update({k: COMMON_DEFAULTS[k] for k in COMMON if k not in spec.common})
+        own_hints = type_hints(spec.options)
+        for k, v in changes.items():
+            if k in hints:
+                values[k] = coerce(k, v, hints[k])
+            elif k in own:
+                values[k] = coerce(k, v, own_hints[k])
+            else:  # refused by the constructor, with the reason: read as its owner would
+                values[k] = _as_owner_reads(k, v)
+        return Config(**values)
 
     def with_overrides(self, assignments: Sequence[str]) -> Config:
         """Applies ``key=value`` strings, as given to ``--set`` on the command line."""
@@ -521,40 +405,97 @@ class Config:
         return json.dumps(self.to_dict(), indent=2, sort_keys=True)
 
 
-# --- what each field accepts: one source for the checks, `aejax config` and the docs ----
-@functools.cache
-def _optional_fields() -> frozenset[str]:
-    """The fields that also accept None (typed ``X | None``)."""
-    hints = typing.get_type_hints(Config)
-    return frozenset(k for k, h in hints.items() if type(None) in typing.get_args(h))
+# --- the models' keys: routing, refusal, and what each model reads ----------------------
+def _registry():
+    from aejax.models import registry  # late: it loads a model's module on first use
+
+    return registry
 
 
-def _problem(name: str, value: Any, allowed: Allowed | None, optional: bool) -> str | None:
-    """What is wrong with ``name=value``, or None when ``allowed`` accepts it."""
-    if allowed is None or (optional and value is None):
-        return None
+def _refuse_foreign(spec, own: set[str], values: Mapping[str, Any], shared: Mapping) -> None:
+    """Raises a one-line ConfigError for keys model ``spec`` does not read.
+
+    ``values`` are the keys that are not shared fields; a shared model field the model
+    does not read (seq2seq_ae's ``activation``) is refused when not at its default.
+    """
+    unread = [k for k in COMMON if k not in spec.common and shared[k] != COMMON_DEFAULTS[k]]
+    foreign = sorted(set(values) - own) + unread
+    if not foreign:
+        return
+    k = foreign[0]
+    keys = config_keys(spec.name)
+    owners = _registry().option_owners().get(k)
+    if owners is None and k not in COMMON:
+        everything = [*keys, *_registry().option_owners()]
+        hint = did_you_mean(k, keys) or did_you_mean(k, everything)
+        raise ConfigError(f"unknown config field {k!r}{hint}; `aejax config` lists the fields")
+    value = values[k] if k in values else shared[k]
+    whose = f" (a key of {', '.join(owners)})" if owners else ""
+    raise ConfigError(
+        f"model {spec.name!r} does not use {k}={value!r}{whose}; "
+        f"its hyperparameters are {sorted(spec.hparams)}; `aejax config --model "
+        f"{spec.name}` lists every key it reads"
+    )
+
+
+def _as_owner_reads(key: str, value: Any) -> Any:
+    """``value`` coerced as the first model that reads ``key`` would, else as given."""
+    reg = _registry()
+    owners = reg.option_owners().get(key)
+    if not owners:
+        return value
     try:
-        ok = bool(allowed.check(value))
-    except TypeError:  # e.g. a string where a number belongs
-        ok = False
-    if ok:
-        return None
-    text, choices = allowed.describe()
-    hint = did_you_mean(value, choices) if isinstance(value, str) and choices else ""
-    return f"{name}={value!r} is not allowed: {text}{', or none' if optional else ''}{hint}"
+        return coerce(key, value, type_hints(reg.get_spec(owners[0]).options)[key])
+    except ConfigError:
+        return value
 
 
-def _type_name(hint: Any) -> str:
-    """A field's type as a user reads it: ``int``, ``list of int``, ``str or none``."""
-    args = typing.get_args(hint)
-    if type(None) in args:
-        return _type_name(next(a for a in args if a is not type(None))) + " or none"
-    if typing.get_origin(hint) is tuple:
-        return "list of " + _type_name(args[0])
-    return hint.__name__
+def _is_owner_default(key: str, value: Any) -> bool:
+    """Whether ``key`` is some model's option and ``value`` its default there."""
+    reg = _registry()
+    for name in reg.option_owners().get(key, ()):
+        cls = reg.get_spec(name).options
+        try:
+            if coerce(key, value, type_hints(cls)[key]) == cls.__dataclass_fields__[key].default:
+                return True
+        except ConfigError:
+            pass
+    return False
 
 
-_ANY_OF_TYPE = {bool: "true or false", int: "any integer", float: "any number", str: "any string"}
+def config_keys(name: str) -> tuple[str, ...]:
+    """Every key of a run of model ``name``, in ``to_dict`` order.
+
+    The shared model fields it reads, its own options, and every data, optimisation and
+    loop field; ``aejax config --model NAME`` shows them.
+    """
+    spec = _registry().get_spec(name)
+    shared = [f.name for f in dataclasses.fields(Config)]
+    n = len(COMMON) + 1
+    head = [k for k in shared[:n] if k == "model" or k in spec.common]
+    return (*head, *(f.name for f in dataclasses.fields(spec.options)), *shared[n:])
+
+
+def all_keys() -> tuple[str, ...]:
+    """Every key some Config accepts: the shared fields and every model's options."""
+    shared = [f.name for f in dataclasses.fields(Config)]
+    n = len(COMMON) + 1
+    return (*shared[:n], *_registry().option_owners(), *shared[n:])
+
+
+def check_model_keys(config: Config, explicit: tuple[str, ...] = ()) -> None:
+    """Refuses ``explicit`` keys (set by name) that model ``config.model`` does not read.
+
+    A Config refuses the others when it is made; this remains for the names a user typed.
+
+    Raises:
+      ConfigError: naming the key, the model and its valid keys.
+    """
+    keys = set(config_keys(config.model))
+    for k in explicit:
+        if k not in keys:
+            spec = _registry().get_spec(config.model)
+            _refuse_foreign(spec, keys, {k: getattr(config, k, None)}, COMMON_DEFAULTS)
 
 
 def format_value(value: Any) -> str:
@@ -568,70 +509,75 @@ def format_value(value: Any) -> str:
     return str(value)
 
 
-def describe_fields() -> list[dict[str, Any]]:
-    """Every Config field, in source order, as ``aejax config`` shows it.
-
-    Returns:
-      One dict per field: ``name``, ``group`` (see ``GROUPS``), ``type`` (e.g. ``"list of
-      int"``), ``default`` (JSON, as in ``to_dict``), ``allowed`` (one line), ``choices``
-      (the accepted strings, or ``[]``) and ``help`` (one line of meaning).
-    """
-    hints = typing.get_type_hints(Config)
-    defaults = Config().to_dict()
-    optional = _optional_fields()
-    out, group = [], None
-    for f in dataclasses.fields(Config):
-        group = GROUPS.get(f.name, (group,))[0]
-        allowed: Allowed | None = f.metadata.get("allowed")
-        if allowed is None:
-            text, choices = _ANY_OF_TYPE.get(hints[f.name], "any value"), ()
-        else:
-            text, choices = allowed.describe()
-        if f.name in optional:
-            text += ", or none"
-        out.append(
-            {
-                "name": f.name,
-                "group": group,
-                "type": _type_name(hints[f.name]),
-                "default": defaults[f.name],
-                "allowed": text,
-                "choices": list(choices),
-                "help": f.metadata.get("help", ""),
-            }
-        )
+def _groups() -> list[tuple[str, str, list[tuple[type, dataclasses.Field]]]]:
+    """``(group, title, [(dataclass, field), ...])`` in display order, every model's."""
+    shared = dataclasses.fields(Config)
+    n = len(COMMON) + 1
+    out: list = [(*_SHARED_GROUPS["model"], [(Config, f) for f in shared[:n]])]
+    seen = set()
+    for spec in _registry().MODELS.values():
+        for f in dataclasses.fields(spec.options):
+            if f.name in seen:
+                continue
+            seen.add(f.name)
+            owner = next(
+                c
+                for c in reversed(spec.options.__mro__)
+                if f.name in vars(c).get("__annotations__", {})
+            )
+            group, title = owner.GROUP or (spec.name, spec.description)
+            if not any(g == group for g, _, _ in out):
+                out.append((group, title, []))
+            next(fs for g, _, fs in out if g == group).append((spec.options, f))
+    for f in shared[n:]:
+        if f.name in _SHARED_GROUPS:
+            out.append((*_SHARED_GROUPS[f.name], []))
+        out[-1][2].append((Config, f))
     return out
 
 
-def _coerce(name: str, value: Any, hint: Any) -> Any:
-    """Converts strings (from the command line) and lists (from JSON) to the field's type."""
-    args = typing.get_args(hint)
-    optional = type(None) in args
-    if optional and (value is None or (isinstance(value, str) and value.lower() in ("none", ""))):
-        return None
-    base = next((a for a in args if a is not type(None)), hint) if optional else hint
-    try:
-        if typing.get_origin(base) is tuple:
-            if isinstance(value, str):
-                value = [v for v in value.replace("(", "").replace(")", "").split(",") if v.strip()]
-            item = typing.get_args(base)[0]
-            return tuple(item(v.strip()) if isinstance(v, str) else item(v) for v in value)
-        if base is bool:
-            if isinstance(value, str):
-                if value.lower() in ("1", "true", "yes", "on"):
-                    return True
-                if value.lower() in ("0", "false", "no", "off"):
-                    return False
-                raise ValueError(value)
-            return bool(value)
-        if base is int:
-            if isinstance(value, float) and not value.is_integer():
-                raise ValueError(value)
-            return int(value)
-        if base is float:
-            return float(value)
-        if base is str:
-            return str(value)
-    except (TypeError, ValueError):
-        raise ConfigError(f"config field {name!r}: cannot read {value!r} as {hint}") from None
-    return value
+class _Groups(Mapping):
+    """``GROUPS``: first field of each group -> ``(group, one line)``, computed on use."""
+
+    def _table(self) -> dict[str, tuple[str, str]]:
+        return {fs[0][1].name: (g, title) for g, title, fs in _groups()}
+
+    def __getitem__(self, key: str) -> tuple[str, str]:
+        return self._table()[key]
+
+    def __iter__(self):
+        return iter(self._table())
+
+    def __len__(self) -> int:
+        return len(self._table())
+
+
+GROUPS: Mapping[str, tuple[str, str]] = _Groups()
+
+
+def describe_fields(model: str | None = None) -> list[dict[str, Any]]:
+    """Every key, grouped as ``aejax config`` shows it: shared fields and model options.
+
+    Args:
+      model: only the keys a run of this model reads (``config_keys``); None = all.
+
+    Returns:
+      One dict per key: ``name``, ``group`` (see ``GROUPS``), ``type`` (e.g. ``"list of
+      int"``), ``default`` (JSON, as in ``to_dict``), ``allowed`` (one line), ``choices``
+      (the accepted strings, or ``[]``), ``help`` (one line of meaning) and ``models``
+      (the models that read it; None for a field of every run).
+    """
+    keep = set(config_keys(model)) if model is not None else None
+    owners = _registry().option_owners()
+    models = list(_registry().MODELS)
+    common_readers = {k: [m for m in models if k in _registry().get_spec(m).common] for k in COMMON}
+    out = []
+    for group, _, fs in _groups():
+        for cls, f in fs:
+            if keep is not None and f.name not in keep:
+                continue
+            d = describe(cls, f, f.default)
+            d["group"] = group
+            d["models"] = owners.get(f.name) or common_readers.get(f.name)
+            out.append(d)
+    return out

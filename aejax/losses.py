@@ -7,11 +7,6 @@ import jax.numpy as jnp
 import optax
 
 
-def likelihood_for(kind: str) -> str:
-    """Chooses the output head for a data kind: Bernoulli for images, Gaussian for tabular."""
-    return "bernoulli" if kind == "image" else "gaussian"
-
-
 def step_is_finite(per_example: jax.Array, grads) -> jax.Array:
     """Scalar bool: the batch loss and the gradients' global norm are finite.
 

@@ -70,45 +70,61 @@ class Objective:
         return total, weights
 
 
-def _ramp(steps: int, end: float) -> Callable[[jax.Array], jax.Array]:
+def ramp(steps: int, end: float) -> Callable[[jax.Array], jax.Array]:
     """0 at step 0, rising linearly to ``end`` at ``steps``, then constant."""
     return optax.linear_schedule(0.0, end, max(int(steps), 1))
 
 
-def make_objective(config, total_steps: int) -> Objective:
-    """The objective of a run: every term any registry model reports, weighted by ``config``.
+def kl_weights(options, total_steps: int):
+    """The ``kl`` weight of a model with ``Variational`` options (``aejax.models.options``).
 
-    - ``reconstruction``: 1.
-    - ``kl``: ``beta``; with ``kl_warmup_steps`` rising from 0 to ``beta`` over them; with
-      ``capacity > 0``, ``capacity_gamma * |KL - C(step)|`` where ``C`` grows linearly
-      from 0 to ``capacity`` over ``capacity_steps`` (0 = the whole run).
-    - ``commitment``: ``commitment`` (VQ-VAE's beta); ``codebook``: 1.
-    - ``adversarial``: ``adversarial_weight``; ``discriminator``: 1 (its own phase).
-    - ``sparsity``: ``sparsity_weight``; ``contractive``: ``contractive_weight``.
-    - ``l2``: ``autorec_l2`` (AutoRec's weight decay in the loss).
+    ``beta``; with ``kl_warmup_steps`` rising from 0 to ``beta`` over them; with
+    ``capacity > 0``, ``capacity_gamma * |KL - C(step)|`` where ``C`` grows linearly from
+    0 to ``capacity`` over ``capacity_steps`` (0 = the whole run).
+
+    Returns:
+      ``({"kl": weight}, capacity schedule or None, final step)`` (``ModelSpec.weights``).
+    """
+    capacity = None
+    if options.capacity > 0:
+        kl = options.capacity_gamma
+        capacity = ramp(options.capacity_steps or total_steps, options.capacity)
+    elif options.kl_warmup_steps > 0:
+        kl = ramp(options.kl_warmup_steps, options.beta)
+    else:
+        kl = options.beta
+    final = max(total_steps, options.kl_warmup_steps, options.capacity_steps)
+    return {"kl": kl}, capacity, final
+
+
+def make_objective(config, total_steps: int) -> Objective:
+    """The objective of a run: ``reconstruction`` at weight 1 and the model's own weights.
+
+    The weights come from the model's registry entry (``ModelSpec.weights``) applied to
+    the run's options, e.g. ``kl`` (``kl_weights``) for vae, ``commitment`` and
+    ``codebook`` for vq_vae, ``adversarial`` and ``discriminator`` for adversarial_ae.
 
     Args:
       config: the run's ``aejax.Config``.
       total_steps: optimizer steps in the run (the end of the schedules).
     """
-    capacity = None
-    if config.capacity > 0:
-        kl = config.capacity_gamma
-        capacity = _ramp(config.capacity_steps or total_steps, config.capacity)
-    elif config.kl_warmup_steps > 0:
-        kl = _ramp(config.kl_warmup_steps, config.beta)
-    else:
-        kl = config.beta
-    weights = {
-        "reconstruction": 1.0,
-        "kl": kl,
-        "commitment": config.commitment,
-        "codebook": 1.0,
-        "adversarial": config.adversarial_weight,
-        "discriminator": 1.0,
-        "sparsity": config.sparsity_weight,
-        "contractive": config.contractive_weight,
-        "l2": config.autorec_l2,
-    }
-    final = max(total_steps, config.kl_warmup_steps, config.capacity_steps)
-    return Objective(weights, capacity, final)
+    from aejax.models.registry import get_spec  # late: it loads the model's module
+
+    weights, capacity, final = get_spec(config.model).weights(config.options, total_steps)
+    return Objective({"reconstruction": 1.0, **weights}, capacity, final)
+
+
+def default_objective(total_steps: int = 1) -> Objective:
+    """Every registry model's terms at their default weights (one objective for any model).
+
+    What a train step uses when it is given no objective: a term weighs the same as in a
+    run of its model with default options (``kl`` at beta 1, ``commitment`` 0.25, ...).
+    """
+    from aejax.models.registry import MODELS  # late: it loads every model's module
+
+    weights: dict = {"reconstruction": 1.0}
+    for spec in MODELS.values():
+        w, _, _ = spec.weights(spec.options(), total_steps)
+        for name, value in w.items():
+            weights.setdefault(name, value)
+    return Objective(weights, None, total_steps)

@@ -75,7 +75,7 @@ def _config(model: str, settings: dict, fields: dict) -> aejax.Config:
         **base,
     )
     # Keys a model does not read (pretrain_epochs for all but stacked_ae) are left out.
-    from aejax.models.registry import config_keys
+    from aejax.config import config_keys
 
     keys = set(config_keys(model))
     extra = {k: v for k, v in extra.items() if k in keys}

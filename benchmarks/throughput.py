@@ -21,7 +21,8 @@ import jax.numpy as jnp
 import numpy as np
 
 import aejax
-from aejax import losses, xla
+from aejax import xla
+from aejax.models.likelihoods import likelihood_for
 from aejax.objective import make_objective
 from aejax.train import epoch_permutation, init_state
 from benchmarks import environment, flops, records, timing
@@ -89,7 +90,7 @@ def torch_trainer(name: str, ds: aejax.Dataset, config: aejax.Config, batches: l
     step = torch_train.make_step(
         twin,
         torch_train.make_optimizer(twin, config),
-        losses.likelihood_for(ds.kind),
+        likelihood_for(ds.kind).name,
         config.grad_clip,
     )
 

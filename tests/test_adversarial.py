@@ -218,18 +218,18 @@ def test_each_phase_follows_the_gradient_of_its_own_loss(steps):
 
 
 def test_without_the_adversarial_term_the_autoencoder_steps_like_a_plain_ae(steps):
-    _, _, state, step, batches = steps
+    model, _, state, step, batches = steps
     batch, key = {"x": batches[0]}, jax.random.key(5)
     ae_state = TrainState(
         step=state.step,
-        params=select_group(state.params, "autoencoder"),
+        params=select_group(state.params, "autoencoder", model),
         opt_state={"autoencoder": state.opt_state["autoencoder"]},
         model_state={},
         rng=state.rng,
     )
     new, metrics = step[0.0](state, batch, key)
     plain, plain_metrics = step["ae"](ae_state, batch, key)
-    ours = select_group(new.params, "autoencoder")
+    ours = select_group(new.params, "autoencoder", model)
     assert set(ours) == set(plain.params) == {"encoder", "decoder"}
     for a, b in zip(host_leaves(ours), host_leaves(plain.params), strict=True):
         np.testing.assert_allclose(a, b, rtol=1e-6, atol=1e-7)

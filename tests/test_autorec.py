@@ -125,7 +125,7 @@ def test_l2_is_half_the_squared_kernels_and_left_out_of_the_validation_loss():
         float(jnp.sum(jnp.square(p[part]["dense_0"]["kernel"]))) for part in ("encoder", "decoder")
     )
     np.testing.assert_allclose(np.asarray(aux["terms"]["l2"]), [want, want], rtol=1e-6)
-    objective = aejax.make_objective(aejax.Config(autorec_l2=0.5), 10)
+    objective = aejax.make_objective(aejax.Config(model="autorec", autorec_l2=0.5), 10)
     terms = {"reconstruction": jnp.ones(2), "l2": jnp.full(2, 4.0)}
     np.testing.assert_allclose(np.asarray(objective(terms, 0)[0]), [3.0, 3.0])
     np.testing.assert_allclose(np.asarray(objective.for_evaluation()(terms, 0)[0]), [1.0, 1.0])

@@ -57,13 +57,15 @@ def test_learned_variance_gaussian_is_the_normal_nll():
 
 def test_objective_weights_terms_and_schedules_with_the_step():
     terms = {"reconstruction": jnp.array([1.0, 2.0]), "kl": jnp.array([4.0, 8.0])}
-    obj = make_objective(Config(beta=2.0), 100)
+    obj = make_objective(Config(model="vae", beta=2.0), 100)
     np.testing.assert_allclose(obj(terms, 0)[0], [9.0, 18.0])
-    warm = make_objective(Config(beta=2.0, kl_warmup_steps=10), 100)
+    warm = make_objective(Config(model="vae", beta=2.0, kl_warmup_steps=10), 100)
     np.testing.assert_allclose(warm(terms, 0)[0], [1.0, 2.0])  # no KL at step 0
     np.testing.assert_allclose(warm(terms, 5)[0], [5.0, 10.0])  # half of beta
     np.testing.assert_allclose(warm(terms, 50)[0], [9.0, 18.0])
-    cap = make_objective(Config(capacity=10.0, capacity_steps=20, capacity_gamma=3.0), 100)
+    cap = make_objective(
+        Config(model="vae", capacity=10.0, capacity_steps=20, capacity_gamma=3.0), 100
+    )
     # gamma * |KL - C(step)|, C rising linearly to 10 at step 20.
     np.testing.assert_allclose(cap(terms, 10)[0], [1 + 3 * 1.0, 2 + 3 * 3.0])
     np.testing.assert_allclose(cap(terms, 40)[0], [1 + 3 * 6.0, 2 + 3 * 2.0])
@@ -72,7 +74,7 @@ def test_objective_weights_terms_and_schedules_with_the_step():
 
 
 def test_a_schedule_changes_the_weight_without_a_retrace():
-    obj = make_objective(Config(kl_warmup_steps=10), 100)
+    obj = make_objective(Config(model="vae", kl_warmup_steps=10), 100)
     traces = []
 
     @jax.jit

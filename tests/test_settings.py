@@ -7,7 +7,7 @@ import pathlib
 import pytest
 
 from aejax import cli
-from aejax.config import Config, describe_fields
+from aejax.config import Config, all_keys, describe_fields
 from aejax.data import load_dataset
 from aejax.errors import ConfigError, DataError
 from aejax.models import MODELS, create_model, model_from_config
@@ -21,11 +21,11 @@ DOCS = pathlib.Path(__file__).parent.parent / "docs" / "configuration.md"
         ({"optimizer": "sgdd"}, "optimizer='sgdd' is not allowed: one of adam, adamw"),
         ({"optimizer": "adamm"}, "one of adam, adamw (did you mean 'adam'?)"),
         ({"latent_dim": 0}, "latent_dim=0 is not allowed: an integer >= 1"),
-        ({"vq_decay": 1.0}, "vq_decay=1.0 is not allowed: a number in (0, 1)"),
+        ({"model": "vq_vae", "vq_decay": 1.0}, "vq_decay=1.0 is not allowed: a number in (0, 1)"),
         ({"val_fraction": 1.0}, "a number in [0, 1)"),
         ({"devices": 0}, "devices=0 is not allowed: an integer >= 1, or none"),
-        ({"conv_features": ()}, "a non-empty list of integers >= 1"),
-        ({"beta": float("inf")}, "a finite number >= 0"),
+        ({"model": "conv_ae", "conv_features": ()}, "a non-empty list of integers >= 1"),
+        ({"model": "vae", "beta": float("inf")}, "a finite number >= 0"),
         ({"activation": "gelo"}, "(did you mean 'gelu'?)"),
     ],
 )
@@ -81,16 +81,18 @@ def test_unknown_data_spec_suggests_the_nearest_builtin():
 
 def test_every_field_is_documented():
     described = {f["name"]: f for f in describe_fields()}
-    assert list(described) == [f.name for f in dataclasses.fields(Config)]
-    for f in dataclasses.fields(Config):
+    assert list(described) == list(all_keys())
+    fields = [*dataclasses.fields(Config)]
+    fields += [f for spec in MODELS.values() for f in dataclasses.fields(spec.options)]
+    for f in fields:
         d = described[f.name]
-        assert f.metadata.get("help"), f"Config.{f.name} has no help line: use _field(...)"
+        assert f.metadata.get("help"), f"{f.name} has no help line: use aejax.fields.field(...)"
         for key in ("help", "allowed", "type", "group"):
             assert d[key] and "\n" not in d[key], (f.name, key, d[key])
     groups = [d["group"] for d in described.values()]
     assert list(dict.fromkeys(groups)) == [
-        "model", "variational", "vq_vae", "adversarial_ae", "sparse_ae", "contractive_ae",
-        "stacked_ae", "autorec", "seq2seq_ae", "data", "optimisation", "loop"
+        "model", "dense", "conv", "variational", "adversarial_ae", "vq_vae", "sparse_ae",
+        "contractive_ae", "stacked_ae", "autorec", "seq2seq_ae", "data", "optimisation", "loop"
     ]  # fmt: skip
 
 
@@ -115,11 +117,11 @@ def test_config_command_for_one_model(capsys):
 def test_config_command_json(capsys):
     assert cli.main(["config", "--json"]) == 0
     fields = json.loads(capsys.readouterr().out)
-    assert list(fields) == [f.name for f in dataclasses.fields(Config)]
-    defaults = Config().to_dict()
+    assert list(fields) == list(all_keys())
     for name, f in fields.items():
         assert {"type", "default", "allowed", "help"} <= set(f)
-        assert f["default"] == defaults[name]
+        owners = f["models"] or ["ae"]
+        assert f["default"] == Config(model=owners[-1]).to_dict()[name]
     assert fields["optimizer"]["choices"] == ["adam", "adamw"]
     assert fields["beta"]["models"] == ["vae", "conv_vae"] and fields["lr"]["models"] is None
 

@@ -111,7 +111,7 @@ def test_bad_settings_are_refused():
     ],
 )
 def test_every_mechanism_trains_on_digits_and_logs_its_sparsity(model, changes, digits):
-    hidden = {"hidden": (32,) if model == "sparse_ae" else Config().hidden}
+    hidden = {"hidden": (32,)} if model == "sparse_ae" else {}
     config = SMALL.replace(model=model, epochs=4, latent_dim=8, **hidden, **changes)
     history = train(config, dataset=digits).history
     first, last = history[0], history[-1]

@@ -89,7 +89,7 @@ def test_reconstruction_gradient_reaches_the_log_variance_through_the_sample(nam
 
 @VARIANTS
 def test_vae_trains_on_digits(digits, name):
-    arch = {"conv_features": (8, 16), "hidden": (512, 256)} if name == "conv_vae" else {}
+    arch = {"conv_features": (8, 16)} if name == "conv_vae" else {}
     config = SMALL.replace(model=name, epochs=8, **arch)
     result = train(config, dataset=digits)
     losses_ = [r["train_loss"] for r in result.history]

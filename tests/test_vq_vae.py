@@ -9,14 +9,11 @@ import pytest
 from _configs import SMALL
 from _trees import host_leaves
 
-from aejax import Config
 from aejax.models import MODELS
 from aejax.models.vq import VectorQuantizer, usage_stats
 from aejax.train import train
 
-CONFIG = SMALL.replace(
-    hidden=Config().hidden, model="vq_vae", epochs=4, **MODELS["vq_vae"].test_config
-)
+CONFIG = SMALL.replace(model="vq_vae", epochs=4, **MODELS["vq_vae"].test_config)
 
 
 @pytest.fixture(scope="module")

@@ -11,7 +11,6 @@ the same engine, determinism and errors as ``aejax train``.
 
 from __future__ import annotations
 
-import dataclasses
 import inspect
 import math
 from typing import Any
@@ -23,7 +22,7 @@ from sklearn.utils import check_random_state
 from sklearn.utils.validation import check_is_fitted, validate_data
 
 from aejax.assemble import train
-from aejax.config import Config
+from aejax.config import Config, all_keys
 from aejax.data._validate import check_array, check_dtype, check_float32_range
 from aejax.data.dataset import build_dataset
 from aejax.errors import ConfigError, DataError, did_you_mean
@@ -37,7 +36,6 @@ MANAGED = frozenset({"seed", "data", "workdir", "progress", "val_fraction", "tes
 ROWS = 256
 # Below this many rows there is no validation split (and so no early stopping).
 MIN_ROWS_FOR_VALIDATION = 20
-_CONFIG_FIELDS = {f.name for f in dataclasses.fields(Config)}
 
 
 def sized_from_data(n_features: int) -> dict[str, Any]:
@@ -123,9 +121,10 @@ class EngineEstimator(BaseEstimator):
     def _config(self, n_rows: int, n_features: int, val_fraction: float) -> Config:
         """The run's ``Config`` for ``n_rows`` training rows (after the validation split) of
         ``n_features`` values."""
-        bad = sorted(set(self._hparams) - (_CONFIG_FIELDS - MANAGED))
+        known = set(all_keys())
+        bad = sorted(set(self._hparams) - (known - MANAGED))
         if bad:
-            choices = _CONFIG_FIELDS - MANAGED
+            choices = known - MANAGED
             hints = "".join(did_you_mean(k, choices) for k in bad[:1])
             raise ConfigError(
                 f"{type(self).__name__}: unknown or reserved keyword(s) {bad}{hints}; "

@@ -1,42 +1,47 @@
-"""Models: one ``Autoencoder`` composed of parts, and the registry of named factories."""
+"""Models: one ``Autoencoder`` composed of parts, and the registry of named factories.
 
-from aejax.models.adversarial import LatentDiscriminator
-from aejax.models.autoencoder import Autoencoder
-from aejax.models.codes import GaussianCode, IdentityCode
-from aejax.models.likelihoods import LIKELIHOODS, Likelihood, likelihood_for
-from aejax.models.parts import ConvDecoder, ConvEncoder, MLPDecoder, MLPEncoder, check_conv_shape
-from aejax.models.registry import (
-    MODELS,
-    ModelSpec,
-    check_model_keys,
-    create_model,
-    get_spec,
-    list_models,
-    model_from_config,
-    register,
-)
-from aejax.models.vq import VectorQuantizer
+The names below load on first use (module ``__getattr__``): ``import aejax.models`` and
+the registry import no jax.
+"""
 
-__all__ = [
-    "LIKELIHOODS",
-    "MODELS",
-    "Autoencoder",
-    "ConvDecoder",
-    "ConvEncoder",
-    "GaussianCode",
-    "IdentityCode",
-    "LatentDiscriminator",
-    "Likelihood",
-    "MLPDecoder",
-    "MLPEncoder",
-    "ModelSpec",
-    "check_conv_shape",
-    "check_model_keys",
-    "create_model",
-    "get_spec",
-    "likelihood_for",
-    "list_models",
-    "model_from_config",
-    "VectorQuantizer",
-    "register",
-]
+import importlib
+
+_WHERE = {
+    "LIKELIHOODS": "aejax.models.likelihoods",
+    "Likelihood": "aejax.models.likelihoods",
+    "likelihood_for": "aejax.models.likelihoods",
+    "Autoencoder": "aejax.models.autoencoder",
+    "GaussianCode": "aejax.models.codes",
+    "IdentityCode": "aejax.models.codes",
+    "LatentDiscriminator": "aejax.models.adversarial",
+    "ConvDecoder": "aejax.models.parts",
+    "ConvEncoder": "aejax.models.parts",
+    "MLPDecoder": "aejax.models.parts",
+    "MLPEncoder": "aejax.models.parts",
+    "check_conv_shape": "aejax.models.parts",
+    "VectorQuantizer": "aejax.models.vq",
+    "MODELS": "aejax.models.registry",
+    "create_model": "aejax.models.registry",
+    "get_spec": "aejax.models.registry",
+    "list_models": "aejax.models.registry",
+    "model_from_config": "aejax.models.registry",
+    "register": "aejax.models.registry",
+    "ModelSpec": "aejax.models.spec",
+    "DataInfo": "aejax.models.spec",
+    "Group": "aejax.models.spec",
+    "check_model_keys": "aejax.config",
+}
+
+__all__ = sorted(_WHERE)
+
+
+def __getattr__(name: str):
+    if name not in _WHERE:
+        raise AttributeError(f"module 'aejax.models' has no attribute {name!r}")
+    value = getattr(importlib.import_module(_WHERE[name]), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__():
+    return sorted([*globals(), *_WHERE])

@@ -10,16 +10,22 @@ whose objective adds ``adversarial_weight * generator_loss(z)``.
 
 from __future__ import annotations
 
+import dataclasses
 import math
-from collections.abc import Mapping
-from typing import Any
+from typing import ClassVar
 
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
 from aejax.errors import ConfigError
+from aejax.fields import field, integer, integers, number, one_of
 from aejax.models._common import get_activation
+from aejax.models.autoencoder import Autoencoder
+from aejax.models.codes import IdentityCode
+from aejax.models.compose import dense_parts
+from aejax.models.options import Dense
+from aejax.models.spec import Common, DataInfo, Group, ModelSpec
 
 PRIORS = ("gaussian", "mixture")
 
@@ -114,23 +120,71 @@ class LatentDiscriminator(nn.Module):
         return jax.nn.softplus(-self(z))
 
 
-def discriminator_from_hparams(hp: Mapping[str, Any]) -> LatentDiscriminator:
-    """The ``adversarial_ae`` registry entry's discriminator, from its hyperparameters.
+@dataclasses.dataclass(frozen=True)
+class AdversarialOptions(Dense):
+    """``adversarial_ae``: the dense network, the prior and the discriminator."""
+
+    GROUP: ClassVar = (
+        "adversarial_ae",
+        "adversarial_ae's prior and discriminator (Makhzani et al. 2016)",
+    )
+    prior: str = field(
+        "gaussian",
+        "the latent prior: gaussian (N(0, I)) or mixture (Gaussians on a circle)",
+        one_of(*PRIORS),
+    )
+    prior_components: int = field(10, "components of the mixture prior", integer(1))
+    disc_hidden: tuple[int, ...] = field((256, 256), "latent discriminator widths", integers(1))
+    disc_lr: float = field(0.0, "discriminator learning rate; 0 = lr", number(0))
+    adversarial_weight: float = field(
+        1.0, "weight of the encoder's adversarial (generator) term", number(0)
+    )
+
+
+def discriminator_from_options(options: AdversarialOptions, common: Common) -> LatentDiscriminator:
+    """The ``adversarial_ae`` registry entry's discriminator, from its options.
 
     Raises:
-      ConfigError: an unknown prior, or the mixture prior with ``latent_dim < 2``.
+      ConfigError: the mixture prior with ``latent_dim < 2``.
     """
-    if hp["prior"] not in PRIORS:
-        raise ConfigError(f"unknown prior {hp['prior']!r}; choose one of {PRIORS}")
-    if hp["prior"] == "mixture" and hp["latent_dim"] < 2:
+    if options.prior == "mixture" and common.latent_dim < 2:
         raise ConfigError(
             f"prior='mixture' places its components on a circle in the first two code "
-            f"dimensions and needs latent_dim >= 2, got {hp['latent_dim']}"
+            f"dimensions and needs latent_dim >= 2, got {common.latent_dim}"
         )
     return LatentDiscriminator(
-        latent_dim=hp["latent_dim"],
-        hidden=tuple(hp["disc_hidden"]),
-        prior=hp["prior"],
-        components=hp["prior_components"],
-        activation=hp["activation"],
+        latent_dim=common.latent_dim,
+        hidden=tuple(options.disc_hidden),
+        prior=options.prior,
+        components=options.prior_components,
+        activation=common.activation,
     )
+
+
+def _build(options: AdversarialOptions, common: Common, data: DataInfo) -> Autoencoder:
+    parts = dense_parts(options, common, data, IdentityCode(common.latent_dim))
+    return Autoencoder(
+        tuple(data.input_shape),
+        likelihood=common.likelihood,
+        adversary=discriminator_from_options(options, common),
+        # The parameter tree keeps the name "adversary"; the group is "discriminator".
+        groups=(("discriminator", "discriminator_terms", "adversary"),),
+        **parts,
+    )
+
+
+def _weights(options: AdversarialOptions, total_steps: int):
+    return {"adversarial": options.adversarial_weight, "discriminator": 1.0}, None, total_steps
+
+
+def _disc_optimizer(options: AdversarialOptions) -> dict:
+    return {"lr": options.disc_lr} if options.disc_lr else {}
+
+
+ADVERSARIAL_AE = ModelSpec(
+    _build,
+    AdversarialOptions,
+    weights=_weights,
+    groups=(Group("discriminator", _disc_optimizer),),
+    test_config={"hidden": (32,), "latent_dim": 2, "disc_hidden": (16,)},
+)

@@ -2,15 +2,16 @@
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import flax.linen as nn
 import jax
+import jax.numpy as jnp
 
 from aejax.models.likelihoods import Likelihood
 
-# The parameter group of each top-level submodule that is not the autoencoder's own.
-_OTHER_GROUPS = {"adversary": "discriminator"}
+_LOG_2PI = math.log(2.0 * math.pi)
 
 
 class Autoencoder(nn.Module):
@@ -22,11 +23,18 @@ class Autoencoder(nn.Module):
       code: features -> ``z`` plus its objective terms (``aejax.models.codes``).
       decoder: ``z -> [B, *input_shape[:-1], C * likelihood.params_per_element]``.
       likelihood: reads the decoder's output (``aejax.models.likelihoods.Likelihood``).
-      adversary: optional latent discriminator (the adversarial autoencoder). It trains
-        as its own parameter group, ``"discriminator"``, with its own optimizer.
+      adversary: optional latent discriminator (the adversarial autoencoder); its
+        parameters train as a group of their own when ``groups`` names it.
       penalty: optional regularizer of the encoder map, ``penalty(model, x, z) -> {name:
         [B]}``, called in ``__call__`` with the bound model, so it can differentiate
         ``model.encode`` with respect to ``x`` (the contractive penalty).
+      groups: the parameter groups besides ``"autoencoder"``, as ``(group, method,
+        submodule)``: the top-level submodule ``submodule``'s parameters train as
+        ``group`` (its own optimizer: ``ModelSpec.groups``), in a phase that applies
+        ``method`` (same signature as ``__call__``; its ``terms`` are that phase's loss)
+        before the autoencoder's. E.g. ``(("discriminator", "discriminator_terms",
+        "adversary"),)``. A model with another group (a second critic) declares it here
+        and brings the method on its own module class.
 
     ``__call__(x, *, train=False, mask=None, target=None)`` returns ``(recon, aux)``:
     ``recon`` the reconstruction in data space and ``aux`` a dict with ``z``,
@@ -44,6 +52,7 @@ class Autoencoder(nn.Module):
     likelihood: Likelihood
     adversary: Any = None
     penalty: Any = None
+    groups: tuple[tuple[str, str, str], ...] = ()
 
     # --- the parts on their own --------------------------------------------------------
     def encode(self, x: jax.Array, *, train: bool = False) -> jax.Array:
@@ -98,26 +107,54 @@ class Autoencoder(nn.Module):
         loss, stats = self.adversary.discriminator_loss(jax.lax.stop_gradient(z))
         return None, {"terms": {"discriminator": loss}, "stats": stats}
 
+    # --- the posterior, where the code has one (capability: ``has_posterior``) ----------
+    @property
+    def has_posterior(self) -> bool:
+        """Whether ``q(z|x)`` has a density and the prior is ``log_prior`` (likelihood bounds).
+
+        True for a code with ``posterior`` (the Gaussian code) and no adversarial prior.
+        """
+        return callable(getattr(self.code, "posterior", None)) and self.adversary is None
+
+    def posterior(self, x: jax.Array) -> tuple[jax.Array, jax.Array]:
+        """``x: [B, *input_shape]`` -> ``(mean, logvar)`` of ``q(z|x)``, each ``[B, K]``."""
+        return self.code.posterior(self.encoder(x))
+
+    def log_prior(self, z: jax.Array) -> jax.Array:
+        """``log p(z)`` of codes ``z: [..., K]`` -> ``[...]``: the code's, else ``N(0, I)``'s."""
+        own = getattr(self.code, "log_prior", None)
+        if callable(own):
+            return own(z)
+        return standard_normal_log_prob(z)
+
     # --- how the engine trains it ------------------------------------------------------
     @property
     def phases(self) -> tuple[tuple[str, str], ...]:
         """``(parameter group, method)`` updates of one training step, in order."""
-        if self.adversary is None:
-            return (("autoencoder", "__call__"),)
-        return (("discriminator", "discriminator_terms"), ("autoencoder", "__call__"))
+        return (*((g, m) for g, m, _ in self.groups), ("autoencoder", "__call__"))
+
+    @property
+    def param_groups(self) -> dict[str, str]:
+        """Top-level submodule name -> its parameter group, for those not ``autoencoder``."""
+        return {sub: g for g, _, sub in self.groups}
 
 
-def group_of(top_level_name: str) -> str:
-    """The parameter group a top-level submodule's parameters belong to."""
-    return _OTHER_GROUPS.get(top_level_name, "autoencoder")
+def standard_normal_log_prob(z: jax.Array) -> jax.Array:
+    """``log N(z; 0, I)`` summed over the last axis: ``[..., K] -> [...]``."""
+    return -0.5 * (jnp.square(z) + _LOG_2PI).sum(-1)
 
 
-def group_names(params: dict) -> tuple[str, ...]:
+def group_of(top_level_name: str, model: Any) -> str:
+    """The parameter group of ``model``'s top-level submodule ``top_level_name``."""
+    return getattr(model, "param_groups", {}).get(top_level_name, "autoencoder")
+
+
+def group_names(params: dict, model: Any) -> tuple[str, ...]:
     """The groups present in a parameter tree, ``autoencoder`` first."""
-    names = {group_of(k) for k in params}
+    names = {group_of(k, model) for k in params}
     return tuple(sorted(names, key=lambda g: (g != "autoencoder", g)))
 
 
-def select_group(params: dict, group: str) -> dict:
-    """The top-level entries of ``params`` that belong to ``group``."""
-    return {k: v for k, v in params.items() if group_of(k) == group}
+def select_group(params: dict, group: str, model: Any) -> dict:
+    """The top-level entries of ``params`` that belong to ``group`` of ``model``."""
+    return {k: v for k, v in params.items() if group_of(k, model) == group}

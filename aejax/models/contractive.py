@@ -22,12 +22,18 @@ from __future__ import annotations
 import dataclasses
 import math
 from collections.abc import Callable
+from typing import ClassVar
 
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
 from aejax.errors import ConfigError
+from aejax.fields import field, number, one_of
+from aejax.models.autoencoder import Autoencoder
+from aejax.models.compose import dense_parts
+from aejax.models.options import Dense
+from aejax.models.spec import Common, DataInfo, ModelSpec
 
 JACOBIANS = ("auto", "closed_form", "forward", "reverse")
 
@@ -126,3 +132,43 @@ class SigmoidCode(nn.Module):
             "a contractive autoencoder has no prior; aejax.sample fits a Gaussian mixture to "
             "its training codes instead"
         )
+
+
+@dataclasses.dataclass(frozen=True)
+class ContractiveOptions(Dense):
+    """``contractive_ae``: the dense network and the Jacobian penalty."""
+
+    GROUP: ClassVar = ("contractive_ae", "contractive_ae's Jacobian penalty (Rifai et al. 2011)")
+    contractive_weight: float = field(
+        0.1,
+        "weight lambda of the penalty ||J_h(x)||_F^2 on the sigmoid code h",
+        number(0, finite=True),
+    )
+    contractive_jacobian: str = field(
+        "auto",
+        "how J is computed: auto (closed_form for one sigmoid layer, hidden=(); else the "
+        "cheaper of forward and reverse), closed_form, forward (jacfwd), reverse (jacrev)",
+        one_of(*JACOBIANS),
+    )
+
+
+def _build(options: ContractiveOptions, common: Common, data: DataInfo) -> Autoencoder:
+    method = resolve_jacobian(
+        options.contractive_jacobian, data.input_shape, options.hidden, common.latent_dim
+    )
+    parts = dense_parts(options, common, data, SigmoidCode(common.latent_dim))
+    return Autoencoder(
+        tuple(data.input_shape),
+        likelihood=common.likelihood,
+        penalty=ContractivePenalty(method),
+        **parts,
+    )
+
+
+def _weights(options: ContractiveOptions, total_steps: int):
+    return {"contractive": options.contractive_weight}, None, total_steps
+
+
+CONTRACTIVE_AE = ModelSpec(
+    _build, ContractiveOptions, weights=_weights, test_config={"hidden": (32,), "latent_dim": 4}
+)

@@ -8,7 +8,7 @@ import math
 import jax
 import jax.numpy as jnp
 
-from aejax import losses, metrics
+from aejax import metrics
 from aejax.errors import ConfigError
 
 LIKELIHOODS = ("bernoulli", "gaussian", "gaussian_learned")
@@ -109,5 +109,5 @@ def likelihood_for(kind: str, requested: str = "auto") -> Likelihood:
       requested: ``"auto"`` or a name of ``LIKELIHOODS`` (``Config.likelihood``).
     """
     if requested == "auto":
-        return Likelihood(losses.likelihood_for(kind))
+        return Likelihood("bernoulli" if kind == "image" else "gaussian")
     return Likelihood(requested)

@@ -1,380 +1,191 @@
-"""The model registry: each name is a small factory that composes an ``Autoencoder``.
+"""The model registry: one line per model, its spec loaded from the model's file on first use.
 
-Each entry declares the config keys it reads (anything else set for it is refused), the
-data kinds it supports and a tiny config that the registry-driven tests and the quick
-benchmarks train, so a new model is covered without new test code.
+Listing names, kinds and descriptions imports no jax (``aejax models``); ``MODELS[name]``
+imports the model's module and returns its full ``ModelSpec`` (``aejax.models.spec``):
+the options it reads (anything else set for it is refused), how it builds, its term
+weights, parameter groups, capabilities and a tiny config that the registry-driven tests
+and the quick benchmarks train, so a new model is covered without new test code.
+Adding a model: one model file and one ``_line`` below (docs/models.md).
 """
 
 from __future__ import annotations
 
 import dataclasses
+import importlib
 import math
-from collections.abc import Callable, Mapping
+from collections.abc import Iterator, Mapping
 from typing import Any
 
 from aejax.errors import ConfigError, did_you_mean
-from aejax.models.adversarial import discriminator_from_hparams
-from aejax.models.autoencoder import Autoencoder
-from aejax.models.autorec import ActivationCode, L2Penalty, OutputLayer
-from aejax.models.codes import GaussianCode, IdentityCode
-from aejax.models.contractive import ContractivePenalty, SigmoidCode, resolve_jacobian
-from aejax.models.likelihoods import Likelihood
-from aejax.models.parts import ConvDecoder, ConvEncoder, MLPDecoder, MLPEncoder, check_conv_shape
-from aejax.models.sparse import sparse_code_from_hparams
-from aejax.models.vq import quantizer_from_hparams
-
-# Keys every model reads; the others belong to the models that list them.
-COMMON = ("latent_dim", "activation", "dtype", "likelihood")
-DENSE = ("hidden",)
-CONV = ("conv_features", "deconv")
-VARIATIONAL = ("beta", "kl_warmup_steps", "capacity", "capacity_steps", "capacity_gamma")
+from aejax.models.spec import COMMON_DEFAULTS, Common, DataInfo, ModelSpec
 
 
 @dataclasses.dataclass(frozen=True)
-class ModelSpec:
-    """One registry entry.
-
-    Attributes:
-      name: the registry name (``--model``).
-      build: ``build(input_shape, likelihood, hp) -> Autoencoder``; ``hp`` maps every key
-        of ``hparams`` to its value.
-      hparams: the ``Config`` fields this model reads (``COMMON`` included).
-      kinds: data kinds it supports (``"image"``, ``"tabular"``, ``"ratings"``).
-      description: one line for ``aejax models``.
-      test_config: ``Config`` overrides for a tiny, fast run (tests and quick benchmarks).
-      default_corruption: the training-input corruption (``aejax.corruption``) a run
-        uses when ``Config.corruption`` is empty; ``""`` = none.
-    """
-
-    name: str
-    build: Callable[[tuple[int, ...], Likelihood, Mapping[str, Any]], Autoencoder]
-    hparams: tuple[str, ...]
+class _Line:
+    target: str  # "module:ATTRIBUTE" of the model's ModelSpec
     kinds: tuple[str, ...]
     description: str
-    test_config: Mapping[str, Any] = dataclasses.field(default_factory=dict)
-    default_corruption: str = ""
 
 
-def _out_shape(input_shape, likelihood: Likelihood) -> tuple[int, ...]:
-    return (*input_shape[:-1], input_shape[-1] * likelihood.params_per_element)
+_LINES: dict[str, _Line] = {}
 
 
-def dense_parts(input_shape, likelihood, hp, code) -> dict:
-    """MLP encoder and mirrored MLP decoder around ``code``."""
-    hidden = tuple(hp["hidden"])
-    act, dtype = hp["activation"], hp["dtype"]
-    return {
-        "encoder": MLPEncoder(hidden, code.features, act, dtype),
-        "code": code,
-        "decoder": MLPDecoder(hidden[::-1], _out_shape(input_shape, likelihood), act, dtype),
-    }
+def _line(name: str, target: str, kinds: tuple[str, ...], description: str) -> None:
+    """Registers model ``name``: its spec is ``target`` (``"module:ATTR"``), loaded lazily."""
+    if name in _LINES:
+        raise ValueError(f"model {name!r} is already registered")
+    _LINES[name] = _Line(target, tuple(kinds), description)
 
 
-def conv_parts(input_shape, likelihood, hp, code, *, grid: bool = False) -> dict:
-    """Stride-2 conv encoder and transposed-conv decoder around ``code``."""
-    feats = tuple(hp["conv_features"])
-    check_conv_shape(tuple(input_shape), len(feats))
-    act, dtype = hp["activation"], hp["dtype"]
-    out_channels = input_shape[-1] * likelihood.params_per_element
-    return {
-        "encoder": ConvEncoder(feats, code.features, grid, act, dtype),
-        "code": code,
-        "decoder": ConvDecoder(
-            tuple(input_shape), feats, out_channels, grid, act, dtype, hp["deconv"]
-        ),
-    }
+_IT = ("image", "tabular")
+
+# fmt: off
+_line("ae", "aejax.models.plain:AE", _IT,
+      "dense undercomplete autoencoder (hidden=... sets a deep topology)")
+_line("conv_ae", "aejax.models.plain:CONV_AE", ("image",),
+      "strided-conv encoder, transposed-conv decoder (images)")
+_line("vae", "aejax.models.variational:VAE", _IT,
+      "variational autoencoder, dense: Gaussian posterior, KL weighted by beta, "
+      "warm-up or capacity schedule")
+_line("conv_vae", "aejax.models.variational:CONV_VAE", ("image",),
+      "variational autoencoder with conv_ae's encoder and decoder (images)")
+_line("denoising_ae", "aejax.models.plain:DENOISING_AE", _IT,
+      "ae trained to reconstruct clean inputs from corrupted ones (Vincent et al. 2008); "
+      "default corruption=masking:0.25, any other with --set corruption=...")
+_line("adversarial_ae", "aejax.models.adversarial:ADVERSARIAL_AE", _IT,
+      "adversarial autoencoder (Makhzani et al. 2016), dense: a latent discriminator pushes "
+      "the codes toward prior=gaussian|mixture")
+_line("vq_vae", "aejax.models.vq:VQ_VAE", ("image",),
+      "vector-quantized VAE (van den Oord et al. 2017): a grid of codebook_size codes of "
+      "code_dim, EMA or loss codebook, dead-code restart (latent_dim: PCA comparison only)")
+_line("sparse_ae", "aejax.models.sparse:SPARSE_AE", _IT,
+      "sparse autoencoder, dense: sparsity=l1 (ReLU code), kl (Ng's target rate on a "
+      "sigmoid code) or topk (k-sparse, Makhzani & Frey 2013)")
+_line("conv_sparse_ae", "aejax.models.sparse:CONV_SPARSE_AE", ("image",),
+      "sparse_ae's code between conv_ae's encoder and decoder (images)")
+_line("contractive_ae", "aejax.models.contractive:CONTRACTIVE_AE", _IT,
+      "contractive autoencoder (Rifai et al. 2011), dense: a sigmoid code and "
+      "contractive_weight * ||J_h(x)||_F^2 (closed form for one layer, hidden=())")
+_line("stacked_ae", "aejax.models.stacked:STACKED_AE", _IT,
+      "ae with greedy layer-wise pretraining, each layer a shallow (denoising with "
+      "pretrain_corruption=...) autoencoder on the previous codes, then fine-tuned (SDAE)")
+_line("autorec", "aejax.models.autorec:AUTOREC", ("ratings",),
+      "AutoRec (Sedhain et al. 2015) on ratings:PATH data: one hidden layer of latent_dim "
+      "units (the paper's: --set activation=sigmoid), masked loss on observed ratings + "
+      "autorec_l2; item- or user-based; input dropout masking:0.5 by default")
+_line("seq2seq_ae", "aejax.models.sequence:SEQ2SEQ_AE", ("sequence",),
+      "LSTM/GRU sequence autoencoder (EncDec-AD, Malhotra et al. 2016) on sequence data: "
+      "the encoder's final state projected to the code, reversed decoding, optional "
+      "teacher forcing, variable lengths through masks")
+# fmt: on
 
 
-def _compose(parts_fn, code_fn):
-    def build(input_shape, likelihood, hp):
-        parts = parts_fn(input_shape, likelihood, hp, code_fn(hp))
-        return Autoencoder(tuple(input_shape), likelihood=likelihood, **parts)
-
-    return build
+_LOADED: dict[str, ModelSpec] = {}
 
 
-MODELS: dict[str, ModelSpec] = {}
+def _load(name: str) -> ModelSpec:
+    if name not in _LOADED:
+        line = _LINES[name]
+        module, _, attr = line.target.partition(":")
+        spec = getattr(importlib.import_module(module), attr)
+        _LOADED[name] = dataclasses.replace(
+            spec, name=name, kinds=line.kinds, description=line.description
+        )
+    return _LOADED[name]
 
 
-def register(spec: ModelSpec) -> ModelSpec:
-    """Adds ``spec`` to ``MODELS`` (its name must be new)."""
-    if spec.name in MODELS:
-        raise ValueError(f"model {spec.name!r} is already registered")
-    MODELS[spec.name] = spec
-    return spec
+class _Models(Mapping):
+    """``name -> ModelSpec`` in registration order; a spec is loaded when first read."""
+
+    def __getitem__(self, name: str) -> ModelSpec:
+        if name not in _LINES:
+            raise KeyError(name)
+        return _load(name)
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(tuple(_LINES))
+
+    def __len__(self) -> int:
+        return len(_LINES)
+
+    def __contains__(self, name: object) -> bool:
+        return name in _LINES
+
+    def __repr__(self) -> str:
+        return f"MODELS({', '.join(_LINES)})"
 
 
-_TINY_DENSE = {"hidden": (32,), "latent_dim": 4}
-_TINY_CONV = {"conv_features": (8, 16), "latent_dim": 4}
+MODELS: Mapping[str, ModelSpec] = _Models()
 
-register(
-    ModelSpec(
-        "ae",
-        _compose(dense_parts, lambda hp: IdentityCode(hp["latent_dim"])),
-        COMMON + DENSE,
-        ("image", "tabular"),
-        "dense undercomplete autoencoder (hidden=... sets a deep topology)",
-        _TINY_DENSE,
+
+def register(spec: ModelSpec, name: str | None = None) -> ModelSpec:
+    """Adds an already-built ``spec`` (its ``name``, ``kinds``, ``description`` set).
+
+    The built-in models register by a line in this module instead (loaded lazily).
+    """
+    name = name or spec.name
+    if not name or not spec.kinds:
+        raise ValueError("register: the spec needs a name and kinds")
+    _line(name, "", spec.kinds, spec.description)
+    _LOADED[name] = dataclasses.replace(spec, name=name)
+    return _LOADED[name]
+
+
+def unregister(name: str) -> None:
+    """Removes model ``name`` (tests that register a model of their own clean up)."""
+    _LINES.pop(name, None)
+    _LOADED.pop(name, None)
+
+
+def resolve_name(name: str) -> str:
+    """The registered name ``name`` means (any case), or a ConfigError with a did-you-mean."""
+    if name in _LINES:
+        return name
+    if isinstance(name, str) and name.lower() in _LINES:
+        return name.lower()
+    raise ConfigError(
+        f"unknown model {name!r}{did_you_mean(name, _LINES)}; known models: {', '.join(_LINES)}"
     )
-)
-register(
-    ModelSpec(
-        "conv_ae",
-        _compose(conv_parts, lambda hp: IdentityCode(hp["latent_dim"])),
-        COMMON + CONV,
-        ("image",),
-        "strided-conv encoder, transposed-conv decoder (images)",
-        _TINY_CONV,
-    )
-)
-register(
-    ModelSpec(
-        "vae",
-        _compose(dense_parts, lambda hp: GaussianCode(hp["latent_dim"])),
-        COMMON + DENSE + VARIATIONAL,
-        ("image", "tabular"),
-        "variational autoencoder, dense: Gaussian posterior, KL weighted by beta, "
-        "warm-up or capacity schedule",
-        _TINY_DENSE,
-    )
-)
-register(
-    ModelSpec(
-        "conv_vae",
-        _compose(conv_parts, lambda hp: GaussianCode(hp["latent_dim"])),
-        COMMON + CONV + VARIATIONAL,
-        ("image",),
-        "variational autoencoder with conv_ae's encoder and decoder (images)",
-        _TINY_CONV,
-    )
-)
-
-register(
-    ModelSpec(
-        "denoising_ae",
-        _compose(dense_parts, lambda hp: IdentityCode(hp["latent_dim"])),
-        COMMON + DENSE,
-        ("image", "tabular"),
-        "ae trained to reconstruct clean inputs from corrupted ones (Vincent et al. 2008); "
-        "default corruption=masking:0.25, any other with --set corruption=...",
-        _TINY_DENSE,
-        # Vincent et al.'s masking noise: it means the same on [0, 1] images and on
-        # standardized tables (0 = the training mean), which a Gaussian's sigma does not.
-        default_corruption="masking:0.25",
-    )
-)
-
-ADVERSARIAL = ("prior", "prior_components", "disc_hidden", "disc_lr", "adversarial_weight")
-
-
-def _adversarial_ae(input_shape, likelihood, hp):
-    parts = dense_parts(input_shape, likelihood, hp, IdentityCode(hp["latent_dim"]))
-    adversary = discriminator_from_hparams(hp)
-    return Autoencoder(tuple(input_shape), likelihood=likelihood, adversary=adversary, **parts)
-
-
-register(
-    ModelSpec(
-        "adversarial_ae",
-        _adversarial_ae,
-        COMMON + DENSE + ADVERSARIAL,
-        ("image", "tabular"),
-        "adversarial autoencoder (Makhzani et al. 2016), dense: a latent discriminator pushes "
-        "the codes toward prior=gaussian|mixture",
-        {"hidden": (32,), "latent_dim": 2, "disc_hidden": (16,)},
-    )
-)
-
-
-VQ = ("codebook_size", "code_dim", "commitment", "vq_update", "vq_decay", "vq_restart")
-
-
-def _vq_vae(input_shape, likelihood, hp):
-    code = quantizer_from_hparams(input_shape, hp)
-    parts = conv_parts(input_shape, likelihood, hp, code, grid=True)
-    return Autoencoder(tuple(input_shape), likelihood=likelihood, **parts)
-
-
-register(
-    ModelSpec(
-        "vq_vae",
-        _vq_vae,
-        COMMON + CONV + VQ,
-        ("image",),
-        "vector-quantized VAE (van den Oord et al. 2017): a grid of codebook_size codes of "
-        "code_dim, EMA or loss codebook, dead-code restart (latent_dim: PCA comparison only)",
-        {"conv_features": (8, 16), "codebook_size": 16, "code_dim": 8},
-    )
-)
-
-
-SPARSE = ("sparsity", "sparsity_weight", "sparsity_target", "sparsity_k")
-
-register(
-    ModelSpec(
-        "sparse_ae",
-        _compose(dense_parts, sparse_code_from_hparams),
-        COMMON + DENSE + SPARSE,
-        ("image", "tabular"),
-        "sparse autoencoder, dense: sparsity=l1 (ReLU code), kl (Ng's target rate on a "
-        "sigmoid code) or topk (k-sparse, Makhzani & Frey 2013)",
-        _TINY_DENSE,
-    )
-)
-register(
-    ModelSpec(
-        "conv_sparse_ae",
-        _compose(conv_parts, sparse_code_from_hparams),
-        COMMON + CONV + SPARSE,
-        ("image",),
-        "sparse_ae's code between conv_ae's encoder and decoder (images)",
-        _TINY_CONV,
-    )
-)
-
-
-CONTRACTIVE = ("contractive_weight", "contractive_jacobian")
-
-
-def _contractive_ae(input_shape, likelihood, hp):
-    method = resolve_jacobian(
-        hp["contractive_jacobian"], input_shape, hp["hidden"], hp["latent_dim"]
-    )
-    parts = dense_parts(input_shape, likelihood, hp, SigmoidCode(hp["latent_dim"]))
-    penalty = ContractivePenalty(method)
-    return Autoencoder(tuple(input_shape), likelihood=likelihood, penalty=penalty, **parts)
-
-
-register(
-    ModelSpec(
-        "contractive_ae",
-        _contractive_ae,
-        COMMON + DENSE + CONTRACTIVE,
-        ("image", "tabular"),
-        "contractive autoencoder (Rifai et al. 2011), dense: a sigmoid code and "
-        "contractive_weight * ||J_h(x)||_F^2 (closed form for one layer, hidden=())",
-        _TINY_DENSE,
-    )
-)
-
-
-PRETRAIN = ("pretrain_epochs", "pretrain_lr", "pretrain_corruption")
-
-register(
-    ModelSpec(
-        "stacked_ae",
-        # The network is ae's; what differs is how it is trained: train_and_evaluate and
-        # `aejax train` first pretrain it layer by layer (aejax/pretrain.py), then fine-tune
-        # from those parameters. aejax.train.train alone starts from init_params it is given.
-        _compose(dense_parts, lambda hp: IdentityCode(hp["latent_dim"])),
-        COMMON + DENSE + PRETRAIN,
-        ("image", "tabular"),
-        "ae with greedy layer-wise pretraining, each layer a shallow (denoising with "
-        "pretrain_corruption=...) autoencoder on the previous codes, then fine-tuned (SDAE)",
-        {**_TINY_DENSE, "pretrain_epochs": 2},
-    )
-)
-
-
-AUTOREC = ("autorec_variant", "autorec_l2", "autorec_output")
-
-
-def _autorec(input_shape, likelihood, hp):
-    # One hidden layer: a linear encoder of latent_dim units, the activation as the code.
-    # The paper's sigmoid beats the library's default gelu here (I-AutoRec on MovieLens,
-    # validation RMSE 0.839 vs 0.876); activation is a field all models share, so its
-    # default stays gelu and the paper's choice is --set activation=sigmoid.
-    code = ActivationCode(hp["latent_dim"], hp["activation"])
-    return Autoencoder(
-        tuple(input_shape),
-        encoder=MLPEncoder((), code.features, hp["activation"], hp["dtype"]),
-        code=code,
-        decoder=OutputLayer(_out_shape(input_shape, likelihood), hp["autorec_output"], hp["dtype"]),
-        likelihood=likelihood,
-        penalty=L2Penalty(),
-    )
-
-
-register(
-    ModelSpec(
-        "autorec",
-        # The row orientation (autorec_variant) is the data's: dataset_for lays a ratings:
-        # file out as items over users (I-AutoRec) or users over items (U-AutoRec).
-        _autorec,
-        COMMON + AUTOREC,
-        ("ratings",),
-        "AutoRec (Sedhain et al. 2015) on ratings:PATH data: one hidden layer of latent_dim "
-        "units (the paper's: --set activation=sigmoid), masked loss on observed ratings + "
-        "autorec_l2; item- or user-based; input dropout masking:0.5 by default",
-        {"latent_dim": 16, "activation": "sigmoid"},
-        # Hiding half of each row's observed inputs at every step (the loss still scores
-        # all of them) took I-AutoRec's validation RMSE on MovieLens from 0.866 to 0.846.
-        default_corruption="masking:0.5",
-    )
-)
-
-
-SEQ2SEQ = ("cell", "rnn_hidden", "reverse_decode", "teacher_forcing", "rnn_unroll")
-
-
-def _seq2seq_ae(input_shape, likelihood, hp):
-    from aejax.models.sequence import SequenceAutoencoder, seq2seq_parts
-
-    parts = seq2seq_parts(input_shape, likelihood, hp, IdentityCode(hp["latent_dim"]))
-    return SequenceAutoencoder(tuple(input_shape), likelihood=likelihood, **parts)
-
-
-register(
-    ModelSpec(
-        "seq2seq_ae",
-        _seq2seq_ae,
-        ("latent_dim", "dtype", "likelihood") + SEQ2SEQ,
-        ("sequence",),
-        "LSTM/GRU sequence autoencoder (EncDec-AD, Malhotra et al. 2016) on sequence data: "
-        "the encoder's final state projected to the code, reversed decoding, optional "
-        "teacher forcing, variable lengths through masks",
-        {"rnn_hidden": 32, "latent_dim": 4},
-    )
-)
 
 
 def get_spec(name: str) -> ModelSpec:
     """The registry entry ``name`` (any case), or a ConfigError suggesting the nearest."""
-    if name in MODELS:
-        return MODELS[name]
-    folded = {n.lower(): spec for n, spec in MODELS.items()}
-    if isinstance(name, str) and name.lower() in folded:
-        return folded[name.lower()]
-    raise ConfigError(
-        f"unknown model {name!r}{did_you_mean(name, MODELS)}; known models: {', '.join(MODELS)}"
-    )
+    return _load(resolve_name(name))
 
 
-def model_keys() -> frozenset[str]:
-    """Every config key some model reads."""
-    return frozenset(k for spec in MODELS.values() for k in spec.hparams)
-
-
-def config_keys(name: str) -> tuple[str, ...]:
-    """The ``Config`` fields that matter to a run of model ``name``, in ``Config`` order.
-
-    These are the model's own ``hparams`` and every field that no model owns (data,
-    optimisation, loop); ``aejax config --model NAME`` shows them.
-    """
-    from aejax.config import Config
-
-    own, owned = set(get_spec(name).hparams), model_keys()
-    return tuple(f.name for f in dataclasses.fields(Config) if f.name in own or f.name not in owned)
+def kinds_of(name: str) -> tuple[str, ...]:
+    """The data kinds model ``name`` supports, without loading it."""
+    return _LINES[resolve_name(name)].kinds
 
 
 def list_models() -> list[tuple[str, str]]:
-    """Returns ``(name, description)`` for every registered model."""
-    return [(name, spec.description) for name, spec in MODELS.items()]
+    """Returns ``(name, description)`` for every registered model (imports no model)."""
+    return [(name, line.description) for name, line in _LINES.items()]
+
+
+def model_keys() -> frozenset[str]:
+    """Every config key some model reads (the shared model fields included)."""
+    return frozenset(k for spec in MODELS.values() for k in spec.hparams)
+
+
+def option_owners() -> dict[str, list[str]]:
+    """Every model option key -> the models that read it, in registration order."""
+    out: dict[str, list[str]] = {}
+    for name, spec in MODELS.items():
+        for f in dataclasses.fields(spec.options):
+            out.setdefault(f.name, []).append(name)
+    return out
 
 
 def create_model(
-    name: str, input_shape: tuple[int, ...], likelihood: str | Likelihood = "bernoulli", **hparams
-) -> Autoencoder:
+    name: str,
+    input_shape: tuple[int, ...],
+    likelihood: Any = "bernoulli",
+    *,
+    kind: str | None = None,
+    n_train: int | None = None,
+    **options: Any,
+):
     """Builds registry model ``name``.
 
     Args:
@@ -382,8 +193,10 @@ def create_model(
       input_shape: per-example data shape, e.g. ``(28, 28, 1)``.
       likelihood: ``"bernoulli"`` for [0, 1] images, ``"gaussian"`` or
         ``"gaussian_learned"`` for standardized data (or a ``Likelihood``).
-      **hparams: the model's hyperparameters (``ModelSpec.hparams``); unset ones take the
-        ``aejax.Config`` defaults.
+      kind: the data kind (``DataInfo.kind``); default the model's first kind.
+      n_train: training examples (``DataInfo.n_train``), where the model needs it.
+      **options: ``latent_dim``, ``activation``, ``dtype`` and the model's own options
+        (``ModelSpec.options``); unset ones take their defaults.
 
     Returns:
       An unbound ``Autoencoder``.
@@ -391,63 +204,53 @@ def create_model(
     Raises:
       ConfigError: an unknown model, a key the model does not read, a bad shape.
     """
-    from aejax.config import Config  # the defaults live in one place
+    from aejax.models.likelihoods import Likelihood  # late: it imports jax
 
     spec = get_spec(name)
-    keys = [k for k in spec.hparams if k != "likelihood"]  # the argument of its own
-    unknown = sorted(set(hparams) - set(keys))
+    common_keys = [k for k in spec.common if k != "likelihood"]
+    own = {f.name for f in dataclasses.fields(spec.options)}
+    unknown = sorted(set(options) - set(common_keys) - own)
     if unknown:
         raise ConfigError(
-            f"model {name!r} does not use {unknown}; its hyperparameters are {sorted(keys)}"
+            f"model {spec.name!r} does not use {unknown}; its hyperparameters are "
+            f"{sorted([*common_keys, *own])}"
         )
-    defaults = Config()
-    hp = {k: hparams.get(k, getattr(defaults, k)) for k in keys}
-    hp = {k: tuple(v) if isinstance(v, list) else v for k, v in hp.items()}
+    opts = {k: tuple(v) if isinstance(v, list) else v for k, v in options.items() if k in own}
+    common = {k: options.get(k, COMMON_DEFAULTS[k]) for k in ("latent_dim", "activation", "dtype")}
     lik = likelihood if isinstance(likelihood, Likelihood) else Likelihood(likelihood)
+    return build(spec, spec.options(**opts), common, lik, input_shape, kind, n_train)
+
+
+def build(
+    spec: ModelSpec, options, common: Mapping[str, Any], likelihood, input_shape, kind, n_train
+):
+    """``spec.build`` on checked data: the one place every model is constructed."""
     if len(input_shape) < 1 or math.prod(input_shape) < 1:
         raise ConfigError(f"input_shape must be non-empty, got {input_shape}")
-    return spec.build(tuple(input_shape), lik, hp)
+    data = DataInfo(tuple(int(d) for d in input_shape), kind or spec.kinds[0], n_train)
+    return spec.build(options, Common(likelihood=likelihood, **common), data)
 
 
-def model_from_config(config, input_shape: tuple[int, ...], kind: str) -> Autoencoder:
+def model_from_config(config, input_shape: tuple[int, ...], kind: str, *, n_train=None):
     """The model ``config`` describes for data of ``kind`` and ``input_shape``.
 
+    Args:
+      config: the run's ``aejax.Config`` (its ``options`` are the model's).
+      input_shape: one example's shape.
+      kind: the data kind.
+      n_train: training examples, for models that need it (``DataInfo.n_train``).
+
     Raises:
-      ConfigError: the model does not support ``kind``, or ``config`` sets (to a value
-        other than the default) a key this model does not read, e.g. ``beta`` for ``ae``.
+      ConfigError: the model does not support ``kind``.
     """
-    from aejax.models.likelihoods import likelihood_for
+    from aejax.models.likelihoods import likelihood_for  # late: it imports jax
 
     spec = get_spec(config.model)
-    check_model_keys(config)
     if kind not in spec.kinds:
         raise ConfigError(
             f"model {spec.name!r} supports {list(spec.kinds)} data, not {kind!r}; models for "
-            f"{kind} data: {sorted(n for n, s in MODELS.items() if kind in s.kinds)}"
+            f"{kind} data: {sorted(n for n, line in _LINES.items() if kind in line.kinds)}"
         )
-    hp = {k: getattr(config, k) for k in spec.hparams if k != "likelihood"}
-    return create_model(config.model, input_shape, likelihood_for(kind, config.likelihood), **hp)
-
-
-def check_model_keys(config, explicit: tuple[str, ...] = ()) -> None:
-    """Refuses model keys the chosen model does not read.
-
-    Args:
-      config: the run's ``Config``.
-      explicit: keys the user set by name (``--set``); refused even at their default.
-
-    Raises:
-      ConfigError: naming the offending keys and the model's valid ones.
-    """
-    from aejax.config import Config
-
-    spec = get_spec(config.model)
-    defaults = Config()
-    foreign = model_keys() - set(spec.hparams)
-    bad = sorted(k for k in foreign if k in explicit or getattr(config, k) != getattr(defaults, k))
-    if bad:
-        shown = ", ".join(f"{k}={getattr(config, k)!r}" for k in bad)
-        raise ConfigError(
-            f"model {spec.name!r} does not use {shown}; its hyperparameters are "
-            f"{sorted(spec.hparams)}"
-        )
+    common = {k: getattr(config, k) for k in ("latent_dim", "activation", "dtype")}
+    lik = likelihood_for(kind, config.likelihood)
+    return build(spec, config.options, common, lik, input_shape, kind, n_train)

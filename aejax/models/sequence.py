@@ -54,14 +54,21 @@ oneDNN kernels (``benchmarks/results/2026-12-01-cpu-seq2seq``); the GRU is faste
 
 from __future__ import annotations
 
+import dataclasses
+from typing import ClassVar
+
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
 from flax.linen.recurrent import flip_sequences
 
 from aejax.errors import ConfigError
+from aejax.fields import field, integer, one_of
 from aejax.models._common import compute_dtype
 from aejax.models.autoencoder import Autoencoder
+from aejax.models.codes import IdentityCode
+from aejax.models.options import Options
+from aejax.models.spec import Common, DataInfo, ModelSpec
 
 CELLS = ("lstm", "gru")
 
@@ -219,15 +226,36 @@ class SequenceAutoencoder(Autoencoder):
         return self.likelihood.mean(out), aux
 
 
-def seq2seq_parts(input_shape, likelihood, hp, code) -> dict:
+@dataclasses.dataclass(frozen=True)
+class Seq2SeqOptions(Options):
+    """``seq2seq_ae``: its code width is ``latent_dim``; it reads no ``activation``."""
+
+    GROUP: ClassVar = (
+        "seq2seq_ae",
+        "LSTM/GRU encoder and decoder of seq2seq_ae on sequence data (Malhotra et al. 2016)",
+    )
+    cell: str = field("lstm", "the recurrent cell of encoder and decoder", one_of("lstm", "gru"))
+    rnn_hidden: int = field(64, "units of the encoder's and decoder's cell", integer(1))
+    reverse_decode: bool = field(
+        True, "reconstruct each sequence last step first (Malhotra et al. 2016)"
+    )
+    teacher_forcing: bool = field(
+        False,
+        "decoder input: the true previous value in training, its own prediction otherwise",
+    )
+    rnn_unroll: int = field(
+        1, "time steps per scan iteration of the recurrences (0 = fully unrolled)", integer(0)
+    )
+
+
+def seq2seq_parts(options: Seq2SeqOptions, common: Common, data: DataInfo, code) -> dict:
     """Encoder and decoder of ``seq2seq_ae`` around ``code`` for ``input_shape = (T, D)``."""
+    input_shape = tuple(data.input_shape)
     if len(input_shape) != 2:
-        raise ConfigError(
-            f"seq2seq_ae reads sequences [T, D]; got examples of shape {tuple(input_shape)}"
-        )
+        raise ConfigError(f"seq2seq_ae reads sequences [T, D]; got examples of shape {input_shape}")
     t, d = input_shape
-    cell, hidden, dtype, unroll = hp["cell"], hp["rnn_hidden"], hp["dtype"], hp["rnn_unroll"]
-    unroll = t if unroll == 0 else min(unroll, t)
+    cell, hidden, dtype = options.cell, options.rnn_hidden, common.dtype
+    unroll = t if options.rnn_unroll == 0 else min(options.rnn_unroll, t)
     return {
         "encoder": SeqEncoder(cell, hidden, code.features, dtype, unroll),
         "code": code,
@@ -236,10 +264,23 @@ def seq2seq_parts(input_shape, likelihood, hp, code) -> dict:
             hidden,
             t,
             d,
-            d * likelihood.params_per_element,
-            hp["reverse_decode"],
-            hp["teacher_forcing"],
+            d * common.likelihood.params_per_element,
+            options.reverse_decode,
+            options.teacher_forcing,
             dtype,
             unroll,
         ),
     }
+
+
+def _build(options: Seq2SeqOptions, common: Common, data: DataInfo) -> SequenceAutoencoder:
+    parts = seq2seq_parts(options, common, data, IdentityCode(common.latent_dim))
+    return SequenceAutoencoder(tuple(data.input_shape), likelihood=common.likelihood, **parts)
+
+
+SEQ2SEQ_AE = ModelSpec(
+    _build,
+    Seq2SeqOptions,
+    test_config={"rnn_hidden": 32, "latent_dim": 4},
+    common=("latent_dim", "dtype", "likelihood"),
+)

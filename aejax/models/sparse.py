@@ -28,11 +28,18 @@ unit), and the kept entries of a top-k code (so exactly ``k / K``).
 
 from __future__ import annotations
 
+import dataclasses
+from typing import ClassVar
+
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
 from aejax.errors import ConfigError
+from aejax.fields import field, integer, number, one_of
+from aejax.models.compose import compose, conv_parts, dense_parts
+from aejax.models.options import Conv, Dense, Options
+from aejax.models.spec import Common, ModelSpec
 
 MECHANISMS = ("l1", "kl", "topk")
 _EPS = 1e-6  # keeps rho_hat inside (0, 1), where the KL is finite
@@ -135,18 +142,64 @@ class SparseCode(nn.Module):
         )
 
 
-def sparse_code_from_hparams(hp) -> SparseCode:
-    """The ``SparseCode`` of a registry entry's hyperparameters, checked.
+@dataclasses.dataclass(frozen=True)
+class Sparsity(Options):
+    """How the code is made sparse (``SparseCode``)."""
+
+    GROUP: ClassVar = ("sparse_ae", "sparse_ae and conv_sparse_ae: how the code is made sparse")
+    sparsity: str = field(
+        "kl",
+        "l1 (on a ReLU code), kl (sigmoid code, batch-mean rate to sparsity_target: Ng) or "
+        "topk (the sparsity_k largest of a linear code: Makhzani & Frey 2013)",
+        one_of(*MECHANISMS),
+    )
+    sparsity_weight: float = field(
+        1.0, "weight of the sparsity term (l1 and kl; topk has none)", number(0, finite=True)
+    )
+    sparsity_target: float = field(
+        0.05, "kl: the target mean activation rho of each code unit", number(0, 1, above=True)
+    )
+    sparsity_k: int = field(4, "topk: code units kept per example (at most latent_dim)", integer(1))
+
+
+@dataclasses.dataclass(frozen=True)
+class SparseOptions(Sparsity, Dense):
+    """``sparse_ae``: the dense network and the sparsity."""
+
+
+@dataclasses.dataclass(frozen=True)
+class ConvSparseOptions(Sparsity, Conv):
+    """``conv_sparse_ae``: the conv network and the sparsity."""
+
+
+def sparse_code(options: Sparsity, common: Common) -> SparseCode:
+    """The ``SparseCode`` of a sparse model's options, checked.
 
     Raises:
-      ConfigError: an unknown mechanism, or ``sparsity_k`` above ``latent_dim``.
+      ConfigError: ``sparsity_k`` above ``latent_dim`` for ``topk``.
     """
-    mechanism, k, dim = hp["sparsity"], int(hp["sparsity_k"]), int(hp["latent_dim"])
-    if mechanism not in MECHANISMS:
-        raise ConfigError(f"unknown sparsity {mechanism!r}; choose one of {MECHANISMS}")
+    mechanism, k, dim = options.sparsity, int(options.sparsity_k), int(common.latent_dim)
     if mechanism == "topk" and not 1 <= k <= dim:
         raise ConfigError(
             f"sparsity=topk keeps sparsity_k={k} units per example but latent_dim={dim}; "
             "set sparsity_k between 1 and latent_dim"
         )
-    return SparseCode(dim, mechanism, float(hp["sparsity_target"]), k)
+    return SparseCode(dim, mechanism, float(options.sparsity_target), k)
+
+
+def _weights(options: Sparsity, total_steps: int):
+    return {"sparsity": options.sparsity_weight}, None, total_steps
+
+
+SPARSE_AE = ModelSpec(
+    compose(dense_parts, sparse_code),
+    SparseOptions,
+    weights=_weights,
+    test_config={"hidden": (32,), "latent_dim": 4},
+)
+CONV_SPARSE_AE = ModelSpec(
+    compose(conv_parts, sparse_code),
+    ConvSparseOptions,
+    weights=_weights,
+    test_config={"conv_features": (8, 16), "latent_dim": 4},
+)

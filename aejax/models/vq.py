@@ -16,11 +16,19 @@ m.code.codes(m.encoder(x)))`` (``[B, h, w]``); ``m.code.lookup(codes)`` maps the
 
 from __future__ import annotations
 
+import dataclasses
+from typing import ClassVar
+
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
+from aejax.fields import field, integer, number, one_of
+from aejax.models.autoencoder import Autoencoder
+from aejax.models.compose import conv_parts
+from aejax.models.options import Conv
 from aejax.models.parts import bottom_shape, check_conv_shape
+from aejax.models.spec import Common, DataInfo, ModelSpec
 
 sg = jax.lax.stop_gradient
 
@@ -229,19 +237,54 @@ class VectorQuantizer(nn.Module):
             self.ema_codebook.value = codebook
 
 
-def quantizer_from_hparams(input_shape: tuple[int, ...], hp) -> VectorQuantizer:
+@dataclasses.dataclass(frozen=True)
+class VQOptions(Conv):
+    """``vq_vae``: the conv network and the codebook."""
+
+    GROUP: ClassVar = ("vq_vae", "vq_vae's codebook (van den Oord et al. 2017)")
+    codebook_size: int = field(512, "K, the number of codes", integer(1))
+    code_dim: int = field(64, "D, the width of each code", integer(1))
+    commitment: float = field(0.25, "weight of the commitment term", number(0))
+    vq_update: str = field(
+        "ema",
+        "codebook update: ema (decayed cluster averages) or loss (codebook loss, by gradient)",
+        one_of("ema", "loss"),
+    )
+    vq_decay: float = field(0.99, "decay of the EMA codebook averages", number(0, 1, above=True))
+    vq_restart: bool = field(True, "move dead codes to encoder outputs of the batch")
+
+
+def quantizer_from_options(input_shape: tuple[int, ...], options: VQOptions) -> VectorQuantizer:
     """The ``vq_vae`` registry entry's quantizer, on the grid of its conv encoder.
 
     ``latent_dim`` plays no part: for ``vq_vae`` it only sets the size of the PCA baseline
     that evaluation compares against.
     """
-    check_conv_shape(tuple(input_shape), len(hp["conv_features"]))
-    h, w, _ = bottom_shape(tuple(input_shape), tuple(hp["conv_features"]))
+    check_conv_shape(tuple(input_shape), len(options.conv_features))
+    h, w, _ = bottom_shape(tuple(input_shape), tuple(options.conv_features))
     return VectorQuantizer(
         (h, w),
-        hp["codebook_size"],
-        hp["code_dim"],
-        hp["vq_update"],
-        hp["vq_decay"],
-        hp["vq_restart"],
+        options.codebook_size,
+        options.code_dim,
+        options.vq_update,
+        options.vq_decay,
+        options.vq_restart,
     )
+
+
+def _build(options: VQOptions, common: Common, data: DataInfo) -> Autoencoder:
+    code = quantizer_from_options(data.input_shape, options)
+    parts = conv_parts(options, common, data, code, grid=True)
+    return Autoencoder(tuple(data.input_shape), likelihood=common.likelihood, **parts)
+
+
+def _weights(options: VQOptions, total_steps: int):
+    return {"commitment": options.commitment, "codebook": 1.0}, None, total_steps
+
+
+VQ_VAE = ModelSpec(
+    _build,
+    VQOptions,
+    weights=_weights,
+    test_config={"conv_features": (8, 16), "codebook_size": 16, "code_dim": 8},
+)

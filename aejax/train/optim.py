@@ -86,16 +86,17 @@ def make_optimizer(config: Config, total_steps: int) -> optax.GradientTransforma
 def make_optimizers(config: Config, total_steps: int, model) -> dict:
     """One optimizer per parameter group the model trains (``model.phases``).
 
-    The autoencoder's is ``make_optimizer(config, total_steps)``; a discriminator's is the
-    same with ``lr = config.disc_lr`` when that is set.
+    The autoencoder's is ``make_optimizer(config, total_steps)``; another group's is the
+    same with the overrides its registry entry declares (``ModelSpec.groups``), e.g. the
+    adversarial autoencoder's discriminator with ``lr = disc_lr`` when that is set. A
+    group the entry does not declare gets the autoencoder's settings.
     """
-    groups = dict.fromkeys(g for g, _ in model.phases)
+    from aejax.models.registry import get_spec
+
+    spec = get_spec(config.model)
     out = {}
-    for g in groups:
-        c = (
-            config
-            if g == "autoencoder" or not config.disc_lr
-            else config.replace(lr=config.disc_lr)
-        )
-        out[g] = make_optimizer(c, total_steps)
+    for g in dict.fromkeys(g for g, _ in model.phases):
+        declared = spec.group(g) if g != "autoencoder" else None
+        changes = dict(declared.optimizer(config.options)) if declared else {}
+        out[g] = make_optimizer(config.replace(**changes) if changes else config, total_steps)
     return out

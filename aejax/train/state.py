@@ -132,7 +132,7 @@ def _initializer(model, optimizers, input_shape):
         variables = model.init({"params": params_key, "sample": state_key}, dummy)
         params = variables["params"] if init_params is None else init_params
         model_state = {k: v for k, v in variables.items() if k != "params"}
-        opt_state = {g: tx.init(select_group(params, g)) for g, tx in optimizers.items()}
+        opt_state = {g: tx.init(select_group(params, g, model)) for g, tx in optimizers.items()}
         return TrainState(
             step=jnp.zeros((), jnp.int32),
             params=params,

@@ -23,7 +23,7 @@ from aejax import losses, metrics
 from aejax.augment import Augment
 from aejax.corruption import Corruption
 from aejax.models.autoencoder import select_group
-from aejax.objective import Objective, make_objective
+from aejax.objective import Objective
 from aejax.train.state import TrainState, as_optimizers
 
 Metrics = dict[str, jax.Array]
@@ -35,10 +35,10 @@ _AUGMENT = 0x617567  # fold_in constant of the augmentation key ("aug")
 
 
 def default_objective() -> Objective:
-    """The default ``Config``'s objective (reconstruction + KL at beta 1 + ...)."""
-    from aejax.config import Config
+    """Every model's terms at their default weights (reconstruction + KL at beta 1 + ...)."""
+    from aejax.objective import default_objective as every_models
 
-    return make_objective(Config(), 1)
+    return every_models(1)
 
 
 def as_batch(batch: jax.Array | Batch) -> dict:
@@ -134,7 +134,7 @@ def make_train_step(
             per_example, _ = objective(aux["terms"], state.step)
             return _weighted(per_example, weight) / count, (per_example, aux, new_state)
 
-        sub = select_group(params, group)
+        sub = select_group(params, group, model)
         (_, (per_example, aux, new_state)), grads = jax.value_and_grad(loss_fn, has_aux=True)(sub)
         if axis_name:
             # Each device holds its own copy of the parameters and its loss is its share

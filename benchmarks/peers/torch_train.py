@@ -19,9 +19,10 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from aejax import losses, metrics
+from aejax import metrics
 from aejax.config import Config
 from aejax.data import Dataset
+from aejax.models.likelihoods import likelihood_for
 from aejax.train import epoch_permutation, make_schedule
 
 
@@ -122,7 +123,7 @@ def train_twin(twin: torch.nn.Module, ds: Dataset, config: Config) -> dict:
       "epochs_run", "best_epoch"}``. Like aejax, the first epoch is left out of the speed
       unless it is the only one, and the parameters with the lowest validation loss are kept.
     """
-    likelihood = losses.likelihood_for(ds.kind)
+    likelihood = likelihood_for(ds.kind).name
     x_train, x_val = twin.to_input(ds.x_train), twin.to_input(ds.x_val)
     n, batch_size = x_train.shape[0], min(config.batch_size, x_train.shape[0])
     steps_per_epoch = n // batch_size

@@ -25,8 +25,8 @@ def datasets(_) -> int:
 
 
 def config(args) -> int:
-    from aejax.config import describe_fields
-    from aejax.models.registry import MODELS, config_keys, model_keys
+    from aejax.config import config_keys, describe_fields
+    from aejax.models.registry import MODELS, model_keys
 
     fields = describe_fields()
     owned = model_keys()
