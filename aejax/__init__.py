@@ -4,9 +4,10 @@ Every public name below is loaded on first use (PEP 562): ``import aejax`` impor
 scikit-learn or Orbax and changes nothing in the process; ``aejax.denoise`` imports
 ``aejax.apps.restore`` the first time it is read. ``dir(aejax)`` lists them all.
 
-Two names that read alike:
-- ``aejax.train`` is the engine's package; its function ``aejax.train.train(config,
-  workdir)`` is also ``aejax.train_run``.
+Names that read alike:
+- ``aejax.train`` is the engine's package (``aejax.fit`` trains objects); the config-level
+  function is ``aejax.train_run(config, workdir)`` (``aejax.assemble.train``), which was
+  ``aejax.train.train`` before 0.2.
 - ``aejax.AutoencoderTransformer`` is the scikit-learn transformer (``aejax.Autoencoder``
   before 0.2); ``aejax.models.Autoencoder`` is the Linen module every model builds.
 """
@@ -23,12 +24,13 @@ __version__ = "0.1.0"
 # name -> (module, attribute); attribute None: the module itself.
 _EXPORTS: dict[str, tuple[str, str | None]] = {
     # subpackages and modules
-    "train": ("aejax.train", None),  # the engine; aejax.train.train(config, workdir)
-    "pretrain": ("aejax.pretrain", None),  # stacked_ae: aejax.pretrain.pretrain(config, ds)
+    "train": ("aejax.train", None),  # the engine package; aejax.fit, aejax.train_run
+    # stacked_ae's layer-wise pretraining: aejax.pretrain.pretrain(config, ds)
+    "pretrain": ("aejax.train.pretrain", None),
     "series": ("aejax.apps.series", None),  # windows, point scores, NAB labels
-    "losses": ("aejax.losses", None),
+    "losses": ("aejax.models.losses", None),
     "metrics": ("aejax.metrics", None),
-    "objective": ("aejax.objective", None),
+    "objective": ("aejax.models.objective", None),
     # errors
     "AejaxError": ("aejax.errors", "AejaxError"),
     "CheckpointError": ("aejax.errors", "CheckpointError"),
@@ -36,10 +38,10 @@ _EXPORTS: dict[str, tuple[str, str | None]] = {
     "DataError": ("aejax.errors", "DataError"),
     "TrainingDivergedError": ("aejax.errors", "TrainingDivergedError"),
     # data, models, config, objective
-    "Augment": ("aejax.augment", "Augment"),
-    "parse_augment": ("aejax.augment", "parse_augment"),
-    "Corruption": ("aejax.corruption", "Corruption"),
-    "parse_corruption": ("aejax.corruption", "parse_corruption"),
+    "Augment": ("aejax.data.augment", "Augment"),
+    "parse_augment": ("aejax.data.augment", "parse_augment"),
+    "Corruption": ("aejax.data.corruption", "Corruption"),
+    "parse_corruption": ("aejax.data.corruption", "parse_corruption"),
     "PCA": ("aejax.baselines", "PCA"),
     "fit_pca": ("aejax.baselines", "fit_pca"),
     "Config": ("aejax.config", "Config"),
@@ -48,17 +50,16 @@ _EXPORTS: dict[str, tuple[str, str | None]] = {
     "MODELS": ("aejax.models", "MODELS"),
     "create_model": ("aejax.models", "create_model"),
     "model_from_config": ("aejax.models", "model_from_config"),
-    "Objective": ("aejax.objective", "Objective"),
-    "make_objective": ("aejax.objective", "make_objective"),
+    "Objective": ("aejax.models.objective", "Objective"),
+    "make_objective": ("aejax.models.objective", "make_objective"),
     # the engine
     "TrainState": ("aejax.train", "TrainState"),
     "make_eval_step": ("aejax.train", "make_eval_step"),
     "make_optimizer": ("aejax.train", "make_optimizer"),
     "make_optimizers": ("aejax.train", "make_optimizers"),
     "make_train_step": ("aejax.train", "make_train_step"),
-    "train_run": ("aejax.train", "train"),
+    "train_run": ("aejax.assemble", "train"),
     "fit": ("aejax.train", "fit"),
-    "assemble": ("aejax.assemble", "assemble"),
     # runs, evaluation, inference
     "importance_weighted_bound": ("aejax.bounds", "importance_weighted_bound"),
     "evaluate_model": ("aejax.inference", "evaluate_model"),
@@ -80,7 +81,7 @@ _EXPORTS: dict[str, tuple[str, str | None]] = {
     "read_series": ("aejax.apps.series", "read_series"),
     "interpolate": ("aejax.sampling", "interpolate"),
     "sample": ("aejax.sampling", "sample"),
-    "recommend": ("aejax.recommend", "recommend"),  # the function: AutoRec's top-k items
+    "recommend": ("aejax.apps.recommend", "recommend"),  # the function: AutoRec's top-k items
     # scikit-learn estimators and detection metrics
     "AnomalyDetector": ("aejax.estimators", "AnomalyDetector"),
     "AutoencoderTransformer": ("aejax.estimators", "AutoencoderTransformer"),
@@ -122,8 +123,8 @@ class _Package(types.ModuleType):
     """Keeps an exported function from being replaced by the submodule of the same name.
 
     Importing a submodule sets it as an attribute of its package: after
-    ``import aejax.recommend``, ``aejax.recommend`` would be the module, not the function
-    ``aejax.recommend.recommend`` that ``__all__`` promises.
+    ``import aejax.apps.recommend``, ``aejax.apps.recommend`` would be the module, not the function
+    ``aejax.apps.recommend.recommend`` that ``__all__`` promises.
     """
 
     def __setattr__(self, name: str, value: Any) -> None:

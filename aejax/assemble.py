@@ -2,7 +2,7 @@
 
 Below this module the library takes objects: ``aejax.train.fit`` trains a model, an
 objective, optimizers and a dataset it is given. ``train(config, workdir)`` is the thin
-wrapper that builds them here, runs stacked pretraining (``aejax.pretrain``, an
+wrapper that builds them here, runs stacked pretraining (``aejax.train.pretrain``, an
 application above the engine) when the config asks for it, then calls ``fit``.
 """
 
@@ -14,14 +14,14 @@ import pathlib
 from collections.abc import Callable
 from typing import Any
 
-from aejax import pretrain
-from aejax.augment import Augment, parse_augment
+import aejax.train.pretrain as pretrain
 from aejax.config import Config
-from aejax.corruption import Corruption, corruption_for
 from aejax.data import Dataset, load_dataset
+from aejax.data.augment import Augment, parse_augment
+from aejax.data.corruption import Corruption, corruption_for
 from aejax.errors import ConfigError
 from aejax.models import model_from_config
-from aejax.objective import Objective, make_objective
+from aejax.models.objective import Objective, make_objective
 from aejax.train.loop import check_data, fit, plan_batch_size, take_lock
 from aejax.train.optim import make_optimizers, make_schedule
 from aejax.train.result import LoopSettings, RunResult
@@ -142,7 +142,7 @@ def train(
     """Trains ``config.model`` on ``config.data``; resumes from a checkpoint in ``workdir``.
 
     ``assemble(config)``, then (``stacked_ae``) layer-wise pretraining, then
-    ``aejax.train.fit`` on the objects. Also ``aejax.train.train``.
+    ``aejax.train.fit`` on the objects. Also ``aejax.train_run``.
 
     One run directory has one writer: the process holds an advisory lock on
     ``<workdir>/.lock`` (``aejax.train.runlock``) from before the data are loaded (or, for
@@ -165,7 +165,7 @@ def train(
       init_params: parameters to start from instead of a fresh initialization (the
         structure ``model.init`` gives: pretrained layers, a previous phase); a resumed
         run restores its checkpoint instead. Without them a ``stacked_ae`` run is first
-        pretrained layer by layer (``aejax.pretrain.prepare_run``).
+        pretrained layer by layer (``aejax.train.pretrain.prepare_run``).
 
     Returns:
       A ``RunResult``; ``result.state`` is the whole final state; ``result.stats`` adds

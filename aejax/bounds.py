@@ -33,8 +33,9 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from aejax import inference, losses, xla
+from aejax import inference, xla
 from aejax.errors import ConfigError, DataError
+from aejax.models import losses
 
 _LOG_2PI = math.log(2.0 * math.pi)
 # The fixed seed of the test-set binarization protocol: a binarized test set is drawn once,

@@ -15,13 +15,14 @@ import numpy as np
 from aejax import bounds, inference, metrics
 from aejax.assemble import dataset_for, train
 from aejax.baselines import fit_pca
+from aejax.baselines.ratings import fit_bias_baseline, rmse
 from aejax.config import Config
 from aejax.data import Dataset
 from aejax.data.dataset import min_examples
 from aejax.errors import CheckpointError, ConfigError, DataError
-from aejax.inference import evaluate_model, masked_report
+from aejax.inference import evaluate_model, masked_report, predicted_matrix
+from aejax.metrics.ratings import ratings_report, topk_metrics
 from aejax.models import MODELS
-from aejax.recommend import ratings_summary
 from aejax.run import load_run, with_data_options
 from aejax.train import runlock, runtime
 from aejax.train.result import RunResult
@@ -290,8 +291,8 @@ def train_and_evaluate(
 ) -> tuple[dict, RunResult]:
     """Trains (or resumes), then writes ``summary.json`` and ``reconstructions.png``.
 
-    A ``stacked_ae`` run is first pretrained layer by layer by ``aejax.train.train``
-    (``aejax.pretrain.prepare_run``); its summary adds the reconstruction of the pretrained
+    A ``stacked_ae`` run is first pretrained layer by layer by ``aejax.train_run``
+    (``aejax.train.pretrain.prepare_run``); its summary adds the reconstruction of the pretrained
     parameters before fine-tuning (``pretrain_test_<metric>``).
 
     Args:
@@ -310,7 +311,7 @@ def train_and_evaluate(
     Raises:
       DataError: the data set has no test split (``test_fraction=0`` and no test set of its
         own): the report is on held-out data, so this is refused before training.
-      CheckpointError, TrainingDivergedError: see ``aejax.train.train``.
+      CheckpointError, TrainingDivergedError: see ``aejax.train_run``.
     """
     t0 = time.perf_counter()
     if config.distributed:  # before is_main_process below: the first JAX call
@@ -330,7 +331,7 @@ def train_and_evaluate(
                 f"data set {dataset.name!r} has no test examples (test_fraction="
                 f"{config.test_fraction}); the report compares the autoencoder with PCA on "
                 "held-out data. Set test_fraction > 0, or train without a report with "
-                "aejax.train.train."
+                "aejax.train_run."
             )
         check_report_data(config, dataset)
         if workdir is not None:
@@ -456,4 +457,31 @@ def evaluate_workdir(
         )
         # The bounds may cover a subset: test_elbo stays the whole split's, like test_kl.
         out.update({k.replace("test_elbo", "iw_elbo"): v for k, v in report.items()})
+    return out
+
+
+def ratings_summary(model: Any, variables: Any, dataset: Dataset, k: int = 10) -> dict:
+    """The summary keys of an ``autorec`` run: its test metrics beside two baselines.
+
+    Returns:
+      ``test_rmse``, ``test_recall@k``, ``test_ndcg@k``, ``val_rmse`` (clipped, with the
+      fallback for unseen ids), ``n_test_ratings``, ``ranked_users``, and
+      ``bias_test_rmse`` / ``global_mean_test_rmse`` (the baselines on the same split;
+      ``bias_test_recall@k`` and ``bias_test_ndcg@k`` too).
+    """
+    ratings = dataset.ratings.ratings
+    fallback = fit_bias_baseline(ratings)
+    pred = predicted_matrix(model, variables, dataset, fallback)
+    test = ratings_report(pred, ratings, k)
+    out = {f"test_{name}": value for name, value in test.items() if name != "ranked_users"}
+    out["n_test_ratings"] = out.pop("test_n_ratings")
+    out["ranked_users"] = test["ranked_users"]
+    users, items, values = ratings.select("val")
+    if values.shape[0]:
+        out["val_rmse"] = rmse(pred[users, items], values, ratings.low, ratings.high)
+    users, items, values = ratings.select("test")
+    bias = np.clip(fallback.predict_users(np.arange(ratings.n_users)), ratings.low, ratings.high)
+    out["bias_test_rmse"] = rmse(bias[users, items], values)
+    out.update({f"bias_test_{n}": v for n, v in topk_metrics(bias, ratings, k).items() if "@" in n})
+    out["global_mean_test_rmse"] = rmse(np.full(values.shape, fallback.mu), values)
     return out

@@ -25,8 +25,10 @@ import numpy as np
 from jax.extend.core import Var
 
 from aejax import metrics, xla
-from aejax._chunks import padded_chunks
+from aejax.baselines.ratings import BiasedModel, fit_bias_baseline
+from aejax.data import Dataset
 from aejax.data._validate import check_dtype, check_finite
+from aejax.data.chunks import padded_chunks
 from aejax.errors import DataError
 
 _FLOAT32_MAX = float(np.finfo(np.float32).max)
@@ -427,3 +429,44 @@ def masked_report(recon: np.ndarray, x: np.ndarray, mask: np.ndarray) -> dict:
         "recon_mse": float(sse.sum() / max(mask.sum(), 1.0)),
         "sse_per_example": float(sse.mean()),
     }
+
+
+def predicted_matrix(
+    model: Any,
+    variables: Any,
+    dataset: Dataset,
+    fallback: BiasedModel | None = None,
+    batch_size: int | None = None,
+) -> np.ndarray:
+    """Every user's predicted rating of every item, ``[n_users, n_items]`` float32.
+
+    Args:
+      model: a trained ``autorec`` model.
+      variables: its variables.
+      dataset: the ratings Dataset it was trained on (its layout gives the rows).
+      fallback: the bias baseline for unseen ids (default: ``fit_bias_baseline``).
+      batch_size: rows per forward pass (default: this module's plan).
+
+    Returns:
+      Clipped to ``[ratings.low, ratings.high]``; fallback predictions where the user or
+      the item has no training rating.
+    """
+    layout = dataset.ratings
+    if layout is None:
+        raise DataError(f"data set {dataset.name!r} is not ratings data (use ratings:PATH)")
+    ratings = layout.ratings
+    full = np.zeros((layout.n_rows, dataset.input_shape[0]), np.float32)
+    full[layout.train_rows] = dataset.x_train
+    recon, _ = reconstruct(model, variables, full, batch_size)
+    pred = np.asarray(recon, np.float32)
+    if layout.rows == "items":
+        pred = pred.T
+    pred = pred + layout.baseline.predict_users(np.arange(ratings.n_users)).astype(np.float32)
+    fallback = fallback or fit_bias_baseline(ratings)
+    seen_u, seen_i = ratings.seen_in_training()
+    cold = ~(seen_u[:, None] & seen_i[None, :])
+    if cold.any():
+        cold_users = np.flatnonzero(cold.any(axis=1))
+        base = fallback.predict_users(cold_users).astype(np.float32)
+        pred[cold_users] = np.where(cold[cold_users], base, pred[cold_users])
+    return np.clip(pred, ratings.low, ratings.high)

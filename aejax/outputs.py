@@ -4,16 +4,20 @@ Every command that writes a file the user names (``aejax encode|sample|interpola
 restore|detect --out``) and the Python function behind it call ``check_output`` (one file)
 or ``check_output_dir`` (a folder of named files) before any computation, then write each
 file through ``atomic_path``, so an interrupted write never leaves half a file under the
-user's name.
+user's name. What they write as JSON goes through ``dumps_strict`` (no ``NaN``/``Infinity``,
+which Python's ``json`` writes by default and strict parsers refuse).
 """
 
 from __future__ import annotations
 
 import contextlib
+import json
+import math
 import os
 import pathlib
 import secrets
 from collections.abc import Iterable, Iterator
+from typing import Any
 
 from aejax.errors import ConfigError
 
@@ -165,3 +169,37 @@ __all__ = [
     "check_output_dir",
     "is_run_dir",
 ]
+
+
+# --- strict JSON -------------------------------------------------------------------------
+
+
+def _clean(value: Any, key: str, nulls: dict[str, str]) -> Any:
+    """``value`` with every non-finite float replaced by None, recorded in ``nulls``."""
+    if isinstance(value, float) and not math.isfinite(value):
+        nulls[key] = f"not a finite number ({value!r})"
+        return None
+    if isinstance(value, dict):
+        return {k: _clean(v, f"{key}.{k}" if key else str(k), nulls) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_clean(v, f"{key}[{i}]", nulls) for i, v in enumerate(value)]
+    return value
+
+
+def dumps_strict(summary: dict[str, Any]) -> str:
+    """``summary`` as strict JSON (indent 2, a final newline).
+
+    A non-finite float becomes ``null``, and the key ``null_because`` maps its path to the
+    reason (``{"threshold": "not a finite number (inf)"}``), so a reader sees why.
+
+    Args:
+      summary: a JSON-serializable dict (floats may be NaN or infinite).
+
+    Returns:
+      Text that every JSON parser reads.
+    """
+    nulls: dict[str, str] = {}
+    clean = _clean(summary, "", nulls)
+    if nulls:
+        clean["null_because"] = nulls
+    return json.dumps(clean, indent=2, allow_nan=False) + "\n"

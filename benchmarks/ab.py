@@ -42,7 +42,7 @@ try:
 except ImportError:
     from aejax.train.state import init_state
 try:
-    from aejax.objective import make_objective
+    from aejax.models.objective import make_objective
 except ImportError:
     from aejax.models.objective import make_objective
 out = {}

@@ -136,7 +136,7 @@ def train_once(model: str, devices: int, out: str, *, data="natural", rows=None,
     The arrays are the state's leaves in tree order (``leaf_0``, ...); ``meta`` holds a
     JSON string with the seconds of training, the steps and the data's description.
     """
-    from aejax.train import train
+    from aejax.assemble import train
 
     ds, name = data_for(model, data=data, rows=rows)
     t0 = time.perf_counter()

@@ -93,7 +93,8 @@ def run_family(out: str | pathlib.Path, *, tiny: bool = False) -> dict:
     Returns:
       The ``family.json`` record.
     """
-    from aejax import generate, plots
+    from aejax import plots
+    from aejax.apps import generate
 
     settings = SETTINGS["tiny" if tiny else "full"]
     out = pathlib.Path(out)

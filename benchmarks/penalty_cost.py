@@ -28,7 +28,7 @@ import numpy as np
 
 import aejax
 from aejax import xla
-from aejax.objective import make_objective
+from aejax.models.objective import make_objective
 from aejax.train import init_state
 from benchmarks import environment, records, timing
 

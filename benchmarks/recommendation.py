@@ -12,8 +12,8 @@ Each seed splits the 100,836 ratings (``aejax.data.ratings.split_ratings``): 10%
 
 and scores the test ratings: RMSE of predictions clipped to [0.5, 5], and recall@10 and
 NDCG@10 of each user's unseen items against its test ratings >= 4
-(``aejax.recommend.topk_metrics``). Pairs with an id unseen in training get the bias
-baseline's prediction (``aejax.recommend``). Writes ``recommendation.json`` (versions,
+(``aejax.apps.recommend.topk_metrics``). Pairs with an id unseen in training get the bias
+baseline's prediction (``aejax.apps.recommend``). Writes ``recommendation.json`` (versions,
 device, configs, every figure and its seconds) and ``recommendation.md``.
 """
 
@@ -27,10 +27,10 @@ import time
 import numpy as np
 
 import aejax
+from aejax.apps.recommend import fit_bias_baseline, predicted_matrix, ratings_report
 from aejax.baselines.ratings import fit_als, fit_global_mean, rmse
 from aejax.data import resolve_data_dir
 from aejax.data.ratings import make_ratings, ratings_dataset, read_ratings, synthetic_ratings
-from aejax.recommend import fit_bias_baseline, predicted_matrix, ratings_report
 from benchmarks import environment
 
 DATA = "movielens/ml-latest-small-ratings.csv.gz"
@@ -136,7 +136,7 @@ def _autorec(label: str, fields: dict, ratings, seed: int, name: str) -> tuple[d
         model="autorec", data=name, seed=seed, progress=False, devices=1, **fields
     )
     t0 = time.perf_counter()
-    result = aejax.train.train(config, dataset=ds)
+    result = aejax.train_run(config, dataset=ds)
     seconds = time.perf_counter() - t0
     pred = predicted_matrix(result.model, result.variables, ds)
     vu, vi, vv = ratings.select("val")

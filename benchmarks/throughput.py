@@ -23,7 +23,7 @@ import numpy as np
 import aejax
 from aejax import xla
 from aejax.models.likelihoods import likelihood_for
-from aejax.objective import make_objective
+from aejax.models.objective import make_objective
 from aejax.train import epoch_permutation, init_state
 from benchmarks import environment, flops, records, timing
 from benchmarks.context import Context

@@ -16,13 +16,14 @@ import pytest
 from _configs import SMALL
 from _trees import host, host_leaves
 
+from aejax.assemble import train
 from aejax.errors import ConfigError
 from aejax.models import create_model, model_from_config
 from aejax.models.adversarial import LatentDiscriminator
 from aejax.models.autoencoder import select_group
-from aejax.objective import make_objective
+from aejax.models.objective import make_objective
 from aejax.run import abstract_state, best_like, load_run
-from aejax.train import Checkpointer, init_state, make_optimizers, make_train_step, shard, train
+from aejax.train import Checkpointer, init_state, make_optimizers, make_train_step, shard
 from aejax.train.state import TrainState
 
 SHAPE = (8, 8, 1)

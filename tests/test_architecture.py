@@ -6,13 +6,13 @@ dependency (as in ../shared/tools/house.py). A name inside a module maps to that
 
 Layers, bottom to top; a module may import from its own layer and the layers below:
 
-0. errors, _json, _logging, outputs, xla: no aejax dependency worth the name
-1. data, models, baselines, metrics, augment, corruption, objective, losses: the parts
+0. errors, _logging, outputs, xla, fields: no aejax dependency worth the name
+1. data (augment, corruption, chunks), models (objective, losses), baselines, metrics
 2. config: the frozen dataclass that names the parts
-3. train, inference: the engine (tensorboard moves into it) and the batched application
-   of a model, whose input checks the engine uses (inference needs only layers 0 and 1)
-4. build, run, pretrain, evaluate, bounds: a trained run and what it computes
-5. apps, generate, recommend, estimators, plots: what users do with runs
+3. train (the engine, stacked pretraining beside it), inference: the batched application
+   of a model, whose input checks the engine uses (it needs only layers 0 and 1)
+4. assemble (config -> objects -> fit), run (a run's lifecycle), evaluate, bounds, sampling
+5. apps, estimators, plots: what users do with runs
 6. cli and the package ``__init__``
 """
 
@@ -26,15 +26,12 @@ import pytest
 ROOT = pathlib.Path(__file__).resolve().parents[1] / "aejax"
 
 LAYERS = {
-    **dict.fromkeys(("errors", "_json", "_logging", "outputs", "xla"), 0),
-    **dict.fromkeys(
-        ("data", "models", "baselines", "metrics", "augment", "corruption", "objective", "losses"),
-        1,
-    ),
+    **dict.fromkeys(("errors", "_logging", "outputs", "xla", "fields"), 0),
+    **dict.fromkeys(("data", "models", "baselines", "metrics"), 1),
     "config": 2,
-    **dict.fromkeys(("train", "tensorboard", "inference"), 3),
-    **dict.fromkeys(("build", "run", "pretrain", "evaluate", "bounds"), 4),
-    **dict.fromkeys(("apps", "generate", "recommend", "estimators", "plots"), 5),
+    **dict.fromkeys(("train", "inference"), 3),
+    **dict.fromkeys(("assemble", "run", "evaluate", "bounds", "sampling"), 4),
+    **dict.fromkeys(("apps", "estimators", "plots"), 5),
     **dict.fromkeys(("cli", "__init__"), 6),
 }
 
@@ -46,17 +43,8 @@ ALLOWED_UPWARD = {
     ("evaluate", "plots"): "train_and_evaluate draws reconstructions.png",
 }
 
-# Cycles and upward imports that other branches of issue 22 are removing now: `cfg`
-# (config <-> models.registry, with augment and corruption) and `engine` (train <->
-# pretrain <-> evaluate <-> run <-> generate <-> recommend). Their tests below are
-# xfail(strict=False) until those branches are merged; then drop these sets.
-BEING_REMOVED_CYCLES = (
-    {"config", "models", "augment", "corruption"},
-    {"train", "pretrain", "evaluate", "run", "generate", "recommend"},
-)
-
 MAX_LINES = 500
-MAX_TOP_LEVEL = 19  # today's count; 12 once generate, recommend, run, ... have moved
+MAX_TOP_LEVEL = 12
 
 
 def _modules() -> dict[str, pathlib.Path]:
@@ -153,24 +141,12 @@ def _upward() -> set[tuple[str, str, str, str]]:
     return out
 
 
-def _being_removed(units: set[str]) -> bool:
-    return any(units <= known for known in BEING_REMOVED_CYCLES)
-
-
 def test_every_top_level_module_has_a_layer():
     units = {_unit(m) for m in _modules()}
     assert units - set(LAYERS) == set(), "add the new module to LAYERS (and the docstring)"
 
 
 def test_no_module_over_500_lines():
-    long = {m: n for m, f in _modules().items() if (n := len(f.read_text().splitlines())) > 500}
-    # aejax.train.loop and aejax.evaluate are being split by the `engine` branch, aejax.config
-    # by `cfg`: only they may still be long.
-    assert set(long) <= {"aejax.train.loop", "aejax.evaluate", "aejax.config"}, long
-
-
-@pytest.mark.xfail(strict=False, reason="train.loop, evaluate, config: being split now")
-def test_no_module_over_500_lines_at_all():
     long = {m: n for m, f in _modules().items() if (n := len(f.read_text().splitlines())) > 500}
     assert long == {}
 
@@ -180,28 +156,10 @@ def test_few_top_level_modules():
     assert len(top) <= MAX_TOP_LEVEL, top
 
 
-def test_no_new_import_cycle():
-    """Cycles other than the two being removed now (their modules only) fail."""
-    new = [c for c in _cycles(_graph()) if not _being_removed({_unit(m) for m in c})]
-    assert new == []
-
-
-@pytest.mark.xfail(strict=False, reason="config<->registry (cfg), train<->run<->... (engine)")
 def test_no_import_cycle():
     assert _cycles(_graph()) == []
 
 
-def test_layers_hold_but_for_the_known_upward_imports():
-    """An upward import fails unless it is the one allowed or part of a cycle being removed."""
-    bad = {
-        (m, t)
-        for m, t, a, b in _upward()
-        if (a, b) not in ALLOWED_UPWARD and not _being_removed({a, b})
-    }
-    assert bad == set()
-
-
-@pytest.mark.xfail(strict=False, reason="config<->registry (cfg), train<->run<->... (engine)")
 def test_at_most_one_upward_import():
     pairs = {(a, b) for _, _, a, b in _upward()}
     assert pairs <= set(ALLOWED_UPWARD) and len(ALLOWED_UPWARD) <= 1, pairs
@@ -240,10 +198,10 @@ def test_import_aejax_imports_no_library_and_lists_every_name():
         "heavy = ('jax', 'sklearn', 'orbax', 'numpy', 'tqdm', 'dm_pix')\n"
         "print(sorted(m for m in heavy if m in sys.modules))\n"
         "assert set(aejax.__all__) <= set(dir(aejax))\n"
-        "import aejax.recommend  # the submodule must not replace the function\n"
+        "import aejax.apps.recommend\n"
         "missing = [n for n in aejax.__all__ if getattr(aejax, n, None) is None]\n"
         "assert not missing, missing\n"
-        "assert callable(aejax.recommend) and aejax.train_run is aejax.train.train\n"
+        "import aejax.assemble\nassert callable(aejax.recommend) and aejax.train_run is aejax.assemble.train\n"
         "assert aejax.series.detect_series is aejax.detect_series\n"
     )
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
@@ -261,3 +219,11 @@ def test_renamed_names_say_the_new_name():
             module.Autoencoder  # noqa: B018
     with pytest.raises(ImportError, match="AutoencoderTransformer"):
         from aejax import Autoencoder  # noqa: F401
+
+
+def test_the_old_train_function_says_its_new_name():
+    import aejax.train
+    from aejax.errors import RenamedError
+
+    with pytest.raises(RenamedError, match=r"aejax.train.train was renamed aejax.train_run"):
+        aejax.train.train  # noqa: B018

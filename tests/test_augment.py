@@ -1,4 +1,4 @@
-"""Training-time augmentation (aejax.augment): the operators' statistics, the spec grammar,
+"""Training-time augmentation (aejax.data.augment): the operators' statistics, the spec grammar,
 and the engine applying it before corruption, to the target too."""
 
 from __future__ import annotations
@@ -10,9 +10,10 @@ from _configs import SMALL
 from _probe import Probe, probe_state
 
 from aejax import Config, ConfigError, parse_corruption
-from aejax.augment import parse_augment
+from aejax.assemble import train
 from aejax.data import Dataset
-from aejax.train import make_train_step, train
+from aejax.data.augment import parse_augment
+from aejax.train import make_train_step
 
 
 def _dots(b: int, size: int = 9) -> np.ndarray:

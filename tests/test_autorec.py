@@ -14,7 +14,8 @@ import pytest
 
 import aejax
 from aejax import cli
-from aejax.assemble import dataset_for
+from aejax.apps.recommend import predicted_matrix, ratings_report, topk_metrics
+from aejax.assemble import dataset_for, train
 from aejax.baselines.ratings import fit_als, fit_biases, fit_global_mean, rmse
 from aejax.data.ratings import (
     TEST,
@@ -27,8 +28,6 @@ from aejax.data.ratings import (
     synthetic_ratings,
 )
 from aejax.errors import DataError
-from aejax.recommend import predicted_matrix, ratings_report, topk_metrics
-from aejax.train import train
 from aejax.train.epoch import evaluate_arrays
 from aejax.train.shard import make_mesh
 from aejax.train.state import init_state
@@ -303,8 +302,8 @@ def test_train_writes_test_rmse_and_recommend_ranks_unseen_items(tmp_path, capsy
     assert predicted == sorted(predicted, reverse=True)
     assert all(1.0 <= p <= 5.0 for p in predicted)
     # The Python equivalent gives the same list; an unknown user gets the documented fallback.
-    assert aejax.recommend(run, 3, 5)["items"] == out["items"]
-    cold = aejax.recommend(aejax.load_run(run), "no-such-user", k=3)
+    assert aejax.apps.recommend(run, 3, 5)["items"] == out["items"]
+    cold = aejax.apps.recommend(aejax.load_run(run), "no-such-user", k=3)
     assert not cold["known"] and "item-bias baseline" in cold["fallback"]
     assert len(cold["items"]) == 3
     assert cli.main(["recommend", str(run), "--user", "3"]) == 0

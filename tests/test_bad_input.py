@@ -14,11 +14,11 @@ import pytest
 
 import aejax
 from aejax import Config, cli
+from aejax.assemble import train
 from aejax.data import load_dataset
 from aejax.errors import DataError
 from aejax.evaluate import train_and_evaluate
 from aejax.run import load_run
-from aejax.train import train
 
 TINY = dict(
     hidden=(8,),

@@ -14,12 +14,13 @@ from _configs import SMALL
 from scipy import stats
 
 from aejax import bounds, cli
+from aejax.assemble import train
 from aejax.data import load_dataset
 from aejax.data.dataset import build_dataset
 from aejax.errors import ConfigError, DataError
 from aejax.models import create_model
 from aejax.run import load_run
-from aejax.train import TrainState, make_train_step, train
+from aejax.train import TrainState, make_train_step
 
 VAE = SMALL.replace(model="vae", latent_dim=4, hidden=(32,))
 

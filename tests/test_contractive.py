@@ -10,10 +10,10 @@ import pytest
 from _configs import SMALL
 
 from aejax import Config
+from aejax.assemble import train
 from aejax.errors import ConfigError
 from aejax.models import create_model
 from aejax.models.contractive import resolve_jacobian, sigmoid_layer_penalty
-from aejax.train import train
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:

@@ -14,11 +14,12 @@ from _configs import SMALL
 from _probe import Probe, probe_state
 
 from aejax import Config, ConfigError, Corruption, parse_corruption
-from aejax.corruption import corruption_for
+from aejax.assemble import train
 from aejax.data import Dataset
+from aejax.data.corruption import corruption_for
 from aejax.inference import reconstruct
 from aejax.models import MODELS, check_model_keys
-from aejax.train import make_train_step, train
+from aejax.train import make_train_step
 
 KEY = jax.random.key(0)
 

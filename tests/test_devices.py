@@ -14,8 +14,8 @@ import pathlib
 import numpy as np
 import pytest
 
+from aejax.assemble import train
 from aejax.data import resolve_data_dir
-from aejax.train import train
 from benchmarks import devices as bench
 
 ROWS = 4480  # 70 steps of 64: MNIST-lite's 4,500 training images, to a whole batch

@@ -17,7 +17,7 @@ from aejax.apps.embed import Embedding, embed_codes, embed_run, write_csv
 @pytest.fixture(scope="module")
 def trained(digits, tmp_path_factory):
     workdir = tmp_path_factory.mktemp("embed") / "run"
-    aejax.train.train(SMALL.replace(epochs=1), workdir, dataset=digits)
+    aejax.train_run(SMALL.replace(epochs=1), workdir, dataset=digits)
     return workdir, aejax.load_run(workdir)
 
 

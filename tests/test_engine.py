@@ -10,10 +10,9 @@ from _configs import SMALL
 from _trees import host_leaves
 
 import aejax
-from aejax import pretrain
-from aejax.assemble import assemble
+from aejax.assemble import assemble, train
 from aejax.errors import ConfigError
-from aejax.train import EarlyStopping, LoopSettings, fit, train
+from aejax.train import EarlyStopping, LoopSettings, fit, pretrain
 from aejax.train import epoch as epoch_mod
 
 

@@ -11,10 +11,11 @@ from _configs import SMALL
 
 import aejax
 from aejax import bounds, cli
+from aejax.assemble import train
 from aejax.data import Dataset
 from aejax.errors import ConfigError, TrainingDivergedError
 from aejax.train import loop as loop_mod
-from aejax.train import make_optimizer, train
+from aejax.train import make_optimizer
 from aejax.train.checkpoint import Checkpointer
 from aejax.train.optim import make_schedule, warmup_steps
 from aejax.train.resume import committed_epoch

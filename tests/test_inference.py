@@ -8,10 +8,10 @@ import pytest
 
 import aejax
 from aejax import cli, inference, sampling
+from aejax.assemble import train
 from aejax.config import Config
 from aejax.errors import DataError
 from aejax.run import load_run
-from aejax.train import train
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 TINY = dict(hidden=(16,), latent_dim=2, epochs=1, batch_size=64, progress=False, devices=1)

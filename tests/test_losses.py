@@ -5,10 +5,10 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from aejax import Config, losses
+from aejax import Config
 from aejax.errors import ConfigError
-from aejax.models import Likelihood
-from aejax.objective import make_objective
+from aejax.models import Likelihood, losses
+from aejax.models.objective import make_objective
 
 
 def test_bernoulli_loss_is_bce_from_logits():

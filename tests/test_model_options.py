@@ -16,9 +16,9 @@ from aejax.errors import ConfigError
 from aejax.models import registry
 from aejax.models.autoencoder import Autoencoder, select_group
 from aejax.models.compose import dense_parts
+from aejax.models.objective import make_objective
 from aejax.models.options import Dense
 from aejax.models.spec import DataInfo, Group, ModelSpec
-from aejax.objective import make_objective
 from aejax.train.optim import make_optimizers
 from aejax.train.state import init_state
 from aejax.train.step import make_train_step

@@ -76,7 +76,11 @@ def test_out_refuses_existing_files_and_the_runs_bookkeeping(
     out = victim if kind == "file" else folder
     before = _snapshot(workdir)
     with monkeypatch.context() as m:  # every refusal comes before a run or table is read
-        readers = ("aejax.run.load_run", "aejax.generate.load_run", "aejax.apps.detect.read_table")
+        readers = (
+            "aejax.run.load_run",
+            "aejax.apps.generate.load_run",
+            "aejax.apps.detect.read_table",
+        )
         for module in readers:
             m.setattr(module, lambda *a, **k: pytest.fail("read before the --out check"))
         _refused(capsys, [*argv, "--out", str(out)], f"{victim} exists", "--force")

@@ -84,7 +84,7 @@ def test_checkpoint_written_on_8_devices_restores_on_1(digits, tmp_path):
 
 
 def test_bfloat16_compute_keeps_float32_params_and_learns(digits):
-    from aejax.train import train
+    from aejax.assemble import train
 
     config = aejax.Config(
         hidden=(64,),

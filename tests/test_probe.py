@@ -14,7 +14,7 @@ from aejax.data import Dataset
 @pytest.fixture(scope="module")
 def trained(digits, tmp_path_factory):
     workdir = tmp_path_factory.mktemp("probe") / "run"
-    result = aejax.train.train(SMALL.replace(epochs=2), workdir, dataset=digits)
+    result = aejax.train_run(SMALL.replace(epochs=2), workdir, dataset=digits)
     return workdir, result
 
 

@@ -15,10 +15,10 @@ from _configs import SMALL
 from _trees import host_leaves
 
 from aejax import Config
+from aejax.assemble import train
 from aejax.data import Dataset
 from aejax.models import MODELS
 from aejax.train import loop as loop_mod
-from aejax.train import train
 
 NAMES = sorted(MODELS)
 BASE = SMALL.replace(hidden=Config().hidden, latent_dim=Config().latent_dim)

@@ -26,10 +26,10 @@ import pytest
 from _trees import host
 
 from aejax import Config, cli
+from aejax.assemble import train
 from aejax.errors import CheckpointError
 from aejax.models import model_from_config
 from aejax.run import abstract_state, best_like, load_run
-from aejax.train import train
 from aejax.train.checkpoint import Checkpointer
 from aejax.train.optim import make_optimizer, make_optimizers
 

@@ -12,7 +12,7 @@ import aejax
 from aejax import metrics
 from aejax.apps import restore
 from aejax.cli import main
-from aejax.corruption import parse_corruption
+from aejax.data.corruption import parse_corruption
 from aejax.errors import DataError
 from tests._configs import SMALL
 

@@ -7,11 +7,11 @@ import pytest
 from _configs import SMALL
 
 from aejax import Config
+from aejax.assemble import train
 from aejax.errors import ConfigError
 from aejax.models import create_model, model_from_config
+from aejax.models.objective import make_objective
 from aejax.models.sparse import kl_sparsity, l1_penalty, sparsity_stats, top_k_mask
-from aejax.objective import make_objective
-from aejax.train import train
 from aejax.train.step import make_eval_step
 
 

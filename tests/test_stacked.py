@@ -7,9 +7,9 @@ import pytest
 from _trees import host_leaves
 
 import aejax
-from aejax import pretrain
 from aejax.errors import ConfigError
 from aejax.train import loop as loop_mod
+from aejax.train import pretrain
 
 CONFIG = aejax.Config(
     model="stacked_ae",

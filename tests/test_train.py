@@ -9,10 +9,11 @@ from _configs import SMALL
 from _trees import host_leaves
 
 import aejax
+from aejax.assemble import train
 from aejax.data import Dataset
 from aejax.errors import CheckpointError, DataError, TrainingDivergedError
 from aejax.train import loop as loop_mod
-from aejax.train import shard, train
+from aejax.train import shard
 from aejax.train.checkpoint import Checkpointer
 from aejax.train.epoch import evaluate_arrays
 

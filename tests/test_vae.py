@@ -6,9 +6,9 @@ import numpy as np
 import pytest
 from _configs import SMALL as TRAIN_SMALL
 
+from aejax.assemble import train
 from aejax.models import Likelihood, create_model, model_from_config
-from aejax.objective import make_objective
-from aejax.train import train
+from aejax.models.objective import make_objective
 
 SHAPE = (8, 8, 1)
 VARIANTS = pytest.mark.parametrize("name", ["vae", "conv_vae"])

@@ -12,10 +12,10 @@ import pytest
 
 import aejax
 from aejax import Config, cli
-from aejax._json import dumps_strict
 from aejax.apps import series
 from aejax.errors import ConfigError, DataError
 from aejax.evaluate import train_and_evaluate
+from aejax.outputs import dumps_strict
 
 TINY = {"epochs": 2, "hidden": (8,), "latent_dim": 2}
 
@@ -27,7 +27,7 @@ def no_training(monkeypatch):
     def boom(*args, **kwargs):
         raise AssertionError("a model was trained")
 
-    monkeypatch.setattr("aejax.train.train", boom)
+    monkeypatch.setattr("aejax.estimators._core.train", boom)
 
 
 def _table(n=200, d=5, seed=0):
@@ -82,6 +82,7 @@ def _duplicate_series(d):
 
 
 _OK = _npy("ok.npy", _table())
+
 
 def _case(make, extra, message, id):
     return pytest.param(make, extra, message, id=id)

@@ -9,9 +9,9 @@ import pytest
 from _configs import SMALL
 from _trees import host_leaves
 
+from aejax.assemble import train
 from aejax.models import MODELS
 from aejax.models.vq import VectorQuantizer, usage_stats
-from aejax.train import train
 
 CONFIG = SMALL.replace(model="vq_vae", epochs=4, **MODELS["vq_vae"].test_config)
 

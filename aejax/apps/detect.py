@@ -14,13 +14,12 @@ from typing import Any
 
 import numpy as np
 
-from aejax._json import dumps_strict
 from aejax.data._validate import check_labels, check_table, impute_missing
 from aejax.data.files import load_file
 from aejax.errors import DataError
 from aejax.estimators import AnomalyDetector
 from aejax.metrics.detection import detection_report
-from aejax.outputs import atomic_path, check_output_dir
+from aejax.outputs import atomic_path, check_output_dir, dumps_strict
 from aejax.train.rundir import write_atomic
 
 # ``--set`` keys that say how to read the file; every other key goes to the detector.

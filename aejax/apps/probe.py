@@ -87,7 +87,7 @@ def linear_probe(
 
     Args:
       run: a run directory, an ``aejax.Run`` (``load_run``) or the ``RunResult`` of
-        ``aejax.train.train``/``train_and_evaluate``.
+        ``aejax.train_run``/``train_and_evaluate``.
       dataset: the run's data, already loaded (default: a ``RunResult``'s own, else loaded
         as the run's config says).
       max_iter: lbfgs iterations at most (the anchors: 2000).

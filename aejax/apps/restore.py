@@ -27,7 +27,7 @@ import jax
 import numpy as np
 
 from aejax import metrics
-from aejax.corruption import parse_corruption
+from aejax.data.corruption import parse_corruption
 from aejax.errors import DataError
 from aejax.outputs import atomic_path, check_output_dir
 from aejax.run import Run
@@ -41,7 +41,7 @@ PANEL_IMAGES = 8
 @dataclasses.dataclass(frozen=True)
 class Protocol:
     """One fixed corruption of a task: ``name`` (in reports), ``spec`` (an
-    ``aejax.corruption`` spec, or ``"centre"`` for the centre hole) and, for inpainting, the
+    ``aejax.data.corruption`` spec, or ``"centre"`` for the centre hole) and, for inpainting, the
     default ``iterations`` of ``inpaint``."""
 
     task: str

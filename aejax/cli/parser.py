@@ -308,7 +308,7 @@ def build_parser(command: str | None = None, *, every: bool = True) -> argparse.
         help="an autorec run's top-k unseen items for a user, with their predicted ratings",
         description="Predict a user's ratings of every item with a trained autorec run on "
         "ratings:PATH data and print the k best the user has not rated. A user without "
-        "training ratings gets the item-bias baseline's ranking (aejax.recommend).",
+        "training ratings gets the item-bias baseline's ranking (aejax.apps.recommend).",
     )
     if want("recommend"):
         rc.add_argument("workdir")

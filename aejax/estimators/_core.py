@@ -5,7 +5,7 @@ An estimator's named parameters are the common ones (``model``, ``latent_dim``,
 ``patience``, ...) is passed as a keyword and travels through ``get_params``,
 ``set_params`` and ``clone`` like a named one. ``fit`` builds a ``Config`` from them,
 splits ``X`` into training and validation rows with the seed, standardizes tables on the
-training rows (``aejax.data.Standardizer``) and calls ``aejax.train.train`` in memory:
+training rows (``aejax.data.Standardizer``) and calls ``aejax.train_run`` in memory:
 the same engine, determinism and errors as ``aejax train``.
 """
 

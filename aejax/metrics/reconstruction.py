@@ -18,7 +18,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from aejax._chunks import padded_chunks
+from aejax.data.chunks import padded_chunks
 from aejax.errors import DataError
 
 # MSE floor for PSNR: a perfect reconstruction scores 10*log10(max^2 / 1e-10) = 100 dB for

@@ -17,7 +17,7 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
-from aejax import losses
+from aejax.models import losses
 
 
 class IdentityCode(nn.Module):
@@ -49,7 +49,7 @@ class GaussianCode(nn.Module):
     The encoder gives ``2 * latent_dim`` features: the means, then the log-variances.
     Training (``train=True``) draws ``z = mean + exp(logvar / 2) * eps`` (the
     reparameterization trick, ``eps`` from the ``"sample"`` rng stream, log-variances
-    clamped by ``aejax.losses.clamp_logvar``); otherwise ``z = mean``. The term ``kl`` is
+    clamped by ``aejax.models.losses.clamp_logvar``); otherwise ``z = mean``. The term ``kl`` is
     ``KL(q(z|x) || N(0, I))`` in nats, unweighted: the objective applies beta, a warm-up or
     a capacity schedule.
     """

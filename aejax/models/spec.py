@@ -100,7 +100,7 @@ class ModelSpec:
       description: one line for ``aejax models``; filled in from the registration line.
       name: the registry name (``--model``); filled in from the registration line.
       test_config: Config overrides for a tiny, fast run (tests and quick benchmarks).
-      default_corruption: the training-input corruption (``aejax.corruption``) a run
+      default_corruption: the training-input corruption (``aejax.data.corruption``) a run
         uses when ``Config.corruption`` is empty; ``""`` = none.
       common: which of ``COMMON`` the model reads (seq2seq_ae has no ``activation``).
       posterior: capability: the model has a posterior ``q(z|x)`` with a density

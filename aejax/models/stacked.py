@@ -1,8 +1,8 @@
 """``stacked_ae``: ae's network, greedily pretrained layer by layer, then fine-tuned (SDAE).
 
 The network is ae's; what differs is how it is trained: ``train_and_evaluate`` and
-``aejax train`` first pretrain it layer by layer (``aejax.pretrain``), then fine-tune from
-those parameters. ``aejax.train.train`` alone starts from the init_params it is given.
+``aejax train`` first pretrain it layer by layer (``aejax.train.pretrain``), then fine-tune from
+those parameters. ``aejax.train_run`` alone starts from the init_params it is given.
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ def _codes_corruption_spec(value: str) -> bool:
     """A corruption spec whose operators work on real-valued vectors (not images only)."""
     if value in ("", "none"):  # the default: no need to import jax for it
         return True
-    from aejax.corruption import parse_corruption  # late: it imports jax
+    from aejax.data.corruption import parse_corruption  # late: it imports jax
 
     return not parse_corruption(value).images_only
 
@@ -45,7 +45,7 @@ class StackedOptions(Dense):
         "corruption of every pretrained layer's input (denoising layers: SDAE), e.g. "
         "masking:0.25 or gaussian:0.3; none = plain autoencoders",
         Allowed(
-            "gaussian:SIGMA and masking:P joined by + (`aejax.corruption`; beyond the first "
+            "gaussian:SIGMA and masking:P joined by + (`aejax.data.corruption`; beyond the first "
             "layer the inputs are real-valued codes); none = off",
             _codes_corruption_spec,
         ),

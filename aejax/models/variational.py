@@ -6,10 +6,10 @@ import dataclasses
 
 from aejax.models.codes import GaussianCode
 from aejax.models.compose import compose, conv_parts, dense_parts
+from aejax.models.objective import kl_weights
 from aejax.models.options import Conv, Dense, Variational
 from aejax.models.plain import TINY_CONV, TINY_DENSE
 from aejax.models.spec import ModelSpec
-from aejax.objective import kl_weights
 
 
 @dataclasses.dataclass(frozen=True)

@@ -1,8 +1,9 @@
 """The training engine: state, jitted steps, the epoch, checkpoints and ``fit`` on objects.
 
-``aejax.train.train(config, workdir)`` is the config-level entry point; it lives above the
-engine (``aejax.assemble.train``: config -> objects -> ``fit``) and is reached here by name
-only, so that nothing in this package imports what builds on it.
+``aejax.train_run(config, workdir)`` (``aejax.assemble.train``) is the config-level entry
+point; it lives above the engine (config -> objects -> ``fit``), and nothing in this package
+imports what builds on it. It was ``aejax.train.train`` before 0.2: a function named like
+its package, which now raises an error naming the new name.
 """
 
 from aejax.train.checkpoint import Checkpointer
@@ -31,14 +32,17 @@ __all__ = [
     "make_train_step",
     "make_update",
     "run_epoch",
-    "train",
 ]
 
 
 def __getattr__(name: str):
-    """``aejax.train.train``: the config-level wrapper, imported on first use."""
+    """``aejax.train.train`` (before 0.2) says where the function went."""
     if name == "train":
-        from aejax.assemble import train
+        from aejax.errors import RenamedError
 
-        return train
+        raise RenamedError(
+            "aejax.train.train was renamed aejax.train_run (aejax.assemble.train, the "
+            "config-level function; aejax.train is the engine package, aejax.fit its entry)",
+            name="train",
+        )
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

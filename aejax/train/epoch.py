@@ -13,8 +13,8 @@ import jax.numpy as jnp
 import numpy as np
 
 from aejax import xla
-from aejax._chunks import padded_chunks
-from aejax.objective import Objective
+from aejax.data.chunks import padded_chunks
+from aejax.models.objective import Objective
 from aejax.train import shard
 from aejax.train.state import TrainState
 from aejax.train.step import accumulate

@@ -15,14 +15,14 @@ import jax
 import jax.numpy as jnp
 import tqdm
 
-from aejax import tensorboard, xla
-from aejax.augment import Augment
-from aejax.corruption import Corruption
+from aejax import xla
 from aejax.data import Dataset
+from aejax.data.augment import Augment
+from aejax.data.corruption import Corruption
 from aejax.errors import AejaxError, CheckpointError, ConfigError, TrainingDivergedError
 from aejax.inference import check_input
-from aejax.objective import Objective
-from aejax.train import rundir, runlock, runtime, shard
+from aejax.models.objective import Objective
+from aejax.train import rundir, runlock, runtime, shard, tensorboard
 from aejax.train.checkpoint import Checkpointer
 from aejax.train.early_stopping import EarlyStopping
 from aejax.train.epoch import (
@@ -61,7 +61,7 @@ def fit(
 ) -> RunResult:
     """Trains ``model`` on ``data``; resumes from a checkpoint in ``workdir``.
 
-    The engine's entry point on objects: it reads no ``Config``. ``aejax.train.train``
+    The engine's entry point on objects: it reads no ``Config``. ``aejax.train_run``
     (``aejax.assemble.train``) builds the objects from a config and calls it.
 
     Ctrl-C and SIGTERM during the steps checkpoint the current step (the position in the
@@ -71,7 +71,7 @@ def fit(
 
     Args:
       model: a registry model (``model_from_config``, or built by hand).
-      objective: the term weights (``aejax.objective.Objective``).
+      objective: the term weights (``aejax.models.objective.Objective``).
       optimizers: one optax optimizer, or ``{group: optimizer}`` (``model.phases``).
       data: the dataset: its training split trains, its validation split is evaluated
         every epoch (early stopping monitors it; the training loss when it is empty).
@@ -95,7 +95,7 @@ def fit(
 
     Raises:
       CheckpointError, ConfigError, TrainingDivergedError, KeyboardInterrupt: as
-      ``aejax.train.train`` documents; raised mid-run they carry ``error.result``.
+      ``aejax.train_run`` documents; raised mid-run they carry ``error.result``.
     """
     if workdir is not None and record is None:
         raise ConfigError("fit: a workdir needs record= (the run's Config, for config.json)")

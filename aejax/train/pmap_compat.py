@@ -30,7 +30,7 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-from aejax.objective import Objective
+from aejax.models.objective import Objective
 from aejax.train.step import make_update
 
 AXIS = "data"
@@ -54,9 +54,9 @@ def make_pmap_train_step(
       objective: the term weights (default: ``aejax.train.step.default_objective()``).
       nonfinite: ``"stop"`` or ``"skip"``.
       binarize: dynamic binarization of ``batch["x"]``, as in ``make_train_step``.
-      corruption: an ``aejax.corruption.Corruption`` of the input, as in
+      corruption: an ``aejax.data.corruption.Corruption`` of the input, as in
         ``make_train_step``; each device draws the noise of its own rows.
-      augment: an ``aejax.augment.Augment`` of the images, as in ``make_train_step``.
+      augment: an ``aejax.data.augment.Augment`` of the images, as in ``make_train_step``.
 
     Returns:
       A function over device-stacked arguments: ``state`` from ``replicate``, ``batch``

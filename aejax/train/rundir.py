@@ -136,8 +136,7 @@ def config_of(meta: dict, where: str) -> Config:
         return Config.from_dict(meta["config"])
     except (KeyError, TypeError, ValueError) as e:
         raise CheckpointError(
-            f"{where}: the checkpoint's config is unreadable ({e}); use "
-            "a new workdir or --fresh"
+            f"{where}: the checkpoint's config is unreadable ({e}); use a new workdir or --fresh"
         ) from e
 
 

@@ -19,11 +19,12 @@ import jax
 import jax.numpy as jnp
 import optax
 
-from aejax import losses, metrics
-from aejax.augment import Augment
-from aejax.corruption import Corruption
+from aejax import metrics
+from aejax.data.augment import Augment
+from aejax.data.corruption import Corruption
+from aejax.models import losses
 from aejax.models.autoencoder import select_group
-from aejax.objective import Objective
+from aejax.models.objective import Objective
 from aejax.train.state import TrainState, as_optimizers
 
 Metrics = dict[str, jax.Array]
@@ -36,7 +37,7 @@ _AUGMENT = 0x617567  # fold_in constant of the augmentation key ("aug")
 
 def default_objective() -> Objective:
     """Every model's terms at their default weights (reconstruction + KL at beta 1 + ...)."""
-    from aejax.objective import default_objective as every_models
+    from aejax.models.objective import default_objective as every_models
 
     return every_models(1)
 
@@ -91,7 +92,7 @@ def make_train_step(
       model: a registry model.
       optimizers: one optimizer, or ``{group: optimizer}`` (an adversarial autoencoder's
         ``autoencoder`` and ``discriminator``).
-      objective: the term weights (``aejax.objective.make_objective``); default: the
+      objective: the term weights (``aejax.models.objective.make_objective``); default: the
         default ``Config``'s (``default_objective()``).
       nonfinite: ``"stop"`` applies every update and lets the loop stop on a NaN/Inf;
         ``"skip"`` leaves params, optimizer and model state unchanged on such a step.
@@ -100,7 +101,7 @@ def make_train_step(
         stream of its own; the model sees the corrupted batch and its reconstruction
         term targets the clean one (``batch["target"]``, unless the batch brings its own).
         Evaluation stays clean.
-      augment: transform each batch's images anew (``aejax.augment``) on a key stream of
+      augment: transform each batch's images anew (``aejax.data.augment``) on a key stream of
         its own, before binarization and corruption: the target is the augmented image.
       axis_name: inside ``pmap``: average gradients and model state over this axis and
         sum the metrics (the jit path over a mesh needs neither: it sees the global batch).

@@ -111,7 +111,7 @@ def mean_objective(twin, x: torch.Tensor, likelihood: str, batch_size: int = 102
 
 
 def train_twin(twin: torch.nn.Module, ds: Dataset, config: Config) -> dict:
-    """Trains the twin as ``aejax.train.train`` would, then reports it on the test split.
+    """Trains the twin as ``aejax.train_run`` would, then reports it on the test split.
 
     Args:
       twin: a freshly initialized twin (seed it with ``torch.manual_seed`` first).

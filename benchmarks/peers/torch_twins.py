@@ -24,7 +24,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from aejax.losses import LOGVAR_MAX, LOGVAR_MIN
+from aejax.models.losses import LOGVAR_MAX, LOGVAR_MIN
 
 # Flax's truncated_normal(stddev) rescales so the truncated distribution has that stddev.
 _TRUNC_STD = 0.87962566103423978
@@ -182,7 +182,7 @@ class _GaussianCode:
     def loss_terms(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """``(decoder output, beta * KL [B])``; ``z`` is sampled in training mode only.
 
-        As aejax: log-variances clamped (``aejax.losses.clamp_logvar``), ``z = mean`` in eval
+        As aejax: log-variances clamped (``aejax.models.losses.clamp_logvar``), ``z = mean`` in eval
         mode.
         """
         mean, logvar = self.posterior(x)

@@ -10,7 +10,6 @@ from typing import Any
 
 import numpy as np
 
-from aejax._json import dumps_strict
 from aejax.apps.series.nab import load_nab_windows, series_metrics, windows_for
 from aejax.apps.series.reading import Series, read_series
 from aejax.apps.series.scores import (
@@ -35,7 +34,7 @@ from aejax.apps.series.windows import (
     windows,
 )
 from aejax.errors import DataError
-from aejax.outputs import atomic_path, check_output_dir
+from aejax.outputs import atomic_path, check_output_dir, dumps_strict
 
 
 def _config(model: str, overrides: dict | None, seed: int, progress: bool):

@@ -27,8 +27,8 @@ def _series_requested(args) -> bool:
 
 
 def _detect_series(args) -> int:
-    from aejax._json import dumps_strict
     from aejax.apps.series import detect_series
+    from aejax.outputs import dumps_strict
 
     overrides = _parse_detector_options(args.overrides)
     percentile = overrides.pop("percentile", 99.5)
@@ -96,9 +96,9 @@ def _number_or_name(value: str | None) -> float | str | None:
 
 
 def detect(args) -> int:
-    from aejax._json import dumps_strict
     from aejax.apps.detect import READ_OPTIONS, detect_table
     from aejax.estimators import AnomalyDetector
+    from aejax.outputs import dumps_strict
 
     if _series_requested(args):
         return _detect_series(args)

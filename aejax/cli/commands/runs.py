@@ -52,14 +52,14 @@ def embed(args) -> int:
 
 
 def sample(args) -> int:
-    from aejax.generate import sample_run
+    from aejax.apps.generate import sample_run
 
     print(f"wrote {sample_run(args.workdir, args.n, args.seed, args.out, force=args.force)}")
     return 0
 
 
 def interpolate(args) -> int:
-    from aejax.generate import interpolate_run
+    from aejax.apps.generate import interpolate_run
 
     out = interpolate_run(
         args.workdir, args.steps, args.method, args.pairs, args.out, force=args.force
@@ -123,7 +123,7 @@ def probe(args) -> int:
 
 
 def recommend(args) -> int:
-    from aejax.recommend import recommend
+    from aejax.apps.recommend import recommend
 
     out = recommend(
         args.workdir, args.user, args.k, data_options=parse_data_options(args.overrides)

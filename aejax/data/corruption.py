@@ -54,7 +54,7 @@ class OpChain:
     """Operators applied left to right; frozen and hashable, so it can be jit-static.
 
     ``bool(c)`` is False for the identity. The base of ``Corruption`` and of
-    ``aejax.augment.Augment``.
+    ``aejax.data.augment.Augment``.
 
     Attributes:
       ops: ``((name, value), ...)`` in the order they are applied.

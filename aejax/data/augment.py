@@ -22,7 +22,7 @@ import dataclasses
 import jax
 import jax.numpy as jnp
 
-from aejax.corruption import OpChain
+from aejax.data.corruption import OpChain
 from aejax.errors import ConfigError, did_you_mean
 
 # name -> (the value's meaning, its type)
@@ -36,7 +36,7 @@ _COL = 1  # fold_in of shift's key: the column offsets, apart from the rows'
 
 @dataclasses.dataclass(frozen=True)
 class Augment(OpChain):
-    """A composition of augmentation operators (``aejax.corruption.OpChain``: frozen,
+    """A composition of augmentation operators (``aejax.data.corruption.OpChain``: frozen,
     hashable, False for the identity); build one with ``parse_augment``."""
 
     def check(self, input_shape: tuple[int, ...], kind: str = "image") -> None:

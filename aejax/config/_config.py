@@ -1,4 +1,4 @@
-"""The frozen run configuration shared by the library, the CLI and the experiments."""
+"""The ``Config`` dataclass: the shared fields, routing of model options, refusal of others."""
 
 from __future__ import annotations
 
@@ -7,114 +7,28 @@ import json
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from aejax.config.allowed import (
+    _ACTIVATIONS,
+    _AUGMENT,
+    _CORRUPTION,
+    _MODEL,
+    _SEED,
+    PRESENTATION_FIELDS,
+    _data_specs,
+    _field,
+    _integer,
+    _number,
+    _one_of,
+)
 from aejax.errors import ConfigError, did_you_mean
 from aejax.fields import (
-    ACTIVATIONS,
     Allowed,
     coerce,
-    describe,
-    field,
     field_problems,
-    integer,
-    integers,
-    number,
-    one_of,
     type_hints,
 )
 from aejax.models.spec import COMMON, COMMON_DEFAULTS
 
-# Fields that change how a run is shown or stored, not what it computes: a workdir may be
-# resumed with other values for them.
-PRESENTATION_FIELDS = frozenset(
-    {
-        "progress",
-        "workdir",
-        "keep_checkpoints",
-        "data_dir",
-        "download",
-        "devices",
-        "distributed",
-        "compile_cache",
-        "tensorboard",
-        "checkpoint_every",
-        "checkpoint_seconds",
-    }
-)
-
-
-# The field helpers live in aejax.fields (the models' options use them without this module).
-_one_of, _integer, _integers, _number, _field = one_of, integer, integers, number, field
-
-
-def _model_names() -> tuple[str, ...]:
-    from aejax.models.registry import MODELS  # late: the names only; no model is loaded
-
-    return tuple(MODELS)
-
-
-def _data_specs() -> str:
-    from aejax.data.builtin import list_datasets
-
-    return ", ".join(spec for spec, _ in list_datasets()) + " (see `aejax datasets`)"
-
-
-# Any name passes this check: Config's constructor resolves it in the registry first,
-# which refuses an unknown one with a did-you-mean.
-_MODEL = Allowed(lambda: f"one of {', '.join(_model_names())} (any case)", choices=_model_names)
-_ACTIVATIONS = ACTIVATIONS
-
-
-def _corruption_spec(value: str) -> bool:
-    """Parses a ``corruption`` spec; a bad one raises a ConfigError naming the problem."""
-    if value == "":  # the default: no need to import jax for it
-        return True
-    from aejax.corruption import parse_corruption  # late: it imports jax
-
-    parse_corruption(value)
-    return True
-
-
-def _augment_spec(value: str) -> bool:
-    """Parses an ``augment`` spec; a bad one raises a ConfigError naming the problem."""
-    if value in ("", "none"):  # the default: no need to import jax for it
-        return True
-    from aejax.augment import parse_augment  # late: it imports jax
-
-    parse_augment(value)
-    return True
-
-
-_AUGMENT = Allowed(
-    "OP:VALUE joined by +, OP one of shift:N, flip:P (`aejax.augment`); empty or none = off",
-    _augment_spec,
-)
-
-_CORRUPTION = Allowed(
-    "OP:VALUE joined by +, OP one of gaussian:SIGMA, masking:P, salt_pepper:P, block:SIZE, "
-    "downsample:F (`aejax.corruption`); empty = the model's default, none = off",
-    _corruption_spec,
-)
-
-
-# The seeds every consumer takes alike: ``jax.random.key`` keeps only the low 32 bits of a
-# larger seed without x64 (2**32 + 5 gives the key of 5) and overflows past 2**63 - 1;
-# numpy's ``RandomState`` and scikit-learn's ``random_state`` accept exactly [0, 2**32 - 1].
-MAX_SEED = 2**32 - 1
-_SEED = Allowed(
-    f"an integer in [0, {MAX_SEED}] (2**32 - 1: jax.random.key keeps 32 bits of a seed, "
-    "numpy's RandomState and scikit-learn take no more)",
-    lambda v: 0 <= v <= MAX_SEED,
-)
-
-
-def _field(default: Any, doc: str, allowed: Allowed | None = None) -> Any:
-    """A Config field with its one-line meaning and what it accepts (None: any of its type)."""
-    return dataclasses.field(default=default, metadata={"help": doc, "allowed": allowed})
-
-
-# The groups of the fields every run shares, by their first field, with one line each;
-# the models' options add theirs (``Options.GROUP``) between model and data. `aejax config`
-# and docs/configuration.md show the fields under these headings, in this order.
 _SHARED_GROUPS = {
     "model": ("model", "the model, its code width, activation, dtype and output distribution"),
     "data": ("data", "the data set and its splits"),
@@ -496,88 +410,3 @@ def check_model_keys(config: Config, explicit: tuple[str, ...] = ()) -> None:
         if k not in keys:
             spec = _registry().get_spec(config.model)
             _refuse_foreign(spec, keys, {k: getattr(config, k, None)}, COMMON_DEFAULTS)
-
-
-def format_value(value: Any) -> str:
-    """A value as ``--set`` reads it back: ``512,256`` for a list, ``none``, ``true``."""
-    if value is None:
-        return "none"
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, (tuple, list)):
-        return ",".join(str(v) for v in value) if value else "()"
-    return str(value)
-
-
-def _groups() -> list[tuple[str, str, list[tuple[type, dataclasses.Field]]]]:
-    """``(group, title, [(dataclass, field), ...])`` in display order, every model's."""
-    shared = dataclasses.fields(Config)
-    n = len(COMMON) + 1
-    out: list = [(*_SHARED_GROUPS["model"], [(Config, f) for f in shared[:n]])]
-    seen = set()
-    for spec in _registry().MODELS.values():
-        for f in dataclasses.fields(spec.options):
-            if f.name in seen:
-                continue
-            seen.add(f.name)
-            owner = next(
-                c
-                for c in reversed(spec.options.__mro__)
-                if f.name in vars(c).get("__annotations__", {})
-            )
-            group, title = owner.GROUP or (spec.name, spec.description)
-            if not any(g == group for g, _, _ in out):
-                out.append((group, title, []))
-            next(fs for g, _, fs in out if g == group).append((spec.options, f))
-    for f in shared[n:]:
-        if f.name in _SHARED_GROUPS:
-            out.append((*_SHARED_GROUPS[f.name], []))
-        out[-1][2].append((Config, f))
-    return out
-
-
-class _Groups(Mapping):
-    """``GROUPS``: first field of each group -> ``(group, one line)``, computed on use."""
-
-    def _table(self) -> dict[str, tuple[str, str]]:
-        return {fs[0][1].name: (g, title) for g, title, fs in _groups()}
-
-    def __getitem__(self, key: str) -> tuple[str, str]:
-        return self._table()[key]
-
-    def __iter__(self):
-        return iter(self._table())
-
-    def __len__(self) -> int:
-        return len(self._table())
-
-
-GROUPS: Mapping[str, tuple[str, str]] = _Groups()
-
-
-def describe_fields(model: str | None = None) -> list[dict[str, Any]]:
-    """Every key, grouped as ``aejax config`` shows it: shared fields and model options.
-
-    Args:
-      model: only the keys a run of this model reads (``config_keys``); None = all.
-
-    Returns:
-      One dict per key: ``name``, ``group`` (see ``GROUPS``), ``type`` (e.g. ``"list of
-      int"``), ``default`` (JSON, as in ``to_dict``), ``allowed`` (one line), ``choices``
-      (the accepted strings, or ``[]``), ``help`` (one line of meaning) and ``models``
-      (the models that read it; None for a field of every run).
-    """
-    keep = set(config_keys(model)) if model is not None else None
-    owners = _registry().option_owners()
-    models = list(_registry().MODELS)
-    common_readers = {k: [m for m in models if k in _registry().get_spec(m).common] for k in COMMON}
-    out = []
-    for group, _, fs in _groups():
-        for cls, f in fs:
-            if keep is not None and f.name not in keep:
-                continue
-            d = describe(cls, f, f.default)
-            d["group"] = group
-            d["models"] = owners.get(f.name) or common_readers.get(f.name)
-            out.append(d)
-    return out

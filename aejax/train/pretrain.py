@@ -16,7 +16,7 @@ Each layer trains for ``pretrain_epochs`` with the engine's update step
 (``aejax.train.step``: clipping, Adam, the warmup-cosine schedule at ``pretrain_lr``) and
 the clean codes of its trained encoder feed the next. The encoders, stacked, and the
 decoders, in reverse order, are the initial parameters of the whole network, which
-``aejax.train.train(config, init_params=...)`` then fine-tunes end to end.
+``aejax.train_run(config, init_params=...)`` then fine-tunes end to end.
 
 In a run directory every finished layer is saved (``pretrain/layer_<l>.npz`` and its
 history) before the next begins, so a run killed while pretraining resumes at the next
@@ -42,8 +42,8 @@ import numpy as np
 
 from aejax import inference, xla
 from aejax.config import Config
-from aejax.corruption import parse_corruption
 from aejax.data import Dataset
+from aejax.data.corruption import parse_corruption
 from aejax.errors import CheckpointError, ConfigError, TrainingDivergedError
 from aejax.inference import evaluate_model
 from aejax.models import model_from_config
@@ -51,8 +51,8 @@ from aejax.models._common import compute_dtype, get_activation
 from aejax.models.autoencoder import Autoencoder
 from aejax.models.codes import IdentityCode
 from aejax.models.likelihoods import Likelihood, likelihood_for
+from aejax.models.objective import make_objective
 from aejax.models.parts import MLPDecoder, MLPEncoder
-from aejax.objective import make_objective
 from aejax.train.epoch import (
     Carry,
     epoch_permutation,
@@ -346,7 +346,7 @@ def prepare_run(
 ) -> tuple[PyTree | None, dict | None]:
     """The pretraining step of a ``stacked_ae`` run: ``(init_params, summary entries)``.
 
-    Called by ``aejax.train.train`` (``aejax.assemble.train``) before ``fit``:
+    Called by ``aejax.train_run`` (``aejax.assemble.train``) before ``fit``:
 
     - in memory (``workdir`` None): pretrains and returns the parameters;
     - a run directory whose fine-tuning has a committed checkpoint: returns ``(None, the
