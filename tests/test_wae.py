@@ -6,16 +6,14 @@ import itertools
 import jax
 import jax.numpy as jnp
 import numpy as np
-import optax
 import pytest
+from _direct_train import train_direct
 
 from aejax.errors import ConfigError
 from aejax.models import Likelihood
 from aejax.models.wae import PAPER_SCALES, build, mmd_imq, term_weights
 from aejax.objective import Objective
 from aejax.train import shard
-from aejax.train.state import init_state
-from aejax.train.step import make_eval_step, make_train_step
 
 SHAPE = (8, 8, 1)
 DENSE = {"latent_dim": 4, "hidden": (32,), "activation": "gelu", "dtype": "float32"}
@@ -124,32 +122,6 @@ def test_prior_samples_decode_to_images():
 def test_bad_options_are_refused(options, match):
     with pytest.raises(ConfigError, match=match):
         build(SHAPE, Likelihood("bernoulli"), {**DENSE, **options})
-
-
-def train_direct(model, weights, data, *, epochs, batch_size=64, lr=3e-3, seed=0):
-    """Trains ``model`` with the engine's step on ``data.x_train``; per-epoch mean metrics
-    of training and of validation (``{name: [epochs]}`` each) and the final state."""
-    objective = Objective(weights)
-    state = init_state(model, optax.adam(lr), data.input_shape, seed)
-    step = jax.jit(make_train_step(model, optax.adam(lr), objective), donate_argnums=0)
-    evaluate = jax.jit(make_eval_step(model, objective))
-    x = np.asarray(data.x_train)
-    n = len(x) // batch_size * batch_size
-    train_hist, val_hist = [], []
-    rng = np.random.default_rng(seed)
-    xv = np.asarray(data.x_val)
-    val_batch = {"x": xv, "weight": np.ones(len(xv), np.float32)}
-    key = jax.random.key(seed)  # the step folds its step number in
-    for _ in range(epochs):
-        order = rng.permutation(len(x))[:n].reshape(-1, batch_size)
-        total = None
-        for idx in order:
-            state, m = step(state, {"x": x[idx]}, key)
-            total = m if total is None else jax.tree.map(jnp.add, total, m)
-        train_hist.append({k: float(v / total["count"]) for k, v in total.items()})
-        ev = evaluate(state.variables(), val_batch)
-        val_hist.append({k: float(v / ev["count"]) for k, v in ev.items()})
-    return train_hist, val_hist, state
 
 
 def test_wae_trains_on_digits_and_pulls_the_codes_to_the_prior(digits):
