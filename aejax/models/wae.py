@@ -43,45 +43,44 @@ generative model and is sampled like a VAE.
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Mapping
-from typing import Any
+import math
+from typing import ClassVar
 
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
-from aejax.errors import ConfigError
+from aejax.fields import Allowed, field, number
 from aejax.models.autoencoder import Autoencoder
-from aejax.models.likelihoods import Likelihood
+from aejax.models.compose import dense_parts
+from aejax.models.options import Dense
+from aejax.models.spec import Common, DataInfo, ModelSpec
 
 # The scales of the authors' code, multiples of C_base = 2 d_z sigma^2.
 PAPER_SCALES = (0.1, 0.2, 0.5, 1.0, 2.0, 5.0, 10.0)
 _EVAL_SEED = 0x77AE  # the fixed key of the prior draws in evaluation
 
 
+def _positive_scales(v) -> bool:
+    return len(v) >= 1 and all(math.isfinite(s) and s > 0 for s in v)
+
+
 @dataclasses.dataclass(frozen=True)
-class WAEOptions:
-    """The options ``wae`` adds to the dense ones (``latent_dim``, ``hidden``, ...)."""
+class WAEOptions(Dense):
+    """``wae``: the dense network and the MMD penalty's weight and kernel scales."""
 
-    mmd_weight: float = dataclasses.field(
-        default=10.0,
-        metadata={
-            "help": "lambda, the weight of the MMD term (the paper's MNIST value)",
-            "allowed": ">= 0",
-        },
+    GROUP: ClassVar = ("wae", "wae's MMD penalty toward N(0, I) (Tolstikhin et al. 2018)")
+    mmd_weight: float = field(
+        10.0,
+        "lambda, the weight of the MMD term (the paper's MNIST value)",
+        number(0, finite=True),
     )
-    mmd_scales: tuple[float, ...] = dataclasses.field(
-        default=PAPER_SCALES,
-        metadata={
-            "help": "IMQ kernel scales, multiples of C = 2 * latent_dim; the statistic sums "
-            "over them ((1.0,) = the paper's text, the default = its code)",
-            "allowed": "a non-empty tuple of numbers > 0",
-        },
+    mmd_scales: tuple[float, ...] = field(
+        PAPER_SCALES,
+        "IMQ kernel scales, multiples of C = 2 * latent_dim; the MMD sums over them "
+        "(1.0 = the paper's text, the default = its code)",
+        Allowed("a non-empty list of finite numbers > 0", _positive_scales),
     )
-
-
-# Term name -> the option that weighs it (reconstruction: 1).
-TERM_WEIGHTS = {"mmd": "mmd_weight"}
 
 
 def imq_kernel(sq_dist: jax.Array, c: jax.typing.ArrayLike) -> jax.Array:
@@ -162,44 +161,18 @@ class MMDCode(nn.Module):
         return jax.random.normal(self.make_rng("sample"), (n, self.latent_dim))
 
 
-def check_options(options: Mapping[str, Any]) -> None:
-    """Refuses a negative ``mmd_weight`` or an empty / non-positive ``mmd_scales``.
-
-    Raises:
-      ConfigError: naming the option.
-    """
-    weight = options.get("mmd_weight", WAEOptions.mmd_weight)
-    if not weight >= 0:
-        raise ConfigError(f"mmd_weight must be >= 0, got {weight!r}")
-    scales = tuple(options.get("mmd_scales", PAPER_SCALES))
-    if not scales or not all(float(s) > 0 for s in scales):
-        raise ConfigError(f"mmd_scales must be a non-empty tuple of numbers > 0, got {scales!r}")
+def _build(options: WAEOptions, common: Common, data: DataInfo) -> Autoencoder:
+    """A dense WAE-MMD: ``dense_parts`` around an ``MMDCode``."""
+    code = MMDCode(common.latent_dim, tuple(float(s) for s in options.mmd_scales))
+    parts = dense_parts(options, common, data, code)
+    return Autoencoder(tuple(data.input_shape), likelihood=common.likelihood, **parts)
 
 
-def term_weights(options: Mapping[str, Any]) -> dict[str, float]:
-    """The objective weights of a ``wae``'s terms: ``{"reconstruction": 1, "mmd": lambda}``."""
-    return {"reconstruction": 1.0, "mmd": float(options.get("mmd_weight", WAEOptions.mmd_weight))}
+def _weights(options: WAEOptions, total_steps: int):
+    """``mmd`` weighs ``mmd_weight`` (lambda); reconstruction 1."""
+    return {"mmd": options.mmd_weight}, None, total_steps
 
 
-def build(
-    input_shape: tuple[int, ...], likelihood: Likelihood, options: Mapping[str, Any]
-) -> Autoencoder:
-    """A dense WAE-MMD: ``dense_parts`` around an ``MMDCode``.
-
-    Args:
-      input_shape: per-example data shape.
-      likelihood: the decoder's likelihood (the reconstruction term).
-      options: ``latent_dim``, ``hidden``, ``activation``, ``dtype`` and optionally the
-        ``WAEOptions`` fields (``mmd_scales``; ``mmd_weight`` belongs to the objective).
-
-    Raises:
-      ConfigError: see ``check_options``.
-    """
-    # Imported here: the registry will import this module to register ``wae``.
-    from aejax.models.registry import dense_parts
-
-    check_options(options)
-    scales = tuple(float(s) for s in options.get("mmd_scales", PAPER_SCALES))
-    code = MMDCode(int(options["latent_dim"]), scales)
-    parts = dense_parts(input_shape, likelihood, options, code)
-    return Autoencoder(tuple(input_shape), likelihood=likelihood, **parts)
+WAE = ModelSpec(
+    _build, WAEOptions, weights=_weights, test_config={"hidden": (32,), "latent_dim": 4}
+)
