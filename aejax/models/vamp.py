@@ -18,7 +18,10 @@ Composition. ``Autoencoder.__call__`` runs ``code(encoder(x))`` and then
 module (``VampPrior``) that holds the pseudo-inputs and runs ``model.encoder`` on them.
 It recomputes ``q(z|x)``'s parameters from ``x`` (the same ops on the same operands as
 the model's own pass, which XLA's common-subexpression elimination merges under jit).
-The code (``VampCode``) is ``GaussianCode`` without its ``N(0, I)`` KL.
+The code (``VampCode``) is ``GaussianCode`` without its ``N(0, I)`` KL. The model is a
+``VampAutoencoder``, whose ``log_prior(z)`` and ``sample(n)`` are the mixture's: the
+capability (``Autoencoder.log_prior``, ``analytic_kl``) through which the likelihood
+bounds (``aejax.bounds``, the KL then by Monte Carlo) and sampling use the learned prior.
 
 Randomness: training draws ``z`` in the code from the ``"sample"`` stream and the term
 reads that ``z``. Evaluation decodes the posterior mean (as a VAE's does) and runs
@@ -42,38 +45,44 @@ from __future__ import annotations
 
 import dataclasses
 import math
-from collections.abc import Mapping
-from typing import Any
+from typing import ClassVar
 
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
 from aejax import losses
-from aejax.errors import ConfigError
+from aejax.fields import Allowed, field
 from aejax.models.autoencoder import Autoencoder
 from aejax.models.codes import GaussianCode
-from aejax.models.likelihoods import Likelihood
+from aejax.models.compose import dense_parts
+from aejax.models.options import Dense, KLWeight
+from aejax.models.spec import Common, DataInfo, ModelSpec
+from aejax.objective import ramp
 
 _LOG_2PI = math.log(2.0 * math.pi)
 _EVAL_SEED = 0x7A3B  # the fixed key of the term's draw in evaluation
 
 
+def _count(v) -> bool:
+    return not isinstance(v, bool) and int(v) == v and v >= 1
+
+
 @dataclasses.dataclass(frozen=True)
-class VampOptions:
-    """The options ``vamp`` adds to the dense and variational ones (``beta``, warm-up)."""
+class VampOptions(KLWeight, Dense):
+    """``vamp``: the dense network, the KL's weight or warm-up and the pseudo-inputs.
 
-    pseudo_inputs: int = dataclasses.field(
-        default=100,
-        metadata={
-            "help": "K, the learned pseudo-inputs whose posteriors form the prior mixture",
-            "allowed": ">= 1",
-        },
+    No capacity (``KLWeight``, not ``Variational``): ``|KL - C|`` of the one-sample Monte
+    Carlo KL is biased.
+    """
+
+    GROUP: ClassVar = ("vamp", "vamp's learned mixture prior (Tomczak & Welling 2018)")
+    pseudo_inputs: int = field(
+        100,
+        "K, the learned pseudo-inputs whose posteriors form the prior mixture (the paper: "
+        "500 on MNIST)",
+        Allowed("an integer >= 1", _count),
     )
-
-
-# Term name -> the option that weighs it (reconstruction: 1); as the vae's.
-TERM_WEIGHTS = {"kl": "beta"}
 
 
 def log_normal_diag(z: jax.Array, mean: jax.Array, logvar: jax.Array) -> jax.Array:
@@ -142,7 +151,7 @@ class VampCode(nn.Module):
     def sample_prior(self, n: int) -> jax.Array:
         raise NotImplementedError(
             "the VampPrior is a mixture of the encoder's posteriors: draw from it with the "
-            "model's prior, VampPrior.sample_prior(model, n)"
+            "model's sample(n) (VampAutoencoder), which reads the pseudo-inputs"
         )
 
 
@@ -181,9 +190,11 @@ class VampPrior(nn.Module):
         return mean, losses.clamp_logvar(logvar)
 
     def log_prob(self, model: nn.Module, z: jax.Array) -> jax.Array:
-        """``log p(z)`` per code: ``z: [B, L]`` -> ``[B]`` nats."""
+        """``log p(z)`` per code: ``z: [..., L]`` -> ``[...]`` nats."""
         means, logvars = self.mixture(model)
-        return jax.vmap(mixture_log_prob, in_axes=(0, None, None))(z, means, logvars)
+        flat = z.reshape(-1, z.shape[-1])
+        out = jax.vmap(mixture_log_prob, in_axes=(0, None, None))(flat, means, logvars)
+        return out.reshape(z.shape[:-1])
 
     def sample_prior(self, model: nn.Module, n: int) -> jax.Array:
         """``n`` draws ``[n, L]``: a uniform component, then its Gaussian (``"sample"`` stream)."""
@@ -208,64 +219,50 @@ class VampPrior(nn.Module):
         return {"kl": mc_kl(z, mean, logvar, means, logvars)}
 
 
-def prior_of(model: Autoencoder) -> VampPrior:
-    """The ``VampPrior`` of a (bound or unbound) model ``build`` made."""
-    if not isinstance(model.penalty, VampPrior):
-        raise ConfigError("this model has no VampPrior (build it with aejax.models.vamp.build)")
-    return model.penalty
+class VampAutoencoder(Autoencoder):
+    """``Autoencoder`` whose prior is its ``VampPrior`` (the ``penalty``), not ``N(0, I)``.
 
-
-def log_prior(model: Autoencoder, z: jax.Array) -> jax.Array:
-    """``log p(z)`` ``[B]`` of a bound vamp model: ``model.apply(v, z, method=log_prior)``."""
-    return prior_of(model).log_prob(model, z)
-
-
-def sample(model: Autoencoder, n: int) -> jax.Array:
-    """``n`` decoded prior draws ``[n, *input_shape]``: ``model.apply(v, n, method=sample,
-    rngs={"sample": key})``."""
-    return model.decode(prior_of(model).sample_prior(model, n))
-
-
-def check_options(options: Mapping[str, Any]) -> None:
-    """Refuses ``pseudo_inputs < 1``.
-
-    Raises:
-      ConfigError: naming the option.
+    The capability the likelihood bounds and sampling read: ``log_prior(z)`` is the
+    mixture density (so ``analytic_kl`` is False and ``aejax.bounds`` estimates the KL by
+    Monte Carlo) and ``sample(n)`` decodes draws from the mixture.
     """
-    k = options.get("pseudo_inputs", VampOptions.pseudo_inputs)
-    if isinstance(k, bool) or int(k) != k or k < 1:
-        raise ConfigError(f"pseudo_inputs must be an integer >= 1, got {k!r}")
+
+    def log_prior(self, z: jax.Array) -> jax.Array:
+        """``log p(z)`` of codes ``z: [..., L]`` under the VampPrior -> ``[...]`` nats."""
+        return self.penalty.log_prob(self, z)
+
+    def sample(self, n: int) -> jax.Array:
+        """``n`` mixture draws decoded (``"sample"`` rng stream): ``[n, *input_shape]``."""
+        return self.decode(self.penalty.sample_prior(self, n))
 
 
-def term_weights(options: Mapping[str, Any]) -> dict[str, float]:
-    """The objective weights of ``vamp``'s terms (constants; a warm-up replaces ``kl``'s)."""
-    return {"reconstruction": 1.0, "kl": float(options.get("beta", 1.0))}
-
-
-def build(
-    input_shape: tuple[int, ...], likelihood: Likelihood, options: Mapping[str, Any]
-) -> Autoencoder:
+def _build(options: VampOptions, common: Common, data: DataInfo) -> VampAutoencoder:
     """A dense VAE with a VampPrior: ``dense_parts`` around a ``VampCode``, prior as penalty.
 
-    Args:
-      input_shape: per-example data shape.
-      likelihood: the decoder's likelihood; ``"bernoulli"`` (data in [0, 1]) clips the
-        pseudo-inputs to [0, 1].
-      options: ``latent_dim``, ``hidden``, ``activation``, ``dtype`` and optionally
-        ``pseudo_inputs`` (``VampOptions``).
-
-    Raises:
-      ConfigError: see ``check_options``.
+    A ``"bernoulli"`` likelihood (data in [0, 1]) clips the pseudo-inputs to [0, 1].
     """
-    # Imported here: the registry will import this module to register ``vamp``.
-    from aejax.models.registry import dense_parts
-
-    check_options(options)
-    code = VampCode(int(options["latent_dim"]))
-    parts = dense_parts(input_shape, likelihood, options, code)
+    parts = dense_parts(options, common, data, VampCode(common.latent_dim))
     prior = VampPrior(
-        tuple(input_shape),
-        int(options.get("pseudo_inputs", VampOptions.pseudo_inputs)),
-        bounded=likelihood.name == "bernoulli",
+        tuple(data.input_shape),
+        options.pseudo_inputs,
+        bounded=common.likelihood.name == "bernoulli",
     )
-    return Autoencoder(tuple(input_shape), likelihood=likelihood, penalty=prior, **parts)
+    return VampAutoencoder(
+        tuple(data.input_shape), likelihood=common.likelihood, penalty=prior, **parts
+    )
+
+
+def _weights(options: VampOptions, total_steps: int):
+    """``kl`` weighs ``beta``, or rises to it over ``kl_warmup_steps``; no capacity."""
+    warmup = options.kl_warmup_steps
+    kl = ramp(warmup, options.beta) if warmup > 0 else options.beta
+    return {"kl": kl}, None, max(total_steps, warmup)
+
+
+VAMP = ModelSpec(
+    _build,
+    VampOptions,
+    weights=_weights,
+    test_config={"hidden": (32,), "latent_dim": 4, "pseudo_inputs": 8},
+    posterior=True,
+)
