@@ -1,13 +1,22 @@
-"""Test helper: train a model built outside the registry with the engine's own step."""
+"""Test helper: train a model with the engine's own step, outside the run loop."""
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 import optax
 
+from aejax.models.registry import get_spec
 from aejax.objective import Objective
 from aejax.train.state import init_state
 from aejax.train.step import make_eval_step, make_train_step
+
+
+def spec_weights(name, **options):
+    """The constant term weights of registry model ``name`` with ``options`` (its spec's)."""
+    spec = get_spec(name)
+    weights, capacity, _ = spec.weights(spec.options(**options), 1)
+    assert capacity is None, "train_direct takes constant weights"
+    return {"reconstruction": 1.0, **weights}
 
 
 def train_direct(model, weights, data, *, epochs, batch_size=64, lr=3e-3, seed=0):

@@ -1,5 +1,5 @@
 """wae (WAE-MMD): the IMQ MMD estimator against a hand computation, its batch term, sharding,
-and a training run on digits. The model is built by ``aejax.models.wae.build`` directly."""
+and a training run on digits. The model is built through the registry (``create_model``)."""
 
 import itertools
 
@@ -7,16 +7,21 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
-from _direct_train import train_direct
+from _direct_train import spec_weights, train_direct
 
+from aejax import Config, sampling
 from aejax.errors import ConfigError
-from aejax.models import Likelihood
-from aejax.models.wae import PAPER_SCALES, build, mmd_imq, term_weights
-from aejax.objective import Objective
+from aejax.models import create_model
+from aejax.models.wae import PAPER_SCALES, mmd_imq
+from aejax.objective import make_objective
 from aejax.train import shard
 
 SHAPE = (8, 8, 1)
 DENSE = {"latent_dim": 4, "hidden": (32,), "activation": "gelu", "dtype": "float32"}
+
+
+def build(shape, **options):
+    return create_model("wae", shape, "bernoulli", **{**DENSE, **options})
 
 
 def _mmd_by_hand(z, y, scales):
@@ -64,7 +69,7 @@ def test_mmd_is_zero_in_expectation_for_one_distribution_and_positive_when_shift
 
 
 def _model_and_variables(**options):
-    model = build(SHAPE, Likelihood("bernoulli"), {**DENSE, **options})
+    model = build(SHAPE, **options)
     x = jax.random.uniform(jax.random.key(0), (16, *SHAPE))
     return model, model.init(jax.random.key(1), x[:1]), x
 
@@ -85,7 +90,7 @@ def test_the_term_is_the_batch_statistic_of_the_codes_against_the_sample_stream(
     ev = [model.apply(variables, x)[1]["terms"]["mmd"] for _ in range(2)]
     np.testing.assert_array_equal(ev[0], ev[1])
     # The objective's mean over the batch is lambda * MMD plus the mean reconstruction.
-    loss, _ = Objective(term_weights({"mmd_weight": 10.0}))(aux["terms"], 0)
+    loss, _ = make_objective(Config(model="wae"), 1)(aux["terms"], 0)  # mmd_weight 10
     expected = aux["terms"]["reconstruction"].mean() + 10.0 * mmd[0]
     np.testing.assert_allclose(loss.mean(), expected, rtol=1e-6)
 
@@ -109,6 +114,11 @@ def test_prior_samples_decode_to_images():
     model, variables, _ = _model_and_variables()
     out = model.apply(variables, 5, method=model.sample, rngs={"sample": jax.random.key(0)})
     assert out.shape == (5, *SHAPE) and float(out.min()) >= 0 and float(out.max()) <= 1
+    # aejax.sample draws from the code's N(0, I), no codes needed; no posterior density.
+    assert sampling.has_prior(model, variables) and not model.has_posterior
+    np.testing.assert_allclose(
+        sampling.sample(model, variables, 5, jax.random.key(0)), out, rtol=1e-6
+    )
 
 
 @pytest.mark.parametrize(
@@ -117,16 +127,28 @@ def test_prior_samples_decode_to_images():
         ({"mmd_weight": -1.0}, "mmd_weight"),
         ({"mmd_scales": ()}, "mmd_scales"),
         ({"mmd_scales": (1.0, 0.0)}, "mmd_scales"),
+        ({"mmd_weight": float("inf")}, "mmd_weight"),
     ],
 )
 def test_bad_options_are_refused(options, match):
     with pytest.raises(ConfigError, match=match):
-        build(SHAPE, Likelihood("bernoulli"), {**DENSE, **options})
+        build(SHAPE, **options)
+    with pytest.raises(ConfigError, match=match):
+        Config(model="wae", **options)
+
+
+def test_options_and_weights_come_from_the_spec():
+    c = Config(model="wae").with_overrides(["mmd_weight=3", "mmd_scales=1"])
+    assert c.mmd_weight == 3.0 and c.mmd_scales == (1.0,)
+    assert Config(model="wae").mmd_scales == PAPER_SCALES
+    assert spec_weights("wae", mmd_weight=3.0) == {"reconstruction": 1.0, "mmd": 3.0}
+    with pytest.raises(ConfigError, match="does not use beta"):
+        Config(model="wae", beta=2.0)
 
 
 def test_wae_trains_on_digits_and_pulls_the_codes_to_the_prior(digits):
-    model = build(digits.input_shape, Likelihood("bernoulli"), {**DENSE, "latent_dim": 8})
-    weights = term_weights({"mmd_weight": 10.0})
+    model = build(digits.input_shape, latent_dim=8)
+    weights = spec_weights("wae")  # mmd_weight 10
     train_hist, val_hist, state = train_direct(model, weights, digits, epochs=10)
     assert train_hist[-1]["loss"] < 0.5 * train_hist[0]["loss"], train_hist
     assert val_hist[-1]["loss"] < val_hist[0]["loss"], val_hist
