@@ -315,8 +315,9 @@ def posterior_report(model: Any, variables: Any, x: np.ndarray, key: jax.Array) 
     Returns:
       ``{"elbo", "kl", "reconstruction", "active_units", "latent_units"}``: the means over
       the examples, in nats per example, of the one-sample ELBO, of its KL term (closed
-      form; one-sample Monte Carlo for a learned prior) and of its reconstruction term ``-log p(x|z)`` (``elbo = -(reconstruction +
-      kl)``); the number of active latent units (``active_units``) of ``latent_units``.
+      form; one-sample Monte Carlo for a learned prior) and of its reconstruction term
+      ``-log p(x|z)`` (``elbo = -(reconstruction + kl)``); the number of active latent
+      units (``active_units``) of ``latent_units``.
 
     Raises:
       ConfigError: see ``check_bound_model``.
