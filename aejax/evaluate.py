@@ -260,7 +260,7 @@ def _posterior_metrics(model: Any, variables: Any, x_test: np.ndarray, config: C
 
 
 def has_posterior(model: Any) -> bool:
-    """Whether ``model`` has a Gaussian code with the N(0, I) prior (vae, conv_vae)."""
+    """Whether ``model`` has a posterior density q(z|x) (``has_posterior``: vae, vamp, ...)."""
     try:
         bounds.check_bound_model(model)
     except ConfigError:

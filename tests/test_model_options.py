@@ -62,7 +62,7 @@ def test_a_key_the_model_does_not_read_is_refused_naming_model_and_keys():
     with pytest.raises(ConfigError) as e:
         Config(model="ae", beta=2)
     msg = str(e.value)
-    assert "model 'ae' does not use beta=2 (a key of vae, conv_vae)" in msg
+    assert "model 'ae' does not use beta=2 (a key of vae, conv_vae" in msg
     assert "'hidden'" in msg and "\n" not in msg
     with pytest.raises(
         ConfigError, match=r"unknown config field 'betta' \(did you mean 'beta'\?\)"

@@ -127,6 +127,16 @@ class Autoencoder(nn.Module):
             return own(z)
         return standard_normal_log_prob(z)
 
+    @property
+    def analytic_kl(self) -> bool:
+        """Whether the prior is ``N(0, I)``, so ``KL(q(z|x) || p(z))`` has a closed form.
+
+        False when the code defines ``log_prior`` or a subclass overrides ``log_prior`` (a
+        learned prior, e.g. vamp's mixture): the bounds then estimate the KL by Monte Carlo.
+        """
+        own = callable(getattr(self.code, "log_prior", None))
+        return not own and type(self).log_prior is Autoencoder.log_prior
+
     # --- how the engine trains it ------------------------------------------------------
     @property
     def phases(self) -> tuple[tuple[str, str], ...]:

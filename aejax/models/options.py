@@ -1,9 +1,10 @@
 """The options groups several models share: dense and conv networks, the variational KL.
 
 A model's options dataclass subclasses ``Options`` and the groups it reads, e.g.
-``class VAEOptions(Dense, Variational)``; the fields a class declares itself form the
-section ``GROUP`` of ``aejax config`` and docs/configuration.md. No jax here: ``aejax
-config`` and the Config checks read these without building a model.
+``class VAEOptions(Variational, Dense)`` (``KLWeight``: ``Variational`` without the
+capacity); the fields a class declares itself form the section ``GROUP`` of ``aejax
+config`` and docs/configuration.md. No jax here: ``aejax config`` and the Config checks
+read these without building a model.
 """
 
 from __future__ import annotations
@@ -54,20 +55,35 @@ class Conv(Options):
     )
 
 
-@dataclasses.dataclass(frozen=True)
-class Variational(Options):
-    """The KL term's weight, a warm-up or a capacity schedule (``variational_weights``)."""
+# One section of ``aejax config`` for ``KLWeight`` and ``Variational``.
+VARIATIONAL_GROUP = (
+    "variational",
+    "the KL term of the variational models: its weight, a warm-up or a capacity",
+)
 
-    GROUP: ClassVar = (
-        "variational",
-        "the KL term of vae and conv_vae: its weight, a warm-up or a capacity",
-    )
+
+@dataclasses.dataclass(frozen=True)
+class KLWeight(Options):
+    """The KL term's weight or warm-up (``Variational`` without the capacity).
+
+    For a model whose KL term is a Monte Carlo estimate (vamp): ``|KL - C|`` of a noisy
+    estimate is biased, so it reads no capacity.
+    """
+
+    GROUP: ClassVar = VARIATIONAL_GROUP
     beta: float = field(
         1.0, "weight of the KL term (1 = the ELBO; beta-VAE otherwise)", number(0, finite=True)
     )
     kl_warmup_steps: int = field(
         0, "the KL weight rises linearly from 0 to beta over these steps", integer(0)
     )
+
+
+@dataclasses.dataclass(frozen=True)
+class Variational(KLWeight):
+    """The KL term's weight, a warm-up or a capacity schedule (``objective.kl_weights``)."""
+
+    GROUP: ClassVar = VARIATIONAL_GROUP
     capacity: float = field(
         0.0,
         "target KL C in nats, reached at capacity_steps (Burgess et al. 2018); 0 = off",

@@ -77,6 +77,12 @@ _line("seq2seq_ae", "aejax.models.sequence:SEQ2SEQ_AE", ("sequence",),
       "LSTM/GRU sequence autoencoder (EncDec-AD, Malhotra et al. 2016) on sequence data: "
       "the encoder's final state projected to the code, reversed decoding, optional "
       "teacher forcing, variable lengths through masks")
+_line("wae", "aejax.models.wae:WAE", _IT,
+      "Wasserstein autoencoder, WAE-MMD (Tolstikhin et al. 2018), dense: deterministic "
+      "codes pulled to N(0, I) by mmd_weight * an IMQ-kernel MMD")
+_line("vamp", "aejax.models.vamp:VAMP", _IT,
+      "VAE with a VampPrior (Tomczak & Welling 2018), dense: the prior a mixture of the "
+      "posteriors of pseudo_inputs learned inputs, a Monte Carlo KL weighted by beta")
 # fmt: on
 
 
