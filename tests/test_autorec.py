@@ -302,8 +302,8 @@ def test_train_writes_test_rmse_and_recommend_ranks_unseen_items(tmp_path, capsy
     assert predicted == sorted(predicted, reverse=True)
     assert all(1.0 <= p <= 5.0 for p in predicted)
     # The Python equivalent gives the same list; an unknown user gets the documented fallback.
-    assert aejax.apps.recommend(run, 3, 5)["items"] == out["items"]
-    cold = aejax.apps.recommend(aejax.load_run(run), "no-such-user", k=3)
+    assert aejax.recommend(run, 3, 5)["items"] == out["items"]
+    cold = aejax.recommend(aejax.load_run(run), "no-such-user", k=3)
     assert not cold["known"] and "item-bias baseline" in cold["fallback"]
     assert len(cold["items"]) == 3
     assert cli.main(["recommend", str(run), "--user", "3"]) == 0
