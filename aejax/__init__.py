@@ -25,7 +25,7 @@ __version__ = "0.1.0"
 _EXPORTS: dict[str, tuple[str, str | None]] = {
     # subpackages and modules
     "train": ("aejax.train", None),  # the engine package; aejax.fit, aejax.train_run
-    # stacked_ae's layer-wise pretraining: aejax.pretrain.pretrain(config, ds)
+    # stacked_ae's layer-wise pretraining (aejax.train.pretrain): aejax.pretrain.pretrain(...)
     "pretrain": ("aejax.train.pretrain", None),
     "series": ("aejax.apps.series", None),  # windows, point scores, NAB labels
     "losses": ("aejax.models.losses", None),

@@ -5,8 +5,8 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
+from aejax.models.objective import Objective
 from aejax.models.registry import get_spec
-from aejax.objective import Objective
 from aejax.train.state import init_state
 from aejax.train.step import make_eval_step, make_train_step
 

@@ -201,7 +201,8 @@ def test_import_aejax_imports_no_library_and_lists_every_name():
         "import aejax.apps.recommend\n"
         "missing = [n for n in aejax.__all__ if getattr(aejax, n, None) is None]\n"
         "assert not missing, missing\n"
-        "import aejax.assemble\nassert callable(aejax.recommend) and aejax.train_run is aejax.assemble.train\n"
+        "import aejax.assemble\n"
+        "assert callable(aejax.recommend) and aejax.train_run is aejax.assemble.train\n"
         "assert aejax.series.detect_series is aejax.detect_series\n"
     )
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)

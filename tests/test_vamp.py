@@ -11,11 +11,11 @@ from _direct_train import spec_weights, train_direct
 from scipy.special import logsumexp
 from scipy.stats import multivariate_normal
 
-from aejax import Config, bounds, evaluate, losses, sampling
+from aejax import Config, bounds, evaluate, sampling
 from aejax.errors import ConfigError
-from aejax.models import create_model
+from aejax.models import create_model, losses
+from aejax.models.objective import make_objective
 from aejax.models.vamp import VampCode, mc_kl, mixture_log_prob
-from aejax.objective import make_objective
 from aejax.train import shard
 
 SHAPE = (8, 8, 1)

@@ -51,14 +51,14 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
-from aejax import losses
 from aejax.fields import Allowed, field
+from aejax.models import losses
 from aejax.models.autoencoder import Autoencoder
 from aejax.models.codes import GaussianCode
 from aejax.models.compose import dense_parts
+from aejax.models.objective import ramp
 from aejax.models.options import Dense, KLWeight
 from aejax.models.spec import Common, DataInfo, ModelSpec
-from aejax.objective import ramp
 
 _LOG_2PI = math.log(2.0 * math.pi)
 _EVAL_SEED = 0x7A3B  # the fixed key of the term's draw in evaluation
