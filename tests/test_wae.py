@@ -8,11 +8,11 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 from _direct_train import spec_weights, train_direct
-from aejax.models.objective import make_objective
 
 from aejax import Config, sampling
 from aejax.errors import ConfigError
 from aejax.models import create_model
+from aejax.models.objective import make_objective
 from aejax.models.wae import PAPER_SCALES, mmd_imq
 from aejax.train import shard
 
