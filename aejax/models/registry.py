@@ -224,11 +224,20 @@ def create_model(
 def build(
     spec: ModelSpec, options, common: Mapping[str, Any], likelihood, input_shape, kind, n_train
 ):
-    """``spec.build`` on checked data: the one place every model is constructed."""
+    """``spec.build`` on checked data: the one place every model is constructed.
+
+    A spec's declared ``posterior`` capability is checked against the built module.
+    """
     if len(input_shape) < 1 or math.prod(input_shape) < 1:
         raise ConfigError(f"input_shape must be non-empty, got {input_shape}")
     data = DataInfo(tuple(int(d) for d in input_shape), kind or spec.kinds[0], n_train)
-    return spec.build(options, Common(likelihood=likelihood, **common), data)
+    model = spec.build(options, Common(likelihood=likelihood, **common), data)
+    if spec.posterior and not getattr(model, "has_posterior", False):
+        raise TypeError(
+            f"model {spec.name!r} declares posterior=True but its module has no posterior "
+            "density (model.has_posterior is false): see docs/models.md, Capabilities"
+        )
+    return model
 
 
 def model_from_config(config, input_shape: tuple[int, ...], kind: str, *, n_train=None):
