@@ -9,18 +9,16 @@ import numpy as np
 import optax
 import pytest
 
+from aejax import Config
 from aejax.errors import ConfigError
-from aejax.models import Likelihood
+from aejax.models import create_model
 from aejax.models.tcvae import (
-    TCVAEOptions,
     aggregate_total_correlation,
-    build,
     gaussian_total_correlation,
     log_weights,
     tc_decomposition,
-    term_weights,
 )
-from aejax.objective import Objective
+from aejax.objective import make_objective
 from aejax.train import init_state, make_train_step, shard
 
 SHAPE = (8, 8, 1)
@@ -129,8 +127,19 @@ def test_the_three_terms_sum_to_the_monte_carlo_kl_whose_mean_is_the_analytic_kl
     np.testing.assert_allclose(total.mean(0), analytic, atol=float(5 * stderr.max()))
 
 
-def _model(n_train=1293, estimator="mws"):
-    return build(SHAPE, Likelihood("bernoulli"), {**DENSE, "tc_estimator": estimator}, n_train)
+def _model(n_train=1293, estimator="mws", **options):
+    return create_model(
+        "beta_tcvae",
+        SHAPE,
+        "bernoulli",
+        n_train=n_train,
+        **{**DENSE, "tc_estimator": estimator, **options},
+    )
+
+
+def _weights(config, step=0):
+    objective = make_objective(config, 100)
+    return {k: float(objective.weight(k, step)) for k in objective.weights}
 
 
 def test_model_reports_the_decomposition_and_the_analytic_kl():
@@ -147,9 +156,17 @@ def test_model_reports_the_decomposition_and_the_analytic_kl():
     analytic = 0.5 * (np.exp(lv) + m**2 - 1.0 - lv).sum(1)
     np.testing.assert_allclose(aux["terms"]["kl"], analytic, rtol=1e-5)
     # The objective: alpha, beta, gamma on the split, 0 on the analytic KL.
-    weights = term_weights(TCVAEOptions())
+    config = Config(model="beta_tcvae")
+    weights = _weights(config)
     assert weights == {"reconstruction": 1.0, "mi": 1.0, "tc": 6.0, "dim_kl": 1.0, "kl": 0.0}
-    loss, _ = Objective(weights)(aux["terms"], 0)
+    assert _weights(config.replace(mi_weight=0.5, tc_weight=2, dim_kl_weight=3)) == {
+        "reconstruction": 1.0,
+        "mi": 0.5,
+        "tc": 2.0,
+        "dim_kl": 3.0,
+        "kl": 0.0,
+    }
+    loss, _ = make_objective(config, 100)(aux["terms"], 0)
     t = {k: np.asarray(v, np.float64) for k, v in aux["terms"].items()}
     np.testing.assert_allclose(
         loss, t["reconstruction"] + t["mi"] + 6 * t["tc"] + t["dim_kl"], 1e-5
@@ -173,11 +190,29 @@ def test_terms_on_eight_devices_equal_one():
         np.testing.assert_allclose(eight[k], one[k], rtol=1e-5, atol=1e-5)
 
 
+def test_without_n_train_it_evaluates_on_the_batch_and_refuses_to_train():
+    model = _model(n_train=None)
+    x = jax.random.uniform(jax.random.key(0), (8, *SHAPE))
+    params = model.init(jax.random.key(1), x)
+    _, aux = model.apply(params, x)  # evaluation: the batch is the population, N = M
+    z, m, lv = aux["z"], aux["mean"], aux["logvar"]
+    expected = tc_decomposition(z, m, lv, 8, "mws")
+    for k in ("mi", "tc", "dim_kl"):
+        np.testing.assert_allclose(aux["terms"][k], expected[k], rtol=1e-6)
+    with pytest.raises(ConfigError, match="n_train"):
+        model.apply(params, x, train=True, rngs={"sample": jax.random.key(2)})
+
+
 def test_bad_options_are_config_errors():
     with pytest.raises(ConfigError, match="n_train"):
-        build(SHAPE, Likelihood("bernoulli"), DENSE)
+        _model(n_train=0)
     with pytest.raises(ConfigError, match="tc_estimator"):
         _model(estimator="exact")
+    for bad in ("mi_weight=-1", "tc_weight=inf", "dim_kl_weight=nan"):
+        with pytest.raises(ConfigError, match=bad.split("=")[0]):
+            Config(model="beta_tcvae").with_overrides([bad])
+    with pytest.raises(ConfigError, match="tc_estimator"):
+        Config(model="beta_tcvae").with_overrides(["tc_estimator=exact"])
     # MSS on a batch larger than the training set takes N = M; on one code, MWS's 1/N.
     np.testing.assert_allclose(log_weights(6, 4, "mss"), log_weights(6, 6, "mss"))
     np.testing.assert_allclose(log_weights(1, 10, "mss"), [[-math.log(10)]], rtol=1e-6)
@@ -228,9 +263,8 @@ def test_aggregate_tc_of_a_shared_bit_is_its_entropy_per_extra_copy():
 
 def test_beta_tcvae_trains_on_digits(digits):
     x_train = np.asarray(digits.x_train)
-    model = build(SHAPE, Likelihood("bernoulli"), {**DENSE, "hidden": (64,)}, len(x_train))
-    opts = TCVAEOptions()
-    objective = Objective(term_weights(opts))
+    model = _model(n_train=len(x_train), hidden=(64,))
+    objective = make_objective(Config(model="beta_tcvae"), 120)
     tx = optax.adam(3e-3)
     step = jax.jit(make_train_step(model, tx, objective))
     state = init_state(model, tx, SHAPE, seed=0)

@@ -8,32 +8,36 @@ so its logit ``log D / (1 - D) = log q(z) / prod_d q(z_d)``, whose mean over ``q
 total correlation: the encoder's term ``tc_i`` is the logit of its code (one logit, where
 the paper's two-way softmax has the difference of two: the same function).
 
-Objective: ``reconstruction + kl + tc_weight * tc`` for the autoencoder group;
+Objective: ``reconstruction + kl + gamma * tc`` for the autoencoder group;
 ``tc_discriminator_i = softplus(-D(z_i)) + softplus(D(perm(z)_i))`` (binary cross-entropy)
-for the discriminator's own group, trained first in each step on stopped codes of the same
-batch (as disentanglement_lib does; the paper draws a second batch). Codes ``z`` are the
-reparameterized samples in both phases; permutations come from the ``"sample"`` stream.
+for the discriminator's own parameter group ``tc_discriminator``, trained first in each
+step on stopped codes of the same batch (as disentanglement_lib does; the paper draws a
+second batch) with its own optimizer, the paper's Adam (lr 1e-4, betas 0.5, 0.9) at a
+constant rate. Codes ``z`` are the reparameterized samples in both phases; permutations
+come from the ``"sample"`` stream.
 
-The discriminator fits ``Autoencoder``'s ``adversary`` slot (``generator_loss``,
-``discriminator_loss``, ``sample_prior``); it names its terms in ``generator_term`` and
-``discriminator_term``, which ``Autoencoder`` does not read yet (today it reports them as
-``adversarial`` and ``discriminator``; see ``term_weights``).
+``FactorVAE`` is the ``Autoencoder`` with the discriminator as the submodule
+``tc_discriminator`` (a group of its own, ``Autoencoder.groups``); the prior stays the
+code's ``N(0, I)``, so the model has a posterior density (``posterior=True``).
+``FACTOR_VAE`` is the registry entry (``aejax.models.spec.ModelSpec``).
 """
 
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Mapping
-from typing import Any, ClassVar
+from typing import ClassVar
 
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
+from aejax.fields import ACTIVATIONS, field, integers, number
 from aejax.models._common import get_activation
 from aejax.models.autoencoder import Autoencoder
 from aejax.models.codes import GaussianCode
-from aejax.models.likelihoods import Likelihood
+from aejax.models.compose import dense_parts
+from aejax.models.options import Dense
+from aejax.models.spec import Common, DataInfo, Group, ModelSpec
 
 
 def permute_dims(z: jax.Array, key: jax.Array) -> jax.Array:
@@ -60,15 +64,11 @@ class TCDiscriminator(nn.Module):
       latent_dim: ``K``.
       hidden: hidden widths (the paper's: six layers of 1000).
       activation: a ``jax.nn`` name (the paper's leaky ReLU has slope 0.2; ``jax.nn``'s 0.01).
-      generator_term, discriminator_term: the names of its terms in the objective.
     """
 
     latent_dim: int
     hidden: tuple[int, ...] = (256, 256)
     activation: str = "leaky_relu"
-
-    generator_term: ClassVar[str] = "tc"
-    discriminator_term: ClassVar[str] = "tc_discriminator"
 
     def setup(self):
         self.layers = [nn.Dense(f, name=f"dense_{i}") for i, f in enumerate(self.hidden)]
@@ -108,78 +108,110 @@ class TCDiscriminator(nn.Module):
         """
         return self(z)
 
-    def sample_prior(self, n: int) -> jax.Array:
-        """The VAE's prior ``N(0, I)``: ``[n, K]`` (the discriminator imposes none)."""
-        return jax.random.normal(self.make_rng("sample"), (n, self.latent_dim))
+
+class FactorVAE(Autoencoder):
+    """The VAE with a ``TCDiscriminator`` trained as the parameter group ``tc_discriminator``.
+
+    ``__call__`` adds the encoder's term ``tc`` (the discriminator's logit of each code,
+    ``[B]``) to the VAE's; ``tc_discriminator_terms`` is the discriminator's phase.
+
+    Attributes:
+      tc_discriminator: the ``TCDiscriminator`` (its parameters: ``params["tc_discriminator"]``).
+    """
+
+    tc_discriminator: nn.Module = None
+
+    def __call__(self, x, *, train=False, mask=None, target=None):
+        recon, aux = super().__call__(x, train=train, mask=mask, target=target)
+        aux["terms"]["tc"] = self.tc_discriminator.generator_loss(aux["z"])
+        return recon, aux
+
+    def tc_discriminator_terms(
+        self,
+        x: jax.Array,
+        *,
+        train: bool = False,
+        mask: jax.Array | None = None,
+        target: jax.Array | None = None,
+    ) -> tuple[None, dict]:
+        """The discriminator's phase: codes of ``x`` (stopped) against their permutation.
+
+        Returns ``(None, {"terms": {"tc_discriminator": [B]}, "stats":
+        {"tc_discriminator_accuracy": scalar}})``.
+        """
+        del mask, target
+        z, _ = self.code(self.encoder(x), train=train)
+        loss, stats = self.tc_discriminator.discriminator_loss(jax.lax.stop_gradient(z))
+        return None, {"terms": {"tc_discriminator": loss}, "stats": stats}
 
 
 @dataclasses.dataclass(frozen=True)
-class FactorVAEOptions:
-    """``factor_vae``'s own options (the dense parts read ``latent_dim``, ``hidden``, ...)."""
+class FactorVAEOptions(Dense):
+    """``factor_vae``: the dense network, the TC weight and the TC discriminator.
 
-    tc_weight: float = dataclasses.field(
-        default=10.0, metadata={"help": "gamma: weight of the discriminator's TC estimate 'tc'"}
-    )
-    disc_hidden: tuple[int, ...] = dataclasses.field(
-        default=(256, 256),
-        metadata={"help": "hidden widths of the TC discriminator (the paper: 6 x 1000)"},
-    )
-    disc_activation: str = dataclasses.field(
-        default="leaky_relu", metadata={"help": "the TC discriminator's activation"}
-    )
-    disc_lr: float = dataclasses.field(
-        default=1e-4, metadata={"help": "the TC discriminator's Adam learning rate"}
-    )
-    disc_b1: float = dataclasses.field(
-        default=0.5, metadata={"help": "the TC discriminator's Adam beta1"}
-    )
-    disc_b2: float = dataclasses.field(
-        default=0.9, metadata={"help": "the TC discriminator's Adam beta2"}
-    )
-
-
-def term_weights(options: Any, *, legacy_names: bool = True) -> dict[str, float]:
-    """The objective's weights: ``reconstruction`` and ``kl`` 1, ``tc`` gamma, the
-    discriminator's loss 1 (its own phase).
-
-    ``legacy_names`` also weighs the names today's ``Autoencoder`` gives an adversary's
-    terms (``adversarial``, ``discriminator``) until it reads ``generator_term``.
+    The discriminator's keys are ``tc_disc_*``: adversarial_ae's ``disc_lr`` has another
+    default and meaning (0 = lr), and a key two models read must mean the same in both.
     """
-    gamma = float(_as_mapping(options)["tc_weight"])
-    out = {"reconstruction": 1.0, "kl": 1.0, "tc": gamma, "tc_discriminator": 1.0}
-    if legacy_names:
-        out.update(adversarial=gamma, discriminator=1.0)
-    return out
 
-
-def build(
-    input_shape: tuple[int, ...],
-    likelihood: Likelihood,
-    options: Any,
-    n_train: int | None = None,
-) -> Autoencoder:
-    """``factor_vae``: ``vae`` (dense) with a ``TCDiscriminator`` in the adversary slot.
-
-    Args:
-      input_shape: per-example shape.
-      likelihood: the decoder's.
-      options: a mapping or dataclass with ``latent_dim``, ``hidden``, ``activation``,
-        ``dtype`` and ``FactorVAEOptions``' fields.
-      n_train: unused (the same signature as every build).
-    """
-    from aejax.models.registry import dense_parts  # the registry imports the model files
-
-    del n_train
-    hp = _as_mapping(options)
-    get_activation(hp.get("disc_activation", "leaky_relu"))  # a ConfigError if unknown
-    parts = dense_parts(input_shape, likelihood, hp, GaussianCode(int(hp["latent_dim"])))
-    adversary = TCDiscriminator(
-        int(hp["latent_dim"]),
-        tuple(hp.get("disc_hidden", (256, 256))),
-        hp.get("disc_activation", "leaky_relu"),
+    GROUP: ClassVar = (
+        "factor_vae",
+        "factor_vae's total-correlation discriminator (Kim & Mnih 2018)",
     )
-    return Autoencoder(tuple(input_shape), likelihood=likelihood, adversary=adversary, **parts)
+    gamma: float = field(
+        10.0, "weight of the discriminator's TC estimate tc", number(0, finite=True)
+    )
+    tc_disc_hidden: tuple[int, ...] = field(
+        (256, 256), "TC discriminator widths (the paper: 6 x 1000)", integers(1)
+    )
+    tc_disc_activation: str = field(
+        "leaky_relu", "the TC discriminator's hidden-layer activation", ACTIVATIONS
+    )
+    tc_disc_lr: float = field(
+        1e-4,
+        "the TC discriminator's Adam learning rate (constant)",
+        number(0, above=True, finite=True),
+    )
+    tc_disc_b1: float = field(0.5, "the TC discriminator's Adam beta1", number(0, 1))
+    tc_disc_b2: float = field(0.9, "the TC discriminator's Adam beta2", number(0, 1))
 
 
-def _as_mapping(options: Any) -> Mapping[str, Any]:
-    return options if isinstance(options, Mapping) else dataclasses.asdict(options)
+def _build(options: FactorVAEOptions, common: Common, data: DataInfo) -> FactorVAE:
+    """``vae``'s dense parts around a ``GaussianCode``, and the ``TCDiscriminator``."""
+    parts = dense_parts(options, common, data, GaussianCode(common.latent_dim))
+    disc = TCDiscriminator(
+        common.latent_dim, tuple(options.tc_disc_hidden), options.tc_disc_activation
+    )
+    return FactorVAE(
+        data.input_shape,
+        likelihood=common.likelihood,
+        tc_discriminator=disc,
+        groups=(("tc_discriminator", "tc_discriminator_terms", "tc_discriminator"),),
+        **parts,
+    )
+
+
+def _weights(options: FactorVAEOptions, total_steps: int):
+    """``kl`` 1 (the ELBO's), ``tc`` gamma, the discriminator's loss 1 (its own phase)."""
+    return {"kl": 1.0, "tc": options.gamma, "tc_discriminator": 1.0}, None, total_steps
+
+
+def _disc_optimizer(options: FactorVAEOptions) -> dict:
+    """The paper's discriminator optimizer: Adam(lr, b1, b2) at a constant rate, unclipped."""
+    return {
+        "optimizer": "adam",
+        "schedule": "constant",
+        "lr": options.tc_disc_lr,
+        "grad_clip": 0.0,
+        "b1": options.tc_disc_b1,
+        "b2": options.tc_disc_b2,
+    }
+
+
+FACTOR_VAE = ModelSpec(
+    _build,
+    FactorVAEOptions,
+    weights=_weights,
+    groups=(Group("tc_discriminator", _disc_optimizer),),
+    test_config={"hidden": (32,), "latent_dim": 4, "tc_disc_hidden": (16,)},
+    posterior=True,
+)

@@ -31,26 +31,30 @@ array, so the reductions are global; nothing is averaged per device. At evaluati
 (``train=False``) ``z`` is the posterior mean, so the three terms are the estimator at the
 means, not an ELBO; the analytic ``kl`` (weight 0, a diagnostic) stays exact.
 
-The model is ``vae``'s dense parts around ``TCGaussianCode``, built by ``build``.
+The model is ``vae``'s dense parts around ``TCGaussianCode``; ``BETA_TCVAE`` is its registry
+entry (``aejax.models.spec.ModelSpec``). Where the training set's size is unknown (a model
+built for inference or shape checks: ``DataInfo.n_train`` None) evaluation takes the batch
+as the population (``N = M``) and training refuses to run.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import math
-from collections.abc import Mapping
-from typing import Any
+from typing import ClassVar
 
-import flax.linen as nn
 import jax
 import jax.numpy as jnp
 import numpy as np
 
 from aejax import losses
 from aejax.errors import ConfigError
+from aejax.fields import field, number, one_of
 from aejax.models.autoencoder import Autoencoder
 from aejax.models.codes import GaussianCode
-from aejax.models.likelihoods import Likelihood
+from aejax.models.compose import dense_parts
+from aejax.models.options import Dense
+from aejax.models.spec import Common, DataInfo, ModelSpec
 
 ESTIMATORS = ("mws", "mss")
 TERMS = ("mi", "tc", "dim_kl")
@@ -71,12 +75,13 @@ def pairwise_log_density(z: jax.Array, mean: jax.Array, logvar: jax.Array) -> ja
     return log_normal(z[:, None, :], mean[None, :, :], logvar[None, :, :])
 
 
-def log_weights(m: int, n_train: int, estimator: str = "mws") -> jax.Array:
+def log_weights(m: int, n_train: int | None, estimator: str = "mws") -> jax.Array:
     """The estimator's log importance weights ``[M, M]`` (row ``i``: the sample ``z_i``).
 
     Args:
       m: the batch size ``M``.
-      n_train: the number of training examples ``N``.
+      n_train: the number of training examples ``N``; None takes the batch as the
+        population, ``N = M``.
       estimator: ``"mws"`` (every weight ``1/(N M)``) or ``"mss"`` (see the module
         docstring). MSS takes ``N = max(N, M)`` (a batch larger than the training set: an
         evaluation chunk), and a batch of one has only the weight ``1/N`` of its own code.
@@ -86,6 +91,7 @@ def log_weights(m: int, n_train: int, estimator: str = "mws") -> jax.Array:
     """
     if estimator not in ESTIMATORS:
         raise ConfigError(f"unknown tc_estimator {estimator!r}; choose one of {ESTIMATORS}")
+    n_train = m if n_train is None else n_train
     if estimator == "mws" or m == 1:
         return jnp.full((m, m), -math.log(n_train * m), jnp.float32)
     n = max(n_train, m)
@@ -97,14 +103,14 @@ def log_weights(m: int, n_train: int, estimator: str = "mws") -> jax.Array:
 
 
 def tc_decomposition(
-    z: jax.Array, mean: jax.Array, logvar: jax.Array, n_train: int, estimator: str = "mws"
+    z: jax.Array, mean: jax.Array, logvar: jax.Array, n_train: int | None, estimator: str = "mws"
 ) -> dict[str, jax.Array]:
     """The three terms of the KL per example, each ``[M]`` nats (see the module docstring).
 
     Args:
       z: ``[M, K]`` samples, ``z_i ~ q(z|x_i)``.
       mean, logvar: ``[M, K]`` the posteriors ``q(z|x_j)`` of the same batch.
-      n_train: ``N``, the training set's size.
+      n_train: ``N``, the training set's size (None: the batch's, ``M``).
       estimator: ``"mws"`` or ``"mss"``.
 
     Returns:
@@ -187,15 +193,16 @@ def _logsumexp(a: np.ndarray, axis: int) -> np.ndarray:
 # --- the model ---------------------------------------------------------------------------------
 
 
-class TCGaussianCode(nn.Module):
+class TCGaussianCode(GaussianCode):
     """``GaussianCode`` whose terms are the KL's three parts (plus the analytic ``kl``).
 
-    The Gaussian's sampling, ``encode`` (the mean) and ``sample_prior`` (``N(0, I)``) are
-    ``GaussianCode``'s, wrapped (it has no parameters, so the tree is ``vae``'s).
+    The Gaussian's sampling, ``posterior``, ``encode`` (the mean) and ``sample_prior``
+    (``N(0, I)``) are ``GaussianCode``'s; it has no parameters, so the tree is ``vae``'s.
 
     Attributes:
       latent_dim: ``K``.
-      n_train: ``N``, the training set's size (the estimators' normalization).
+      n_train: ``N``, the training set's size (the estimators' normalization); None where
+        it is unknown: evaluation then takes ``N = M``, training raises a ConfigError.
       estimator: ``"mws"`` or ``"mss"``.
 
     Terms ``[B]``: ``mi``, ``tc``, ``dim_kl`` (``tc_decomposition`` of this batch) and
@@ -203,103 +210,76 @@ class TCGaussianCode(nn.Module):
     ``elbo``, the anomaly score and the bounds meaningful, and shows what the split estimates.
     """
 
-    latent_dim: int
-    n_train: int
+    n_train: int | None = None
     estimator: str = "mws"
 
-    def setup(self):
-        self.gaussian = GaussianCode(self.latent_dim)
-
-    @property
-    def features(self) -> int:
-        return 2 * self.latent_dim
-
     def __call__(self, h: jax.Array, *, train: bool = False) -> tuple[jax.Array, dict]:
-        z, out = self.gaussian(h, train=train)
+        if train and self.n_train is None:
+            raise ConfigError(
+                "beta_tcvae estimates q(z) from minibatches and trains with n_train, the "
+                "number of training examples (DataInfo.n_train); it was built without it"
+            )
+        z, out = super().__call__(h, train=train)
         mean, logvar = out["outputs"]["mean"], out["outputs"]["logvar"]
         terms = {**out["terms"], **tc_decomposition(z, mean, logvar, self.n_train, self.estimator)}
         return z, {**out, "terms": terms}
 
-    def encode(self, h: jax.Array) -> jax.Array:
-        return self.gaussian.encode(h)
-
-    def sample_prior(self, n: int) -> jax.Array:
-        return self.gaussian.sample_prior(n)
-
 
 @dataclasses.dataclass(frozen=True)
-class TCVAEOptions:
-    """``beta_tcvae``'s own options (the dense parts read ``latent_dim``, ``hidden``, ...).
+class TCVAEOptions(Dense):
+    """``beta_tcvae``: the dense network, the weights of the KL's parts, the estimator."""
 
-    ``help`` and ``allowed`` are in each field's metadata.
-    """
-
-    mi_weight: float = dataclasses.field(
-        default=1.0, metadata={"help": "alpha: weight of the index-code MI term 'mi'"}
+    GROUP: ClassVar = (
+        "beta_tcvae",
+        "beta_tcvae's split of the KL into mi, tc and dim_kl (Chen et al. 2018)",
     )
-    tc_weight: float = dataclasses.field(
-        default=6.0, metadata={"help": "beta: weight of the total-correlation term 'tc'"}
+    mi_weight: float = field(
+        1.0, "alpha: weight of the index-code MI term mi", number(0, finite=True)
     )
-    dim_kl_weight: float = dataclasses.field(
-        default=1.0, metadata={"help": "gamma: weight of the dimension-wise KL term 'dim_kl'"}
+    tc_weight: float = field(
+        6.0, "beta: weight of the total-correlation term tc", number(0, finite=True)
     )
-    tc_estimator: str = dataclasses.field(
-        default="mws",
-        metadata={
-            "help": "log q(z) from the batch: minibatch-weighted (mws) or -stratified (mss)",
-            "allowed": ESTIMATORS,
-        },
+    dim_kl_weight: float = field(
+        1.0, "gamma: weight of the dimension-wise KL term dim_kl", number(0, finite=True)
+    )
+    tc_estimator: str = field(
+        "mws",
+        "log q(z) from the batch: minibatch-weighted (mws) or -stratified (mss) sampling",
+        one_of(*ESTIMATORS),
     )
 
 
-def term_weights(options: Any) -> dict[str, float]:
-    """The objective's weights of ``beta_tcvae``'s terms (``kl`` is a diagnostic: 0)."""
-    hp = _as_mapping(options)
-    return {
-        "reconstruction": 1.0,
-        "mi": float(hp["mi_weight"]),
-        "tc": float(hp["tc_weight"]),
-        "dim_kl": float(hp["dim_kl_weight"]),
-        "kl": 0.0,
-    }
-
-
-def build(
-    input_shape: tuple[int, ...],
-    likelihood: Likelihood,
-    options: Any,
-    n_train: int | None = None,
-) -> Autoencoder:
-    """``beta_tcvae``: ``vae``'s MLP encoder and decoder around ``TCGaussianCode``.
-
-    Args:
-      input_shape: per-example shape.
-      likelihood: the decoder's.
-      options: a mapping or dataclass with ``latent_dim``, ``hidden``, ``activation``,
-        ``dtype`` and ``TCVAEOptions``' fields (``tc_estimator``; the weights are the
-        objective's, ``term_weights``).
-      n_train: the number of training examples ``N``.
+def _build(options: TCVAEOptions, common: Common, data: DataInfo) -> Autoencoder:
+    """``vae``'s MLP encoder and decoder around ``TCGaussianCode``.
 
     Raises:
-      ConfigError: no ``n_train``, or an unknown estimator.
+      ConfigError: ``data.n_train`` given and < 1.
     """
-    from aejax.models.registry import dense_parts  # the registry imports the model files
-
-    hp = _as_mapping(options)
-    if n_train is None or int(n_train) < 1:
-        raise ConfigError(
-            f"beta_tcvae estimates q(z) from minibatches and needs n_train, the number of "
-            f"training examples, at build time; got {n_train!r}"
-        )
-    estimator = hp.get("tc_estimator", "mws")
-    if estimator not in ESTIMATORS:
-        raise ConfigError(f"unknown tc_estimator {estimator!r}; choose one of {ESTIMATORS}")
-    code = TCGaussianCode(int(hp["latent_dim"]), int(n_train), estimator)
-    parts = dense_parts(input_shape, likelihood, hp, code)
-    return Autoencoder(tuple(input_shape), likelihood=likelihood, **parts)
+    n_train = data.n_train
+    if n_train is not None and int(n_train) < 1:
+        raise ConfigError(f"beta_tcvae needs n_train >= 1 training examples, got {n_train}")
+    code = TCGaussianCode(
+        common.latent_dim, None if n_train is None else int(n_train), options.tc_estimator
+    )
+    parts = dense_parts(options, common, data, code)
+    return Autoencoder(data.input_shape, likelihood=common.likelihood, **parts)
 
 
-def _as_mapping(options: Any) -> Mapping[str, Any]:
-    if isinstance(options, Mapping):
-        return options
-    return dataclasses.asdict(options)
+def _weights(options: TCVAEOptions, total_steps: int):
+    """alpha, beta, gamma on ``mi``, ``tc``, ``dim_kl``; 0 on the analytic ``kl``."""
+    weights = {
+        "mi": options.mi_weight,
+        "tc": options.tc_weight,
+        "dim_kl": options.dim_kl_weight,
+        "kl": 0.0,
+    }
+    return weights, None, total_steps
+
+
+BETA_TCVAE = ModelSpec(
+    _build,
+    TCVAEOptions,
+    weights=_weights,
+    test_config={"hidden": (32,), "latent_dim": 4},
+    posterior=True,
+)
