@@ -77,6 +77,12 @@ _line("seq2seq_ae", "aejax.models.sequence:SEQ2SEQ_AE", ("sequence",),
       "LSTM/GRU sequence autoencoder (EncDec-AD, Malhotra et al. 2016) on sequence data: "
       "the encoder's final state projected to the code, reversed decoding, optional "
       "teacher forcing, variable lengths through masks")
+_line("beta_tcvae", "aejax.models.tcvae:BETA_TCVAE", _IT,
+      "beta-TCVAE (Chen et al. 2018), dense: the KL split into mi, tc and dim_kl, estimated "
+      "on the minibatch (tc_estimator=mws|mss), weighted mi_weight, tc_weight, dim_kl_weight")
+_line("factor_vae", "aejax.models.factor_vae:FACTOR_VAE", _IT,
+      "FactorVAE (Kim & Mnih 2018), dense: vae + gamma * a discriminator's estimate of the "
+      "codes' total correlation; the discriminator trains with its own Adam")
 # fmt: on
 
 
