@@ -90,10 +90,16 @@ def test_every_field_is_documented():
         for key in ("help", "allowed", "type", "group"):
             assert d[key] and "\n" not in d[key], (f.name, key, d[key])
     groups = [d["group"] for d in described.values()]
-    assert list(dict.fromkeys(groups)) == [
+    order = list(dict.fromkeys(groups))
+    assert [g for i, g in enumerate(groups) if i == 0 or groups[i - 1] != g] == order  # blocks
+    known = [
         "model", "dense", "conv", "variational", "adversarial_ae", "vq_vae", "sparse_ae",
         "contractive_ae", "stacked_ae", "autorec", "seq2seq_ae", "data", "optimisation", "loop"
     ]  # fmt: skip
+    assert [g for g in order if g in known] == known
+    # A model registered later adds its own group, named after it, before the run's fields.
+    added = [g for g in order if g not in known]
+    assert set(added) <= set(MODELS) and order[-3:] == ["data", "optimisation", "loop"]
 
 
 def test_activation_choices_are_the_ones_the_models_accept():
