@@ -260,7 +260,8 @@ def _posterior_metrics(model: Any, variables: Any, x_test: np.ndarray, config: C
 
 
 def has_posterior(model: Any) -> bool:
-    """Whether ``model`` has a posterior density q(z|x) (``has_posterior``: vae, vamp, ...)."""
+    """Whether ``model`` has a posterior density q(z|x) and a prior density
+    (``model.has_posterior``: vae, conv_vae, vamp, beta_tcvae, factor_vae, ...)."""
     try:
         bounds.check_bound_model(model)
     except ConfigError:
@@ -272,12 +273,21 @@ def collapse_warning(summary: dict, config: Config) -> str | None:
     """A warning when no latent unit is active: the decoder ignores the code."""
     if summary["active_units"] > 0:
         return None
+    if "beta" in config.options.__dataclass_fields__:  # vae, conv_vae: beta and a warm-up
+        advice = (
+            f"Lower beta (now {config.beta:g}), or warm the KL weight up: --set "
+            "kl_warmup_steps=N (e.g. half the run's steps)."
+        )
+    else:
+        advice = (
+            "The terms that pull q(z|x) toward the prior outweigh what the code adds: "
+            f"weigh them less (`aejax config --model {config.model}` lists its weights)."
+        )
     return (
         f"posterior collapse: none of the {summary['latent_units']} latent units is active "
         f"(their posterior means hardly vary across test examples; test KL "
         f"{summary['test_kl']:.3g} nats): the decoder ignores the code and every "
-        f"reconstruction is about the same. Lower beta (now {config.beta:g}), or warm the KL "
-        "weight up: --set kl_warmup_steps=N (e.g. half the run's steps)."
+        f"reconstruction is about the same. {advice}"
     )
 
 

@@ -47,7 +47,7 @@ def aejax_trainer(name: str, ds: aejax.Dataset, config: aejax.Config, batches: l
       (``init_state``, its compilation included), ``compile_seconds`` (the step's trace and
       compile) and ``flops_per_step`` (matmul and conv FLOPs, ``benchmarks.flops``).
     """
-    model = aejax.model_from_config(config, ds.input_shape, ds.kind)
+    model = aejax.model_from_config(config, ds.input_shape, ds.kind, n_train=ds.x_train.shape[0])
     total_steps = 10**6
     optimizers = aejax.make_optimizers(config, total_steps, model)
     t0 = time.perf_counter()

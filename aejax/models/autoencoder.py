@@ -112,7 +112,10 @@ class Autoencoder(nn.Module):
     def has_posterior(self) -> bool:
         """Whether ``q(z|x)`` has a density and the prior is ``log_prior`` (likelihood bounds).
 
-        True for a code with ``posterior`` (the Gaussian code) and no adversarial prior.
+        True for a code with ``posterior`` (the Gaussian code) and no adversarial prior
+        (``adversary`` replaces the prior by samples, which have no density). A critic in a
+        group of its own (FactorVAE's) leaves the prior alone. A spec that declares
+        ``posterior=True`` must build a model where this is true (``registry.build``).
         """
         return callable(getattr(self.code, "posterior", None)) and self.adversary is None
 

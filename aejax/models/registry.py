@@ -83,6 +83,12 @@ _line("wae", "aejax.models.wae:WAE", _IT,
 _line("vamp", "aejax.models.vamp:VAMP", _IT,
       "VAE with a VampPrior (Tomczak & Welling 2018), dense: the prior a mixture of the "
       "posteriors of pseudo_inputs learned inputs, a Monte Carlo KL weighted by beta")
+_line("beta_tcvae", "aejax.models.tcvae:BETA_TCVAE", _IT,
+      "beta-TCVAE (Chen et al. 2018), dense: the KL split into mi, tc and dim_kl, estimated "
+      "on the minibatch (tc_estimator=mws|mss), weighted mi_weight, tc_weight, dim_kl_weight")
+_line("factor_vae", "aejax.models.factor_vae:FACTOR_VAE", _IT,
+      "FactorVAE (Kim & Mnih 2018), dense: vae + gamma * a discriminator's estimate of the "
+      "codes' total correlation; the discriminator trains with its own Adam")
 # fmt: on
 
 
@@ -230,11 +236,20 @@ def create_model(
 def build(
     spec: ModelSpec, options, common: Mapping[str, Any], likelihood, input_shape, kind, n_train
 ):
-    """``spec.build`` on checked data: the one place every model is constructed."""
+    """``spec.build`` on checked data: the one place every model is constructed.
+
+    A spec's declared ``posterior`` capability is checked against the built module.
+    """
     if len(input_shape) < 1 or math.prod(input_shape) < 1:
         raise ConfigError(f"input_shape must be non-empty, got {input_shape}")
     data = DataInfo(tuple(int(d) for d in input_shape), kind or spec.kinds[0], n_train)
-    return spec.build(options, Common(likelihood=likelihood, **common), data)
+    model = spec.build(options, Common(likelihood=likelihood, **common), data)
+    if spec.posterior and not getattr(model, "has_posterior", False):
+        raise TypeError(
+            f"model {spec.name!r} declares posterior=True but its module has no posterior "
+            "density (model.has_posterior is false): see docs/models.md, Capabilities"
+        )
+    return model
 
 
 def model_from_config(config, input_shape: tuple[int, ...], kind: str, *, n_train=None):

@@ -61,9 +61,10 @@ class Group:
 
     Attributes:
       name: the group, e.g. ``"discriminator"``; its metrics are prefixed ``name_``.
-      optimizer: ``optimizer(options) -> {Config field: value}`` overrides of the run's
-        optimizer settings for this group, e.g. ``{"lr": options.disc_lr}``; ``{}`` = the
-        autoencoder's settings.
+      optimizer: ``optimizer(options) -> {setting: value}`` overrides of the run's
+        optimizer settings for this group: Config fields (``lr``, ``schedule``,
+        ``optimizer``, ``grad_clip``, ...), e.g. ``{"lr": options.disc_lr}``, and Adam's
+        ``b1``, ``b2`` (``aejax.train.optim.ADAM_BETAS``); ``{}`` = the autoencoder's.
     """
 
     name: str

@@ -62,22 +62,32 @@ def clip_by_global_norm(max_norm: float) -> optax.GradientTransformation:
     return optax.GradientTransformation(optax.init_empty_state, update_fn)
 
 
-def make_optimizer(config: Config, total_steps: int) -> optax.GradientTransformation:
+# Settings a parameter group's optimizer may declare (``ModelSpec.groups``) beyond the
+# Config fields: Adam's moment decay rates (optax's defaults 0.9, 0.999 otherwise).
+ADAM_BETAS = ("b1", "b2")
+
+
+def make_optimizer(
+    config: Config, total_steps: int, *, b1: float | None = None, b2: float | None = None
+) -> optax.GradientTransformation:
     """Global-norm clipping (unless ``grad_clip == 0``) followed by Adam or AdamW.
 
     Args:
       config: the run config (``optimizer``, ``lr``, ``schedule``, ``warmup_fraction``,
         ``warmup_steps``, ``weight_decay``, ``grad_clip``).
       total_steps: optimizer steps in the whole run, for the decay schedule.
+      b1, b2: Adam's decay rates of the first and second moments; None = optax's
+        (0.9, 0.999). A parameter group sets them (FactorVAE's discriminator: 0.5, 0.9).
 
     Returns:
       The optax transformation.
     """
     schedule = make_schedule(config, total_steps)
+    betas = {k: v for k, v in (("b1", b1), ("b2", b2)) if v is not None}
     if config.optimizer == "adamw":
-        opt = optax.adamw(schedule, weight_decay=config.weight_decay)
+        opt = optax.adamw(schedule, weight_decay=config.weight_decay, **betas)
     else:
-        opt = optax.adam(schedule)
+        opt = optax.adam(schedule, **betas)
     if config.grad_clip > 0:
         return optax.chain(clip_by_global_norm(config.grad_clip), opt)
     return opt
@@ -87,9 +97,11 @@ def make_optimizers(config: Config, total_steps: int, model) -> dict:
     """One optimizer per parameter group the model trains (``model.phases``).
 
     The autoencoder's is ``make_optimizer(config, total_steps)``; another group's is the
-    same with the overrides its registry entry declares (``ModelSpec.groups``), e.g. the
-    adversarial autoencoder's discriminator with ``lr = disc_lr`` when that is set. A
-    group the entry does not declare gets the autoencoder's settings.
+    same with the overrides its registry entry declares (``ModelSpec.groups``): Config
+    fields, e.g. the adversarial autoencoder's discriminator with ``lr = disc_lr`` when
+    that is set, and Adam's ``b1``/``b2`` (``ADAM_BETAS``), e.g. FactorVAE's discriminator
+    ``{"lr": 1e-4, "schedule": "constant", "b1": 0.5, "b2": 0.9, ...}``. A group the entry
+    does not declare gets the autoencoder's settings.
     """
     from aejax.models.registry import get_spec
 
@@ -98,5 +110,7 @@ def make_optimizers(config: Config, total_steps: int, model) -> dict:
     for g in dict.fromkeys(g for g, _ in model.phases):
         declared = spec.group(g) if g != "autoencoder" else None
         changes = dict(declared.optimizer(config.options)) if declared else {}
-        out[g] = make_optimizer(config.replace(**changes) if changes else config, total_steps)
+        betas = {k: changes.pop(k) for k in ADAM_BETAS if k in changes}
+        group_config = config.replace(**changes) if changes else config
+        out[g] = make_optimizer(group_config, total_steps, **betas)
     return out
