@@ -30,7 +30,7 @@ def _detect_series(args) -> int:
     from aejax.apps.series import detect_series
     from aejax.outputs import dumps_strict
 
-    overrides = _parse_detector_options(args.overrides)
+    overrides = _parse_detector_options(args.overrides, args.model)
     percentile = overrides.pop("percentile", 99.5)
     contamination = _number_or_name(args.contamination)
     if contamination == "auto":
@@ -102,7 +102,7 @@ def detect(args) -> int:
 
     if _series_requested(args):
         return _detect_series(args)
-    overrides = _parse_detector_options(args.overrides)
+    overrides = _parse_detector_options(args.overrides, args.model)
     read = {k: overrides.pop(k) for k in READ_OPTIONS if k in overrides}
     if args.label_column is not None:
         read["label_column"] = args.label_column
@@ -132,9 +132,9 @@ def detect(args) -> int:
     return 0
 
 
-def _parse_detector_options(assignments: list[str]) -> dict:
+def _parse_detector_options(assignments: list[str], model: str | None = None) -> dict:
     """``--set`` pairs for ``detect``: detector keywords (``score_type``, ``percentile``)
-    as given, Config fields coerced as the config does."""
+    as given, Config fields coerced as the config of ``model`` does."""
     own = {"score_type": str, "percentile": float, "validation_fraction": float}
     options, fields = {}, []
     for a in assignments:
@@ -144,5 +144,5 @@ def _parse_detector_options(assignments: list[str]) -> dict:
             options[key] = own[key](value.strip())
         else:
             fields.append(a)
-    options.update(parse_data_options(fields))
+    options.update(parse_data_options(fields, model))
     return options

@@ -17,11 +17,12 @@ from aejax.config import Config
 from aejax.errors import ConfigError
 
 
-def parse_data_options(assignments: list[str]) -> dict:
-    """``--set`` pairs as a dict, values coerced as the config does; the library refuses
-    keys that are not data options (``aejax.run.with_data_options``)."""
+def parse_data_options(assignments: list[str], model: str | None = None) -> dict:
+    """``--set`` pairs as a dict, values coerced as the config of ``model`` (default: the
+    default model) does; the library refuses keys that are not data options
+    (``aejax.run.with_data_options``)."""
     keys = [a.partition("=")[0].strip().replace("-", "_") for a in assignments]
-    config = Config().with_overrides(assignments)
+    config = (Config(model=model) if model else Config()).with_overrides(assignments)
     return {k: getattr(config, k) for k in keys}
 
 
