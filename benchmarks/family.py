@@ -17,6 +17,15 @@ Protocols:
   ``adversarial_weight=10``; test MSE.
 - Samples: prior samples for vae, adversarial_ae and vq_vae (uniform codes: not meant to
   look like digits), a Gaussian mixture on the training codes for ae.
+- The VAE variants (vamp, beta_tcvae, factor_vae), trained as the VAE is (dense, latent 32,
+  dynamic binarization, the same epochs): test ELBO on the whole binarized test set and the
+  IW-K NLL on its first ``variant_iw_examples`` images, the VAE's too on those same images;
+  active units; the total correlation of the test codes: ``gaussian_tc`` (-1/2 log det of
+  the posterior means' correlation matrix: the TC if the codes were Gaussian) and
+  ``aggregate_tc`` (of the aggregate posterior q(z) = mean_n q(z|x_n), a Monte Carlo
+  estimate over the test set, ``aejax.models.tcvae.aggregate_total_correlation``).
+- WAE: ``wae`` (WAE-MMD, inverse multiquadratic kernel) with the AE's network and code
+  size; test MSE beside the AE's and PCA's, and the MMD of its test codes to N(0, I).
 """
 
 from __future__ import annotations
@@ -45,6 +54,11 @@ SETTINGS = {
         "adversarial_ae": {"adversarial_weight": 10.0},
         "iw_k": 5000,
         "iw_examples": None,  # the whole test set
+        # The variants' IW bound on the first 2000 test images (the VAE's too, there):
+        # IW-5000 on all 10000 costs ~5 min per model on 2 CPU cores.
+        "variant_iw_examples": 2000,
+        "variants": {"epochs": 50, "latent_dim": 32},
+        "wae": {"epochs": 30, "latent_dim": 16},
     },
     "tiny": {
         "data": "digits",
@@ -55,6 +69,9 @@ SETTINGS = {
         "adversarial_ae": {"hidden": (32,)},
         "iw_k": 20,
         "iw_examples": 16,
+        "variant_iw_examples": 16,
+        "variants": {"epochs": 2, "latent_dim": 4, "hidden": (32,)},
+        "wae": {"epochs": 2, "latent_dim": 4, "hidden": (32,)},
     },
 }
 
@@ -85,6 +102,36 @@ def _code_usage(result, x: np.ndarray, batch_size: int = 1000) -> dict[str, floa
         "test_perplexity": float(np.exp(entropy)),
         "test_codebook_usage": float(np.mean(counts > 0)),
     }
+
+
+VARIANTS = ("vamp", "beta_tcvae", "factor_vae")
+
+
+def _total_correlation(result, x: np.ndarray) -> dict[str, float]:
+    """``gaussian_tc`` and ``aggregate_tc`` (nats) of the posterior of ``x``'s codes."""
+    from aejax.models.tcvae import aggregate_total_correlation, gaussian_total_correlation
+
+    model = result.model
+    fn = jax.jit(lambda v, b: model.apply(v, b, method=lambda m, b: m.posterior(b)))
+    means, logvars = [], []
+    for i in range(0, x.shape[0], 1000):
+        m, lv = fn(result.variables, x[i : i + 1000])
+        means.append(np.asarray(m))
+        logvars.append(np.asarray(lv))
+    mean, logvar = np.concatenate(means), np.concatenate(logvars)
+    return {
+        "gaussian_tc": float(gaussian_total_correlation(mean)),
+        "aggregate_tc": float(aggregate_total_correlation(mean, logvar, seed=0)),
+    }
+
+
+def _mmd_to_prior(codes: np.ndarray, n: int = 2000) -> float:
+    """The MMD (WAE's kernel) of up to ``n`` codes to as many N(0, I) samples."""
+    from aejax.models.wae import mmd_imq
+
+    codes = np.asarray(codes, np.float32)[:n]
+    prior = np.random.default_rng(0).standard_normal(codes.shape).astype(np.float32)
+    return float(mmd_imq(codes, prior))
 
 
 def run_family(out: str | pathlib.Path, *, tiny: bool = False) -> dict:
@@ -125,8 +172,9 @@ def run_family(out: str | pathlib.Path, *, tiny: bool = False) -> dict:
         settings["iw_k"],
         examples=settings["iw_examples"],
     )
-    record("vae", config, summary, seconds, **report)
+    record("vae", config, summary, seconds, active_units=summary.get("active_units"), **report)
     trained["vae"] = result
+    vae_config = config
 
     # --- VQ-VAE with and without dead-code restarts ---
     for restart in (True, False):
@@ -182,6 +230,55 @@ def run_family(out: str | pathlib.Path, *, tiny: bool = False) -> dict:
     record("ae", config, summary, seconds)
     trained["ae"] = result
 
+    # --- the VAE variants: the VAE's protocol, bounds and the codes' total correlation ---
+    variants = dict(settings["variants"])
+    v_epochs = variants.pop("epochs")
+    n_iw = settings["variant_iw_examples"]
+    vae_subset = bounds.evaluate_bounds(
+        vae_config,
+        trained["vae"].model,
+        trained["vae"].variables,
+        ds.x_test,
+        settings["iw_k"],
+        examples=n_iw,
+    )
+    runs["vae"]["subset_iw_nll"] = vae_subset["iw_nll"]
+    runs["vae"]["subset_iw_examples"] = vae_subset["iw_examples"]
+    runs["vae"].update(_total_correlation(trained["vae"], ds.x_test))
+    for name in VARIANTS:
+        config = _config(name, data, v_epochs, binarize=True, **variants)
+        summary, result, seconds = _train(config, ds)
+        report = bounds.evaluate_bounds(
+            config, result.model, result.variables, ds.x_test, settings["iw_k"], examples=n_iw
+        )
+        elbo = bounds.evaluate_bounds(
+            config, result.model, result.variables, ds.x_test, 1, examples=None
+        )
+        record(
+            name,
+            config,
+            summary,
+            seconds,
+            test_elbo=elbo["test_elbo"],
+            subset_iw_nll=report["iw_nll"],
+            subset_iw_examples=report["iw_examples"],
+            iw_k=report["iw_k"],
+            active_units=summary.get("active_units"),
+            **_total_correlation(result, ds.x_test),
+        )
+        trained[name] = result
+
+    # --- WAE beside the AE (same network and code size) and PCA ---
+    wae = dict(settings["wae"])
+    config = _config("wae", data, wae.pop("epochs"), **wae)
+    summary, result, seconds = _train(config, ds)
+    codes = aejax.encode(result.model, result.variables, ds.x_test)
+    record("wae", config, summary, seconds, test_code_mmd=_mmd_to_prior(codes))
+    runs["ae"]["test_code_mmd"] = _mmd_to_prior(
+        aejax.encode(trained["ae"].model, trained["ae"].variables, ds.x_test)
+    )
+    trained["wae"] = result
+
     # --- sample and interpolation grids ---
     key = jax.random.key(0)
     x_a, x_b = ds.x_test[0:8:2], ds.x_test[1:8:2]  # four pairs of test images
@@ -211,6 +308,34 @@ def run_family(out: str | pathlib.Path, *, tiny: bool = False) -> dict:
     (out / "family.json").write_text(json.dumps(meta, indent=2))
     (out / "family.md").write_text(markdown(meta))
     return meta
+
+
+def _variant_rows(runs: dict) -> list[str]:
+    rows = []
+    for name in ("vae", *VARIANTS):
+        r = runs.get(name)
+        if r is None or "subset_iw_nll" not in r:
+            continue
+        au = r.get("active_units")
+        au = "" if au is None else f"{au:g} / {r['config']['latent_dim']}"
+        rows.append(
+            f"| {name} | {r['test_elbo']:.2f} | {r['subset_iw_nll']:.2f} | {au} | "
+            f"{r['gaussian_tc']:.3f} | {r['aggregate_tc']:.3f} | {r['epochs_run']} |"
+        )
+    return rows
+
+
+def _wae_rows(runs: dict) -> list[str]:
+    rows = []
+    for name in ("ae", "wae"):
+        r = runs.get(name)
+        if r is None or "test_code_mmd" not in r:
+            continue
+        rows.append(
+            f"| {name} | {r['config']['latent_dim']} | {r['test_recon_mse']:.4f} | "
+            f"{r['pca_recon_mse']:.4f} | {r['test_code_mmd']:.4f} | {r['epochs_run']} |"
+        )
+    return rows
 
 
 def markdown(meta: dict) -> str:
@@ -262,6 +387,29 @@ def markdown(meta: dict) -> str:
         f"{a['epochs_run']} | discriminator accuracy {a['train_discriminator_accuracy']:.2f} |",
         f"| ae | {e['config']['latent_dim']} | {e['test_recon_mse']:.4f} | "
         f"{e['pca_recon_mse']:.4f} | {e['epochs_run']} | |",
+        "",
+        "**VAE variants** (dense, latent {}, dynamic binarization, {} epochs, as the VAE): test "
+        "ELBO on the {} binarized test images, IW-{} NLL on the first {}; total correlation "
+        "of the test codes (nats): `gaussian_tc` of the posterior means, `aggregate_tc` of "
+        "q(z) over the test set:".format(
+            v["config"]["latent_dim"],
+            v["epochs_run"],
+            v["iw_examples"],
+            v["iw_k"],
+            v.get("subset_iw_examples"),
+        ),
+        "",
+        "| model | test ELBO | IW NLL (subset) | active units | gaussian TC | aggregate TC | "
+        "epochs |",
+        "| --- | --- | --- | --- | --- | --- | --- |",
+        *_variant_rows(runs),
+        "",
+        "**WAE** (WAE-MMD, the AE's network and code size) beside the AE and PCA; MMD of the "
+        "test codes to N(0, I) (the WAE's kernel; two N(0, I) samples of this size: ~0):",
+        "",
+        "| model | latent | test MSE | PCA MSE | code MMD to N(0, I) | epochs |",
+        "| --- | --- | --- | --- | --- | --- |",
+        *_wae_rows(runs),
         "",
         "Figures: `aae_codes.png` (test codes by digit beside prior samples), "
         "`samples_<model>.png`, `interpolations_<model>_<linear|slerp>.png`.",
