@@ -72,7 +72,8 @@ def _assert_same(a, b):
 
 # One epoch count for every run of a model: the step's program depends on it (the learning
 # rate schedule's length), so each model compiles once on 1 device and once on 8, and every
-# other run of it below is a hit in the session's compilation cache (tests/conftest.py).
+# other run of it below is a hit in the session's compilation cache (tests/conftest.py);
+# so is tests/test_vq_vae.py's run, the same config.
 EPOCHS = 4
 
 
@@ -84,10 +85,10 @@ def name(request):
 
 
 @pytest.fixture(scope="module")
-def reference(name, digits, tmp_path_factory):
-    """``(run, traces)``: the model's tiny config trained ``EPOCHS`` epochs into a workdir,
-    with the times its train and eval steps were traced. Several tests read it: the loss
-    falls, the step compiles once, a repeat or a resumed run gives its bits."""
+def reference(name, digits):
+    """``(run, traces)``: the model's tiny config trained ``EPOCHS`` epochs (no workdir), with
+    the times its train and eval steps were traced. Several tests read it: the loss falls,
+    the step compiles once, a repeat or a resumed run gives its bits."""
     traces = {"train": 0, "eval": 0}
 
     def counting(kind, factory):
@@ -105,8 +106,7 @@ def reference(name, digits, tmp_path_factory):
     with pytest.MonkeyPatch.context() as mp:
         mp.setattr(loop_mod, "make_train_step", counting("train", loop_mod.make_train_step))
         mp.setattr(loop_mod, "make_eval_step", counting("eval", loop_mod.make_eval_step))
-        workdir = tmp_path_factory.mktemp(f"registry-{name}") / "full"
-        run = train(config_for(name, epochs=EPOCHS), workdir, dataset=data_for(name, digits))
+        run = train(config_for(name, epochs=EPOCHS), dataset=data_for(name, digits))
     return run, traces
 
 
@@ -128,7 +128,7 @@ def test_loss_falls_and_every_term_is_logged(name, digits, reference):
 def test_same_seed_same_bits_and_8_devices_equal_1(name, digits, reference):
     ds = data_for(name, digits)
     config = config_for(name, epochs=EPOCHS)
-    a, _ = reference  # trained into a workdir; the repeat without one
+    a, _ = reference
     b = train(config, dataset=ds)
     _assert_same(a.state, b.state)
     c = train(config.replace(seed=1), dataset=ds)
@@ -151,7 +151,7 @@ def test_step_compiles_once(reference):
 def test_interrupted_run_resumes_to_the_same_bits(name, digits, reference, tmp_path):
     ds = data_for(name, digits)
     config = config_for(name, epochs=EPOCHS)
-    full, _ = reference
+    full, _ = reference  # uninterrupted, in another call and without a workdir
 
     def crash_after_one(record):
         if record["epoch"] == 1:
