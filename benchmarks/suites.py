@@ -47,8 +47,8 @@ class Suite:
       sweep_data: data of the latent-size sweep.
       sweep_latents: latent sizes of the sweep (those above the data dimension are left out).
       sweep_epochs: training epochs of each sweep point.
-      sweep_models: the registry models of the sweep, or None for every one (except
-        ``NO_LATENT_SWEEP``).
+      sweep_models: the registry models of the sweep, or None for every model of the suite
+        (except ``NO_LATENT_SWEEP``).
       models: the registry models of the throughput and quality benchmarks, or None for
         every registered one.
       only_data: every benchmark uses this data set (the smoke test's speed-up), or None.
@@ -115,7 +115,9 @@ SUITES = {
 }
 
 # The smoke test's sizes (``--tiny``): every code path, digits only, small models; the sweep's
-# one point is the quality run itself (compilation dominates at this size).
+# one point is the quality run itself (compilation dominates at this size). The models are the
+# suite's own (``quick``: the engine's six networks; ``full``: every registry model), each
+# swept at that one point.
 TINY = Suite(
     name="tiny",
     batch_sizes=(32,),
@@ -134,10 +136,13 @@ TINY = Suite(
 
 
 def get_suite(name: str, tiny: bool = False) -> Suite:
-    """The suite ``name``; with ``tiny`` the smoke-test sizes (the name is kept for the record)."""
+    """The suite ``name``; with ``tiny`` the smoke-test sizes on the suite's models (the name
+    is kept for the record)."""
     if name not in SUITES:
         raise KeyError(f"unknown suite {name!r}; choose one of {sorted(SUITES)}")
-    return dataclasses.replace(TINY, name=f"{name}-tiny") if tiny else SUITES[name]
+    if not tiny:
+        return SUITES[name]
+    return dataclasses.replace(TINY, name=f"{name}-tiny", models=SUITES[name].models)
 
 
 def reconstruction_models() -> list[str]:

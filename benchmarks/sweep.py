@@ -1,4 +1,4 @@
-"""Latent-size sweep: held-out error of every registry model and of PCA at each latent size."""
+"""Latent-size sweep: held-out error of the suite's models and of PCA at each latent size."""
 
 from __future__ import annotations
 
@@ -8,11 +8,11 @@ import aejax
 from benchmarks import environment, records
 from benchmarks.context import Context
 from benchmarks.quality import SSE
-from benchmarks.suites import NO_LATENT_SWEEP, reconstruction_models
+from benchmarks.suites import NO_LATENT_SWEEP, suite_models
 
 
 def run(ctx: Context) -> list[dict]:
-    """Trains every registry model at every sweep latent size (up to the data dimension)."""
+    """Trains the suite's sweep models at every sweep latent size (up to the data dimension)."""
     suite = ctx.suite
     data = suite.only_data or suite.sweep_data
     ds = ctx.dataset(data)
@@ -23,7 +23,7 @@ def run(ctx: Context) -> list[dict]:
     if len(latents) < len(suite.sweep_latents):
         ctx.note(f"sweep on {data!r}: latent sizes above its dimension {dim} left out")
     out = []
-    names = suite.sweep_models or [n for n in reconstruction_models() if n not in NO_LATENT_SWEEP]
+    names = suite.sweep_models or [n for n in suite_models(suite) if n not in NO_LATENT_SWEEP]
     for name in names:
         for latent in latents:
             ctx.log(f"sweep {name} on {data}, latent {latent}")

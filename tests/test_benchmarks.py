@@ -18,14 +18,24 @@ import numpy as np
 import pytest
 
 import aejax
+from aejax.evaluate import abstract_state
+from aejax.objective import make_objective
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))  # benchmarks/ and experiments/ are not installed packages
 
 from benchmarks import flops, readme, records  # noqa: E402
+from benchmarks.context import Context  # noqa: E402
 from benchmarks.peers import torch_status  # noqa: E402
-from benchmarks.suites import NO_LATENT_SWEEP, reconstruction_models  # noqa: E402
+from benchmarks.suites import (  # noqa: E402
+    ENGINE_MODELS,
+    NO_LATENT_SWEEP,
+    default_data,
+    get_suite,
+    reconstruction_models,
+    suite_models,
+)
 
 HAS_TORCH = importlib.util.find_spec("torch") is not None
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
@@ -68,11 +78,15 @@ def test_tiny_run_records_match_the_schema(tiny_run):
     for bench in ("train_throughput", "encode_throughput", "quality", "sweep"):
         assert (bench, "aejax") in seen, bench
     assert ("pca_fit", "aejax-pca") in seen and ("pca_fit", "sklearn-pca") in seen
-    # Every registry model of images or tables is benchmarked without code of its own
-    # (a ratings model has the recommendation benchmark).
-    measured = set(reconstruction_models())
-    assert "autorec" not in measured and measured >= {"ae", "conv_ae", "vae", "vq_vae"}
-    assert measured == {n for n, s in aejax.MODELS.items() if {"image", "tabular"} & set(s.kinds)}
+    # The suite's models are benchmarked without code of their own: the quick suite's are the
+    # engine's six networks; the full suite's, every registry model of images or tables (a
+    # ratings model has the recommendation benchmark), each of which builds the benchmark's
+    # step (test_every_registry_model_builds_the_benchmark_step).
+    measured = set(suite_models(get_suite("quick", tiny=True)))
+    assert measured == set(ENGINE_MODELS) and measured >= {"ae", "conv_ae", "vae", "vq_vae"}
+    every = set(suite_models(get_suite("full", tiny=True)))
+    assert "autorec" not in every and every == set(reconstruction_models())
+    assert every == {n for n, s in aejax.MODELS.items() if {"image", "tabular"} & set(s.kinds)}
     for bench in ("train_throughput", "quality"):
         assert {r["model"] for r in recs if r["benchmark"] == bench} == measured
     swept = {r["model"] for r in recs if r["benchmark"] == "sweep"}
@@ -153,6 +167,28 @@ def test_readme_command_writes_the_results_page_by_default(tiny_run, tmp_path, m
     other.write_text(f"{readme.START}\n{readme.END}\n")
     assert main(["readme", "--from", str(tiny_run), "--readme", str(other)]) == 0  # the alias
     assert "| model | data | batch |" in other.read_text()
+
+
+@pytest.mark.parametrize("name", reconstruction_models())
+def test_every_registry_model_builds_the_benchmark_step(name, digits):
+    """What the full suite times for every model of images or tables, traced but not
+    compiled (the tiny run compiles and times the quick suite's six): the throughput
+    benchmark's config, train step and encoder at the smoke test's sizes."""
+    suite = get_suite("full", tiny=True)
+    assert default_data(name, suite) == "digits"
+    ctx = Context(suite=suite, env={}, torch_ok=False, overrides=dict(suite.overrides))
+    config = ctx.config(model=name, data="digits", batch_size=suite.batch_sizes[0])
+    model = aejax.model_from_config(config, digits.input_shape, digits.kind)
+    optimizers = aejax.make_optimizers(config, 10**6, model)
+    state = abstract_state(model, optimizers, digits.input_shape, 0)
+    step = aejax.make_train_step(model, optimizers, make_objective(config, 10**6))
+    batch = {"x": jnp.asarray(digits.x_train[: config.batch_size])}
+    # Forward and backward: at least the encoder's and decoder's products, counted.
+    assert flops.matmul_flops(step, state, batch, jax.random.key(0)) > 0
+    codes = jax.eval_shape(
+        functools.partial(model.apply, method="encode"), state.variables(), batch["x"]
+    )
+    assert codes.shape[0] == config.batch_size
 
 
 def test_matmul_flops_are_counted_from_the_jaxpr():
@@ -282,16 +318,13 @@ def test_experiment_on_unprepared_tfds_fails_with_the_data_error(tmp_path, capsy
     assert not list(tmp_path.glob("*.json"))
 
 
-def test_family_figures_smoke(tmp_path):
+def test_family_figures_smoke(tmp_path, capsys):
+    from benchmarks.__main__ import main
+
+    # In this process (its imports paid once); the run sets devices=1 itself.
     out = tmp_path / "family"
-    proc = subprocess.run(
-        [sys.executable, "-m", "benchmarks", "family", "--tiny", "--out", str(out)],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=600,
-    )
-    assert proc.returncode == 0, proc.stderr[-4000:]
+    assert main(["family", "--tiny", "--out", str(out)]) == 0
+    assert f"wrote {out / 'family.md'}" in capsys.readouterr().out
     meta = json.loads((out / "family.json").read_text())
     runs = meta["runs"]
     assert set(runs) == {"vae", "vq_vae_restart", "vq_vae_no_restart", "adversarial_ae", "ae"}

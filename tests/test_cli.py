@@ -78,24 +78,21 @@ def test_train_writes_the_run_directory(trained):
     assert "PCA-4" in proc.stdout and "test MSE" in proc.stdout
 
 
-def test_rerun_resumes_and_does_not_retrain(trained):
+# The commands below read the run the real process wrote; they run in this process.
+
+
+def test_rerun_resumes_and_does_not_retrain(trained, capsys):
     workdir, _ = trained
     before = (workdir / "metrics.jsonl").read_text()
-    proc = _run(
-        *TRAIN_ARGS,
-        str(workdir),
-        "--json",
-    )
-    assert proc.returncode == 0, proc.stderr
+    assert cli.main([*TRAIN_ARGS, str(workdir), "--json"]) == 0
     assert (workdir / "metrics.jsonl").read_text() == before
-    assert json.loads(proc.stdout)["epochs_run"] == 0
+    assert json.loads(capsys.readouterr().out)["epochs_run"] == 0
 
 
-def test_evaluate_reads_the_run(trained):
+def test_evaluate_reads_the_run(trained, capsys):
     workdir, _ = trained
-    proc = _run("evaluate", str(workdir), "--json")
-    assert proc.returncode == 0, proc.stderr
-    out = json.loads(proc.stdout)
+    assert cli.main(["evaluate", str(workdir), "--json"]) == 0
+    out = json.loads(capsys.readouterr().out)
     summary = json.loads((workdir / "summary.json").read_text())
     assert out["test_recon_mse"] == pytest.approx(summary["test_recon_mse"], rel=1e-5)
     assert out["pca_recon_mse"] == pytest.approx(summary["pca_recon_mse"], rel=1e-5)

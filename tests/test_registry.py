@@ -70,41 +70,25 @@ def _assert_same(a, b):
         np.testing.assert_array_equal(x, y)
 
 
-@pytest.mark.parametrize("name", NAMES)
-def test_loss_falls_and_every_term_is_logged(name, digits):
-    result = train(config_for(name, epochs=4), dataset=data_for(name, digits))
-    first, last = result.history[0], result.history[-1]
-    assert last["train_reconstruction"] < 0.9 * first["train_reconstruction"], result.history
-    assert last["val_reconstruction"] < first["val_reconstruction"]
-    assert all(np.isfinite(r["train_loss"]) for r in result.history)
-    # Every unweighted term the model reports reaches the epoch record, train and val.
-    x = data_for(name, digits).x_val[:2]
-    variables = result.variables
-    _, aux = result.model.apply(variables, x)
-    for term in aux["terms"]:
-        assert f"train_{term}" in last and f"val_{term}" in last, (term, sorted(last))
+# One epoch count for every run of a model: the step's program depends on it (the learning
+# rate schedule's length), so each model compiles once on 1 device and once on 8, and every
+# other run of it below is a hit in the session's compilation cache (tests/conftest.py);
+# so is tests/test_vq_vae.py's run, the same config.
+EPOCHS = 4
 
 
-@pytest.mark.parametrize("name", NAMES)
-def test_same_seed_same_bits_and_8_devices_equal_1(name, digits):
-    ds = data_for(name, digits)
-    config = config_for(name, epochs=2)
-    a = train(config, dataset=ds)
-    b = train(config, dataset=ds)
-    _assert_same(a.state, b.state)
-    c = train(config.replace(seed=1), dataset=ds)
-    assert any(
-        not np.array_equal(x, y)
-        for x, y in zip(host_leaves(a.params), host_leaves(c.params), strict=True)
-    )
-    assert jax.device_count() == 8
-    eight = train(config.replace(devices=8), dataset=ds)
-    for x, y in zip(host_leaves(a.state), host_leaves(eight.state), strict=True):
-        np.testing.assert_allclose(x, y, rtol=2e-4, atol=2e-5)
+@pytest.fixture(scope="module", params=NAMES)
+def name(request):
+    """The registry model under test; the tests are grouped by model (module scope), so each
+    model's shared runs below are built once and dropped before the next model's."""
+    return request.param
 
 
-@pytest.mark.parametrize("name", NAMES)
-def test_step_compiles_once(name, digits, monkeypatch):
+@pytest.fixture(scope="module")
+def reference(name, digits):
+    """``(run, traces)``: the model's tiny config trained ``EPOCHS`` epochs (no workdir), with
+    the times its train and eval steps were traced. Several tests read it: the loss falls,
+    the step compiles once, a repeat or a resumed run gives its bits."""
     traces = {"train": 0, "eval": 0}
 
     def counting(kind, factory):
@@ -119,18 +103,55 @@ def test_step_compiles_once(name, digits, monkeypatch):
 
         return make
 
-    monkeypatch.setattr(loop_mod, "make_train_step", counting("train", loop_mod.make_train_step))
-    monkeypatch.setattr(loop_mod, "make_eval_step", counting("eval", loop_mod.make_eval_step))
-    result = train(config_for(name, epochs=3), dataset=data_for(name, digits))
-    assert result.stats["steps"] == 3 * result.stats["steps_per_epoch"]
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(loop_mod, "make_train_step", counting("train", loop_mod.make_train_step))
+        mp.setattr(loop_mod, "make_eval_step", counting("eval", loop_mod.make_eval_step))
+        run = train(config_for(name, epochs=EPOCHS), dataset=data_for(name, digits))
+    return run, traces
+
+
+def test_loss_falls_and_every_term_is_logged(name, digits, reference):
+    result, _ = reference
+    first, last = result.history[0], result.history[-1]
+    assert len(result.history) == EPOCHS
+    assert last["train_reconstruction"] < 0.9 * first["train_reconstruction"], result.history
+    assert last["val_reconstruction"] < first["val_reconstruction"]
+    assert all(np.isfinite(r["train_loss"]) for r in result.history)
+    # Every unweighted term the model reports reaches the epoch record, train and val.
+    x = data_for(name, digits).x_val[:2]
+    variables = result.variables
+    _, aux = result.model.apply(variables, x)
+    for term in aux["terms"]:
+        assert f"train_{term}" in last and f"val_{term}" in last, (term, sorted(last))
+
+
+def test_same_seed_same_bits_and_8_devices_equal_1(name, digits, reference):
+    ds = data_for(name, digits)
+    config = config_for(name, epochs=EPOCHS)
+    a, _ = reference
+    b = train(config, dataset=ds)
+    _assert_same(a.state, b.state)
+    c = train(config.replace(seed=1), dataset=ds)
+    assert any(
+        not np.array_equal(x, y)
+        for x, y in zip(host_leaves(a.params), host_leaves(c.params), strict=True)
+    )
+    assert jax.device_count() == 8
+    eight = train(config.replace(devices=8), dataset=ds)
+    for x, y in zip(host_leaves(a.state), host_leaves(eight.state), strict=True):
+        np.testing.assert_allclose(x, y, rtol=2e-4, atol=2e-5)
+
+
+def test_step_compiles_once(reference):
+    result, traces = reference
+    assert result.stats["steps"] == EPOCHS * result.stats["steps_per_epoch"]
     assert traces == {"train": 1, "eval": 1}
 
 
-@pytest.mark.parametrize("name", NAMES)
-def test_interrupted_run_resumes_to_the_same_bits(name, digits, tmp_path):
+def test_interrupted_run_resumes_to_the_same_bits(name, digits, reference, tmp_path):
     ds = data_for(name, digits)
-    config = config_for(name, epochs=3)
-    full = train(config, tmp_path / "full", dataset=ds)
+    config = config_for(name, epochs=EPOCHS)
+    full, _ = reference  # uninterrupted, in another call and without a workdir
 
     def crash_after_one(record):
         if record["epoch"] == 1:
@@ -139,7 +160,7 @@ def test_interrupted_run_resumes_to_the_same_bits(name, digits, tmp_path):
     with pytest.raises(KeyboardInterrupt):
         train(config, tmp_path / "cut", dataset=ds, on_epoch_end=crash_after_one)
     resumed = train(config, tmp_path / "cut", dataset=ds)
-    assert resumed.stats["epochs_run"] == 2
+    assert resumed.stats["epochs_run"] == EPOCHS - 1
     _assert_same(full.state, resumed.state)  # params, every optimizer, model state, rng
     _assert_same(full.variables, resumed.variables)  # the best parameters and model state
     assert [r["train_loss"] for r in full.history] == [r["train_loss"] for r in resumed.history]
