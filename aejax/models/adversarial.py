@@ -20,7 +20,7 @@ import jax.numpy as jnp
 
 from aejax.errors import ConfigError
 from aejax.fields import field, integer, integers, number, one_of
-from aejax.models._common import get_activation
+from aejax.models._common import critic_layers, critic_logits
 from aejax.models.autoencoder import Autoencoder
 from aejax.models.codes import IdentityCode
 from aejax.models.compose import dense_parts
@@ -64,16 +64,11 @@ class LatentDiscriminator(nn.Module):
 
     def setup(self):
         # setup, not compact: the same layers serve three methods.
-        self.layers = [nn.Dense(f, name=f"dense_{i}") for i, f in enumerate(self.hidden)]
-        self.out = nn.Dense(1, name=f"dense_{len(self.hidden)}")
+        self.layers, self.out = critic_layers(self.hidden)
 
     def __call__(self, z: jax.Array) -> jax.Array:
         """``z: [B, K]`` -> logits ``[B]`` (large = "drawn from the prior")."""
-        act = get_activation(self.activation)
-        h = z.astype(jnp.float32)
-        for layer in self.layers:
-            h = act(layer(h))
-        return self.out(h).reshape(z.shape[0])
+        return critic_logits(self.layers, self.out, self.activation, z)
 
     def mixture_means(self) -> jax.Array:
         """The mixture's component means ``[components, K]`` (zero beyond the first two)."""

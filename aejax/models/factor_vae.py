@@ -32,7 +32,7 @@ import jax
 import jax.numpy as jnp
 
 from aejax.fields import ACTIVATIONS, field, integers, number
-from aejax.models._common import get_activation
+from aejax.models._common import critic_layers, critic_logits
 from aejax.models.autoencoder import Autoencoder
 from aejax.models.codes import GaussianCode
 from aejax.models.compose import dense_parts
@@ -71,16 +71,11 @@ class TCDiscriminator(nn.Module):
     activation: str = "leaky_relu"
 
     def setup(self):
-        self.layers = [nn.Dense(f, name=f"dense_{i}") for i, f in enumerate(self.hidden)]
-        self.out = nn.Dense(1, name=f"dense_{len(self.hidden)}")
+        self.layers, self.out = critic_layers(self.hidden)
 
     def __call__(self, z: jax.Array) -> jax.Array:
         """``z: [B, K]`` -> logits ``[B]``."""
-        act = get_activation(self.activation)
-        h = z.astype(jnp.float32)
-        for layer in self.layers:
-            h = act(layer(h))
-        return self.out(h).reshape(z.shape[0])
+        return critic_logits(self.layers, self.out, self.activation, z)
 
     def permuted(self, z: jax.Array) -> jax.Array:
         """``permute_dims(z)`` with a key from the ``"sample"`` stream: ``[B, K]``."""
