@@ -16,10 +16,10 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
-from aejax.objective import make_objective
 
 import aejax
 from aejax.evaluate import abstract_state
+from aejax.models.objective import make_objective
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:

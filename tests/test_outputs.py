@@ -2,6 +2,7 @@
 (``aejax.outputs``), writes atomically; and the other small promises of a trustworthy run:
 the seed range, a closed stdout pipe, the warning after a run that failed to train."""
 
+import importlib
 import json
 import os
 import subprocess
@@ -81,6 +82,8 @@ def test_out_refuses_existing_files_and_the_runs_bookkeeping(
             "aejax.apps.generate.load_run",
             "aejax.apps.detect.read_table",
         )
+        for module in readers:  # imported first: generate binds run.load_run at import
+            importlib.import_module(module.rpartition(".")[0])
         for module in readers:
             m.setattr(module, lambda *a, **k: pytest.fail("read before the --out check"))
         _refused(capsys, [*argv, "--out", str(out)], f"{victim} exists", "--force")
