@@ -18,8 +18,9 @@ import numpy as np
 import pytest
 
 import aejax
-from aejax.evaluate import abstract_state
+from aejax.evaluate import evaluate_pca
 from aejax.models.objective import make_objective
+from aejax.run import abstract_state
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
@@ -106,7 +107,7 @@ def test_tiny_run_records_match_the_schema(tiny_run):
     # Quality is the library's own metric: the PCA error equals evaluate_pca's.
     pca = next(r for r in recs if r["implementation"] == "aejax-pca")
     ds = aejax.load_dataset("digits", seed=0)
-    expected, _ = aejax.evaluate.evaluate_pca(ds, pca["config"]["n_components"])
+    expected, _ = evaluate_pca(ds, pca["config"]["n_components"])
     assert pca["values"]["test_sse_per_example"] == pytest.approx(expected["sse_per_example"])
     if HAS_TORCH:
         assert ("train_throughput", "torch") in seen and ("quality", "torch") in seen
