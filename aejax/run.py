@@ -124,7 +124,9 @@ def load_run(workdir: str | pathlib.Path) -> Run:
             raise CheckpointError(f"{workdir}: checkpoint metadata lacks the data shape")
         input_shape = tuple(data_info["input_shape"])
         try:
-            model = model_from_config(config, input_shape, data_info["kind"])
+            model = model_from_config(
+                config, input_shape, data_info["kind"], n_train=data_info.get("n_train")
+            )
         except ConfigError as e:
             raise CheckpointError(f"{cfg_path} describes a model that cannot be built: {e}") from e
         state = abstract_state(model, make_optimizers(config, 1, model), input_shape, config.seed)

@@ -179,7 +179,8 @@ def test_every_registry_model_builds_the_benchmark_step(name, digits):
     assert default_data(name, suite) == "digits"
     ctx = Context(suite=suite, env={}, torch_ok=False, overrides=dict(suite.overrides))
     config = ctx.config(model=name, data="digits", batch_size=suite.batch_sizes[0])
-    model = aejax.model_from_config(config, digits.input_shape, digits.kind)
+    n_train = digits.x_train.shape[0]
+    model = aejax.model_from_config(config, digits.input_shape, digits.kind, n_train=n_train)
     optimizers = aejax.make_optimizers(config, 10**6, model)
     state = abstract_state(model, optimizers, digits.input_shape, 0)
     step = aejax.make_train_step(model, optimizers, make_objective(config, 10**6))

@@ -306,3 +306,14 @@ def test_beta_tcvae_trains_on_digits(digits):
     assert mean("reconstruction", last) < 0.75 * mean("reconstruction", first)
     assert mean("loss", last) < mean("loss", first) - 8.0
     assert {"mi", "tc", "dim_kl", "kl", "reconstruction"} <= set(history[-1])
+
+
+def test_a_loaded_run_is_rebuilt_with_its_training_set_size(digits, tmp_path):
+    """The checkpoint records n_train, so a run loaded for inference estimates as in training."""
+    from aejax.assemble import train
+    from aejax.run import load_run
+
+    config = Config(model="beta_tcvae", hidden=(32,), latent_dim=4, epochs=1)
+    train(config.replace(progress=False, devices=1), tmp_path / "run", dataset=digits)
+    run = load_run(tmp_path / "run")
+    assert run.model.code.n_train == digits.x_train.shape[0] == 1293

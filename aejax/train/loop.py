@@ -352,7 +352,12 @@ def _fit(
             "loop": stopper.state_dict(),
             "config": record.to_dict(),
             "record": history[-1] if history else None,
-            "data": {"name": ds.name, "kind": ds.kind, "input_shape": list(ds.input_shape)},
+            "data": {
+                "name": ds.name,
+                "kind": ds.kind,
+                "input_shape": list(ds.input_shape),
+                "n_train": int(ds.x_train.shape[0]),  # what a model's build may read
+            },
         }
         if position is not None:
             meta["partial"] = position
