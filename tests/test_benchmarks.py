@@ -329,9 +329,18 @@ def test_family_figures_smoke(tmp_path, capsys):
     assert f"wrote {out / 'family.md'}" in capsys.readouterr().out
     meta = json.loads((out / "family.json").read_text())
     runs = meta["runs"]
-    assert set(runs) == {"vae", "vq_vae_restart", "vq_vae_no_restart", "adversarial_ae", "ae"}
+    variants = {"vamp", "beta_tcvae", "factor_vae"}
+    assert set(runs) == {
+        "vae", "vq_vae_restart", "vq_vae_no_restart", "adversarial_ae", "ae", "wae", *variants
+    }  # fmt: skip
     # The importance-weighted bound is at least the ELBO: its NLL at most -ELBO.
     assert runs["vae"]["iw_nll"] <= -runs["vae"]["test_elbo"] + 1e-6
+    for name in ("vae", *variants):  # the same test images for every VAE's bound
+        r = runs[name]
+        assert r["subset_iw_examples"] == runs["vae"]["subset_iw_examples"] == 16
+        assert np.isfinite(r["subset_iw_nll"]) and r["gaussian_tc"] >= 0
+        assert 0 <= r["active_units"] <= r["config"]["latent_dim"]
+    assert runs["wae"]["test_code_mmd"] >= -0.05 and runs["ae"]["test_code_mmd"] > 0
     assert runs["vae"]["iw_k"] >= 2 and meta["versions"]["jax"]
     for key in ("vq_vae_restart", "vq_vae_no_restart"):
         assert 1.0 <= runs[key]["test_perplexity"] <= runs[key]["config"]["codebook_size"]
