@@ -43,8 +43,8 @@ except ImportError:
     from aejax.train.state import init_state
 try:
     from aejax.models.objective import make_objective
-except ImportError:
-    from aejax.models.objective import make_objective
+except ImportError:  # before the models owned their objective
+    from aejax.objective import make_objective
 out = {}
 shape = (28, 28, 1)
 rng = np.random.default_rng(0)
