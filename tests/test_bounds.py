@@ -13,11 +13,14 @@ import pytest
 from _configs import SMALL
 from scipy import stats
 
+import aejax
 from aejax import bounds, cli
 from aejax.assemble import train
+from aejax.config import config_keys
 from aejax.data import load_dataset
 from aejax.data.dataset import build_dataset
 from aejax.errors import ConfigError, DataError
+from aejax.evaluate import collapse_warning
 from aejax.models import create_model
 from aejax.run import load_run
 from aejax.train import TrainState, make_train_step
@@ -371,3 +374,31 @@ def test_learned_variance_gaussian_on_a_table_end_to_end(tmp_path, capsys):
     # And refuses bounds: its code defines no posterior density.
     assert cli.main(["evaluate", str(tmp_path / "ae"), "--iw", "5"]) == 2
     assert "Gaussian code" in capsys.readouterr().err
+
+
+# The posterior models whose KL is weighted by their own terms, not by a beta.
+_OWN_KL_WEIGHTS = [
+    name
+    for name, spec in aejax.MODELS.items()
+    if spec.posterior and "beta" not in config_keys(name)
+]
+
+
+@pytest.mark.parametrize("name", _OWN_KL_WEIGHTS)
+def test_the_posterior_capability_gives_bounds_and_a_collapse_warning_without_beta(name):
+    # A Gaussian q(z|x) and the N(0, I) prior: the likelihood bounds, active units and the
+    # collapse warning apply; the warning advises the model's own weights, not a beta.
+    assert {"beta_tcvae", "factor_vae"} <= set(_OWN_KL_WEIGHTS)
+    shape = (8, 8, 1)
+    model = create_model(name, shape, "bernoulli", n_train=100, **aejax.MODELS[name].test_config)
+    assert model.has_posterior and aejax.MODELS[name].posterior
+    x = jax.random.uniform(jax.random.key(0), (6, *shape))
+    variables = model.init({"params": jax.random.key(1), "sample": jax.random.key(2)}, x)
+    b = bounds.bounds(model, variables, np.asarray(x), 4, jax.random.key(3))
+    _, aux = model.apply(variables, x)
+    np.testing.assert_allclose(b["kl"], aux["terms"]["kl"], rtol=1e-5)
+    assert np.all(np.isfinite(b["iw"])) and np.all(np.isfinite(b["elbo"]))
+    summary = {"active_units": 0, "latent_units": 4, "test_kl": 0.01}
+    warning = collapse_warning(summary, aejax.Config(model=name))
+    assert "posterior collapse" in warning and f"--model {name}" in warning
+    assert "beta" not in warning.replace("beta_tcvae", "")

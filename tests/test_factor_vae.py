@@ -7,10 +7,8 @@ import numpy as np
 import optax
 import pytest
 
-import aejax
-from aejax import Config, bounds
+from aejax import Config
 from aejax.errors import ConfigError
-from aejax.evaluate import collapse_warning
 from aejax.models import create_model, model_from_config
 from aejax.models.autoencoder import select_group
 from aejax.models.factor_vae import TCDiscriminator, permute_dims, tc_from_probability
@@ -170,23 +168,6 @@ def test_model_terms_phases_and_prior():
     weights = {k: float(objective.weight(k, 0)) for k in objective.weights}
     assert weights == {"reconstruction": 1.0, "kl": 1.0, "tc": 10.0, "tc_discriminator": 1.0}
     assert float(make_objective(Config(model="factor_vae", gamma=3.5), 9).weight("tc", 0)) == 3.5
-
-
-def test_the_posterior_capability_bounds_and_collapse_warning():
-    # A Gaussian q(z|x) and the N(0, I) prior: the likelihood bounds, active units and the
-    # collapse warning apply; the warning advises the model's own weights, not a beta.
-    model = create_model("factor_vae", SHAPE, "bernoulli", **aejax.MODELS["factor_vae"].test_config)
-    assert model.has_posterior and aejax.MODELS["factor_vae"].posterior
-    x = jax.random.uniform(jax.random.key(0), (6, *SHAPE))
-    variables = model.init({"params": jax.random.key(1), "sample": jax.random.key(2)}, x)
-    b = bounds.bounds(model, variables, np.asarray(x), 4, jax.random.key(3))
-    _, aux = model.apply(variables, x)
-    np.testing.assert_allclose(b["kl"], aux["terms"]["kl"], rtol=1e-5)
-    assert np.all(np.isfinite(b["iw"])) and np.all(np.isfinite(b["elbo"]))
-    summary = {"active_units": 0, "latent_units": 4, "test_kl": 0.01}
-    warning = collapse_warning(summary, Config(model="factor_vae"))
-    assert "posterior collapse" in warning and "--model factor_vae" in warning
-    assert "beta" not in warning.replace("beta_tcvae", "")
 
 
 def test_bad_options_are_config_errors():

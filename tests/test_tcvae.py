@@ -9,10 +9,8 @@ import numpy as np
 import optax
 import pytest
 
-import aejax
-from aejax import Config, bounds
+from aejax import Config
 from aejax.errors import ConfigError
-from aejax.evaluate import collapse_warning
 from aejax.models import create_model
 from aejax.models.objective import make_objective
 from aejax.models.tcvae import (
@@ -218,25 +216,6 @@ def test_bad_options_are_config_errors():
     # MSS on a batch larger than the training set takes N = M; on one code, MWS's 1/N.
     np.testing.assert_allclose(log_weights(6, 4, "mss"), log_weights(6, 6, "mss"))
     np.testing.assert_allclose(log_weights(1, 10, "mss"), [[-math.log(10)]], rtol=1e-6)
-
-
-def test_the_posterior_capability_bounds_and_collapse_warning():
-    # A Gaussian q(z|x) and the N(0, I) prior: the likelihood bounds, active units and the
-    # collapse warning apply; the warning advises the model's own weights, not a beta.
-    model = create_model(
-        "beta_tcvae", SHAPE, "bernoulli", n_train=100, **aejax.MODELS["beta_tcvae"].test_config
-    )
-    assert model.has_posterior and aejax.MODELS["beta_tcvae"].posterior
-    x = jax.random.uniform(jax.random.key(0), (6, *SHAPE))
-    variables = model.init({"params": jax.random.key(1), "sample": jax.random.key(2)}, x)
-    b = bounds.bounds(model, variables, np.asarray(x), 4, jax.random.key(3))
-    _, aux = model.apply(variables, x)
-    np.testing.assert_allclose(b["kl"], aux["terms"]["kl"], rtol=1e-5)
-    assert np.all(np.isfinite(b["iw"])) and np.all(np.isfinite(b["elbo"]))
-    summary = {"active_units": 0, "latent_units": 4, "test_kl": 0.01}
-    warning = collapse_warning(summary, Config(model="beta_tcvae"))
-    assert "posterior collapse" in warning and "--model beta_tcvae" in warning
-    assert "beta" not in warning.replace("beta_tcvae", "")
 
 
 # --- evaluation-time total correlation ---------------------------------------------------------
