@@ -1,5 +1,6 @@
-"""Metrics, one home each: ``reconstruction`` (per-example errors, PSNR, SSIM; jax) and
-``detection`` (ROC-AUC, AP, precision@n of anomaly scores; scikit-learn).
+"""Metrics, one home each: ``reconstruction`` (per-example errors, PSNR, SSIM; jax),
+``detection`` (ROC-AUC, AP, precision@n of anomaly scores; scikit-learn) and ``vus``
+(range-aware Range-AUC, VUS-ROC and VUS-PR of a series' point scores; numpy).
 
 ``aejax.metrics.X`` reaches both; the detection names load scikit-learn on first use only,
 so the training step (which reads the reconstruction metrics) never imports it.
@@ -24,6 +25,7 @@ from aejax.metrics.reconstruction import (
     ssim,
     ssim_filter_size,
 )
+from aejax.metrics.vus import range_auc, vus
 
 _DETECTION = ("average_precision", "detection_report", "precision_at_n", "roc_auc")
 
@@ -50,9 +52,11 @@ __all__ = [
     "psnr",
     "psnr_per_example",
     "quality_report",
+    "range_auc",
     "reconstruction_report",
     "roc_auc",
     "squared_error_per_example",
     "ssim",
     "ssim_filter_size",
+    "vus",
 ]

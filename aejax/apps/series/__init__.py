@@ -52,11 +52,20 @@ Alarms: a run of consecutive flagged points is one alarm, at its first point (wh
 an operator). ``windows_hit`` is the share of labelled windows (those reaching past the
 fit part) holding at least one flagged point; ``alarms_in_windows`` the share of alarms
 whose first point lies in a labelled window; ``false_alarms_per_day`` the alarms outside
-every window per day of the scored part.
+every window per day of the scored part. ``vus_roc`` and ``vus_pr`` are the range-aware
+VUS measures of Paparrizos et al. 2022 as TSB-AD computes them (``aejax.metrics.vus``) on
+the scored points, with the largest buffer ``vus_buffer``: twice one day of points, at
+most 600.
 """
 
 from aejax.apps.series.detect import detect_series, fit_and_reconstruct, series_plot
-from aejax.apps.series.nab import load_nab_windows, point_labels, series_metrics, windows_for
+from aejax.apps.series.nab import (
+    load_nab_windows,
+    point_labels,
+    series_metrics,
+    vus_buffer,
+    windows_for,
+)
 from aejax.apps.series.reading import TIMESTAMPS, Series, is_series_csv, read_series
 from aejax.apps.series.scores import (
     LIKELIHOOD_EPSILON,
@@ -123,6 +132,7 @@ __all__ = [
     "suppress_alarms",
     "threshold_for",
     "window_starts",
+    "vus_buffer",
     "windows",
     "windows_for",
 ]

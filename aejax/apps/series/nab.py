@@ -1,5 +1,6 @@
 """NAB labels and metrics: labelled anomaly windows, point labels, alarm onsets and
-``series_metrics`` (point ROC-AUC, windows hit, alarms inside windows, false alarms per day)."""
+``series_metrics`` (point ROC-AUC, VUS-ROC and VUS-PR, windows hit, alarms inside windows,
+false alarms per day)."""
 
 from __future__ import annotations
 
@@ -11,9 +12,19 @@ from typing import Any
 import numpy as np
 
 from aejax.apps.series.scores import alarm_onsets
+from aejax.apps.series.windows import points_per_day
 from aejax.errors import DataError
 
 _DAY = np.timedelta64(1, "D")
+# VUS's largest buffer is TSB-AD's 2 * the series' period (``aejax.metrics.vus``); the
+# period is taken as one day of points (NAB's series are daily operational data), at most
+# 300 points (TSB-AD's period estimate looks at most 300 lags back).
+VUS_PERIOD_CAP = 300
+
+
+def vus_buffer(timestamps: np.ndarray) -> int:
+    """The default largest VUS buffer of a series: ``2 * min(points_per_day, 300)``."""
+    return 2 * min(points_per_day(timestamps), VUS_PERIOD_CAP)
 
 
 def load_nab_windows(path: str | os.PathLike) -> dict[str, list[tuple[np.datetime64, ...]]]:
@@ -55,11 +66,19 @@ def point_labels(timestamps: np.ndarray, label_windows) -> np.ndarray:
 
 
 def series_metrics(
-    timestamps: np.ndarray, scores: np.ndarray, flags: np.ndarray, label_windows, start: int
+    timestamps: np.ndarray,
+    scores: np.ndarray,
+    flags: np.ndarray,
+    label_windows,
+    start: int,
+    max_buffer: int | None = None,
 ) -> dict[str, Any]:
-    """Point ROC-AUC, windows hit, alarms inside windows and false alarms per day on the
-    scored points ``start:`` (see the module docstring)."""
+    """Point ROC-AUC, VUS-ROC and VUS-PR (largest buffer ``max_buffer``, default
+    ``vus_buffer(timestamps)``), windows hit, alarms inside windows and false alarms per day
+    on the scored points ``start:`` of ``timestamps, scores, flags [N]`` (see the module
+    docstring of ``aejax.apps.series``)."""
     from aejax.metrics.detection import roc_auc
+    from aejax.metrics.vus import vus
 
     ts, s, f = timestamps[start:], scores[start:], np.asarray(flags[start:], bool)
     y = point_labels(ts, label_windows)
@@ -67,8 +86,13 @@ def series_metrics(
     onsets = alarm_onsets(f)
     inside = y[onsets].astype(bool)
     days = float((ts[-1] - ts[0]) / _DAY) or 1.0
+    both = 0 < y.sum() < y.size
+    buffer = vus_buffer(timestamps) if max_buffer is None else int(max_buffer)
+    v = vus(y, s, buffer) if both else {"vus_roc": None, "vus_pr": None}
     return {
-        "roc_auc": roc_auc(y, s) if 0 < y.sum() < y.size else None,
+        "roc_auc": roc_auc(y, s) if both else None,
+        **v,
+        "vus_buffer": buffer,
         "windows": len(live),
         "windows_hit": (
             float(np.mean([f[(ts >= a) & (ts <= b)].any() for a, b in live])) if live else None
