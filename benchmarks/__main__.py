@@ -1,5 +1,5 @@
 """Command line: ``python -m benchmarks run | family | restoration | regularized | anomaly |
-recommendation | nab | seq2seq | devices | ab | report | publish | readme | validate``.
+recommendation | nab | nab-cv | seq2seq | devices | ab | report | publish | readme | validate``.
 
 Examples::
 
@@ -10,6 +10,7 @@ Examples::
     python -m benchmarks regularized --out bench-out/regularized   # SSE and linear probe
     python -m benchmarks anomaly --out bench-out/anomaly           # ADBench, one-class MNIST
     python -m benchmarks nab --out bench-out/nab                   # NAB series, causal
+    python -m benchmarks nab-cv --out bench-out/nab-cv             # NAB, leave one series out
     python -m benchmarks seq2seq --out bench-out/seq2seq --repeats 3  # seq2seq_ae vs torch LSTM
     python -m benchmarks recommendation --out bench-out/rec        # AutoRec on MovieLens
     python -m benchmarks devices --out bench-out/devices           # every model, 1 vs 8 devices
@@ -72,6 +73,7 @@ def _parser() -> argparse.ArgumentParser:
     g.add_argument("--tiny", action="store_true", help="digits, 2 epochs: every code path")
     _anomaly_parser(sub)
     _nab_parser(sub)
+    _nab_cv_parser(sub)
     q = sub.add_parser("seq2seq", help="seq2seq_ae training throughput beside a PyTorch twin")
     q.add_argument("--out", required=True, help="output directory")
     q.add_argument("--lengths", default="32,128", help="sequence lengths")
@@ -131,6 +133,16 @@ def _nab_parser(sub) -> None:
     n.add_argument("--stride", type=int, default=1)
     n.add_argument("--epochs", type=int, default=30)
     n.add_argument("--smooth", type=int, default=None, help="span of +smooth (4 windows)")
+    n.add_argument("--only", default="", help="only series whose key contains one of these")
+
+
+def _nab_cv_parser(sub) -> None:
+    n = sub.add_parser(
+        "nab-cv", help="NAB, leave one series out: the detect setting that holds on new series"
+    )
+    n.add_argument("--out", required=True, help="output directory (its cache/ is reused)")
+    n.add_argument("--data-dir", default=None, help="holds nab/ (default: $AEJAX_DATA_DIR)")
+    n.add_argument("--epochs", type=int, default=30)
     n.add_argument("--only", default="", help="only series whose key contains one of these")
 
 
@@ -217,6 +229,17 @@ def main(argv: list[str] | None = None) -> int:
             only=tuple(o for o in args.only.split(",") if o),
         )
         print(f"wrote {pathlib.Path(args.out) / 'nab.md'} ({record['seconds']:.0f} s)")
+        return 0
+    if args.command == "nab-cv":
+        from benchmarks.nab_cv import run_nab_cv
+
+        record = run_nab_cv(
+            args.out,
+            data_dir=args.data_dir,
+            epochs=args.epochs,
+            only=tuple(o for o in args.only.split(",") if o),
+        )
+        print(f"wrote {pathlib.Path(args.out) / 'nab_cv.md'} ({record['seconds']:.0f} s)")
         return 0
     if args.command == "anomaly":
         from benchmarks.anomaly import run_anomaly

@@ -370,8 +370,16 @@ def test_detect_series_likelihood_path_and_cli_flags(tmp_path, monkeypatch, caps
     argv = ["detect", "--data", str(tmp_path / "sine.csv"), "--out", str(tmp_path / "c")]
     assert cli.main([*argv, "--post", "likelihood", "--epsilon", "1e-6", "--refractory", "8"]) == 0
     assert seen["post"] == "likelihood" and seen["epsilon"] == 1e-6 and seen["refractory"] == 8
-    assert cli.main(argv) == 0 and seen["post"] == "none" and seen["refractory"] == 0
-    assert cli.main([*argv, "--epsilon", "1e-6"]) == 2  # without --post likelihood
+    # The defaults chosen on NAB by leaving one series out (aejax.apps.series.defaults).
+    assert cli.main(argv) == 0 and seen["refractory"] == 0
+    assert (seen["model"], seen["window"], seen["score"]) == ("ae", "day", "error")
+    assert (seen["smooth"], seen["post"]) == (128, "likelihood")
+    assert cli.main([*argv, "--model", "seq2seq_ae"]) == 0
+    assert (seen["window"], seen["score"], seen["smooth"], seen["post"]) == (
+        "day", "error", 128, "none")  # fmt: skip
+    assert cli.main([*argv, "--smooth", "0", "--post", "none", "--window", "32"]) == 0
+    assert (seen["smooth"], seen["post"], seen["window"]) == (0, "none", 32)
+    assert cli.main([*argv, "--post", "none", "--epsilon", "1e-6"]) == 2  # not the likelihood
     capsys.readouterr()
 
 
@@ -455,3 +463,26 @@ def test_seq2seq_benchmark_reports_the_run_of_the_median_ratio():
     record = {"rows": [row], "steps": 15, "repeats": 3, "torch_threads": 1, "timestamp": "t"}
     record["device"] = {"kind": "cpu", "platform": "cpu", "count": 1, "cpu": "x86", "cpu_cores": 2}
     assert "| lstm | 32 | 1.0e-07 | 80 | 100 | 0.80x | 0.50-0.90x |" in markdown(record)
+
+
+def test_nab_cv_leave_one_series_out_picks_on_the_other_series():
+    from benchmarks import nab_cv
+
+    def row(series_key, method, auc):
+        m = dict.fromkeys(nab_cv.METRICS, 0.0) | {"roc_auc": auc}
+        return {"series": series_key, "method": method, "post": "none", "alarms": 0} | m | {
+            "setting": nab_cv.setting(method, "none")}  # fmt: skip
+
+    # ae/a wins on s1 and s2 by a lot, ae/b on s3 a little: holding out s1 or s2 still
+    # picks ae/a (0.9 vs 0.55 on the rest); holding out s3 picks ae/a too.
+    auc = {"s1": (0.9, 0.5), "s2": (0.9, 0.5), "s3": (0.6, 0.7)}
+    rows = [row(k, m, a[i]) for k, a in auc.items() for i, m in enumerate(("ae/a", "ae/b"))]
+    rows.append(row("s1", "pca", 0.5))  # another family: not a candidate
+    out = nab_cv.leave_one_out(rows, ("ae/",))
+    assert out["picks"] == {"ae/a none": 3} and out["all"] == "ae/a none"
+    assert out["mean"]["roc_auc"] == pytest.approx((0.9 + 0.9 + 0.6) / 3)
+    # s3 alone favouring ae/b by more: then the s1 and s2 folds pick ae/b.
+    rows = [r | ({"roc_auc": 0.1} if (r["series"], r["method"]) == ("s3", "ae/a") else {})
+            for r in rows]  # fmt: skip
+    folds = {f["series"]: f["picked"] for f in nab_cv.leave_one_out(rows, ("ae/",))["folds"]}
+    assert folds == {"s1": "ae/b none", "s2": "ae/b none", "s3": "ae/a none"}

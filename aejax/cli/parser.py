@@ -400,8 +400,8 @@ def _detect_arguments(d: argparse.ArgumentParser) -> None:
         "--window",
         type=_window_arg,
         default=None,
-        help="points per window (32), or day: one day of points from the timestamps (the "
-        "seasonal period of daily data)",
+        help="points per window, or day (the default for ae and seq2seq_ae): one day of "
+        "points from the timestamps (the seasonal period of daily data)",
     )
     series.add_argument(
         "--stride",
@@ -410,16 +410,20 @@ def _detect_arguments(d: argparse.ArgumentParser) -> None:
         help="points between windows (default window // 32, at least 1: each point in ~32)",
     )
     series.add_argument("--labels", default=None, metavar="JSON", help="NAB windows: metrics")
-    series.add_argument("--score", default=None, help="mahalanobis (EncDec-AD, default) or error")
+    series.add_argument("--score", default=None, help="error (default) or mahalanobis (EncDec-AD)")
     series.add_argument(
-        "--smooth", type=int, default=None, metavar="K", help="causal mean of K scores (off)"
+        "--smooth",
+        type=int,
+        default=None,
+        metavar="K",
+        help="causal mean of K scores (default 128; 0: off)",
     )
     series.add_argument(
         "--post",
         choices=("none", "likelihood"),
         default=None,
         help="likelihood: Numenta's anomaly likelihood of the scores, flagged at 1 - epsilon "
-        "instead of the validation percentile (default none)",
+        "instead of the validation percentile (default for ae; none for seq2seq_ae)",
     )
     series.add_argument(
         "--epsilon", type=float, default=None, help="--post likelihood tail (1e-5, the paper's)"

@@ -58,6 +58,7 @@ the scored points, with the largest buffer ``vus_buffer``: twice one day of poin
 most 600.
 """
 
+from aejax.apps.series.defaults import DEFAULTS, SERIES_MODEL, series_defaults
 from aejax.apps.series.detect import detect_series, fit_and_reconstruct, series_plot
 from aejax.apps.series.nab import (
     load_nab_windows,
@@ -98,6 +99,9 @@ from aejax.apps.series.windows import (
 )
 
 __all__ = [
+    "DEFAULTS",
+    "SERIES_MODEL",
+    "series_defaults",
     "COVER",
     "LIKELIHOOD_EPSILON",
     "LIKELIHOOD_HISTORY",

@@ -27,7 +27,7 @@ def _series_requested(args) -> bool:
 
 
 def _detect_series(args) -> int:
-    from aejax.apps.series import detect_series
+    from aejax.apps.series import detect_series, series_defaults
     from aejax.outputs import dumps_strict
 
     overrides = _parse_detector_options(args.overrides, args.model)
@@ -43,18 +43,21 @@ def _detect_series(args) -> int:
         raise ConfigError("--threshold contamination needs --contamination RATE")
     if args.threshold == "validation":
         contamination = None
-    if args.epsilon is not None and args.post != "likelihood":
+    # Unset options take the model's defaults, chosen on NAB by leaving one series out.
+    d = series_defaults(args.model)
+    post = args.post or d["post"]
+    if args.epsilon is not None and post != "likelihood":
         raise ConfigError("--epsilon is the tail of --post likelihood: add --post likelihood")
     out = detect_series(
         args.data,
         args.out,
         model=args.model,
-        window=32 if args.window is None else args.window,
+        window=d["window"] if args.window is None else args.window,
         stride=args.stride,
         train_fraction=0.15 if args.train_fraction is None else args.train_fraction,
-        score=args.score or "mahalanobis",
-        smooth=args.smooth or 0,
-        post=args.post or "none",
+        score=args.score or d["score"],
+        smooth=d["smooth"] if args.smooth is None else args.smooth,
+        post=post,
         epsilon=1e-5 if args.epsilon is None else args.epsilon,
         refractory=args.refractory or 0,
         percentile=percentile,
@@ -77,8 +80,9 @@ def _detect_series(args) -> int:
     if "windows" in out:
         auc = "n/a" if out["roc_auc"] is None else f"{out['roc_auc']:.4f}"
         inside = out["alarms_in_windows"]
+        vus = "" if out["vus_pr"] is None else f"  VUS-PR {out['vus_pr']:.4f}"
         print(
-            f"  point ROC-AUC {auc}  windows hit {out['windows_hit']}  alarms {out['alarms']} "
+            f"  point ROC-AUC {auc}{vus}  windows hit {out['windows_hit']}  alarms {out['alarms']} "
             f"({'n/a' if inside is None else f'{inside:.0%}'} inside windows, "
             f"{out['false_alarms_per_day']:.3f} false per day)"
         )
