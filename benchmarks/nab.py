@@ -17,8 +17,9 @@ necessary), ``rolling_z`` (the absolute z-score of each point against the ``wind
 points before it), ``pca`` (PCA on the training windows, per-step squared reconstruction
 errors), ``iforest`` (scikit-learn's IsolationForest on the flattened windows, each point
 the mean score of the windows covering it), and the two autoencoders (``seq2seq_ae`` on
-``[W, D]`` windows, ``ae`` on flattened ones), each scored both ways: ``mahalanobis``
-(EncDec-AD) and ``error`` (mean squared error).
+``[W, D]`` windows, ``ae`` on flattened ones), each scored three ways: ``mahalanobis``
+(EncDec-AD), ``error`` (mean squared error) and ``vote`` (the mean of the ``error``'s and
+the ``iforest`` row's robust z over the validation points, ``aejax.apps.series.vote``).
 
 Every method's point scores go through the same post-processing families
 (``post_process``):
@@ -107,17 +108,6 @@ def _pca(values, n_train, window, stride):
     return S.point_errors(np.square(every - recon), starts, len(values)).sum(axis=-1)
 
 
-def _iforest(values, n_train, window, stride, seed):
-    from sklearn.ensemble import IsolationForest
-
-    tr = S.windows(values, S.window_starts(n_train, window, stride), window)
-    starts = S.window_starts(len(values), window, stride)
-    every = S.windows(values, starts, window).reshape(len(starts), -1)
-    forest = IsolationForest(random_state=seed).fit(tr.reshape(len(tr), -1))
-    per_window = -forest.score_samples(every)
-    return S.point_errors(np.repeat(per_window[:, None], window, axis=1), starts, len(values))
-
-
 def _methods(values, n, n_train, n_fit, window, stride, epochs, seed, suffix, scored) -> None:
     """Every method on windows of ``window`` every ``stride``: ``scored[name + suffix] =
     (point scores [n], seconds, window)``."""
@@ -130,7 +120,8 @@ def _methods(values, n, n_train, n_fit, window, stride, epochs, seed, suffix, sc
         add("random", lambda: np.random.default_rng(seed).uniform(size=n))
     add("rolling_z", lambda: _rolling_z(values, window))
     add("pca", lambda: _pca(values, n_train, window, stride))
-    add("iforest", lambda: _iforest(values, n_train, window, stride, seed))
+    add("iforest", lambda: S.forest_points(values, n_train, window, stride, seed=seed))
+    forest = scored["iforest" + suffix][0]  # the vote's second member, the same forest
     fit = {"window": window, "stride": stride, "overrides": {"epochs": epochs}, "seed": seed}
     for model in ("seq2seq_ae", "ae"):
         t0 = time.perf_counter()
@@ -138,8 +129,12 @@ def _methods(values, n, n_train, n_fit, window, stride, epochs, seed, suffix, sc
         fit_s = time.perf_counter() - t0
         for score in S.SCORES:
             t1 = time.perf_counter()
-            points = S.score_points(starts, errors, n, n_train, n_fit, score)
-            scored[f"{model}/{score}{suffix}"] = (points, fit_s + time.perf_counter() - t1, window)
+            vote = score == "vote"
+            points = S.score_points(
+                starts, errors, n, n_train, n_fit, score, forest=forest if vote else None
+            )
+            seconds = fit_s + time.perf_counter() - t1 + (scored["iforest" + suffix][1] * vote)
+            scored[f"{model}/{score}{suffix}"] = (points, seconds, window)
 
 
 def series_rows(

@@ -410,20 +410,25 @@ def _detect_arguments(d: argparse.ArgumentParser) -> None:
         help="points between windows (default window // 32, at least 1: each point in ~32)",
     )
     series.add_argument("--labels", default=None, metavar="JSON", help="NAB windows: metrics")
-    series.add_argument("--score", default=None, help="error (default) or mahalanobis (EncDec-AD)")
+    series.add_argument(
+        "--score",
+        default=None,
+        help="vote (default: the error's and an IsolationForest's robust z over the validation "
+        "points, averaged), error or mahalanobis (EncDec-AD)",
+    )
     series.add_argument(
         "--smooth",
         type=int,
         default=None,
         metavar="K",
-        help="causal mean of K scores (default 128; 0: off)",
+        help="causal mean of K scores (default 0: off)",
     )
     series.add_argument(
         "--post",
         choices=("none", "likelihood"),
         default=None,
         help="likelihood: Numenta's anomaly likelihood of the scores, flagged at 1 - epsilon "
-        "instead of the validation percentile (default for ae; none for seq2seq_ae)",
+        "instead of the validation percentile (the default)",
     )
     series.add_argument(
         "--epsilon", type=float, default=None, help="--post likelihood tail (1e-5, the paper's)"

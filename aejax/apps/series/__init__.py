@@ -28,7 +28,10 @@ keeps it centred on the point, and each interior point averages the same number 
 Scores: ``"mahalanobis"`` (EncDec-AD, Malhotra et al. 2016): a Gaussian ``N(mu, Sigma)``
 fitted to the points' ``D``-dim absolute error vectors on the validation part, the score
 the squared Mahalanobis distance ``(e - mu)^T Sigma^-1 (e - mu)``; ``"error"``: the
-point's mean squared error summed over the columns.
+point's mean squared error summed over the columns; ``"vote"``: the mean of the ``error``
+score's and an isolation forest's (fitted on the same training windows, flattened;
+``forest_points``) robust z, each ``(s - median) / IQR`` over the validation points
+(``aejax.apps.series.vote``).
 
 Smoothing (``smooth=K``, off by default): each point's score becomes the mean of its own and
 the ``K - 1`` scores before it (causal, a point's score never sees the future). NAB's
@@ -87,6 +90,7 @@ from aejax.apps.series.scores import (
     suppress_alarms,
     threshold_for,
 )
+from aejax.apps.series.vote import FOREST_TREES, forest_points, robust_z, vote_scores
 from aejax.apps.series.windows import (
     COVER,
     causal_parts,
@@ -103,6 +107,10 @@ __all__ = [
     "SERIES_MODEL",
     "series_defaults",
     "COVER",
+    "FOREST_TREES",
+    "forest_points",
+    "robust_z",
+    "vote_scores",
     "LIKELIHOOD_EPSILON",
     "LIKELIHOOD_HISTORY",
     "LIKELIHOOD_SHORT",

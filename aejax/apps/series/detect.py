@@ -26,6 +26,7 @@ from aejax.apps.series.scores import (
     suppress_alarms,
     threshold_for,
 )
+from aejax.apps.series.vote import forest_points
 from aejax.apps.series.windows import (
     causal_parts,
     default_stride,
@@ -138,6 +139,8 @@ def detect_series(
     timestamps (``resolve_window``: the seasonal period of daily data; on NAB it lifted
     seq2seq_ae's point ROC-AUC, see docs/results.md); ``stride=None`` is ``window // 32``.
     The default stays 32 points: a day is domain knowledge, not every series is daily.
+    ``score="vote"`` averages the ``error`` score's robust z with an IsolationForest's
+    (``seed``, 100 trees, the same training windows; ``aejax.apps.series.vote``).
     ``timestamps`` says how rows are ordered (``read_series``): by default the timestamps
     must increase strictly, so the fit part is the past.
 
@@ -190,7 +193,13 @@ def detect_series(
         seed=seed,
         progress=progress,
     )
-    scores = smooth_scores(score_points(starts, errors, n, n_train, n_fit, score), smooth)
+    forest = None
+    if score == "vote":  # the isolation forest on the autoencoder's training windows
+        t0 = time.perf_counter()
+        forest = forest_points(values, n_train, window, stride, seed=seed)
+        stats["forest_seconds"] = round(time.perf_counter() - t0, 3)
+    raw = score_points(starts, errors, n, n_train, n_fit, score, forest=forest)
+    scores = smooth_scores(raw, smooth)
     if post == "likelihood":
         scores = anomaly_likelihood(scores, history=history, short=short, start=n_train, log=True)
     if post == "likelihood" and contamination is None:

@@ -8,10 +8,11 @@ from typing import Any
 
 import numpy as np
 
+from aejax.apps.series.vote import vote_scores
 from aejax.apps.series.windows import point_errors
 from aejax.errors import ConfigError, DataError
 
-SCORES = ("mahalanobis", "error")
+SCORES = ("mahalanobis", "error", "vote")
 
 
 def fit_gaussian(errors: np.ndarray, ridge: float = 1e-6) -> tuple[np.ndarray, np.ndarray]:
@@ -249,13 +250,29 @@ def threshold_for(
 
 
 def score_points(
-    starts: np.ndarray, step_errors: np.ndarray, n: int, n_train: int, n_fit: int, score: str
+    starts: np.ndarray,
+    step_errors: np.ndarray,
+    n: int,
+    n_train: int,
+    n_fit: int,
+    score: str,
+    forest: np.ndarray | None = None,
 ) -> np.ndarray:
-    """``[n]`` point scores from per-step absolute errors ``[M, W, D]`` (module docstring)."""
+    """``[n]`` point scores from per-step absolute errors ``[M, W, D]`` (module docstring).
+
+    ``score="vote"`` needs ``forest [n]``, an isolation forest's point scores on the same
+    windows (``aejax.apps.series.vote.forest_points``): the result is the mean of its and
+    the ``error`` score's robust z over the validation points (``vote_scores``).
+    """
     if score not in SCORES:
         raise DataError(f"score {score!r}: choose one of {SCORES}")
+    if (score == "vote") != (forest is not None):
+        raise DataError(
+            "score 'vote' needs the forest's point scores (forest_points), and only it takes them"
+        )
+    if score in ("error", "vote"):
+        err = point_errors(np.square(step_errors), starts, n).sum(axis=-1)
+        return err if score == "error" else vote_scores([err, forest], n_train, n_fit)
     e = point_errors(step_errors, starts, n)  # [n, D] mean |error| per point
-    if score == "error":
-        return (point_errors(np.square(step_errors), starts, n)).sum(axis=-1)
     mu, prec = fit_gaussian(e[n_train:n_fit])
     return mahalanobis(e, mu, prec)
