@@ -15,7 +15,7 @@ from aejax import cli
 from aejax.apps import series
 from aejax.data import load_dataset
 from aejax.data.sequence import build_sequence_dataset, prefix_mask
-from aejax.errors import DataError
+from aejax.errors import ConfigError, DataError
 from aejax.models import create_model
 
 
@@ -365,22 +365,27 @@ def test_detect_series_likelihood_path_and_cli_flags(tmp_path, monkeypatch, caps
     with pytest.raises(DataError, match="epsilon"):
         series.detect_series(tmp_path / "sine.csv", tmp_path / "b", post="likelihood",
                              epsilon=2.0, **common)  # fmt: skip
+    with pytest.raises(ConfigError, match="epsilon"):  # not the likelihood's: refused
+        series.detect_series(tmp_path / "sine.csv", tmp_path / "b", post="none",
+                             epsilon=1e-6, **common)  # fmt: skip
+    argv = ["detect", "--data", str(tmp_path / "sine.csv"), "--out", str(tmp_path / "c")]
+    assert cli.main([*argv, "--post", "none", "--epsilon", "1e-6"]) == 2  # the same refusal
 
     seen = {}
     monkeypatch.setattr(series, "detect_series", lambda *a, **k: seen.update(k) or out)
-    argv = ["detect", "--data", str(tmp_path / "sine.csv"), "--out", str(tmp_path / "c")]
     assert cli.main([*argv, "--post", "likelihood", "--epsilon", "1e-6", "--refractory", "8"]) == 0
     assert seen["post"] == "likelihood" and seen["epsilon"] == 1e-6 and seen["refractory"] == 8
-    # The defaults chosen on NAB by leaving one series out (aejax.apps.series.defaults).
-    assert cli.main(argv) == 0 and seen["refractory"] == 0
-    assert (seen["model"], seen["window"], seen["score"]) == ("ae", "day", "vote")
-    assert (seen["smooth"], seen["post"]) == (0, "likelihood")
-    assert cli.main([*argv, "--model", "seq2seq_ae"]) == 0
-    assert (seen["window"], seen["score"], seen["smooth"], seen["post"]) == (
-        "day", "vote", 0, "likelihood")  # fmt: skip
+    # Unset options go through unresolved: detect_series takes the defaults chosen on NAB by
+    # leaving one series out (aejax.apps.series.defaults), as from Python.
+    seen.clear()
+    assert cli.main(argv) == 0 and "refractory" not in seen and seen["model"] == "ae"
+    assert [seen[k] for k in ("window", "score", "smooth", "post", "epsilon")] == [None] * 5
+    want = {"window": "day", "score": "vote", "smooth": 0, "post": "likelihood"}
+    assert series.series_defaults("ae") == series.series_defaults("seq2seq_ae") == want
+    assert series.series_defaults(None) == want and series.SERIES_MODEL == "ae"
+    assert cli.main([*argv, "--model", "seq2seq_ae"]) == 0 and seen["model"] == "seq2seq_ae"
     assert cli.main([*argv, "--smooth", "0", "--post", "none", "--window", "32"]) == 0
     assert (seen["smooth"], seen["post"], seen["window"]) == (0, "none", 32)
-    assert cli.main([*argv, "--post", "none", "--epsilon", "1e-6"]) == 2  # not the likelihood
     capsys.readouterr()
 
 
@@ -435,7 +440,7 @@ def test_day_window_from_the_timestamps_and_the_default_stride(tmp_path, monkeyp
 
     monkeypatch.setattr(series.detect, "fit_and_reconstruct", fake_fit)
     out = series.detect_series(tmp_path / "sine.csv", tmp_path / "a", window="day",
-                               train_fraction=0.5)  # fmt: skip
+                               train_fraction=0.5, score="mahalanobis", post="none")  # fmt: skip
     assert seen == {"window": 72, "stride": 2}  # 144 a day, capped by 72 validation points
     assert out["window"] == 72 and out["window_rule"] == "day" and out["stride"] == 2
     called = {}

@@ -1,6 +1,7 @@
 """The series ``vote`` score: robust z of the autoencoder's error and an isolation forest."""
 
 import csv
+import json
 
 import numpy as np
 import pytest
@@ -74,7 +75,7 @@ def test_detect_series_vote_and_the_cli_flag(tmp_path, monkeypatch, capsys):
 
     monkeypatch.setattr(series.detect, "fit_and_reconstruct", fake_fit)
     out = series.detect_series(
-        tmp_path / "s.csv", tmp_path / "a", window=16, train_fraction=0.5, score="vote"
+        tmp_path / "s.csv", tmp_path / "a", window=16, train_fraction=0.5, score="vote", post="none"
     )
     assert out["score"] == "vote" and out["forest_seconds"] >= 0
     with open(tmp_path / "a" / "scores.csv") as f:
@@ -88,3 +89,31 @@ def test_detect_series_vote_and_the_cli_flag(tmp_path, monkeypatch, capsys):
     argv = ["detect", "--data", str(tmp_path / "s.csv"), "--out", str(tmp_path / "c")]
     assert cli.main([*argv, "--score", "vote"]) == 0 and seen["score"] == "vote"
     capsys.readouterr()
+
+
+def test_detect_series_without_options_resolves_as_the_cli(tmp_path, monkeypatch, capsys):
+    """One table of defaults (aejax.apps.series.defaults): the same settings from Python
+    and from ``aejax detect``, recorded in detect.json."""
+    _spike_csv(tmp_path / "s.csv", n=1000, spike=900)  # 144 points a day
+    seen = []
+
+    def fake_fit(values, n_train, n_fit, *, window, stride, model=None, **_):
+        seen.append(model)
+        starts = series.window_starts(len(values), window, stride)
+        errors = np.random.default_rng(0).random((len(starts), window, 1))
+        return starts, errors, {"fit_seconds": 0.0, "epochs_run": 0}
+
+    monkeypatch.setattr(series.detect, "fit_and_reconstruct", fake_fit)
+    series.detect_series(tmp_path / "s.csv", tmp_path / "py")
+    argv = ["detect", "--data", str(tmp_path / "s.csv"), "--out", str(tmp_path / "cli")]
+    assert cli.main([*argv, "--no-progress"]) == 0
+    capsys.readouterr()
+    py, sh = (json.loads((tmp_path / d / "detect.json").read_text()) for d in ("py", "cli"))
+    py.pop("forest_seconds"), sh.pop("forest_seconds")
+    assert py == sh and seen == ["ae", "ae"]
+    assert (py["model"], py["window_rule"], py["score"]) == ("ae", "day", "vote")
+    assert (py["smooth"], py["post"], py["threshold_rule"]) == (
+        0,
+        "likelihood",
+        "likelihood >= 1 - 1e-05",
+    )

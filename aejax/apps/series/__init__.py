@@ -1,5 +1,10 @@
 """Time-series anomaly detection: windows of a series, point scores, thresholds, NAB labels.
 
+Defaults (``detect_series`` and ``aejax detect`` alike, from one table, ``defaults.py``):
+the model ``ae``, windows of a day, the ``vote`` score, no smoothing, then the anomaly
+likelihood; chosen on NAB's 14 series by leaving one series out
+(benchmarks/results/2026-12-07-cpu-nab-cv).
+
 The protocol is causal (as NAB's): a model sees only the first ``train_fraction`` of a
 series, the *fit part*. Its first ``1 - val_share`` give the training windows, the rest
 the clean validation windows, on which early stopping, the EncDec-AD Gaussian and the
@@ -33,8 +38,8 @@ score's and an isolation forest's (fitted on the same training windows, flattene
 ``forest_points``) robust z, each ``(s - median) / IQR`` over the validation points
 (``aejax.apps.series.vote``).
 
-Smoothing (``smooth=K``, off by default): each point's score becomes the mean of its own and
-the ``K - 1`` scores before it (causal, a point's score never sees the future). NAB's
+Smoothing (``smooth=K``, 0 = off, the default): each point's score becomes the mean of its
+own and the ``K - 1`` scores before it (causal, a point's score never sees the future). NAB's
 windows are wide and real anomalies last; on the four NAB series here a span of 4 windows
 raised every method's point ROC-AUC (``benchmarks/nab.py`` reports both).
 
@@ -42,14 +47,14 @@ Thresholds: ``percentile`` of the validation points' scores (``threshold="valida
 clean data assumed, NAB's probationary period) or the ``1 - contamination`` quantile of
 the scored points' scores (``threshold="contamination"``).
 
-Anomaly likelihood (``post="likelihood"``, off by default; Ahmad et al. 2017, NAB's HTM
-detector): each score is compared with a Gaussian fitted to the scores of the last 8640
-points (from the validation part on): the likelihood ``L_t`` is the normal CDF of the
-last 10 scores' mean, and a point is flagged when ``L_t >= 1 - 1e-5``
-(``anomaly_likelihood``). The Gaussian follows the scores, so scores that drift after the
-fit part stop raising alarms; only a sudden rise does. The settings are the paper's, not
-tuned here. ``refractory=R`` (off) lets an alarm silence new ones for ``R`` points
-(``suppress_alarms``).
+Anomaly likelihood (``post="likelihood"``, the default; ``"none"`` keeps the scores;
+Ahmad et al. 2017, NAB's HTM detector): each score is compared with a Gaussian fitted to
+the scores of the last 8640 points (from the validation part on): the likelihood ``L_t``
+is the normal CDF of the last 10 scores' mean, and a point is flagged when
+``L_t >= 1 - 1e-5`` (``anomaly_likelihood``). The Gaussian follows the scores, so scores
+that drift after the fit part stop raising alarms; only a sudden rise does. The settings
+are the paper's, not tuned here. ``refractory=R`` (off) lets an alarm silence new ones for
+``R`` points (``suppress_alarms``).
 
 Alarms: a run of consecutive flagged points is one alarm, at its first point (what pages
 an operator). ``windows_hit`` is the share of labelled windows (those reaching past the

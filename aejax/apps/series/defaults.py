@@ -1,4 +1,6 @@
-"""The ``aejax detect`` defaults for a series, chosen on NAB by leaving one series out.
+"""The defaults of ``detect_series`` and ``aejax detect`` on a series (one table: the CLI
+passes unset options through and ``detect_series`` resolves them here), chosen on NAB by
+leaving one series out.
 
 ``python -m benchmarks nab-cv`` (benchmarks/results/2026-12-07-cpu-nab-cv) scored a grid of
 settings (model ``seq2seq_ae`` or ``ae``; windows of 32 points or of one day; score

@@ -10,6 +10,7 @@ from typing import Any
 
 import numpy as np
 
+from aejax.apps.series.defaults import SERIES_MODEL, series_defaults
 from aejax.apps.series.nab import load_nab_windows, series_metrics, windows_for
 from aejax.apps.series.reading import Series, read_series
 from aejax.apps.series.scores import (
@@ -34,7 +35,7 @@ from aejax.apps.series.windows import (
     window_starts,
     windows,
 )
-from aejax.errors import DataError
+from aejax.errors import ConfigError, DataError
 from aejax.outputs import atomic_path, check_output_dir, dumps_strict
 
 
@@ -64,7 +65,7 @@ def fit_and_reconstruct(
     *,
     window: int,
     stride: int,
-    model: str = "seq2seq_ae",
+    model: str | None = None,
     overrides: dict | None = None,
     seed: int = 0,
     progress: bool = False,
@@ -73,12 +74,14 @@ def fit_and_reconstruct(
     step_abs_errors [M, W, D], stats)`` over every window of the series (stride ``stride``).
 
     A sequence model (``seq2seq_ae``) sees ``[W, D]`` windows as ``sequence`` data; any
-    other registry model sees them flattened as a ``[W * D]`` table.
+    other registry model sees them flattened as a ``[W * D]`` table. ``model=None`` is
+    ``SERIES_MODEL`` (``ae``, as in ``detect_series``).
     """
     from aejax.assemble import train
     from aejax.data import Dataset
     from aejax.models import MODELS
 
+    model = model or SERIES_MODEL
     config = _config(model, overrides, seed, progress)
     tr = windows(values, window_starts(n_train, window, stride), window)
     va = windows(values[n_train:n_fit], window_starts(n_fit - n_train, window, 1), window)
@@ -104,17 +107,17 @@ def detect_series(
     path: str | os.PathLike,
     out_dir: str | os.PathLike,
     *,
-    model: str = "seq2seq_ae",
-    window: int | str = 32,
+    model: str | None = None,
+    window: int | str | None = None,
     stride: int | None = None,
     train_fraction: float = 0.15,
     val_share: float = 0.3,
-    score: str = "mahalanobis",
-    smooth: int = 0,
-    post: str = "none",
+    score: str | None = None,
+    smooth: int | None = None,
+    post: str | None = None,
     history: int = LIKELIHOOD_HISTORY,
     short: int = LIKELIHOOD_SHORT,
-    epsilon: float = LIKELIHOOD_EPSILON,
+    epsilon: float | None = None,
     refractory: int = 0,
     percentile: float = 99.5,
     contamination: float | None = None,
@@ -130,29 +133,51 @@ def detect_series(
     exist, but not those files in it unless ``force`` (checked first,
     ``aejax.outputs.check_output_dir``).
 
+    Defaults: ``model=None`` is ``SERIES_MODEL`` (``ae``); ``window``, ``score``,
+    ``smooth`` and ``post`` left at None take that model's defaults
+    (``series_defaults(model)``, ``aejax.apps.series.defaults``: for ``ae`` and
+    ``seq2seq_ae``, ``window="day"``, ``score="vote"``, ``smooth=0``,
+    ``post="likelihood"``), chosen on NAB's 14 series by leaving one series out
+    (``python -m benchmarks nab-cv``, benchmarks/results/2026-12-07-cpu-nab-cv). ``aejax
+    detect`` passes its unset options through, so both resolve them here, the same way.
+
     ``post="likelihood"`` turns the (optionally ``smooth``-ed) scores into NAB's
     log-likelihood score (``anomaly_likelihood(log=True)``, histories from the validation
-    part on, ``history`` and ``short`` points) and flags ``L_t >= 1 - epsilon`` instead of
-    the validation percentile (``contamination``, when given, still wins).
+    part on, ``history`` and ``short`` points) and flags ``L_t >= 1 - epsilon``
+    (``epsilon=None``: 1e-5, the paper's) instead of the validation percentile
+    (``contamination``, when given, still wins); ``post="none"`` flags above the
+    ``percentile`` of the validation points' scores, and refuses an ``epsilon``.
     ``refractory=R`` clears every run of flags starting less than ``R`` points after the
     last alarm kept (``suppress_alarms``). ``window="day"`` spans one day of points from the
-    timestamps (``resolve_window``: the seasonal period of daily data; on NAB it lifted
-    seq2seq_ae's point ROC-AUC, see docs/results.md); ``stride=None`` is ``window // 32``.
-    The default stays 32 points: a day is domain knowledge, not every series is daily.
+    timestamps (``resolve_window``: the seasonal period of daily data, at most what the
+    training and validation parts each hold); ``window=32`` the windows of EncDec-AD;
+    ``stride=None`` is ``window // 32``.
     ``score="vote"`` averages the ``error`` score's robust z with an IsolationForest's
-    (``seed``, 100 trees, the same training windows; ``aejax.apps.series.vote``).
+    (``seed``, 100 trees, the same training windows; ``aejax.apps.series.vote``);
+    ``"error"`` and ``"mahalanobis"`` are the autoencoder's alone.
     ``timestamps`` says how rows are ordered (``read_series``): by default the timestamps
     must increase strictly, so the fit part is the past.
 
     Raises:
-      ConfigError: an option outside its range (``check_options``), before anything is read.
-      DataError: what ``read_series`` refuses; a series too short for the windows.
+      ConfigError: an option outside its range (``check_options``) or an ``epsilon``
+        without the likelihood, before anything is read.
+      DataError: an unknown ``post``; what ``read_series`` refuses; a series too short for
+        the windows.
 
     Returns:
-      The summary written to ``detect.json``; with ``labels`` (NAB's windows JSON) it holds
-      ``series_metrics`` of the points after the fit part.
+      The summary written to ``detect.json`` (the resolved settings: ``model``,
+      ``window`` in points with ``window_rule="day"`` when asked so, ``score``, ``smooth``,
+      ``post``, ...); with ``labels`` (NAB's windows JSON) it holds ``series_metrics`` of
+      the points after the fit part.
     """
     check_output_dir(out_dir, ("scores.csv", "scores.png", "detect.json"), force=force)
+    # Unset options take the model's defaults, chosen on NAB by leaving one series out.
+    model = model or SERIES_MODEL
+    d = series_defaults(model)
+    window = d["window"] if window is None else window
+    score = d["score"] if score is None else score
+    smooth = d["smooth"] if smooth is None else smooth
+    post = d["post"] if post is None else post
     # Every option is checked before the file is read and the model trained.
     check_options(
         window=window,
@@ -167,6 +192,9 @@ def detect_series(
     )
     if post not in POSTS:
         raise DataError(f"post {post!r}: choose one of {POSTS}")
+    if epsilon is not None and post != "likelihood":
+        raise ConfigError(f"epsilon is the tail of post='likelihood', not of post={post!r}")
+    epsilon = LIKELIHOOD_EPSILON if epsilon is None else epsilon
     if post == "likelihood":
         _check_windows(history, short)
         likelihood_threshold(epsilon)

@@ -27,11 +27,10 @@ def _series_requested(args) -> bool:
 
 
 def _detect_series(args) -> int:
-    from aejax.apps.series import detect_series, series_defaults
+    from aejax.apps.series import detect_series
     from aejax.outputs import dumps_strict
 
     overrides = _parse_detector_options(args.overrides, args.model)
-    percentile = overrides.pop("percentile", 99.5)
     contamination = _number_or_name(args.contamination)
     if contamination == "auto":
         contamination = None
@@ -43,31 +42,31 @@ def _detect_series(args) -> int:
         raise ConfigError("--threshold contamination needs --contamination RATE")
     if args.threshold == "validation":
         contamination = None
-    # Unset options take the model's defaults, chosen on NAB by leaving one series out.
-    d = series_defaults(args.model)
-    post = args.post or d["post"]
-    if args.epsilon is not None and post != "likelihood":
-        raise ConfigError("--epsilon is the tail of --post likelihood: add --post likelihood")
+    # Unset options stay None (or unset): detect_series resolves them, from the model's
+    # defaults chosen on NAB by leaving one series out (aejax.apps.series.defaults).
+    given = {
+        "train_fraction": args.train_fraction,
+        "refractory": args.refractory,
+        "percentile": overrides.pop("percentile", None),
+        "timestamps": args.timestamps,
+    }
     out = detect_series(
         args.data,
         args.out,
         model=args.model,
-        window=d["window"] if args.window is None else args.window,
+        window=args.window,
         stride=args.stride,
-        train_fraction=0.15 if args.train_fraction is None else args.train_fraction,
-        score=args.score or d["score"],
-        smooth=d["smooth"] if args.smooth is None else args.smooth,
-        post=post,
-        epsilon=1e-5 if args.epsilon is None else args.epsilon,
-        refractory=args.refractory or 0,
-        percentile=percentile,
+        score=args.score,
+        smooth=args.smooth,
+        post=args.post,
+        epsilon=args.epsilon,
         contamination=contamination,
         labels=args.labels,
         overrides=overrides,
         seed=args.seed,
         progress=not args.no_progress,
-        timestamps=args.timestamps or "increasing",
         force=args.force,
+        **{k: v for k, v in given.items() if v is not None},
     )
     if args.json:
         print(dumps_strict(out), end="")
