@@ -26,9 +26,11 @@ TINY = {"epochs": 3, "hidden": (8,), "latent_dim": 2}
 @parametrize_with_checks(
     [
         aejax.AutoencoderTransformer(**TINY),
-        # With contamination: check_outliers_train asks for -1 and +1 among the training
-        # predictions of clean blobs, which the automatic MAD rule rightly need not give.
-        aejax.AnomalyDetector(contamination=0.1, **TINY),
+        # Every default (issue 23): the ensemble and its "auto" fence.
+        aejax.AnomalyDetector(),
+        # One engine model: check_outliers_train asks for -1 and +1 among the training
+        # predictions of clean blobs, which its automatic MAD rule rightly need not give.
+        aejax.AnomalyDetector(model="ae", contamination=0.1, **TINY),
     ]
 )
 def test_sklearn_estimator_checks(estimator, check):
@@ -111,24 +113,37 @@ def test_contamination_sets_the_training_outlier_fraction():
     np.testing.assert_allclose(det.decision_function(x), det.threshold_ - det.anomaly_score(x))
 
 
-def test_the_automatic_rule_flags_planted_outliers_untold(planted):
+def test_the_automatic_rules_flag_planted_outliers_untold(planted):
     det, x, y = planted
-    assert det.threshold_rule_ == "mad"
-    flagged = det.labels_.astype(bool)
-    assert flagged[y == 1].all()  # every planted outlier
-    assert flagged[y == 0].mean() < 0.02  # and few of the rest
+    # The default ensemble: its fence of 0.75 on the robust z of the vote.
+    assert det.model_ == "ensemble" and det.threshold_rule_ == "auto"
+    assert det.threshold_ == 0.75
+    assert det.labels_.astype(bool)[y == 1].all()  # every planted outlier
     assert aejax.roc_auc(y, det.decision_scores_) > 0.99
+    # One engine model: the MAD rule flags every planted outlier and few of the rest.
+    one = aejax.AnomalyDetector(model="ae").fit(x)
+    assert one.threshold_rule_ == "mad"
+    flagged = one.labels_.astype(bool)
+    assert flagged[y == 1].all()
+    assert flagged[y == 0].mean() < 0.02
+    assert aejax.roc_auc(y, one.decision_scores_) > 0.99
     # Scores are deterministic: two calls, same bits.
     np.testing.assert_array_equal(det.anomaly_score(x), det.anomaly_score(x))
 
 
 def test_novelty_mode_flags_injected_outliers():
     clean = _low_rank(400, seed=0)
-    det = aejax.AnomalyDetector(threshold="validation", percentile=99.0).fit(clean)
     test, y = _with_outliers(400, n_out=20, seed=0)  # same subspace (seed 0), new outliers
-    pred = det.predict(test)
+    one = aejax.AnomalyDetector(model="ae", threshold="validation", percentile=99.0).fit(clean)
+    pred = one.predict(test)
     assert (pred[y == 1] == -1).mean() == 1.0
     assert (pred[y == 0] == -1).mean() < 0.05
+    # The default ensemble, fitted on 90% of the clean rows, fenced at p99 of the other 10%
+    # (40 rows: a noisier fence).
+    det = aejax.AnomalyDetector(threshold="validation", percentile=99.0).fit(clean)
+    pred = det.predict(test)
+    assert (pred[y == 1] == -1).mean() == 1.0
+    assert (pred[y == 0] == -1).mean() < 0.08
 
 
 def test_best_f1_threshold_against_brute_force():
@@ -166,9 +181,10 @@ def test_threshold_rules_known_values():
 
 
 def test_score_types(planted):
-    det, x, _ = planted
+    _, x, _ = planted
+    det = aejax.AnomalyDetector(model="ae").fit(x)
     # feature_scores are the per-feature terms of the reconstruction score.
-    rec = aejax.AnomalyDetector(score_type="reconstruction", **TINY).fit(x)
+    rec = aejax.AnomalyDetector(model="ae", score_type="reconstruction", **TINY).fit(x)
     np.testing.assert_allclose(rec.feature_scores(x).sum(axis=1), rec.anomaly_score(x), rtol=1e-4)
     vae = aejax.AnomalyDetector(model="vae", **TINY).fit(x)
     assert vae.score_ == "elbo"
@@ -183,13 +199,13 @@ def test_score_types(planted):
     sse = det.run_.score(x)["sse"].astype(np.float64)
     sse_scale, t2_scale = det.score_scales_
     np.testing.assert_allclose(det.anomaly_score(x), sse / sse_scale + t2 / t2_scale, rtol=1e-6)
-    lat = aejax.AnomalyDetector(score_type="latent", **TINY).fit(x)
+    lat = aejax.AnomalyDetector(model="ae", score_type="latent", **TINY).fit(x)
     d = lat.transform_codes(x) - lat.latent_mean_
     mahalanobis = np.sqrt(np.einsum("nd,de,ne->n", d, lat.latent_precision_, d))
     np.testing.assert_allclose(lat.anomaly_score(x), mahalanobis, rtol=1e-6)
     assert lat.anomaly_score(x).shape == (400,)
     with pytest.raises(ConfigError, match="posterior"):
-        aejax.AnomalyDetector(score_type="elbo", **TINY).fit(x)
+        aejax.AnomalyDetector(model="ae", score_type="elbo", **TINY).fit(x)
 
 
 def test_image_rows_with_a_conv_model(digits):
@@ -283,7 +299,8 @@ def test_detect_cli_writes_scores_and_reports_metrics(tmp_path, capsys):
     assert rc == 0
     summary = json.loads(capsys.readouterr().out)
     assert summary["rows"] == 400 and summary["features"] == 8
-    assert summary["threshold_rule"] == "mad" and 0 < summary["roc_auc"] <= 1
+    assert summary["threshold_rule"] == "auto" and summary["model"] == "ensemble"
+    assert 0 < summary["roc_auc"] <= 1
     rows = np.genfromtxt(out / "scores.csv", delimiter=",", names=True)
     assert rows.shape == (400,) and list(rows.dtype.names) == [
         "row",

@@ -119,6 +119,8 @@ DETECT_CASES = [
     _case(_OK, ["--threshold", "validation", "--set", "percentile=0"],
           "percentile=0.0: expected a number in (0, 100]", "validation_percentile"),
     _case(_OK, ["--set", "score_type=elbo"],
+          "score_type='elbo' needs one autoencoder (model='ae', ...)", "elbo_of_the_ensemble"),
+    _case(_OK, ["--model", "ae", "--set", "score_type=elbo"],
           "score_type='elbo' needs a model with a posterior", "elbo_without_posterior"),
     _case(_reversed_series, [],
           "timestamps must increase strictly: row 3 (2020-01-13 10:00:00) is earlier than "

@@ -18,6 +18,7 @@ from aejax.data._validate import check_labels, check_table, impute_missing
 from aejax.data.files import load_file
 from aejax.errors import DataError
 from aejax.estimators import AnomalyDetector
+from aejax.estimators._core import seed_of
 from aejax.metrics.detection import detection_report
 from aejax.outputs import atomic_path, check_output_dir, dumps_strict
 from aejax.train.rundir import write_atomic
@@ -112,13 +113,13 @@ def detect_table(
         "data": str(path),
         "rows": int(x.shape[0]),
         "features": int(x.shape[1]),
-        "model": detector.config_.model,
+        "model": detector.model_,
         "score": detector.score_,
         "threshold": float(detector.threshold_),
         "threshold_rule": detector.threshold_rule_,
         "outliers": int(flags.sum()),
         "fit_seconds": round(fit_seconds, 3),
-        "seed": detector.config_.seed,
+        "seed": seed_of(detector.random_state),
     }
     if y is not None:
         if y.min() == y.max():
@@ -130,7 +131,7 @@ def detect_table(
     _write_scores(out / "scores.csv", scores, flags, y)
     from aejax.plots import score_histogram  # late: matplotlib
 
-    title = f"{pathlib.Path(path).name}: {detector.config_.model}, {detector.score_} score"
+    title = f"{pathlib.Path(path).name}: {detector.model_}, {detector.score_} score"
     with atomic_path(out / "scores.png") as tmp:
         score_histogram(tmp, scores, detector.threshold_, y, title=title)
     write_atomic(out / "detect.json", dumps_strict(summary))

@@ -364,16 +364,25 @@ def _detect_arguments(d: argparse.ArgumentParser) -> None:
         help="folder for the three files; existing ones in it only with --force",
     )
     _force_option(d)
-    d.add_argument("--model", default="ae", metavar="NAME", help="a registry model (default ae)")
+    d.add_argument(
+        "--model",
+        default=None,
+        metavar="NAME",
+        help="a registry model; default: on a table the ensemble of small autoencoders and an "
+        "isolation forest (--set members=, hidden=, activation=, feature_fraction=, trees=), "
+        "on a series ae",
+    )
     d.add_argument(
         "--contamination",
         default=None,
-        help="the expected outlier fraction in (0, 0.5] or auto (default: the MAD rule decides)",
+        help="the expected outlier fraction in (0, 0.5] or auto (default: the threshold rule "
+        "decides)",
     )
     d.add_argument(
         "--threshold",
         default=None,
-        help="mad, iqr, validation, contamination, f1 (needs labels), or a score",
+        help="auto (the ensemble's default fence), mad (one model's default), iqr, validation, "
+        "contamination, f1 (needs labels), or a score",
     )
     d.add_argument("--label-column", default=None, metavar="COLUMN", help="name or index")
     d.add_argument("--seed", type=int, default=0)

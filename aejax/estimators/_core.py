@@ -136,7 +136,7 @@ class EngineEstimator(BaseEstimator):
         else:
             fields.update(self._image_defaults)
         fields.update(
-            model=self.model,
+            model=self.model if self.model is not None else "ae",
             epochs=self._fit_epochs(n_rows),
             batch_size=max(1, min(self.batch_size, n_rows)),
             lr=self.lr,

@@ -12,12 +12,19 @@ from sklearn.base import OutlierMixin
 from sklearn.utils.validation import check_is_fitted
 
 from aejax.data._validate import check_labels
+from aejax.data.scaler import Standardizer
 from aejax.errors import ConfigError, DataError, did_you_mean
 from aejax.estimators import thresholds
-from aejax.estimators._core import MIN_ROWS_FOR_VALIDATION, ROWS, EngineEstimator
+from aejax.estimators._core import MIN_ROWS_FOR_VALIDATION, ROWS, EngineEstimator, seed_of
+from aejax.estimators.ensemble import AUTO_FENCE, Ensemble, EnsembleOptions
 from aejax.evaluate import has_posterior
 
-SCORES = ("auto", "combined", "reconstruction", "elbo", "latent")
+SCORES = ("auto", "combined", "reconstruction", "elbo", "latent", "vote", "isolation")
+# The scores of each path: the default ensemble (model=None on tables) and one engine model.
+ENSEMBLE_SCORES = ("auto", "vote", "reconstruction", "isolation")
+ENGINE_SCORES = ("auto", "combined", "reconstruction", "elbo", "latent")
+# Keywords the ensemble reads besides the named parameters (``EnsembleOptions``).
+ENSEMBLE_KEYWORDS = ("members", "hidden", "activation", "feature_fraction", "trees")
 
 
 class AnomalyDetector(OutlierMixin, EngineEstimator):
@@ -34,28 +41,37 @@ class AnomalyDetector(OutlierMixin, EngineEstimator):
     ``decision_function``) is higher for anomalies, ``decision_scores_``, ``threshold_``
     and ``labels_`` (1 = outlier) describe the training rows.
 
-    Defaults, for a strong detector fast from ``X`` alone: on tables a dense ``ae`` with
-    one hidden layer of 64 units and a code of 2, trained for 10 passes in batches of 64
-    (an autoencoder trained long learns to reconstruct the anomalies too), the
-    ``combined`` score and the automatic MAD threshold; on images (``image_shape``) a code
-    of 32, about 1400 steps and the reconstruction score (on one-class MNIST a longer
-    fit only helped, and early stopping on 50 held-out images stopped it too soon). Both
-    were chosen on the data of ``benchmarks/anomaly.py`` (eight ADBench sets; digits 2,
-    3, 4 and 8 of one-class MNIST). A fit is deterministic (``random_state=None`` means
-    seed 0), and a row's score does not depend on the rows scored with it.
+    Defaults (``model=None``), chosen by leaving ADBench sets out (``python -m benchmarks
+    anomaly-cv``, docs/results.md): on a table, an ensemble (``aejax.estimators.ensemble``)
+    of 16 small autoencoders (one hidden layer of 64 sigmoid units each side of a code of
+    ``round(sqrt(D))``, 3 passes over bootstrap minibatches of 64) and an isolation forest
+    of 100 trees, each member's error and the forest's score mapped to a robust z and
+    averaged (the ``vote`` score); the threshold is a fence of 0.75 on that z (``"auto"``).
+    On images (``image_shape``) one registry ``ae`` with a code of 32, about 1400 steps
+    and the smoothed reconstruction score (chosen on digits 2, 3, 4 and 8 of one-class
+    MNIST). A fit is deterministic (``random_state=None`` means seed 0), and a row's score
+    does not depend on the rows scored with it.
 
     Args:
-      model: a registry name; an image model (``conv_ae``) needs ``image_shape``.
+      model: None: the default ensemble on tables, ``ae`` on images; or a registry name:
+        one autoencoder trained by the engine (an image model, ``conv_ae``, needs
+        ``image_shape``); the ensemble reads the keywords ``members``, ``hidden`` (an int),
+        ``activation``, ``feature_fraction`` and ``trees`` (``EnsembleOptions``), with
+        ``epochs`` its passes and ``latent_dim`` its members' code width.
       contamination: the expected fraction of outliers in ``X``, in (0, 0.5]: the
         threshold is the ``1 - contamination`` quantile of the training scores. None or
-        ``"auto"``: no guess; the ``threshold`` rule decides (default MAD).
-      threshold: None (from ``contamination``, else ``"mad"``); a rule name:
+        ``"auto"``: no guess; the ``threshold`` rule decides.
+      threshold: None (from ``contamination``, else ``"auto"`` for the ensemble and
+        ``"mad"`` for one model); a rule name: ``"auto"`` (the ensemble: score above
+        ``AUTO_FENCE`` = 0.75, chosen by F1 leaving ADBench sets out),
         ``"mad"`` / ``"iqr"`` (robust fences of the log training scores),
         ``"validation"`` (novelty mode: ``X`` is clean, the threshold is the
         ``percentile``-th percentile of the held-out validation rows' scores),
         ``"contamination"``, ``"f1"`` (best F1 against the ``y`` given to ``fit``); or a
         number: a fixed score threshold.
-      score_type: ``"reconstruction"`` (summed squared error of the standardized row:
+      score_type: the ensemble: ``"vote"`` (its default), ``"reconstruction"`` (the
+        members' errors alone) or ``"isolation"`` (the forest's alone). One model:
+        ``"reconstruction"`` (summed squared error of the standardized row:
         the residual, off the learned manifold), ``"latent"`` (the Mahalanobis distance
         of the code to the training rows' codes: how extreme a row is on the manifold),
         ``"combined"`` (both at once: ``SSE / median SSE + T^2 / median T^2`` over the
@@ -84,6 +100,9 @@ class AnomalyDetector(OutlierMixin, EngineEstimator):
       latent_mean_, latent_precision_: ``latent`` and ``combined`` scores: the training
         codes' mean ``[L]`` and the inverse of their (ridged) covariance ``[L, L]``.
       score_scales_: ``combined``: the training rows' median SSE and median T^2.
+      model_: ``"ensemble"`` or the registry model fitted.
+      ensemble_, scaler_: the default ensemble (``Ensemble``) and the ``Standardizer`` of
+        its rows (one model: ``run_``, ``config_``, ``variables_`` instead).
     """
 
     _image_defaults: dict[str, Any] = {"latent_dim": 32}
@@ -92,7 +111,7 @@ class AnomalyDetector(OutlierMixin, EngineEstimator):
 
     def __init__(
         self,
-        model: str = "ae",
+        model: str | None = None,
         contamination: float | str | None = None,
         threshold: float | str | None = None,
         score_type: str = "auto",
@@ -126,39 +145,10 @@ class AnomalyDetector(OutlierMixin, EngineEstimator):
 
     # --- fitting ---------------------------------------------------------------------
     def _rule(self) -> str | float:
-        """The threshold rule the parameters ask for (validated).
-
-        Raises:
-          ConfigError (a ValueError): ``contamination`` outside (0, 0.5] (a share of
-            outliers: above half, the "outliers" would be the majority and the rule would
-            flag normal rows), a threshold that is neither a finite number nor a rule,
-            ``"contamination"`` without a contamination.
-        """
-        c = self.contamination
-        if c is not None and not (isinstance(c, str) and c == "auto"):
-            if isinstance(c, bool) or not isinstance(c, numbers.Real) or not 0 < c <= 0.5:
-                raise ConfigError(
-                    f"contamination={c!r}: expected a fraction in (0, 0.5], the share of "
-                    "outliers (above half, the outliers would be the majority), 'auto' or None"
-                )
-        t = self.threshold
-        if t is None:
-            return "contamination" if c is not None and c != "auto" else "mad"
-        if isinstance(t, numbers.Real) and not isinstance(t, bool):
-            if not np.isfinite(t):
-                raise ConfigError(
-                    f"threshold={t!r}: a fixed threshold must be a finite score (or one of "
-                    f"{', '.join(thresholds.RULES)})"
-                )
-            return float(t)
-        if t not in thresholds.RULES:
-            raise ConfigError(
-                f"threshold={t!r}: expected a number or one of {', '.join(thresholds.RULES)}"
-                f"{did_you_mean(t, thresholds.RULES)}"
-            )
-        if t == "contamination" and (c is None or c == "auto"):
-            raise ConfigError("threshold='contamination' needs contamination= in (0, 0.5]")
-        return t
+        """The threshold rule the parameters ask for (``thresholds.resolve_rule``)."""
+        return thresholds.resolve_rule(
+            self.contamination, self.threshold, ensemble=self._uses_ensemble(), model=self.model
+        )
 
     def _check_settings(self, n_rows: int, y: Any) -> tuple[str | float, np.ndarray | None]:
         """Every setting that could only fail after training, checked before it.
@@ -181,6 +171,16 @@ class AnomalyDetector(OutlierMixin, EngineEstimator):
             raise ConfigError(
                 f"score_type={self.score_type!r}: expected one of {', '.join(SCORES)}"
                 f"{did_you_mean(self.score_type, SCORES)}"
+            )
+        if self._uses_ensemble() and self.score_type not in ENSEMBLE_SCORES:
+            raise ConfigError(
+                f"score_type={self.score_type!r} needs one autoencoder (model='ae', ...); the "
+                f"default ensemble (model=None) scores {', '.join(ENSEMBLE_SCORES)}"
+            )
+        if not self._uses_ensemble() and self.score_type not in ENGINE_SCORES:
+            raise ConfigError(
+                f"score_type={self.score_type!r} is the default ensemble's (model=None, "
+                f"tables); model={self.model!r} scores {', '.join(ENGINE_SCORES)}"
             )
         if rule == "validation":
             p = self.percentile
@@ -213,7 +213,12 @@ class AnomalyDetector(OutlierMixin, EngineEstimator):
         Returns ``self``."""
         n_rows = getattr(X, "shape", (len(X),) if hasattr(X, "__len__") else (0,))[0]
         rule, labels = self._check_settings(int(n_rows), y)
+        for stale in ("ensemble_", "variables_"):
+            self.__dict__.pop(stale, None)
+        if self._uses_ensemble():
+            return self._fit_ensemble(X, rule, labels)
         X = self._fit_engine(X)
+        self.model_ = self.config_.model
         self.score_ = self._resolve_score()
         if self.score_ in ("latent", "combined"):
             self._fit_latent(self._dataset.x_train)
@@ -223,6 +228,60 @@ class AnomalyDetector(OutlierMixin, EngineEstimator):
         self.offset_ = -self.threshold_
         self.labels_ = (self.decision_scores_ > self.threshold_).astype(np.int64)
         del self._dataset
+        return self
+
+    # --- the default ensemble (model=None on tables) ----------------------------------
+    def _uses_ensemble(self) -> bool:
+        return self.model is None and self.image_shape is None
+
+    def _ensemble_options(self) -> EnsembleOptions:
+        """``EnsembleOptions`` from the named parameters and ``ENSEMBLE_KEYWORDS``."""
+        extra = sorted(set(self._hparams) - set(ENSEMBLE_KEYWORDS))
+        if extra:
+            raise ConfigError(
+                f"AnomalyDetector: keyword(s) {extra} are not read by the default ensemble "
+                f"(model=None): it takes {', '.join(ENSEMBLE_KEYWORDS)}; set model='ae' (or "
+                "another registry model) for the Config fields of one autoencoder"
+            )
+        fields = dict(self._hparams)
+        hidden = fields.get("hidden")
+        if isinstance(hidden, tuple | list) and len(hidden) == 1:
+            fields["hidden"] = hidden[0]
+        if self.epochs is not None:
+            fields["passes"] = self.epochs
+        if self.latent_dim is not None:
+            fields["code"] = self.latent_dim
+        return EnsembleOptions(batch_size=self.batch_size, lr=self.lr, **fields)
+
+    def _fit_ensemble(self, X: Any, rule: str | float, labels: Any) -> AnomalyDetector:
+        """Fits the default ensemble on the standardized rows of ``X`` (all of them, or all
+        but the held-out validation rows for ``threshold="validation"``)."""
+        options = self._ensemble_options()
+        score = "vote" if self.score_type == "auto" else self.score_type
+        vote = Ensemble(options, score)  # refuses a bad vote before any work
+        X = self._validated(X, reset=True, method="fit")
+        seed = seed_of(self.random_state)
+        self.scaler_ = Standardizer.fit(X)
+        x = self.scaler_.transform(X)
+        fit_rows, held = np.arange(len(x)), None
+        if rule == "validation":
+            order = np.random.default_rng(seed).permutation(len(x))
+            n_val = max(1, int(round(self.validation_fraction * len(x))))
+            fit_rows, held = np.sort(order[n_val:]), np.sort(order[:n_val])
+        self.ensemble_ = vote.fit(x[fit_rows], seed)
+        self.model_, self.score_ = "ensemble", score
+        self.n_epochs_ = options.passes
+        steps = np.array_split(self.ensemble_.losses, options.passes)
+        self.history_ = [{"epoch": i + 1, "loss": float(np.mean(v))} for i, v in enumerate(steps)]
+        self.decision_scores_ = self._scores_of(X, what="fit")
+        self.threshold_rule_ = rule if isinstance(rule, str) else "fixed"
+        if rule == "validation":
+            clean = self._scores_of(X[held], what="fit")
+            self.threshold_ = thresholds.percentile_threshold(clean, self.percentile)
+        else:
+            self.threshold_ = self._threshold(rule, labels)
+        self.offset_ = -self.threshold_
+        self.labels_ = (self.decision_scores_ > self.threshold_).astype(np.int64)
         return self
 
     def _check_model(self, model: Any) -> None:
@@ -256,6 +315,8 @@ class AnomalyDetector(OutlierMixin, EngineEstimator):
         scores = self.decision_scores_
         if not isinstance(rule, str):
             return rule
+        if rule == "auto":  # the ensemble's scores are robust z: a fixed fence on them
+            return AUTO_FENCE
         if rule == "contamination":
             return thresholds.contamination_threshold(scores, self.contamination)
         if rule == "mad":
@@ -279,9 +340,13 @@ class AnomalyDetector(OutlierMixin, EngineEstimator):
           DataError: rows whose score is not finite: values so far from the training rows
             (in training standard deviations) that the float32 model overflows on them.
         """
-        scores = self._raw_scores(examples, standardized)
+        if hasattr(self, "ensemble_"):
+            x = examples if standardized else self.scaler_.transform(examples)
+            scores, scaler = self.ensemble_.scores(x), self.scaler_
+        else:
+            scores, scaler = self._raw_scores(examples, standardized), self.run_.scaler
         if not np.isfinite(scores).all():
-            raise _overflow_error(examples, scores, self.run_.scaler, standardized, what)
+            raise _overflow_error(examples, scores, scaler, standardized, what)
         return scores
 
     def _raw_scores(self, examples: np.ndarray, standardized: bool) -> np.ndarray:
@@ -311,8 +376,12 @@ class AnomalyDetector(OutlierMixin, EngineEstimator):
         return np.asarray(self.run_.encode(examples, ROWS), np.float64).reshape(len(examples), -1)
 
     def transform_codes(self, X: Any) -> np.ndarray:
-        """``[N, latent]`` float64 codes of ``X`` (a VAE's posterior means)."""
-        return self._codes(self._check_X(X))
+        """``[N, latent]`` float64 codes of ``X`` (a VAE's posterior means; the default
+        ensemble: ``[N, members * code]``, its members' codes side by side)."""
+        examples = self._check_X(X)
+        if hasattr(self, "ensemble_"):
+            return self.ensemble_.codes(self.scaler_.transform(examples))
+        return self._codes(examples)
 
     def _fit_latent(self, x_train_std: np.ndarray) -> None:
         """The training codes' mean and (ridged) precision for the Mahalanobis score."""
@@ -354,8 +423,10 @@ class AnomalyDetector(OutlierMixin, EngineEstimator):
         """``[N, D]`` float64 squared errors per feature of the standardized rows (tables)
         or per pixel of the smoothed residual (images, ``residual_sigma``): which features
         make a row anomalous. Rows sum to the ``"reconstruction"`` score."""
-        check_is_fitted(self)
-        return self._pixel_errors(self._check_X(X))
+        examples = self._check_X(X)
+        if hasattr(self, "ensemble_"):
+            return self.ensemble_.feature_errors(self.scaler_.transform(examples))
+        return self._pixel_errors(examples)
 
     def _sigma(self) -> float:
         if self.image_shape is None:
@@ -379,6 +450,19 @@ class AnomalyDetector(OutlierMixin, EngineEstimator):
         tags = super().__sklearn_tags__()
         tags.transformer_tags = None
         return tags
+
+    @property
+    def run_(self):
+        """One model's fitted run (``aejax.Run``); the default ensemble has none."""
+        if getattr(self, "ensemble_", None) is not None:
+            raise AttributeError(
+                "run_: the default ensemble (model=None) is not one run; use ensemble_, or "
+                "fit with model='ae' (or another registry model) for a run"
+            )
+        return EngineEstimator.run_.fget(self)
+
+    def __sklearn_is_fitted__(self) -> bool:
+        return hasattr(self, "variables_") or hasattr(self, "ensemble_")
 
 
 def _overflow_error(examples, scores, scaler, standardized: bool, what: str) -> DataError:

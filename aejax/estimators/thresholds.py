@@ -14,14 +14,21 @@ Each returns the score above which an example is an outlier (``score > threshold
 - ``percentile_threshold``: a percentile of scores of clean rows (novelty mode: the
   detector's held-out validation rows).
 - ``best_f1_threshold``: the threshold of best F1 against labels (1 = anomaly).
+
+``"auto"`` is the default ensemble's rule (``aejax.estimators.ensemble.AUTO_FENCE``): its
+scores are robust z-scores, so the fence is a fixed number on them.
 """
 
 from __future__ import annotations
 
+import numbers
+
 import numpy as np
 from sklearn.metrics import precision_recall_curve
 
-RULES = ("contamination", "mad", "iqr", "validation", "f1")
+from aejax.errors import ConfigError, did_you_mean
+
+RULES = ("auto", "contamination", "mad", "iqr", "validation", "f1")
 _MAD_TO_SIGMA = 1.4826  # MAD of a standard normal is 1 / 1.4826
 
 
@@ -80,3 +87,57 @@ def best_f1_threshold(scores: np.ndarray, y: np.ndarray) -> float:
     # precision_recall_curve flags score >= cut; the largest score below it flags the same.
     below = scores[scores < cut[best]]
     return float(below.max()) if below.size else float(np.nextafter(cut[best], -np.inf))
+
+
+def resolve_rule(
+    contamination: object, threshold: object, *, ensemble: bool, model: object = None
+) -> str | float:
+    """The threshold rule ``AnomalyDetector``'s parameters ask for, validated.
+
+    Args:
+      contamination: None, ``"auto"`` or a fraction in (0, 0.5].
+      threshold: None, a rule of ``RULES`` or a finite number.
+      ensemble: whether the detector is the default ensemble (its default rule is
+        ``"auto"``; one model's is ``"mad"``).
+      model: the model named in errors.
+
+    Returns:
+      A rule name or a fixed score threshold.
+
+    Raises:
+      ConfigError (a ValueError): ``contamination`` outside (0, 0.5] (a share of
+        outliers: above half, the "outliers" would be the majority and the rule would
+        flag normal rows), a threshold that is neither a finite number nor a rule,
+        ``"contamination"`` without a contamination, ``"auto"`` for one model.
+    """
+    c, t = contamination, threshold
+    if c is not None and not (isinstance(c, str) and c == "auto"):
+        if isinstance(c, bool) or not isinstance(c, numbers.Real) or not 0 < c <= 0.5:
+            raise ConfigError(
+                f"contamination={c!r}: expected a fraction in (0, 0.5], the share of "
+                "outliers (above half, the outliers would be the majority), 'auto' or None"
+            )
+    if t is None and c is not None and c != "auto":
+        return "contamination"
+    if t is None:
+        return "auto" if ensemble else "mad"
+    if isinstance(t, numbers.Real) and not isinstance(t, bool):
+        if not np.isfinite(t):
+            raise ConfigError(
+                f"threshold={t!r}: a fixed threshold must be a finite score (or one of "
+                f"{', '.join(RULES)})"
+            )
+        return float(t)
+    if t not in RULES:
+        raise ConfigError(
+            f"threshold={t!r}: expected a number or one of {', '.join(RULES)}"
+            f"{did_you_mean(t, RULES)}"
+        )
+    if t == "auto" and not ensemble:
+        raise ConfigError(
+            "threshold='auto' is the default ensemble's fence (model=None, tables); "
+            f"model={model!r} takes 'mad', 'iqr', 'validation', 'contamination', 'f1'"
+        )
+    if t == "contamination" and (c is None or c == "auto"):
+        raise ConfigError("threshold='contamination' needs contamination= in (0, 0.5]")
+    return t

@@ -139,6 +139,8 @@ def _parse_detector_options(assignments: list[str], model: str | None = None) ->
     """``--set`` pairs for ``detect``: detector keywords (``score_type``, ``percentile``)
     as given, Config fields coerced as the config of ``model`` does."""
     own = {"score_type": str, "percentile": float, "validation_fraction": float}
+    if model is None:  # the default ensemble's keywords (AnomalyDetector, model=None)
+        own.update(members=int, hidden=int, activation=str, feature_fraction=float, trees=int)
     options, fields = {}, []
     for a in assignments:
         key, _, value = a.partition("=")
