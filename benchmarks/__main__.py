@@ -1,5 +1,6 @@
 """Command line: ``python -m benchmarks run | family | restoration | regularized | anomaly |
-recommendation | nab | nab-cv | seq2seq | devices | ab | report | publish | readme | validate``.
+anomaly-cv | recommendation | nab | nab-cv | seq2seq | devices | ab | report | publish |
+readme | validate``.
 
 Examples::
 
@@ -11,6 +12,7 @@ Examples::
     python -m benchmarks anomaly --out bench-out/anomaly           # ADBench, one-class MNIST
     python -m benchmarks nab --out bench-out/nab                   # NAB series, causal
     python -m benchmarks nab-cv --out bench-out/nab-cv             # NAB, leave one series out
+    python -m benchmarks anomaly-cv --out bench-out/anomaly-cv     # ADBench, leave sets out
     python -m benchmarks seq2seq --out bench-out/seq2seq --repeats 3  # seq2seq_ae vs torch LSTM
     python -m benchmarks recommendation --out bench-out/rec        # AutoRec on MovieLens
     python -m benchmarks devices --out bench-out/devices           # every model, 1 vs 8 devices
@@ -74,6 +76,7 @@ def _parser() -> argparse.ArgumentParser:
     _anomaly_parser(sub)
     _nab_parser(sub)
     _nab_cv_parser(sub)
+    _anomaly_cv_parser(sub)
     q = sub.add_parser("seq2seq", help="seq2seq_ae training throughput beside a PyTorch twin")
     q.add_argument("--out", required=True, help="output directory")
     q.add_argument("--lengths", default="32,128", help="sequence lengths")
@@ -146,6 +149,17 @@ def _nab_cv_parser(sub) -> None:
     n.add_argument("--only", default="", help="only series whose key contains one of these")
 
 
+def _anomaly_cv_parser(sub) -> None:
+    a = sub.add_parser(
+        "anomaly-cv",
+        help="ADBench, leave sets out: the table detector's defaults and the peers beside them",
+    )
+    a.add_argument("--out", required=True, help="output directory (its rows-cache.json is reused)")
+    a.add_argument("--data-dir", default=None, help="holds adbench/ (default: $AEJAX_DATA_DIR)")
+    a.add_argument("--seeds", type=int, default=3, help="seeds per stochastic method")
+    a.add_argument("--no-peers", action="store_true", help="the selection only")
+
+
 def _anomaly_parser(sub) -> None:
     a = sub.add_parser(
         "anomaly",
@@ -186,6 +200,17 @@ def main(argv: list[str] | None = None) -> int:
         from benchmarks.ab import run as run_ab
 
         run_ab(args.against, pathlib.Path(args.out), rounds=args.rounds, steps=args.steps)
+        return 0
+    if args.command == "anomaly-cv":
+        from benchmarks.anomaly_cv import run_anomaly_cv
+
+        rec = run_anomaly_cv(
+            args.out, data_dir=args.data_dir, seeds=args.seeds, peers=not args.no_peers
+        )
+        print(
+            f"left out: ROC-AUC {rec['loo']['auc']:.3f} AP {rec['loo']['ap']:.3f}; "
+            f"pick {rec['pick_all']}; wrote {pathlib.Path(args.out) / 'anomaly_cv.md'}"
+        )
         return 0
     if args.command == "family":
         from benchmarks.family import run_family
