@@ -366,18 +366,11 @@ def _detect_arguments(d: argparse.ArgumentParser) -> None:
     _force_option(d)
     d.add_argument(
         "--model",
-        default=None,
         metavar="NAME",
-        help="a registry model; default: on a table the ensemble of small autoencoders and an "
-        "isolation forest (--set members=, hidden=, activation=, feature_fraction=, trees=), "
-        "on a series ae",
+        help="a registry model (default: on a table, the ensemble of autoencoders and an "
+        "isolation forest; on a series, ae)",
     )
-    d.add_argument(
-        "--contamination",
-        default=None,
-        help="the expected outlier fraction in (0, 0.5] or auto (default: the threshold rule "
-        "decides)",
-    )
+    d.add_argument("--contamination", help="the expected outlier fraction in (0, 0.5] or auto")
     d.add_argument(
         "--threshold",
         default=None,
