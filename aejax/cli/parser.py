@@ -368,9 +368,9 @@ def _detect_arguments(d: argparse.ArgumentParser) -> None:
         "--model",
         default=None,
         metavar="NAME",
-        help="a registry model; default: on a table the ensemble of small autoencoders and an "
-        "isolation forest (--set members=, hidden=, activation=, feature_fraction=, trees=), "
-        "on a series ae",
+        help="a registry model, or ensemble (the default on a table: small autoencoders and an "
+        "isolation forest; --set members=, hidden=, activation=, feature_fraction=, trees=; on "
+        "a series on flattened windows); default on a series ae",
     )
     d.add_argument(
         "--contamination",
@@ -423,7 +423,7 @@ def _detect_arguments(d: argparse.ArgumentParser) -> None:
         "--score",
         default=None,
         help="vote (default: the error's and an IsolationForest's robust z over the validation "
-        "points, averaged), error or mahalanobis (EncDec-AD)",
+        "points, averaged), error or mahalanobis (EncDec-AD); --model ensemble: vote only",
     )
     series.add_argument(
         "--smooth",

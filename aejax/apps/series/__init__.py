@@ -68,6 +68,13 @@ most 600.
 
 from aejax.apps.series.defaults import DEFAULTS, SERIES_MODEL, series_defaults
 from aejax.apps.series.detect import detect_series, fit_and_reconstruct, series_plot
+from aejax.apps.series.ensemble import (
+    ENSEMBLE,
+    ENSEMBLE_SCORES,
+    check_ensemble_score,
+    ensemble_options,
+    ensemble_points,
+)
 from aejax.apps.series.nab import (
     load_nab_windows,
     point_labels,
@@ -103,6 +110,7 @@ from aejax.apps.series.windows import (
     point_errors,
     points_per_day,
     resolve_window,
+    window_points,
     window_starts,
     windows,
 )
@@ -112,6 +120,11 @@ __all__ = [
     "SERIES_MODEL",
     "series_defaults",
     "COVER",
+    "ENSEMBLE",
+    "ENSEMBLE_SCORES",
+    "check_ensemble_score",
+    "ensemble_options",
+    "ensemble_points",
     "FOREST_TREES",
     "forest_points",
     "robust_z",
@@ -148,6 +161,7 @@ __all__ = [
     "smooth_scores",
     "suppress_alarms",
     "threshold_for",
+    "window_points",
     "window_starts",
     "vus_buffer",
     "windows",

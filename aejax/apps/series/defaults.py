@@ -26,9 +26,10 @@ SERIES_MODEL = "ae"
 DEFAULTS: dict[str, dict] = {
     "ae": {"window": "day", "score": "vote", "smooth": 0, "post": "likelihood"},
     "seq2seq_ae": {"window": "day", "score": "vote", "smooth": 0, "post": "likelihood"},
+    "ensemble": {"window": "day", "score": "vote", "smooth": 0, "post": "likelihood"},
 }
 
 
 def series_defaults(model: str | None) -> dict:
     """``{"window", "score", "smooth", "post"}``: the defaults of ``model`` on a series."""
-    return dict(DEFAULTS.get(model or SERIES_MODEL, DEFAULTS[SERIES_MODEL]))
+    return dict(DEFAULTS.get(model or SERIES_MODEL, DEFAULTS["ae"]))
