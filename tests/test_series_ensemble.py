@@ -51,8 +51,9 @@ def test_detect_series_ensemble_finds_a_spike_and_refuses_nonsense(tmp_path):
     kw = {"model": "ensemble", "window": 16, "train_fraction": 0.5}
     with pytest.raises(ConfigError, match="score 'error' is an autoencoder's"):
         series.detect_series(tmp_path / "s.csv", tmp_path / "b", score="error", **kw)
-    with pytest.raises(ConfigError, match="epochs not among its settings"):
-        series.detect_series(tmp_path / "s.csv", tmp_path / "b", overrides={"epochs": 3}, **kw)
+    with pytest.raises(ConfigError, match="rnn_hidden not among its settings"):
+        series.detect_series(tmp_path / "s.csv", tmp_path / "b", overrides={"rnn_hidden": 3}, **kw)
+    assert series.ensemble_options({"epochs": 2, "latent_dim": 3}).passes == 2
 
 
 def test_the_cli_takes_model_ensemble_on_a_series(tmp_path, monkeypatch, capsys):
@@ -62,4 +63,15 @@ def test_the_cli_takes_model_ensemble_on_a_series(tmp_path, monkeypatch, capsys)
     argv = ["detect", "--data", str(tmp_path / "s.csv"), "--out", str(tmp_path / "c"), "--json"]
     assert cli.main([*argv, "--model", "ensemble", "--set", "members=4"]) == 0
     assert seen["model"] == "ensemble" and seen["overrides"] == {"members": 4}
-    capsys.readouterr()
+    monkeypatch.undo()  # the real detect_series: its refusal, before anything is read
+    assert cli.main([*argv, "--model", "ensemble", "--score", "mahalanobis"]) == 2
+    assert "model 'ensemble' scores vote" in capsys.readouterr().err
+    want = {"window": "day", "score": "vote", "smooth": 0, "post": "none"}
+    assert series.series_defaults("ensemble") == want and series.SERIES_MODEL == "ae"
+
+
+def test_nab_cv_names_the_shipped_default_and_the_ensemble_family():
+    from benchmarks import nab_cv
+
+    assert nab_cv.shipped_setting() == "ae/vote@day likelihood"
+    assert "ensemble" in nab_cv.FAMILIES["aejax"] and nab_cv.FAMILIES["ensemble"] == ("ensemble",)

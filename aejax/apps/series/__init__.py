@@ -36,7 +36,10 @@ the squared Mahalanobis distance ``(e - mu)^T Sigma^-1 (e - mu)``; ``"error"``: 
 point's mean squared error summed over the columns; ``"vote"``: the mean of the ``error``
 score's and an isolation forest's (fitted on the same training windows, flattened;
 ``forest_points``) robust z, each ``(s - median) / IQR`` over the validation points
-(``aejax.apps.series.vote``).
+(``aejax.apps.series.vote``). The model ``ensemble`` replaces the autoencoder and its
+scores: the table detector's ensemble (``aejax.estimators.ensemble``) on the same
+flattened windows, a point the mean of its windows' scores, a robust z over the validation
+points (``aejax.apps.series.ensemble``; its one score is ``vote``).
 
 Smoothing (``smooth=K``, 0 = off, the default): each point's score becomes the mean of its
 own and the ``K - 1`` scores before it (causal, a point's score never sees the future). NAB's

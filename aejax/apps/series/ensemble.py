@@ -33,12 +33,16 @@ ENSEMBLE_SCORES = ("vote",)
 def ensemble_options(overrides: dict | None = None):
     """``EnsembleOptions`` from ``--set``-style ``overrides`` (its field names: ``members``,
     ``hidden``, ``code``, ``passes``, ``batch_size``, ``lr``, ``activation``,
-    ``feature_fraction``, ``trees``); ConfigError names an unknown key."""
+    ``feature_fraction``, ``trees``; ``epochs`` and ``latent_dim`` read as ``passes`` and
+    ``code``, as ``AnomalyDetector`` does); ConfigError names an unknown key."""
     import dataclasses
 
     from aejax.estimators.ensemble import EnsembleOptions
 
     overrides = dict(overrides or {})
+    for alias, name in (("epochs", "passes"), ("latent_dim", "code")):
+        if alias in overrides:
+            overrides[name] = overrides.pop(alias)
     known = [f.name for f in dataclasses.fields(EnsembleOptions)]
     extra = sorted(set(overrides) - set(known))
     if extra:
