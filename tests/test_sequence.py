@@ -378,7 +378,7 @@ def test_detect_series_likelihood_path_and_cli_flags(tmp_path, monkeypatch, caps
     # Unset options go through unresolved: detect_series takes the defaults chosen on NAB by
     # leaving one series out (aejax.apps.series.defaults), as from Python.
     seen.clear()
-    assert cli.main(argv) == 0 and "refractory" not in seen and seen["model"] == "ae"
+    assert cli.main(argv) == 0 and "refractory" not in seen and seen["model"] is None
     assert [seen[k] for k in ("window", "score", "smooth", "post", "epsilon")] == [None] * 5
     want = {"window": "day", "score": "vote", "smooth": 0, "post": "likelihood"}
     assert series.series_defaults("ae") == series.series_defaults("seq2seq_ae") == want

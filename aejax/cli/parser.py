@@ -367,14 +367,14 @@ def _detect_arguments(d: argparse.ArgumentParser) -> None:
     d.add_argument(
         "--model",
         metavar="NAME",
-        help="a registry model (default: on a table, the ensemble of autoencoders and an "
-        "isolation forest; on a series, ae)",
+        help="a registry model or ensemble (the default on a table: small autoencoders and an "
+        "isolation forest; on a series, on windows); default on a series ae",
     )
     d.add_argument("--contamination", help="the expected outlier fraction in (0, 0.5] or auto")
     d.add_argument(
         "--threshold",
         default=None,
-        help="auto (the ensemble's default fence), mad (one model's default), iqr, validation, "
+        help="auto (the ensemble's default: its top 15%%), mad (one model's), iqr, validation, "
         "contamination, f1 (needs labels), or a score",
     )
     d.add_argument("--label-column", default=None, metavar="COLUMN", help="name or index")
@@ -416,7 +416,7 @@ def _detect_arguments(d: argparse.ArgumentParser) -> None:
         "--score",
         default=None,
         help="vote (default: the error's and an IsolationForest's robust z over the validation "
-        "points, averaged), error or mahalanobis (EncDec-AD)",
+        "points, averaged), error or mahalanobis (EncDec-AD); --model ensemble: vote only",
     )
     series.add_argument(
         "--smooth",

@@ -36,7 +36,10 @@ the squared Mahalanobis distance ``(e - mu)^T Sigma^-1 (e - mu)``; ``"error"``: 
 point's mean squared error summed over the columns; ``"vote"``: the mean of the ``error``
 score's and an isolation forest's (fitted on the same training windows, flattened;
 ``forest_points``) robust z, each ``(s - median) / IQR`` over the validation points
-(``aejax.apps.series.vote``).
+(``aejax.apps.series.vote``). The model ``ensemble`` replaces the autoencoder and its
+scores: the table detector's ensemble (``aejax.estimators.ensemble``) on the same
+flattened windows, a point the mean of its windows' scores, a robust z over the validation
+points (``aejax.apps.series.ensemble``; its one score is ``vote``).
 
 Smoothing (``smooth=K``, 0 = off, the default): each point's score becomes the mean of its
 own and the ``K - 1`` scores before it (causal, a point's score never sees the future). NAB's
@@ -68,6 +71,13 @@ most 600.
 
 from aejax.apps.series.defaults import DEFAULTS, SERIES_MODEL, series_defaults
 from aejax.apps.series.detect import detect_series, fit_and_reconstruct, series_plot
+from aejax.apps.series.ensemble import (
+    ENSEMBLE,
+    ENSEMBLE_SCORES,
+    check_ensemble_score,
+    ensemble_options,
+    ensemble_points,
+)
 from aejax.apps.series.nab import (
     load_nab_windows,
     point_labels,
@@ -103,6 +113,7 @@ from aejax.apps.series.windows import (
     point_errors,
     points_per_day,
     resolve_window,
+    window_points,
     window_starts,
     windows,
 )
@@ -112,6 +123,11 @@ __all__ = [
     "SERIES_MODEL",
     "series_defaults",
     "COVER",
+    "ENSEMBLE",
+    "ENSEMBLE_SCORES",
+    "check_ensemble_score",
+    "ensemble_options",
+    "ensemble_points",
     "FOREST_TREES",
     "forest_points",
     "robust_z",
@@ -148,6 +164,7 @@ __all__ = [
     "smooth_scores",
     "suppress_alarms",
     "threshold_for",
+    "window_points",
     "window_starts",
     "vus_buffer",
     "windows",

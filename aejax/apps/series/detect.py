@@ -11,6 +11,12 @@ from typing import Any
 import numpy as np
 
 from aejax.apps.series.defaults import SERIES_MODEL, series_defaults
+from aejax.apps.series.ensemble import (
+    ENSEMBLE,
+    check_ensemble_score,
+    ensemble_options,
+    ensemble_points,
+)
 from aejax.apps.series.nab import load_nab_windows, series_metrics, windows_for
 from aejax.apps.series.reading import Series, read_series
 from aejax.apps.series.scores import (
@@ -103,6 +109,30 @@ def fit_and_reconstruct(
     return starts, errors, stats
 
 
+def _autoencoder_points(values, n_train, n_fit, window, stride, model, score, *fit_args):
+    """``(points [N], stats)``: ``model`` fitted on the training windows, its ``score``
+    (``score_points``; for ``vote`` with the forest of ``forest_points``)."""
+    overrides, seed, progress = fit_args
+    n = len(values)
+    starts, errors, stats = fit_and_reconstruct(
+        values,
+        n_train,
+        n_fit,
+        window=window,
+        stride=stride,
+        model=model,
+        overrides=overrides,
+        seed=seed,
+        progress=progress,
+    )
+    forest = None
+    if score == "vote":  # the isolation forest on the autoencoder's training windows
+        t0 = time.perf_counter()
+        forest = forest_points(values, n_train, window, stride, seed=seed)
+        stats["forest_seconds"] = round(time.perf_counter() - t0, 3)
+    return score_points(starts, errors, n, n_train, n_fit, score, forest=forest), stats
+
+
 def detect_series(
     path: str | os.PathLike,
     out_dir: str | os.PathLike,
@@ -154,7 +184,11 @@ def detect_series(
     ``stride=None`` is ``window // 32``.
     ``score="vote"`` averages the ``error`` score's robust z with an IsolationForest's
     (``seed``, 100 trees, the same training windows; ``aejax.apps.series.vote``);
-    ``"error"`` and ``"mahalanobis"`` are the autoencoder's alone.
+    ``"error"`` and ``"mahalanobis"`` are the autoencoder's alone. ``model="ensemble"``
+    fits the table detector's ensemble (``aejax.estimators.ensemble``: 16 small
+    autoencoders and an IsolationForest) on the same flattened windows instead
+    (``aejax.apps.series.ensemble``); its one score is ``vote``, and ``overrides`` are
+    its ``EnsembleOptions`` fields.
     ``timestamps`` says how rows are ordered (``read_series``): by default the timestamps
     must increase strictly, so the fit part is the past.
 
@@ -198,7 +232,11 @@ def detect_series(
     if post == "likelihood":
         _check_windows(history, short)
         likelihood_threshold(epsilon)
-    _config(model, overrides, seed, progress)  # an unknown model or Config field
+    if model == ENSEMBLE:  # the table ensemble: its own vote, its own settings
+        check_ensemble_score(score)
+        ensemble_options(overrides)
+    else:
+        _config(model, overrides, seed, progress)  # an unknown model or Config field
     from aejax.data.scaler import Standardizer
 
     s = read_series(path, timestamps=timestamps)
@@ -210,23 +248,14 @@ def detect_series(
     n_train, n_fit = causal_parts(n, train_fraction, val_share, window)
     scaler = Standardizer.fit(s.values[:n_fit])
     values = scaler.transform(s.values).astype(np.float64)
-    starts, errors, stats = fit_and_reconstruct(
-        values,
-        n_train,
-        n_fit,
-        window=window,
-        stride=stride,
-        model=model,
-        overrides=overrides,
-        seed=seed,
-        progress=progress,
-    )
-    forest = None
-    if score == "vote":  # the isolation forest on the autoencoder's training windows
-        t0 = time.perf_counter()
-        forest = forest_points(values, n_train, window, stride, seed=seed)
-        stats["forest_seconds"] = round(time.perf_counter() - t0, 3)
-    raw = score_points(starts, errors, n, n_train, n_fit, score, forest=forest)
+    if model == ENSEMBLE:
+        raw, stats = ensemble_points(
+            values, n_train, n_fit, window, stride, seed=seed, overrides=overrides
+        )
+    else:
+        raw, stats = _autoencoder_points(
+            values, n_train, n_fit, window, stride, model, score, overrides, seed, progress
+        )
     scores = smooth_scores(raw, smooth)
     if post == "likelihood":
         scores = anomaly_likelihood(scores, history=history, short=short, start=n_train, log=True)

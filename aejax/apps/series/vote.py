@@ -16,7 +16,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from aejax.apps.series.windows import point_errors, window_starts, windows
+from aejax.apps.series.windows import window_points, window_starts, windows
 from aejax.errors import DataError
 
 FOREST_TREES = 100
@@ -46,9 +46,7 @@ def forest_points(
     every = windows(values, starts, window).reshape(len(starts), -1)
     forest = IsolationForest(n_estimators=trees, random_state=seed)
     forest.fit(tr.reshape(len(tr), -1))
-    per_window = -forest.score_samples(every)  # [M]
-    per_step = np.repeat(per_window[:, None], window, axis=1)  # [M, W]
-    return point_errors(per_step, starts, len(values)).astype(np.float64)
+    return window_points(-forest.score_samples(every), starts, window, len(values))
 
 
 def robust_z(scores: np.ndarray, reference: np.ndarray) -> np.ndarray:

@@ -71,6 +71,17 @@ def point_errors(step_errors: np.ndarray, starts: np.ndarray, n: int) -> np.ndar
     return total / np.maximum(count, 1.0).reshape(-1, *[1] * (total.ndim - 1))
 
 
+def window_points(per_window: np.ndarray, starts: np.ndarray, window: int, n: int) -> np.ndarray:
+    """``[n]`` float64: each point's mean over the windows covering it of their scores
+    ``per_window [M]`` (window ``i`` covers ``starts[i] : starts[i] + window``;
+    ``point_errors`` of the score repeated over the window's steps); 0 if uncovered."""
+    per_window = np.asarray(per_window, np.float64)
+    if per_window.shape != (len(starts),):
+        raise DataError(f"window scores of shape {per_window.shape}; expected [{len(starts)}]")
+    per_step = np.repeat(per_window[:, None], window, axis=1)  # [M, W]
+    return point_errors(per_step, starts, n)
+
+
 def causal_parts(n: int, train_fraction: float, val_share: float, window: int) -> tuple[int, int]:
     """``(n_train, n_fit)``: points ``:n_train`` train, ``n_train:n_fit`` validate."""
     if not 0 < train_fraction < 1:

@@ -110,7 +110,7 @@ def detect(args) -> int:
     if args.label_column is not None:
         read["label_column"] = args.label_column
     detector = AnomalyDetector(
-        model=args.model,
+        model=None if args.model == "ensemble" else args.model,  # the table default's name
         contamination=_number_or_name(args.contamination),
         threshold=_number_or_name(args.threshold),
         random_state=args.seed,
@@ -139,8 +139,9 @@ def _parse_detector_options(assignments: list[str], model: str | None = None) ->
     """``--set`` pairs for ``detect``: detector keywords (``score_type``, ``percentile``)
     as given, Config fields coerced as the config of ``model`` does."""
     own = {"score_type": str, "percentile": float, "validation_fraction": float}
-    if model is None:  # the default ensemble's keywords (AnomalyDetector, model=None)
+    if model in (None, "ensemble"):  # the ensemble's keywords (AnomalyDetector, model=None)
         own.update(members=int, hidden=int, activation=str, feature_fraction=float, trees=int)
+        model = None
     options, fields = {}, []
     for a in assignments:
         key, _, value = a.partition("=")
