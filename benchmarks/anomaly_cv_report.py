@@ -115,7 +115,7 @@ def _peers(record: dict) -> list[str]:
             f"MAD, IQR). Leave one set out: F1 {t['f1']:.3f}; the folds picked "
             + ", ".join(f"`{r}` x{n}" for r, n in Counter(t["picks"].values()).most_common())
             + f"; on all sets `{t['pick_all']}`. The shipped default's F1: "
-            f"{t['f1_default']:.3f}.",
+            f"{t['f1_default']:.3f}." + (f" {t['note']}" if t.get("note") else ""),
             "",
             *_table(["rule", "mean F1 (in-sample)"], [[f"`{r}`", f"{v:.3f}"] for r, v in ranked]),
             "",

@@ -52,11 +52,10 @@ def test_the_vote_by_hand(fitted):
     # members (all see every feature by default): rows sum to the reconstruction vote.
     np.testing.assert_allclose(det.feature_scores(x).sum(axis=1), recon, rtol=1e-9)
     assert det.transform_codes(x).shape == (300, 16 * 2)  # 16 members, code round(sqrt(6))
-    # The "auto" rule flags the top 15% of the training rows; the planted rows lead.
-    assert det.threshold_rule_ == "auto" and ensemble.AUTO_SHARE == 0.15
-    assert det.labels_.sum() == 45  # 15% of 300
+    # The "auto" rule: robust z above 0.75; the planted rows are the top of the ranking.
+    assert det.threshold_rule_ == "auto" and det.threshold_ == ensemble.AUTO_FENCE == 0.75
+    np.testing.assert_array_equal(det.labels_, det.decision_scores_ > 0.75)
     assert det.labels_[y == 1].all()
-    np.testing.assert_array_equal(det.labels_, det.decision_scores_ > det.threshold_)
     assert aejax.roc_auc(y, det.decision_scores_) > 0.99
     np.testing.assert_array_equal(det.predict(x) == -1, det.labels_ == 1)
 

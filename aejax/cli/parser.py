@@ -374,7 +374,7 @@ def _detect_arguments(d: argparse.ArgumentParser) -> None:
     d.add_argument(
         "--threshold",
         default=None,
-        help="auto (the ensemble's default: its top 15%%), mad (one model's), iqr, validation, "
+        help="auto (the ensemble's default fence), mad (one model's), iqr, validation, "
         "contamination, f1 (needs labels), or a score",
     )
     d.add_argument("--label-column", default=None, metavar="COLUMN", help="name or index")

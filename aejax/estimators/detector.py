@@ -16,7 +16,7 @@ from aejax.data.scaler import Standardizer
 from aejax.errors import ConfigError, DataError, did_you_mean
 from aejax.estimators import thresholds
 from aejax.estimators._core import MIN_ROWS_FOR_VALIDATION, ROWS, EngineEstimator, seed_of
-from aejax.estimators.ensemble import AUTO_SHARE, Ensemble, EnsembleOptions
+from aejax.estimators.ensemble import AUTO_FENCE, Ensemble, EnsembleOptions
 from aejax.evaluate import has_posterior
 
 SCORES = ("auto", "combined", "reconstruction", "elbo", "latent", "vote", "isolation")
@@ -46,8 +46,8 @@ class AnomalyDetector(OutlierMixin, EngineEstimator):
     of 16 small autoencoders (one hidden layer of 64 sigmoid units each side of a code of
     ``round(sqrt(D))``, 3 passes over bootstrap minibatches of 64) and an isolation forest
     of 100 trees, each member's error and the forest's score mapped to a robust z and
-    averaged (the ``vote`` score); the threshold flags the top 15% of the training rows
-    (``"auto"``, chosen by F1 the same way).
+    averaged (the ``vote`` score); the threshold is a fence of 0.75 on that z (``"auto"``,
+    chosen by F1 the same way).
     On images (``image_shape``) one registry ``ae`` with a code of 32, about 1400 steps
     and the smoothed reconstruction score (chosen on digits 2, 3, 4 and 8 of one-class
     MNIST). A fit is deterministic (``random_state=None`` means seed 0), and a row's score
@@ -64,8 +64,8 @@ class AnomalyDetector(OutlierMixin, EngineEstimator):
         threshold is the ``1 - contamination`` quantile of the training scores. None or
         ``"auto"``: no guess; the ``threshold`` rule decides.
       threshold: None (from ``contamination``, else ``"auto"`` for the ensemble and
-        ``"mad"`` for one model); a rule name: ``"auto"`` (the ensemble: the top
-        ``AUTO_SHARE`` = 15% of the training scores, chosen by F1 leaving ADBench sets out),
+        ``"mad"`` for one model); a rule name: ``"auto"`` (the ensemble: score above
+        ``AUTO_FENCE`` = 0.75, chosen by F1 leaving ADBench sets out),
         ``"mad"`` / ``"iqr"`` (robust fences of the log training scores),
         ``"validation"`` (novelty mode: ``X`` is clean, the threshold is the
         ``percentile``-th percentile of the held-out validation rows' scores),
@@ -317,8 +317,8 @@ class AnomalyDetector(OutlierMixin, EngineEstimator):
         scores = self.decision_scores_
         if not isinstance(rule, str):
             return rule
-        if rule == "auto":  # the ensemble's default: the top AUTO_SHARE of the training rows
-            return thresholds.contamination_threshold(scores, AUTO_SHARE)
+        if rule == "auto":  # the ensemble's scores are robust z: a fixed fence on them
+            return AUTO_FENCE
         if rule == "contamination":
             return thresholds.contamination_threshold(scores, self.contamination)
         if rule == "mad":

@@ -15,8 +15,9 @@ Each returns the score above which an example is an outlier (``score > threshold
   detector's held-out validation rows).
 - ``best_f1_threshold``: the threshold of best F1 against labels (1 = anomaly).
 
-``"auto"`` is the default ensemble's rule: the ``contamination_threshold`` of
-``aejax.estimators.ensemble.AUTO_SHARE`` (15%), chosen by F1 leaving ADBench sets out.
+``"auto"`` is the default ensemble's rule (``aejax.estimators.ensemble.AUTO_FENCE``): its
+scores are robust z-scores, so the fence is a fixed number on them (0.75, chosen by F1
+leaving ADBench sets out).
 """
 
 from __future__ import annotations
