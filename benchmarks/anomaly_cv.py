@@ -137,6 +137,14 @@ def _per_set(rows: list[dict]) -> dict[str, dict[str, dict[str, float]]]:
     }
 
 
+def left_out_by_seed(rows: list[dict], names: list[str]) -> dict:
+    """The leave-one-set-out figure of each seed's fits alone: its spread over seeds."""
+    seeds = sorted({r["seed"] for r in rows})
+    per_seed = [left_out(_per_set([r for r in rows if r["seed"] == s]), names) for s in seeds]
+    aucs, aps = [p["auc"] for p in per_seed], [p["ap"] for p in per_seed]
+    return {"auc": aucs, "ap": aps, "auc_std": float(np.std(aucs)), "ap_std": float(np.std(aps))}
+
+
 def _pick(per_set: dict, sets: list[str]) -> str:
     """The candidate with the best mean of ``(AUC + AP) / 2`` over ``sets`` (ties: first)."""
 
@@ -338,6 +346,7 @@ def run_anomaly_cv(
         "centre": CENTRE,
         "candidates": list(per_set),
         "loo": left_out(per_set, names),
+        "loo_by_seed": left_out_by_seed(rows, names),
         "kfold": left_out(per_set, names, folds, repeats),
         "pick_all": _pick(per_set, names),
         "in_sample": {

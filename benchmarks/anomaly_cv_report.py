@@ -79,14 +79,24 @@ def _peers(record: dict) -> list[str]:
         "",
         "Fixed settings, so their mean over the sets is already a left-out figure; the aejax "
         "row is `aejax.AnomalyDetector()` with every default (the pick on all sets), and the "
-        "first row the left-out figure of the selection. Spread: the standard deviation over "
+        "first row the left-out figure of the selection (its spread: the standard deviation "
+        "over seeds of each seed's own left-out figure). Spread: the standard deviation over "
         "seeds of the mean over sets. Fit: median seconds over every fit, JIT compilation "
         "included.",
         "",
     ]
     loo = record["loo"]
+    spread = record.get("loo_by_seed")
+    sd = (f" ± {spread['auc_std']:.3f}", f" ± {spread['ap_std']:.3f}") if spread else ("", "")
     rows = [
-        ["aejax, left out (leave one set out)", f"{loo['auc']:.3f}", f"{loo['ap']:.3f}", "", ""]
+        [
+            "aejax, left out (leave one set out)",
+            f"{loo['auc']:.3f}{sd[0]}",
+            f"{loo['ap']:.3f}{sd[1]}",
+            str(len(spread["auc"])) if spread else "",
+            "",
+            "",
+        ]
     ]
     for name, s in peers.items():
         rows.append(
