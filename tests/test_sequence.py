@@ -10,6 +10,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+from _series_csv import sine_csv
 
 from aejax import cli
 from aejax.apps import series
@@ -99,21 +100,8 @@ def test_windows_and_timestamps_line_up():
     assert p.argmax() == 3 and p.shape == (11,) and p[4] == 0
 
 
-def _sine_csv(path, n=480, spike=400):
-    t = np.arange(n)
-    v = np.sin(2 * np.pi * t / 24) + 0.05 * np.random.default_rng(0).normal(size=n)
-    v[spike] += 4.0
-    start = np.datetime64("2021-03-01T00:00")
-    with open(path, "w", newline="") as f:
-        w = csv.writer(f)
-        w.writerow(["timestamp", "value"])
-        for i in range(n):
-            w.writerow([str(start + np.timedelta64(10 * i, "m")).replace("T", " "), v[i]])
-    return start + np.timedelta64(10 * spike, "m")
-
-
 def test_spike_in_a_sine_gets_the_top_score_through_the_cli(tmp_path, capsys):
-    spike_at = _sine_csv(tmp_path / "sine.csv")
+    spike_at = sine_csv(tmp_path / "sine.csv")
     labels = {
         "synthetic/sine.csv": [
             [str(spike_at - np.timedelta64(60, "m")), str(spike_at + np.timedelta64(60, "m"))]
@@ -341,7 +329,7 @@ def test_refractory_period_keeps_one_alarm_per_event():
 
 
 def test_detect_series_likelihood_path_and_cli_flags(tmp_path, monkeypatch, capsys):
-    _sine_csv(tmp_path / "sine.csv")
+    sine_csv(tmp_path / "sine.csv")
 
     def fake_fit(values, n_train, n_fit, *, window, stride, **_):
         starts = series.window_starts(len(values), window, stride)
@@ -429,7 +417,7 @@ def test_day_window_from_the_timestamps_and_the_default_stride(tmp_path, monkeyp
         series.resolve_window("week", five, 0.15, 0.3)
     assert [series.default_stride(w) for w in (1, 24, 32, 63, 64, 288)] == [1, 1, 1, 1, 2, 9]
 
-    _sine_csv(tmp_path / "sine.csv")  # 10-minute points: 144 a day
+    sine_csv(tmp_path / "sine.csv")  # 10-minute points: 144 a day
     seen = {}
 
     def fake_fit(values, n_train, n_fit, *, window, stride, **_):

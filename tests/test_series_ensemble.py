@@ -5,6 +5,7 @@ import csv
 
 import numpy as np
 import pytest
+from _series_csv import sine_csv
 
 from aejax import cli
 from aejax.apps import series
@@ -19,20 +20,8 @@ def test_window_points_is_the_mean_over_the_covering_windows():
         series.window_points(np.ones(2), starts, 3, 7)
 
 
-def _spike_csv(path, n=480, spike=400):
-    t = np.arange(n)
-    v = np.sin(2 * np.pi * t / 24) + 0.05 * np.random.default_rng(0).normal(size=n)
-    v[spike] += 4.0
-    start = np.datetime64("2021-03-01T00:00")
-    with open(path, "w", newline="") as f:
-        w = csv.writer(f)
-        w.writerow(["timestamp", "value"])
-        for i in range(n):
-            w.writerow([str(start + np.timedelta64(10 * i, "m")).replace("T", " "), v[i]])
-
-
 def test_detect_series_ensemble_finds_a_spike_and_refuses_nonsense(tmp_path):
-    _spike_csv(tmp_path / "s.csv")
+    sine_csv(tmp_path / "s.csv")
     out = series.detect_series(
         tmp_path / "s.csv",
         tmp_path / "a",
@@ -57,7 +46,7 @@ def test_detect_series_ensemble_finds_a_spike_and_refuses_nonsense(tmp_path):
 
 
 def test_the_cli_takes_model_ensemble_on_a_series(tmp_path, monkeypatch, capsys):
-    _spike_csv(tmp_path / "s.csv")
+    sine_csv(tmp_path / "s.csv")
     seen = {}
     monkeypatch.setattr(series, "detect_series", lambda *a, **k: seen.update(k) or {"x": 1})
     argv = ["detect", "--data", str(tmp_path / "s.csv"), "--out", str(tmp_path / "c"), "--json"]

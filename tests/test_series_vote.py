@@ -5,6 +5,7 @@ import json
 
 import numpy as np
 import pytest
+from _series_csv import sine_csv
 
 from aejax import cli
 from aejax.apps import series
@@ -53,20 +54,8 @@ def test_score_points_vote_needs_the_forest():
         series.score_points(starts, errors, 40, 10, 20, "error", forest=forest)
 
 
-def _spike_csv(path, n=480, spike=400):
-    t = np.arange(n)
-    v = np.sin(2 * np.pi * t / 24) + 0.05 * np.random.default_rng(0).normal(size=n)
-    v[spike] += 4.0
-    start = np.datetime64("2021-03-01T00:00")
-    with open(path, "w", newline="") as f:
-        w = csv.writer(f)
-        w.writerow(["timestamp", "value"])
-        for i in range(n):
-            w.writerow([str(start + np.timedelta64(10 * i, "m")).replace("T", " "), v[i]])
-
-
 def test_detect_series_vote_and_the_cli_flag(tmp_path, monkeypatch, capsys):
-    _spike_csv(tmp_path / "s.csv")
+    sine_csv(tmp_path / "s.csv")
 
     def fake_fit(values, n_train, n_fit, *, window, stride, **_):
         starts = series.window_starts(len(values), window, stride)
@@ -94,7 +83,7 @@ def test_detect_series_vote_and_the_cli_flag(tmp_path, monkeypatch, capsys):
 def test_detect_series_without_options_resolves_as_the_cli(tmp_path, monkeypatch, capsys):
     """One table of defaults (aejax.apps.series.defaults): the same settings from Python
     and from ``aejax detect``, recorded in detect.json."""
-    _spike_csv(tmp_path / "s.csv", n=1000, spike=900)  # 144 points a day
+    sine_csv(tmp_path / "s.csv", n=1000, spike=900)  # 144 points a day
     seen = []
 
     def fake_fit(values, n_train, n_fit, *, window, stride, model=None, **_):
