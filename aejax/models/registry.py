@@ -89,6 +89,14 @@ _line("beta_tcvae", "aejax.models.tcvae:BETA_TCVAE", _IT,
 _line("factor_vae", "aejax.models.factor_vae:FACTOR_VAE", _IT,
       "FactorVAE (Kim & Mnih 2018), dense: vae + gamma * a discriminator's estimate of the "
       "codes' total correlation; the discriminator trains with its own Adam")
+_line("info_vae", "aejax.models.info_vae:INFO_VAE", _IT,
+      "InfoVAE / MMD-VAE (Zhao et al. 2019), dense: vae with the KL weighted 1 - info_alpha "
+      "and an MMD (mmd_kernel=imq|rbf) of the batch's codes to N(0, I) weighted "
+      "info_alpha + info_lambda - 1")
+_line("rae", "aejax.models.rae:RAE", _IT,
+      "regularized autoencoder (Ghosh et al. 2020), dense: deterministic codes, "
+      "rae_beta * ||z||^2 / 2 and rae_lambda * a decoder regulariser rae_reg=l2|gp "
+      "(weight decay or ||dD/dz||_F^2)")
 # fmt: on
 
 

@@ -51,6 +51,7 @@ import jax
 import jax.numpy as jnp
 
 from aejax.fields import Allowed, field, number
+from aejax.models import losses
 from aejax.models.autoencoder import Autoencoder
 from aejax.models.compose import dense_parts
 from aejax.models.options import Dense
@@ -83,27 +84,10 @@ class WAEOptions(Dense):
     )
 
 
-def imq_kernel(sq_dist: jax.Array, c: jax.typing.ArrayLike) -> jax.Array:
-    """The inverse multiquadratic kernel of squared distances: ``C / (C + d^2)``, elementwise."""
-    return c / (c + sq_dist)
-
-
-def squared_distances(a: jax.Array, b: jax.Array) -> jax.Array:
-    """``a: [N, L]``, ``b: [M, L]`` -> ``[N, M]`` squared Euclidean distances (>= 0).
-
-    Expanded as ``|a|^2 + |b|^2 - 2 a.b`` (memory ``N M``, not ``N M L``), at full float32
-    precision: the kernel of near neighbours depends on the small differences.
-    """
-    cross = jnp.matmul(a, b.T, precision=jax.lax.Precision.HIGHEST)
-    aa = jnp.sum(jnp.square(a), axis=1)
-    bb = jnp.sum(jnp.square(b), axis=1)
-    return jnp.maximum(aa[:, None] + bb[None, :] - 2.0 * cross, 0.0)
-
-
 def mmd_imq(
     z: jax.Array, y: jax.Array, scales: tuple[float, ...] = PAPER_SCALES, prior_var: float = 1.0
 ) -> jax.Array:
-    """The unbiased MMD^2 estimate between codes and prior draws (see the module docstring).
+    """The unbiased MMD^2 estimate of the IMQ kernel (``aejax.models.losses.mmd``).
 
     Args:
       z: ``[n, L]`` codes of one batch.
@@ -113,20 +97,9 @@ def mmd_imq(
       prior_var: ``sigma^2`` of the prior ``N(0, sigma^2 I)``.
 
     Returns:
-      A float32 scalar (for ``n = 1`` the within-sample sums are empty and count 0).
+      A float32 scalar.
     """
-    z, y = z.astype(jnp.float32), y.astype(jnp.float32)
-    n, latent = z.shape
-    off_diag = 1.0 - jnp.eye(n, dtype=jnp.float32)
-    pairs = jnp.float32(max(n * (n - 1), 1))
-    d_zz, d_yy, d_zy = squared_distances(z, z), squared_distances(y, y), squared_distances(z, y)
-    c_base = 2.0 * latent * prior_var
-    total = jnp.float32(0.0)
-    for s in scales:
-        c = jnp.float32(s * c_base)
-        within = jnp.sum((imq_kernel(d_zz, c) + imq_kernel(d_yy, c)) * off_diag) / pairs
-        total = total + within - 2.0 * jnp.sum(imq_kernel(d_zy, c)) / (n * n)
-    return total
+    return losses.mmd(z, y, "imq", scales, prior_var)
 
 
 class MMDCode(nn.Module):
