@@ -89,6 +89,9 @@ _line("beta_tcvae", "aejax.models.tcvae:BETA_TCVAE", _IT,
 _line("factor_vae", "aejax.models.factor_vae:FACTOR_VAE", _IT,
       "FactorVAE (Kim & Mnih 2018), dense: vae + gamma * a discriminator's estimate of the "
       "codes' total correlation; the discriminator trains with its own Adam")
+_line("iwae", "aejax.models.iwae:IWAE", _IT,
+      "importance-weighted autoencoder (Burda et al. 2016), dense: iw_samples K draws per "
+      "bound; iw_variant=iwae|miwae|piwae|ciwae (Rainforth et al. 2018), iw_groups M")
 # fmt: on
 
 
