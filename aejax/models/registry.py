@@ -97,6 +97,9 @@ _line("rae", "aejax.models.rae:RAE", _IT,
       "regularized autoencoder (Ghosh et al. 2020), dense: deterministic codes, "
       "rae_beta * ||z||^2 / 2 and rae_lambda * a decoder regulariser rae_reg=l2|gp "
       "(weight decay or ||dD/dz||_F^2)")
+_line("iwae", "aejax.models.iwae:IWAE", _IT,
+      "importance-weighted autoencoder (Burda et al. 2016), dense: iw_samples K draws per "
+      "bound; iw_variant=iwae|miwae|piwae|ciwae (Rainforth et al. 2018), iw_groups M")
 # fmt: on
 
 
