@@ -89,6 +89,9 @@ _line("beta_tcvae", "aejax.models.tcvae:BETA_TCVAE", _IT,
 _line("factor_vae", "aejax.models.factor_vae:FACTOR_VAE", _IT,
       "FactorVAE (Kim & Mnih 2018), dense: vae + gamma * a discriminator's estimate of the "
       "codes' total correlation; the discriminator trains with its own Adam")
+_line("svae", "aejax.models.svae:SVAE", _IT,
+      "hyperspherical VAE, S-VAE (Davidson et al. 2018), dense: a von Mises-Fisher code on "
+      "the sphere S^(latent_dim-1), uniform prior, closed-form KL weighted by beta")
 # fmt: on
 
 
