@@ -100,6 +100,9 @@ _line("rae", "aejax.models.rae:RAE", _IT,
 _line("iwae", "aejax.models.iwae:IWAE", _IT,
       "importance-weighted autoencoder (Burda et al. 2016), dense: iw_samples K draws per "
       "bound; iw_variant=iwae|miwae|piwae|ciwae (Rainforth et al. 2018), iw_groups M")
+_line("svae", "aejax.models.svae:SVAE", _IT,
+      "hyperspherical VAE, S-VAE (Davidson et al. 2018), dense: a von Mises-Fisher code on "
+      "the sphere S^(latent_dim-1), uniform prior, closed-form KL weighted by beta")
 # fmt: on
 
 
