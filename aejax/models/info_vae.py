@@ -31,7 +31,6 @@ from __future__ import annotations
 import dataclasses
 from typing import ClassVar
 
-import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
@@ -85,8 +84,9 @@ class InfoVAEOptions(Dense):
             )
 
 
-class InfoCode(nn.Module):
-    """A Gaussian code (``GaussianCode``) that also reports the batch term ``mmd``.
+class InfoCode(GaussianCode):
+    """``GaussianCode`` (posterior, reparameterized draw, ``kl``, ``N(0, I)`` prior) that also
+    reports the batch term ``mmd``.
 
     Attributes:
       latent_dim: ``K``; the encoder gives ``2K`` features (means, log-variances).
@@ -94,37 +94,17 @@ class InfoCode(nn.Module):
       scales: the kernel's scales.
     """
 
-    latent_dim: int
     kernel: str = "imq"
     scales: tuple[float, ...] = PAPER_SCALES
 
-    def setup(self):
-        self.gaussian = GaussianCode(self.latent_dim)
-
-    @property
-    def features(self) -> int:
-        return 2 * self.latent_dim
-
-    def posterior(self, h: jax.Array) -> tuple[jax.Array, jax.Array]:
-        """``h: [B, 2K]`` -> ``(mean, logvar)``, each ``[B, K]``."""
-        return self.gaussian.posterior(h)
-
-    def encode(self, h: jax.Array) -> jax.Array:
-        """``h: [B, 2K]`` -> the means ``[B, K]``."""
-        return self.gaussian.encode(h)
-
     def __call__(self, h: jax.Array, *, train: bool = False) -> tuple[jax.Array, dict]:
         """``h: [B, 2K]`` -> ``(z, parts)``; terms ``kl: [B]`` and ``mmd: [B]`` (the batch's)."""
-        z, parts = self.gaussian(h, train=train)
+        z, parts = super().__call__(h, train=train)
         key = self.make_rng("sample") if train else jax.random.key(_EVAL_SEED)
         y = jax.random.normal(key, z.shape, jnp.float32)
         value = losses.mmd(z, y, self.kernel, self.scales)
         terms = {**parts["terms"], "mmd": jnp.broadcast_to(value, z.shape[:1])}
         return z, {**parts, "terms": terms}
-
-    def sample_prior(self, n: int) -> jax.Array:
-        """``n`` draws ``[n, K]`` of ``N(0, I)`` from the ``"sample"`` rng stream."""
-        return self.gaussian.sample_prior(n)
 
 
 def info_code(options: InfoVAEOptions, common) -> InfoCode:
