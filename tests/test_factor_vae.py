@@ -6,6 +6,7 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 import pytest
+from _digits_fit import fit_digits, per_example
 
 from aejax import Config
 from aejax.errors import ConfigError
@@ -13,7 +14,7 @@ from aejax.models import create_model, model_from_config
 from aejax.models.autoencoder import select_group
 from aejax.models.factor_vae import TCDiscriminator, permute_dims, tc_from_probability
 from aejax.models.objective import make_objective
-from aejax.train import init_state, make_train_step, shard
+from aejax.train import init_state, shard
 from aejax.train.optim import make_optimizer, make_optimizers
 
 SHAPE = (8, 8, 1)
@@ -232,17 +233,8 @@ def test_factor_vae_trains_on_digits(digits):
         "autoencoder": optax.adam(3e-3),
         "tc_discriminator": make_optimizers(config, 120, model)["tc_discriminator"],
     }
-    step = jax.jit(make_train_step(model, tx, make_objective(config, 120)))
-    state = init_state(model, tx, SHAPE, seed=0)
-    batches = x_train[: 20 * 64].reshape(20, 64, *SHAPE)
-    history = []
-    for epoch in range(6):
-        for i, batch in enumerate(batches):
-            state, metrics = step(state, {"x": jnp.asarray(batch)}, jax.random.key(epoch * 20 + i))
-            history.append(metrics)
-
-    def mean(name, rows):
-        return float(np.mean([float(m[name] / m["count"]) for m in rows]))
+    history = fit_digits(model, tx, make_objective(config, 120), x_train)
+    mean = per_example
 
     assert not any(float(m["nonfinite"]) for m in history)
     first, last = history[:20], history[-20:]

@@ -8,6 +8,7 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 import pytest
+from _digits_fit import fit_digits, per_example
 
 from aejax import Config
 from aejax.errors import ConfigError
@@ -19,7 +20,7 @@ from aejax.models.tcvae import (
     log_weights,
     tc_decomposition,
 )
-from aejax.train import init_state, make_train_step, shard
+from aejax.train import shard
 
 SHAPE = (8, 8, 1)
 DENSE = {"latent_dim": 4, "hidden": (32,), "activation": "gelu", "dtype": "float32"}
@@ -266,17 +267,8 @@ def test_beta_tcvae_trains_on_digits(digits):
     model = _model(n_train=len(x_train), hidden=(64,))
     objective = make_objective(Config(model="beta_tcvae"), 120)
     tx = optax.adam(3e-3)
-    step = jax.jit(make_train_step(model, tx, objective))
-    state = init_state(model, tx, SHAPE, seed=0)
-    batches = x_train[: 20 * 64].reshape(20, 64, *SHAPE)
-    history = []
-    for epoch in range(6):
-        for i, batch in enumerate(batches):
-            state, metrics = step(state, {"x": jnp.asarray(batch)}, jax.random.key(epoch * 20 + i))
-            history.append(metrics)
-
-    def mean(name, rows):
-        return float(np.mean([float(m[name] / m["count"]) for m in rows]))
+    history = fit_digits(model, tx, objective, x_train)
+    mean = per_example
 
     assert not any(float(m["nonfinite"]) for m in history)
     first, last = history[:20], history[-20:]
