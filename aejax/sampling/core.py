@@ -1,12 +1,6 @@
-"""Generation from a model and its variables: prior samples, mixture samples for
-deterministic codes, and interpolations in code space.
+"""``sample`` through the sampler registry, ``has_prior``, and interpolations in code space.
 
-A model whose code (or adversary) has a prior — a VAE's ``N(0, I)``, an adversarial
-autoencoder's imposed prior, a VQ-VAE's uniform codes — is sampled through
-``Autoencoder.sample``. A deterministic autoencoder has no prior; ``sample`` then fits a
-scikit-learn ``GaussianMixture`` (full covariances) to codes of its training data and
-decodes draws from it, the usual "ex-post density estimation" of deterministic
-autoencoders (Ghosh et al. 2020, "From variational to deterministic autoencoders").
+The samplers themselves live in ``aejax.sampling.registry`` (and the files it names).
 """
 
 from __future__ import annotations
@@ -48,31 +42,6 @@ def _prior_samples() -> Any:
     )
 
 
-def _mixture_codes(
-    codes: np.ndarray, n: int, key: jax.Array, components: int, seed: int
-) -> np.ndarray:
-    """``n`` draws from a Gaussian mixture fitted to ``codes: [N, ...]``, shaped like a code."""
-    from sklearn.mixture import GaussianMixture
-
-    codes = np.asarray(codes, np.float64)
-    if codes.ndim < 2 or codes.shape[0] < 2 or not np.isfinite(codes).all():
-        raise DataError(
-            f"sample: codes must be finite [N >= 2, K] training codes, got shape {codes.shape}"
-        )
-    flat = codes.reshape(codes.shape[0], -1)
-    gm = GaussianMixture(
-        n_components=min(components, flat.shape[0]), covariance_type="full", random_state=seed
-    ).fit(flat)
-    # Drawn with ``key`` rather than sklearn's own sampler, which returns the draws grouped
-    # by component and is seeded once per estimator.
-    pick_key, eps_key = jax.random.split(key)
-    comp = np.asarray(jax.random.choice(pick_key, len(gm.weights_), (n,), p=gm.weights_))
-    eps = np.asarray(jax.random.normal(eps_key, (n, flat.shape[1])), np.float64)
-    chol = np.linalg.cholesky(gm.covariances_)  # [C, K, K]
-    z = gm.means_[comp] + np.einsum("nij,nj->ni", chol[comp], eps)
-    return z.reshape(n, *codes.shape[1:]).astype(np.float32)
-
-
 def sample(
     model: nn.Module,
     variables: Any,
@@ -81,8 +50,10 @@ def sample(
     *,
     scaler=None,
     codes: np.ndarray | None = None,
-    components: int = 10,
+    sampler: str | None = None,
+    components: int | None = None,
     seed: int = 0,
+    **options: Any,
 ) -> np.ndarray:
     """``n`` generated examples ``[n, *input_shape]`` in data units.
 
@@ -92,31 +63,47 @@ def sample(
       n: how many, >= 1.
       key: a ``jax.random.key``; the same key gives the same samples.
       scaler: the run's ``Standardizer`` (tabular runs): samples come back in data units.
-      codes: for a model without a prior (``ae``, ``conv_ae``): ``[N, K]`` codes of its
-        training data in the model's space (``aejax.encode`` of the training split); a
-        Gaussian mixture fitted to them stands in for the prior. Ignored otherwise.
-      components: the mixture's components (at most ``N``).
-      seed: the mixture fit's seed (its k-means initialization).
+      codes: ``[N, *code_shape]`` codes of the training data in the model's space
+        (``aejax.encode`` of the training split), for the samplers fitted to codes
+        (``gmm``, ...). Ignored by ``prior``.
+      sampler: a name of ``aejax.sampling.SAMPLERS`` (``aejax sample --list-samplers``);
+        None: ``prior`` when the model has one, else ``gmm``.
+      components: the ``gmm`` sampler's components (at most ``N``; default 10).
+      seed: the fit's seed (a mixture's k-means initialization, a fitted density's
+        initialization and minibatches).
+      **options: the sampler's own options (``SamplerSpec.options``).
 
     Returns:
       ``[n, *input_shape]`` float32: decoder means; images lie in [0, 1].
 
     Raises:
-      DataError: a model without a prior and no (usable) ``codes``; ``n < 1``.
+      ConfigError: an unknown sampler or sampler option.
+      DataError: a sampler that does not apply to the model; one fitted to codes and no
+        (usable) ``codes``; ``n < 1``.
     """
+    from aejax.sampling.registry import SAMPLERS, resolve_options
+
     if n < 1:
         raise DataError(f"sample: n must be >= 1, got {n}")
     variables = inference.as_variables(variables)
-    if has_prior(model, variables):
-        out = np.asarray(jax.device_get(_prior_samples()(model, variables, n, key)))
-        return out if scaler is None else scaler.inverse_transform(out)
-    if codes is None:
+    if sampler is None:
+        sampler = "prior" if has_prior(model, variables) else "gmm"
+    spec = SAMPLERS[sampler]
+    if components is not None:
+        options["components"] = components
+    opts = resolve_options(sampler, spec, options)
+    reason = spec.applies(model, variables)
+    if reason is not None:
+        raise DataError(f"sample: the {sampler!r} sampler does not apply to this model: {reason}")
+    if spec.needs_codes and codes is None:
         raise DataError(
-            "sample: this model has a deterministic code and no prior; pass codes=aejax.encode"
-            "(model, variables, x_train) to sample from a Gaussian mixture fitted to them"
+            f"sample: the {sampler!r} sampler is fitted to training codes; pass codes="
+            "aejax.encode(model, variables, x_train)"
+            + ("" if has_prior(model, variables) else " (this model has no prior of its own)")
         )
-    z = _mixture_codes(codes, n, key, components, seed)
-    return inference.decode(model, variables, z, scaler=scaler)
+    draw = spec.fit(model, variables, codes, seed, **opts)
+    out = np.asarray(draw(n, key), np.float32)
+    return out if scaler is None else scaler.inverse_transform(out)
 
 
 def interpolate_codes(
