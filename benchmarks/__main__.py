@@ -61,6 +61,12 @@ def _parser() -> argparse.ArgumentParser:
     )
     f.add_argument("--out", required=True, help="output directory")
     f.add_argument("--tiny", action="store_true", help="digits, 2 epochs: every code path")
+    f.add_argument(
+        "--sections",
+        default="family,catalogue",
+        help="comma-separated: family (VAE/VQ/AAE/variants/WAE figures), catalogue (every "
+        "model with a bound beside pythae's figures, samplers); default both",
+    )
     s = sub.add_parser(
         "restoration",
         help="denoising, inpainting, super-resolution: aejax beside classical anchors",
@@ -213,10 +219,26 @@ def main(argv: list[str] | None = None) -> int:
         )
         return 0
     if args.command == "family":
-        from benchmarks.family import run_family
+        sections = [x.strip() for x in args.sections.split(",") if x.strip()]
+        unknown = sorted(set(sections) - {"family", "catalogue"})
+        if unknown or not sections:
+            bad = unknown[0] if unknown else ""
+            print(
+                f"error: --sections: unknown section {bad!r}; choose family, catalogue",
+                file=sys.stderr,
+            )
+            return 2
+        if "family" in sections:
+            from benchmarks.family import run_family
 
-        meta = run_family(args.out, tiny=args.tiny)
-        print(f"wrote {pathlib.Path(args.out) / 'family.md'} ({meta['wall_seconds']:.0f} s)")
+            meta = run_family(args.out, tiny=args.tiny)
+            print(f"wrote {pathlib.Path(args.out) / 'family.md'} ({meta['wall_seconds']:.0f} s)")
+        if "catalogue" in sections:
+            from benchmarks.catalogue import run_catalogue
+
+            meta = run_catalogue(args.out, tiny=args.tiny)
+            out = pathlib.Path(args.out) / "catalogue.md"
+            print(f"wrote {out} ({meta['wall_seconds']:.0f} s)")
         return 0
     if args.command == "restoration":
         from benchmarks.restoration import run_restoration

@@ -390,3 +390,25 @@ def test_regularized_family_smoke(tmp_path):
     assert record["anchors"]["raw_accuracy"] > 0.9  # a probe on 8x8 digit pixels
     table = (tmp_path / "regularized" / "regularized.md").read_text()
     assert "| PCA-8 |" in table and "| raw pixels |" in table
+
+
+def test_catalogue_smoke(tmp_path, capsys):
+    from benchmarks.__main__ import main
+
+    out = tmp_path / "cat"
+    assert main(["family", "--sections", "catalogue", "--tiny", "--out", str(out)]) == 0
+    assert f"wrote {out / 'catalogue.md'}" in capsys.readouterr().out
+    meta = json.loads((out / "catalogue.json").read_text())
+    runs = meta["runs"]
+    assert set(runs) == {"vae", "ae"}
+    vae = runs["vae"]
+    # The importance-weighted bound is at least the ELBO, here on its first 16 images.
+    assert vae["iw_k"] == 10 and vae["iw_examples"] == 16 and vae["pythae_nll"] == 89.78
+    assert np.isfinite(vae["iw_nll"]) and vae["iw_nll"] < 784 * np.log(2)
+    assert runs["ae"]["test_recon_mse"] > 0 and "iw_nll" not in runs["ae"]
+    for key, d in meta["samplers"].items():
+        assert d["pca_fd"] >= 0 and 1.0 <= d["classifier_score"] <= 10.0 + 1e-6, key
+        assert (out / d["png"]).read_bytes()[:8] == PNG_MAGIC
+    assert {"vae/prior", "vae/gmm", "ae/gmm"} <= set(meta["samplers"])
+    assert "| vae | prior |" in (out / "catalogue.md").read_text()
+    assert main(["family", "--sections", "nope", "--out", str(out)]) == 2
