@@ -1,4 +1,5 @@
-"""Named data sets (digits, mnist-lite), the data-dir lookup, and the spec dispatcher."""
+"""Named data sets (digits, mnist-lite, mnist, fashion-mnist), the data-dir lookup, and the
+spec dispatcher."""
 
 from __future__ import annotations
 
@@ -23,6 +24,20 @@ def _default_data_dirs() -> list[pathlib.Path]:
     """``../shared/data`` beside the checkout, then beside the working directory."""
     checkout = pathlib.Path(__file__).resolve().parents[2]  # <checkout>/aejax/data/builtin.py
     return [checkout.parent / "shared" / "data", pathlib.Path.cwd().parent / "shared" / "data"]
+
+
+def user_data_dir() -> pathlib.Path:
+    """``$XDG_CACHE_HOME/aejax/data`` (default ``~/.cache/aejax/data``)."""
+    cache = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    return pathlib.Path(cache) / "aejax" / "data"
+
+
+def _search_roots(data_dir: str | None) -> list[pathlib.Path]:
+    """Where the named data sets are looked for: an explicit dir (argument or
+    ``$AEJAX_DATA_DIR``) alone, else the defaults and then ``aejax fetch``'s user dir."""
+    if data_dir is not None or os.environ.get(ENV_VAR):
+        return [resolve_data_dir(data_dir)]
+    return [*_default_data_dirs(), user_data_dir()]
 
 
 def resolve_data_dir(data_dir: str | os.PathLike | None = None) -> pathlib.Path | None:
@@ -56,8 +71,7 @@ def _load_digits(data_dir: str | None) -> RawSplits:
 
 
 def _find_mnist(data_dir: str | None) -> pathlib.Path:
-    explicit = data_dir is not None or bool(os.environ.get(ENV_VAR))
-    roots = [resolve_data_dir(data_dir)] if explicit else _default_data_dirs()
+    roots = _search_roots(data_dir)
     looked, seen = [], set()
     for d in (p for root in roots for p in (root / "mnist", root)):
         if d.resolve() not in seen:  # the two default roots can be one directory
@@ -69,8 +83,9 @@ def _find_mnist(data_dir: str | None) -> pathlib.Path:
     where = "\n".join(f"  - {d}" for d in looked)
     raise DataError(
         f"data set 'mnist-lite': files {', '.join(_MNIST_FILES)} not found. Looked in:\n"
-        f"{where}\nSet {ENV_VAR}=/path/to/data (holding mnist/ with those files) or pass "
-        "data_dir (CLI: --set data_dir=...)."
+        f"{where}\nGet them with `aejax fetch mnist-lite` (5 MB, SHA-256 checked), or set "
+        f"{ENV_VAR}=/path/to/data (holding mnist/ with those files) or pass data_dir "
+        "(CLI: --set data_dir=...)."
     )
 
 
@@ -92,11 +107,43 @@ def _load_mnist_lite(data_dir: str | None) -> RawSplits:
     )
 
 
+def _idx_loader(name: str, sub: str):
+    """A loader of the four official IDX files of ``name`` in ``DATA_DIR/sub``."""
+    files = (
+        "train-images-idx3-ubyte.gz",
+        "train-labels-idx1-ubyte.gz",
+        "t10k-images-idx3-ubyte.gz",
+        "t10k-labels-idx1-ubyte.gz",
+    )
+
+    def load(data_dir: str | None) -> RawSplits:
+        looked = [root / sub for root in _search_roots(data_dir)]
+        for d in looked:
+            if all((d / f).is_file() for f in files):
+                return RawSplits(*(read_idx(d / f) for f in files))
+        where = "\n".join(f"  - {d}" for d in looked)
+        raise DataError(
+            f"data set {name!r}: files {', '.join(files)} not found. Looked in:\n{where}\n"
+            f"Get them with `aejax fetch {name}` (SHA-256 checked), or set {ENV_VAR} to the "
+            f"directory holding {sub}/."
+        )
+
+    return load
+
+
 _BUILTIN = {
     "digits": ("sklearn's 8x8 handwritten digits, 1797 images [8, 8, 1] (bundled)", _load_digits),
     "mnist-lite": (
         "MNIST [28, 28, 1]: 5k official train + the official 10k test ($AEJAX_DATA_DIR/mnist)",
         _load_mnist_lite,
+    ),
+    "mnist": (
+        "MNIST [28, 28, 1]: the official 60k train + 10k test (`aejax fetch mnist`)",
+        _idx_loader("mnist", "mnist"),
+    ),
+    "fashion-mnist": (
+        "Fashion-MNIST [28, 28, 1]: 60k train + 10k test (`aejax fetch fashion-mnist`)",
+        _idx_loader("fashion-mnist", "fashion-mnist"),
     ),
 }
 
