@@ -216,10 +216,17 @@ def test_mnist_lookup_lists_each_directory_once(tmp_path, monkeypatch):
     (tmp_path / "mnist").mkdir()
     same = [tmp_path, tmp_path / "mnist" / ".."]
     monkeypatch.setattr(builtin, "_default_data_dirs", lambda: same)
-    with pytest.raises(DataError) as e:
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    with pytest.raises(DataError, match="aejax fetch mnist-lite") as e:
         load_dataset("mnist-lite")
     looked = [line for line in str(e.value).splitlines() if line.startswith("  - ")]
-    assert looked == [f"  - {tmp_path / 'mnist'}", f"  - {tmp_path}"]
+    user = tmp_path / "cache" / "aejax" / "data"  # where `aejax fetch` puts it, last
+    assert looked == [
+        f"  - {tmp_path / 'mnist'}",
+        f"  - {tmp_path}",
+        f"  - {user / 'mnist'}",
+        f"  - {user}",
+    ]
 
 
 # --- the figure and the command line --------------------------------------------------------------
