@@ -352,3 +352,18 @@ def test_the_recommendation_benchmark_runs_tiny_and_skips_without_data(tmp_path)
     assert "| I-AutoRec |" in text and "NDCG@10" in text
     saved = json.loads((tmp_path / "tiny" / "recommendation.json").read_text())
     assert saved["versions"]["jax"] and saved["device"]["kind"]
+
+
+def test_ties_at_the_top_rating_are_broken_by_the_stated_rule():
+    from aejax.apps.recommend import rank_items
+
+    # Items a..e; training ratings per item: a 1, b 3, c 3, d 0 (val only), e 1.
+    users = ["1", "2", "3", "1", "2", "3", "1", "2", "9"]
+    items = ["a", "b", "b", "b", "c", "c", "c", "e", "d"]
+    r = make_ratings(users, items, np.full(9, 4.0), seed=0, val_fraction=0.0, test_fraction=0.0)
+    r.part[r.items == r.item_index("d")] = 1  # d: a validation rating only
+    # Shown clipped to 5.0 they all tie; unclipped, e (5.4) leads, then a/b/c/d at 5.2.
+    scores = np.array([5.2, 5.2, 5.2, 5.2, 5.4])
+    ranked = [str(r.item_ids[i]) for i in rank_items(scores, r)]
+    # e first (highest prediction); among the 5.2s: b, c (3 ratings; b's id first), a, d.
+    assert ranked == ["e", "b", "c", "a", "d"]

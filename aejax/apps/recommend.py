@@ -50,7 +50,10 @@ def recommend(
 
     Returns:
       ``{"user", "known", "fallback", "n_rated", "items": [{"item", "predicted"}, ...]}``:
-      the items the user has no rating of (in any split), best first; ``known`` is False
+      the items the user has no rating of (in any split), best first (``rank_items``:
+      ties in the shown, clipped rating are broken by the model's unclipped prediction,
+      then by the item's number of training ratings, then by its id);
+      ``known`` is False
       and ``fallback`` names the rule when the user has no training rating (see the
       module docstring).
 
@@ -71,8 +74,8 @@ def recommend(
         scores = predicted_matrix(model, variables, dataset, fallback)[u]
         rated = np.zeros(ratings.n_items, bool)
         rated[ratings.items[ratings.users == u]] = True
+    order = [i for i in rank_items(scores, ratings) if not rated[i]][: int(k)]
     scores = np.clip(scores, ratings.low, ratings.high)
-    order = [i for i in np.argsort(-scores, kind="stable") if not rated[i]][: int(k)]
     known = u is not None and bool(seen_u[u])
     why = None
     if not known:
@@ -92,6 +95,21 @@ def recommend(
             for i in order
         ],
     }
+
+
+def rank_items(scores: np.ndarray, ratings) -> np.ndarray:
+    """Item indices ``[n_items]``, best first, by a stated rule that leaves no tie to chance.
+
+    Predictions are clipped to the rating scale when shown, so several items often show
+    the top rating (5.000); they are ordered by the unclipped prediction ``scores:
+    [n_items]`` (the model's confidence beyond the scale), then by the item's number of
+    training ratings (more evidence first), then by the item's id (ascending: numeric ids
+    numerically).
+    """
+    _, train_items, _ = ratings.select("train")
+    counts = np.bincount(train_items, minlength=ratings.n_items)
+    index = np.arange(ratings.n_items)
+    return np.lexsort((index, -counts, -np.asarray(scores, np.float64)))
 
 
 def _open(run: Any, dataset: Dataset | None, data_options: dict | None):
