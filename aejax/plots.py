@@ -151,6 +151,10 @@ def tabular_reconstructions(
     plt.close(fig)
 
 
+# Figures meant for a paper: at least 1200 pixels wide.
+PAPER_DPI = 200
+
+
 def code_scatter(
     path: str | pathlib.Path,
     codes: np.ndarray,
@@ -159,30 +163,45 @@ def code_scatter(
     title: str = "",
     what: str = "test codes",
 ) -> None:
-    """Two panels: 2-D codes ``[N, 2]`` coloured by label, beside prior samples ``[M, 2]``.
+    """2-D codes ``[N, 2]`` coloured by label, beside prior samples ``[M, 2]`` if given.
 
     Codes of more than two dimensions are drawn by their first two. Labels ``[N]`` of at
-    most 20 distinct values are drawn as classes (a colour each, the colorbar ticks them);
-    others, e.g. a continuous target, on a continuous colour scale. ``what`` names the
-    points in the panel's title.
+    most 20 distinct values are drawn as classes, a colour each, named in a legend; others,
+    e.g. a continuous target, on a continuous colour scale with a colour bar. One title:
+    ``title`` (or ``what`` when ``title`` is empty); with ``prior``, the two panels are
+    named ``what`` and "prior samples". Written at ``PAPER_DPI`` (1280 pixels wide for one
+    panel, 1840 for two).
     """
     codes = np.asarray(codes).reshape(len(codes), -1)[:, :2]
     panels = 2 if prior is not None else 1
-    fig, axes = plt.subplots(1, panels, figsize=(4.6 * panels, 4.2), squeeze=False)
+    fig, axes = plt.subplots(
+        1, panels, figsize=(6.4 if panels == 1 else 4.6 * panels, 5.2), squeeze=False
+    )
     ax = axes[0, 0]
     if labels is None:
         ax.scatter(codes[:, 0], codes[:, 1], s=3, alpha=0.7)
     else:
+        labels = np.asarray(labels)
         classes = np.unique(labels)
-        cmap = "tab10" if classes.size <= 10 else "tab20" if classes.size <= 20 else "viridis"
-        # Classes 0..9 on tab10: one colour band centred on each tick.
-        lo, hi = (classes[0] - 0.5, classes[-1] + 0.5) if classes.size <= 20 else (None, None)
-        sc = ax.scatter(
-            codes[:, 0], codes[:, 1], c=labels, cmap=cmap, vmin=lo, vmax=hi, s=3, alpha=0.7
-        )
-        fig.colorbar(sc, ax=ax, ticks=classes if classes.size <= 20 else None)
-    ax.set_title(f"{what}{' by label' if labels is not None else ''}", fontsize=9)
+        if classes.size <= 20:
+            cmap = plt.get_cmap("tab10" if classes.size <= 10 else "tab20")
+            for i, c in enumerate(classes):
+                on = labels == c
+                ax.scatter(codes[on, 0], codes[on, 1], s=3, alpha=0.7, color=cmap(i), label=str(c))
+            ax.legend(
+                title="class",
+                loc="center left",
+                bbox_to_anchor=(1.0, 0.5),
+                fontsize=8,
+                title_fontsize=8,
+                markerscale=4,
+                frameon=False,
+            )
+        else:
+            sc = ax.scatter(codes[:, 0], codes[:, 1], c=labels, cmap="viridis", s=3, alpha=0.7)
+            fig.colorbar(sc, ax=ax, label="label")
     if prior is not None:
+        ax.set_title(what, fontsize=9)
         prior = np.asarray(prior).reshape(len(prior), -1)[:, :2]
         axes[0, 1].scatter(prior[:, 0], prior[:, 1], s=3, alpha=0.5, color="gray")
         axes[0, 1].set_title("prior samples", fontsize=9)
@@ -191,9 +210,9 @@ def code_scatter(
         for a in axes[0]:
             a.set_xlim(lo[0], hi[0])
             a.set_ylim(lo[1], hi[1])
-    fig.suptitle(title, fontsize=9)
+    fig.suptitle(title or what, fontsize=10)
     fig.tight_layout()
-    fig.savefig(path, dpi=100)
+    fig.savefig(path, dpi=PAPER_DPI)
     plt.close(fig)
 
 
@@ -225,18 +244,50 @@ def image_grid(
 
 
 def interpolation_grid(
-    path: str | pathlib.Path, paths: np.ndarray, title: str | None = None
+    path: str | pathlib.Path,
+    paths: np.ndarray,
+    title: str | None = None,
+    endpoints: tuple[np.ndarray, np.ndarray] | None = None,
 ) -> None:
-    """Writes ``paths: [P, steps, H, W, C]`` in [0, 1]: one row per pair, left to right."""
+    """Writes ``paths: [P, steps, H, W, C]`` in [0, 1]: one row per pair, left to right.
+
+    With ``endpoints = (x_a, x_b)``, each ``[P, H, W, C]``, every row starts with its input
+    image A and ends with its input B, set apart from the decoded path between them, so a
+    reader sees how far the decoded endpoints are from the inputs.
+    """
     p, steps = paths.shape[:2]
-    fig, axes = plt.subplots(p, steps, figsize=(steps, p + 0.4), squeeze=False)
+    extra = 2 if endpoints is not None else 0
+    ratios = (
+        [1.0] * (steps + extra) if endpoints is None else [1.0, 0.25, *[1.0] * steps, 0.25, 1.0]
+    )
+    cols = len(ratios)
+    fig, axes = plt.subplots(
+        p,
+        cols,
+        figsize=(sum(ratios), p + 0.6),
+        squeeze=False,
+        gridspec_kw={"width_ratios": ratios},
+    )
     for r in range(p):
-        for c in range(steps):
-            _show(axes[r, c], paths[r, c])
+        row = [None] * cols
+        if endpoints is None:
+            row = list(paths[r])
+        else:
+            row = [endpoints[0][r], None, *paths[r], None, endpoints[1][r]]
+        for c, img in enumerate(row):
+            if img is None:
+                axes[r, c].axis("off")
+            else:
+                _show(axes[r, c], img)
+    if endpoints is not None:
+        axes[0, 0].set_title("input A", fontsize=8)
+        axes[0, cols - 1].set_title("input B", fontsize=8)
+        axes[0, 2].set_title("decoded A", fontsize=8)
+        axes[0, cols - 3].set_title("decoded B", fontsize=8)
     if title:
         fig.suptitle(title, fontsize=9)
     fig.tight_layout()
-    fig.savefig(path, dpi=100)
+    fig.savefig(path, dpi=100 if endpoints is None else PAPER_DPI // 2)
     plt.close(fig)
 
 

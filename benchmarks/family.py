@@ -294,6 +294,7 @@ def run_family(out: str | pathlib.Path, *, tiny: bool = False) -> dict:
                 out / f"interpolations_{name}_{method}.png",
                 walk,
                 title=f"{name}: {method} interpolation between test images",
+                endpoints=(x_a, x_b),
             )
 
     meta = {

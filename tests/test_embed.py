@@ -80,3 +80,28 @@ def test_code_grids_are_flattened_and_unlabelled_points_are_drawn(tmp_path):
     assert header == ["index", "x", "y"] and table.shape == (40, 3)
     plots.code_scatter(tmp_path / "e.png", coords, None, title="no labels", what="codes")
     assert (tmp_path / "e.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_the_embedding_figure_is_paper_ready(tmp_path, monkeypatch):
+    import matplotlib.figure
+
+    saved = []
+    real = matplotlib.figure.Figure.savefig
+    monkeypatch.setattr(
+        matplotlib.figure.Figure,
+        "savefig",
+        lambda fig, *a, **k: (saved.append(fig), real(fig, *a, **k)),
+    )
+    rng = np.random.default_rng(0)
+    coords, labels = rng.normal(size=(60, 2)), np.repeat(np.arange(3), 20)
+    plots.code_scatter(tmp_path / "e.png", coords, labels, title="ae codes: PCA", what="codes")
+    (fig,) = saved
+    ax = fig.axes[0]  # one panel, no colour bar axes
+    assert (
+        len(fig.axes) == 1 and ax.get_title() == "" and fig._suptitle.get_text() == "ae codes: PCA"
+    )
+    legend = ax.get_legend()
+    assert [t.get_text() for t in legend.get_texts()] == ["0", "1", "2"]
+    assert legend.get_title().get_text() == "class"
+    image = matplotlib.image.imread(tmp_path / "e.png")
+    assert image.shape[1] >= 1200  # pixels wide

@@ -123,7 +123,12 @@ def interpolate_run(
         from aejax import plots
 
         with atomic_path(out) as tmp:
-            plots.interpolation_grid(tmp, paths, title=f"{config.model}: {method} interpolation")
+            plots.interpolation_grid(
+                tmp,
+                paths,
+                title=f"{config.model}: {method} interpolation between test images",
+                endpoints=(x[0::2], x[1::2]),
+            )
     else:
         p, s = paths.shape[:2]
         pair, step = np.divmod(np.arange(p * s), s)
