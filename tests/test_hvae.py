@@ -10,7 +10,7 @@ from scipy.stats import norm
 
 from aejax.errors import ConfigError
 from aejax.models import create_model
-from aejax.models.hvae import _EVAL_SEED, HVAEOptions, integrate, sqrt_betas
+from aejax.models.hvae import _EVAL_SEED, HVAEOptions, flow_bound, integrate, sqrt_betas
 
 SHAPE = (6, 6, 1)
 DENSE = {"latent_dim": 3, "hidden": (16,), "activation": "gelu", "dtype": "float32"}
@@ -75,6 +75,27 @@ def test_flow_jacobian_is_one_or_the_tempering_factor(tempered):
     det = np.linalg.det(np.float64(jax.jit(jax.jacfwd(flow))(start)))
     want = 0.3 ** (latent / 2) if tempered else 1.0  # prod alphas^L = (beta_0 / beta_K)^(L/2)
     np.testing.assert_allclose(det, want, rtol=1e-5)
+
+
+def test_flow_raises_the_bound_on_a_gaussian_target_and_stays_below_log_px():
+    # p(x, z) = N(z; m, 0.5^2 I): log p(x) = 0. q(z_0|x) = N(0, I) is poor; tempered
+    # leapfrog moves its draws toward m (a wrong sign of grad U would move them away).
+    m = jnp.array([[1.0, -0.5]])
+
+    def potential(z):
+        return jnp.sum(0.5 * jnp.square((z - m) / 0.5) + jnp.log(0.5 * jnp.sqrt(2 * jnp.pi)), 1), z
+
+    eps0, gamma = jax.random.normal(jax.random.key(0), (2, 4096, 2))
+    zeros = jnp.zeros((1, 2))
+
+    @jax.jit
+    def mean_bound(step, beta_zero):
+        b, _, _ = flow_bound(potential, zeros, zeros, eps0, gamma, step, beta_zero, 5, "quadratic")
+        return jnp.mean(b)
+
+    elbo = float(mean_bound(0.0, 0.3))  # no motion: the base ELBO, -4.1 here
+    hvae = float(mean_bound(0.2, 0.3))
+    assert elbo + 1.0 < hvae < 0.0
 
 
 def elbo_by_hand(model, variables, x):

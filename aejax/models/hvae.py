@@ -156,6 +156,31 @@ def integrate(
     return z, rho, u, aux
 
 
+def flow_bound(potential, mean, logvar, eps0, gamma, step, beta_zero, n_lf: int, tempering: str):
+    """The HVAE bound of ``log p(x)`` per example (module docstring), from given draws.
+
+    Args:
+      potential: ``U(z) = -log p(x, z)``: ``z: [B, L] -> (U: [B], aux)``.
+      mean, logvar: ``[B, L]`` of ``q(z_0 | x)``.
+      eps0, gamma: ``[B, L]`` standard normal draws: ``z_0 = mean + sigma eps0``, ``rho_0 =
+        gamma / sqrt(beta_0)``.
+      step: the leapfrog step size, a scalar or ``[1, L]``.
+      beta_zero: ``beta_0`` in ``(0, 1]``.
+      n_lf: ``K`` steps; tempering: ``"quadratic"`` or ``"none"``.
+
+    Returns:
+      ``(bound: [B], z_K: [B, L], aux at z_K)``.
+    """
+    roots = sqrt_betas(beta_zero, n_lf, tempering)
+    z0 = mean + jnp.exp(0.5 * logvar) * eps0
+    zk, rhok, uk, aux = integrate(potential, z0, gamma / roots[0], step, roots[:-1] / roots[1:])
+    log_q0 = -0.5 * jnp.sum(jnp.square(eps0) + logvar + _LOG_2PI, axis=1)
+    log_rho0 = -0.5 * jnp.sum(jnp.square(gamma) - jnp.log(beta_zero) + _LOG_2PI, axis=1)
+    log_rhok = -0.5 * jnp.sum(jnp.square(rhok) + _LOG_2PI, axis=1)
+    log_det = mean.shape[1] * (jnp.log(roots[0]) - jnp.log(roots[-1]))
+    return -uk + log_rhok - log_q0 - log_rho0 + log_det, zk, aux
+
+
 class LeapfrogParams(nn.Module):
     """The step size ``[1, L]`` and ``beta_0`` (scalar): learned parameters or constants."""
 
@@ -211,20 +236,10 @@ class HamiltonianAutoencoder(Autoencoder):
           mask: optional observed entries, broadcastable to ``x``.
         """
         step, beta0 = self.leapfrog()
-        roots = sqrt_betas(beta0, self.n_lf, self.tempering)
-        z0 = mean + jnp.exp(0.5 * logvar) * eps0
-        rho0 = gamma / roots[0]
         if self.is_initializing():  # the decoder's parameters, made outside the transforms
-            self.decoder(z0)
-        zk, rhok, uk, out = integrate(
-            self.potential(x, mask), z0, rho0, step, roots[:-1] / roots[1:]
-        )
-        latent = mean.shape[1]
-        log_q0 = -0.5 * jnp.sum(jnp.square(eps0) + logvar + _LOG_2PI, axis=1)
-        log_rho0 = -0.5 * jnp.sum(jnp.square(gamma) - jnp.log(beta0) + _LOG_2PI, axis=1)
-        log_rhok = -0.5 * jnp.sum(jnp.square(rhok) + _LOG_2PI, axis=1)
-        log_det = latent * (jnp.log(roots[0]) - jnp.log(roots[-1]))
-        return -uk + log_rhok - log_q0 - log_rho0 + log_det, zk, out
+            self.decoder(mean)
+        u = self.potential(x, mask)
+        return flow_bound(u, mean, logvar, eps0, gamma, step, beta0, self.n_lf, self.tempering)
 
     def __call__(self, x, *, train: bool = False, mask=None, target=None):
         """``(recon, aux)`` as ``Autoencoder``'s; terms ``reconstruction``, ``kl``,
