@@ -21,11 +21,11 @@ tempering scales the ``L`` momenta by ``sqrt(beta_0 / beta_K)``, so its log-Jaco
 
 every density exact (normalizing constants kept), so ``eps_lf = 0`` (no motion) gives back
 the VAE's one-draw ELBO exactly for any ``beta_0`` (with ``n_lf = 0``, or
-``tempering=none``, only when ``beta_0 = 1``). The paper's estimator drops
-``log N(rho_0; 0, I / beta_0)`` as a constant of the parameters; with ``beta_0`` learned it is
-not one, and the terms in ``beta_0`` cancel: written out, the bound is ``log p(x, z_K) -
-|rho_K|^2 / 2 - log q(z_0 | x) + |gamma|^2 / 2``. ``grad U`` is ``jax.grad`` of the summed
-potential (examples are independent), differentiated again by the training step (pythae's
+``tempering=none``, only when ``beta_0 = 1``). Written out, the terms in ``beta_0`` cancel
+and the bound is ``log p(x, z_K) - |rho_K|^2 / 2 - log q(z_0 | x) + |gamma|^2 / 2``;
+pythae's training loss leaves out ``|gamma|^2 / 2`` and the ``2 pi`` constants (no
+gradient), so its value is not a bound; ours is, to the nat. ``grad U`` is ``jax.grad`` of
+the summed potential (examples are independent), differentiated again by the training step (pythae's
 ``create_graph=True``); one gradient per step is reused by the next, ``K + 1`` decoder
 passes in all, in a ``lax.scan`` (one compile for any ``K``).
 
