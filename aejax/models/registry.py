@@ -103,6 +103,9 @@ _line("iwae", "aejax.models.iwae:IWAE", _IT,
 _line("svae", "aejax.models.svae:SVAE", _IT,
       "hyperspherical VAE, S-VAE (Davidson et al. 2018), dense: a von Mises-Fisher code on "
       "the sphere S^(latent_dim-1), uniform prior, closed-form KL weighted by beta")
+_line("hvae", "aejax.models.hvae:HVAE", _IT,
+      "Hamiltonian VAE (Caterini et al. 2018), dense: the posterior draw moved by n_lf "
+      "tempered leapfrog steps on -log p(x, z); the loss is the flow's bound")
 # fmt: on
 
 
