@@ -103,6 +103,9 @@ _line("iwae", "aejax.models.iwae:IWAE", _IT,
 _line("svae", "aejax.models.svae:SVAE", _IT,
       "hyperspherical VAE, S-VAE (Davidson et al. 2018), dense: a von Mises-Fisher code on "
       "the sphere S^(latent_dim-1), uniform prior, closed-form KL weighted by beta")
+_line("vae_gan", "aejax.models.vae_gan:VAE_GAN", _IT,
+      "VAE-GAN (Larsen et al. 2016), dense: vae reconstructing in the features of a "
+      "data-space GAN discriminator (conv for images) trained with its own optimizer")
 # fmt: on
 
 
