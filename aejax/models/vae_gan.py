@@ -234,9 +234,10 @@ class VAEGAN(Autoencoder):
         loss = discriminator_loss(l_real, l_recon, l_prior)
         correct = jnp.sum(l_real > 0) + jnp.sum(l_recon < 0) + jnp.sum(l_prior < 0)
         accuracy = correct.astype(jnp.float32) / (3 * b)
-        return None, {"terms": {"gan_discriminator": loss}, "stats": {
-            "gan_discriminator_accuracy": accuracy
-        }}
+        return None, {
+            "terms": {"gan_discriminator": loss},
+            "stats": {"gan_discriminator_accuracy": accuracy},
+        }
 
 
 @dataclasses.dataclass(frozen=True)
