@@ -138,8 +138,8 @@ def test_groups_weights_options_and_posterior():
     assert weights == want
     spec = get_spec("vae_gan")
     group = spec.group("gan_discriminator")
-    assert group.optimizer(Config(model="vae_gan", gan_disc_lr=1e-4).options) == {"lr": 1e-4}
-    assert group.optimizer(Config(model="vae_gan").options) == {}
+    assert group.optimizer(Config(model="vae_gan").options) == {"lr": 1e-4}
+    assert group.optimizer(Config(model="vae_gan", gan_disc_lr=0.0).options) == {}  # = lr
     assert model.gan_discriminator.conv_features == ()
     assert create_model("vae_gan", SHAPE).gan_discriminator.conv_features == (32, 64)  # auto
     with pytest.raises(ConfigError, match="gan_disc='conv' needs image data"):
