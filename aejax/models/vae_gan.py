@@ -12,7 +12,7 @@ three losses, one per network:
 - encoder: ``kl + feature`` (``kl`` weighted by ``beta``, with a warm-up or capacity);
 - decoder: ``gamma * feature + gan``; ``gan_i = softplus(-Dis(Dec(z_i))) +
   softplus(-Dis(Dec(z_p,i)))`` is the non-saturating form of the paper's ``-L_GAN`` (the
-  usual practice, and Larsen et al.'s code), not backpropagated to the encoder;
+  usual practice for generators), not backpropagated to the encoder;
 - discriminator, its own parameter group ``gan_discriminator`` with its own learning rate
   (``gan_disc_lr``), trained first in each step on stopped images of the same batch:
   ``gan_discriminator_i = softplus(-Dis(x_i)) + softplus(Dis(Dec(z_i))) +
@@ -53,8 +53,11 @@ Choices and differences from the paper and from pythae's ``VAEGAN``:
   ``(1 - s) * feature - s * L_GAN`` (saturating, ``s = adversarial_loss_scale``); here the
   paper's three-way ``L_GAN`` and a non-saturating decoder term, ``gamma`` playing
   ``(1 - s) / s``. pythae's equilibrium margins (skipping the discriminator's or the
-  decoder's update when the other side wins by a margin) are not implemented: with Adam a
-  skipped step cannot be expressed as a zero gradient, and the step is one compiled program.
+  decoder's update when the other side wins by a margin) are not implemented: the engine
+  has no hook for a model to skip a group's update, and a zero gradient is not a skipped
+  Adam step (its moments still move the parameters).
+- With ``binarize=True`` the discriminator sees binary real images against grey decoder
+  means, an easy tell; the paper trained on continuous images.
 - In evaluation (no ``"sample"`` stream) ``z`` is the posterior mean and the prior draws
   ``z_p`` come from a fixed key, so a validation loss is deterministic.
 
