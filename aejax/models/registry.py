@@ -103,6 +103,12 @@ _line("iwae", "aejax.models.iwae:IWAE", _IT,
 _line("svae", "aejax.models.svae:SVAE", _IT,
       "hyperspherical VAE, S-VAE (Davidson et al. 2018), dense: a von Mises-Fisher code on "
       "the sphere S^(latent_dim-1), uniform prior, closed-form KL weighted by beta")
+_line("msssim_vae", "aejax.models.msssim_vae:MSSSIM_VAE", ("image",),
+      "MS-SSIM VAE (Snell et al. 2017): vae whose reconstruction term is msssim_scale * "
+      "(1 - MS-SSIM) (Wang et al. 2003, dm-pix filtering); msssim_network=dense|conv")
+_line("hrq_vae", "aejax.models.hrq:HRQ_VAE", ("image",),
+      "HRQ-VAE (Hosking et al. 2022): hrq_levels codebooks, each quantizing the residual "
+      "of the previous (Gumbel-softmax, depth dropout, norm loss), the code their sum")
 # fmt: on
 
 
