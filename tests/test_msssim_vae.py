@@ -55,8 +55,8 @@ def test_identical_images_give_one_and_two_scales_compose_from_dm_pix():
 def test_hand_checked_constant_images():
     """Constant images: no contrast anywhere (cs = 1 at every scale), so MS-SSIM is the
     coarsest scale's luminance term (2ab + C1) / (a^2 + b^2 + C1) to its weight."""
-    a = jnp.full((1, 28, 28, 1), 0.2)
-    b = jnp.full((1, 28, 28, 1), 0.6)
+    a = jnp.full((2, 28, 28, 1), 0.2)  # the shape of the test above: one compile
+    b = jnp.full((2, 28, 28, 1), 0.6)
     w = scale_weights(28, 28, 7)
     lum = (2 * 0.2 * 0.6 + 1e-4) / (0.2**2 + 0.6**2 + 1e-4)  # 0.6001
     np.testing.assert_allclose(_ms_ssim(a, b, w, 7), lum ** w[-1], rtol=1e-5)
@@ -69,6 +69,10 @@ def test_halving_and_the_scales_of_small_images():
     np.testing.assert_allclose(scale_weights(28, 28, 7), (0.0711, 0.4530, 0.4760), atol=1e-4)
     np.testing.assert_allclose(scale_weights(8, 8, 3), (0.1356, 0.8644), atol=1e-4)
     assert scale_weights(8, 8, 7) == (1.0,)
+    # The local variances are differences of close means: the filtering runs at HIGHEST
+    # precision (a TF32 or bfloat16 pass would swamp them), unlike gaussian_blur's default.
+    hlo = jax.jit(ssim_and_cs).lower(jnp.zeros((1, 8, 8, 1)), jnp.zeros((1, 8, 8, 1))).as_text()
+    assert "precision HIGHEST" in hlo and "precision DEFAULT" not in hlo
     assert math.isclose(sum(scale_weights(28, 28, 3)), 1.0)
     with pytest.raises(ConfigError, match="does not fit"):
         scale_weights(8, 8, 9)

@@ -1,6 +1,6 @@
 """HRQ-VAE: hierarchical residual quantization (Hosking, Tang & Lapata 2022, "Hierarchical
-sketch induction for paraphrase generation"; pythae's HRQ_VAE, which its README cites as
-Adiga et al. 2023 for the images application).
+sketch induction for paraphrase generation", ACL 2022; pythae's HRQ_VAE, whose code cites
+that paper).
 
 The conv encoder gives a grid ``z: [B, h, w, D]`` (``vq_vae``'s network). Each cell is
 quantized by ``L = hrq_levels`` codebooks of ``K = hrq_codebook_size`` codes, each level
@@ -14,7 +14,7 @@ and the code is the sum ``z_q = q_1 + ... + q_L``: a coarse-to-fine path through
 nearest code), training a hard Gumbel-softmax draw (straight-through: the value is the
 one-hot of the draw, the gradient the softmax's).
 
-What is kept from pythae's ``HierarchicalResidualQuantizer`` (Hosking's own code):
+What is kept from pythae's ``HierarchicalResidualQuantizer``:
 
 - initialization: level ``l`` (from 0) draws each code uniform in a cube, then rescales it
   onto the sphere of radius ``hrq_init_scale * hrq_init_decay^l`` (0.5: each level half
@@ -36,10 +36,20 @@ What is kept from pythae's ``HierarchicalResidualQuantizer`` (Hosking's own code
 - no commitment term and no codebook EMA: the codebooks are parameters trained through the
   Gumbel-softmax; the encoder's gradient reaches it through the softmax only.
 
+Defaults are those of pythae's ``HRQVAEConfig`` (commit bb785de): 4 levels of 64 codes,
+weights 0.1 and 0.5, depth dropout 0.1. Another version of that file gives 8 levels of
+512 codes, weights 0.001 and 0.05, dropout 0.05; ``--set`` takes either.
+
 Differences: both terms are means over the grid cells per example, as pythae's (vq_vae
 sums its commitment over cells); the reconstruction is the run's likelihood (Bernoulli on
 images), pythae's a summed squared error. ``sample`` draws every level's code uniformly
 (as ``vq_vae``'s uniform prior), so samples are not meant to look like the data.
+
+Measured on mnist-lite (defaults, 5 epochs, 7x7 grid): validation reconstruction 80.5
+nats with 4 levels against 106.8 with one (the residual levels do refine the code), but
+vq_vae's 512-code EMA codebook with dead-code restarts reached 60.5 in the same run
+length; with the Gumbel codes and no restarts a level used about 18% of its 64 codes in
+a validation batch (``codebook_usage``).
 
 Integer codes of a batch: ``model.apply(variables, x, method=lambda m, x:
 m.code.codes(m.encoder(x)))``, ``[B, h, w, L]``; ``m.code.lookup(codes)`` maps them back.

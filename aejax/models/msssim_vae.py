@@ -47,7 +47,16 @@ Scale. ``1 - MS-SSIM`` lies in [0, 1] while the KL is in nats: pythae's weight 1
 ``beta = 1``) lets the KL dominate, which collapses the posterior on digits. The default
 ``msssim_scale = 0`` weighs it by the number of pixels ``H * W * C`` (a per-pixel sum, the
 magnitude of a likelihood's term), so ``beta = 1`` is a workable balance; ``--set
-msssim_scale=1`` is pythae's scale.
+msssim_scale=1`` is pythae's scale. Measured on digits (the registry's tiny config, 10
+epochs): scale 64 (the default there) reached a KL of 3.2 nats and a validation MS-SSIM
+of 0.757; scale 1 a KL of 0.002 nats (collapsed) and 0.460.
+
+A property of the metric, not of this code: the luminance term enters at the coarsest
+scale only (on 28x28 with window 7, one 7x7 window), and on a flat target the
+contrast-structure term barely penalizes faint noise (``C2 / (s_bb + C2)`` with
+``C2 = 9e-4``), so reconstructions and samples carry a speckled background that a pixel
+loss would not leave (Zhao et al. 2017, "Loss functions for image restoration with neural
+networks", add an L1 term to MS-SSIM, which is insensitive to such uniform offsets).
 
 Likelihood bounds. ``posterior=True``: the test ELBO, IW bound and active units are
 computed as for a VAE, with the decoder read as the run's likelihood (Bernoulli logits on
