@@ -109,6 +109,12 @@ _line("hvae", "aejax.models.hvae:HVAE", _IT,
 _line("vae_gan", "aejax.models.vae_gan:VAE_GAN", _IT,
       "VAE-GAN (Larsen et al. 2016), dense: vae reconstructing in the features of a "
       "data-space GAN discriminator (conv for images) trained with its own optimizer")
+_line("msssim_vae", "aejax.models.msssim_vae:MSSSIM_VAE", ("image",),
+      "MS-SSIM VAE (Snell et al. 2017): vae whose reconstruction term is msssim_scale * "
+      "(1 - MS-SSIM) (Wang et al. 2003, dm-pix filtering); msssim_network=dense|conv")
+_line("hrq_vae", "aejax.models.hrq:HRQ_VAE", ("image",),
+      "HRQ-VAE (Hosking et al. 2022): hrq_levels codebooks, each quantizing the residual "
+      "of the previous (Gumbel-softmax, depth dropout, norm loss), the code their sum")
 # fmt: on
 
 

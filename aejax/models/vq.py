@@ -39,20 +39,24 @@ def _init_codebook(key: jax.Array, shape: tuple[int, int]) -> jax.Array:
     return jax.random.uniform(key, shape, jnp.float32, -limit, limit)
 
 
-def nearest_codes(flat: jax.Array, codebook: jax.Array) -> jax.Array:
-    """``flat: [N, D]``, ``codebook: [K, D]`` -> ``[N]`` int32 index of the nearest code.
+def squared_distances(flat: jax.Array, codebook: jax.Array) -> jax.Array:
+    """``flat: [N, D]``, ``codebook: [K, D]`` -> ``[N, K]`` squared Euclidean distances.
 
     ``||z - e||^2 = ||z||^2 - 2 z.e + ||e||^2`` as one ``[N, D] x [D, K]`` matmul (never an
     ``[N, K, D]`` difference). HIGHEST precision: a bfloat16 matmul pass (TPU, GPU TF32)
     could pick a farther code.
     """
     cross = jnp.matmul(flat, codebook.T, precision=jax.lax.Precision.HIGHEST)
-    dist = (
+    return (
         jnp.sum(flat**2, axis=1, keepdims=True)
         - 2.0 * cross
         + jnp.sum(codebook**2, axis=1).reshape(1, -1)
     )
-    return jnp.argmin(dist, axis=1).astype(jnp.int32)
+
+
+def nearest_codes(flat: jax.Array, codebook: jax.Array) -> jax.Array:
+    """``flat: [N, D]``, ``codebook: [K, D]`` -> ``[N]`` int32 index of the nearest code."""
+    return jnp.argmin(squared_distances(flat, codebook), axis=1).astype(jnp.int32)
 
 
 def usage_stats(counts: jax.Array) -> dict[str, jax.Array]:

@@ -335,7 +335,8 @@ def _fit(
         unit="epoch",
         leave=False,
     )
-    likelihood_proper = model.likelihood.proper
+    # A model whose reconstruction term is no NLL (msssim_vae) logs no ELBO.
+    likelihood_proper = model.likelihood.proper and getattr(model, "reconstruction_is_nll", True)
     last_save = time.monotonic()  # the checkpoint clock starts with training
     saved_step = None  # the step of the newest checkpoint this process wrote
     # Under jax.distributed every process must join a save: a signal is acted on at the end
