@@ -100,8 +100,8 @@ class GatedPixelCNN(nn.Module):
     """
 
     codebook_size: int
-    channels: int = 64
-    layers: int = 8
+    channels: int = 32
+    layers: int = 6
 
     def __call__(self, codes: jax.Array) -> jax.Array:
         """``codes: [B, h, w]`` int -> logits ``[B, h, w, K]`` float32."""

