@@ -10,6 +10,7 @@ from _configs import SMALL
 from _trees import host_leaves
 
 from aejax.assemble import train
+from aejax.errors import ConfigError, DataError
 from aejax.models import MODELS
 from aejax.models.vq import VectorQuantizer, usage_stats
 
@@ -260,3 +261,23 @@ def test_same_seed_same_bits_and_a_resumed_run_is_bit_identical(run, digits, tmp
         np.testing.assert_array_equal(x, y)
     for x, y in zip(host_leaves(full.model_state), host_leaves(resumed.model_state), strict=True):
         np.testing.assert_array_equal(x, y)
+
+
+def test_pixelcnn_sampler_fits_the_code_grid_and_draws_images(run, digits):
+    from aejax import encode, sample
+    from aejax.models import create_model
+    from aejax.sampling import SAMPLERS
+
+    model, variables = run.model, run.variables
+    codes = encode(model, variables, digits.x_train[:512])  # [512, 2, 2, 8] codebook rows
+    opts = {"layers": 2, "channels": 16, "epochs": 2, "sampler": "pixelcnn", "codes": codes}
+    x = sample(model, variables, 12, jax.random.key(0), **opts)
+    assert x.shape == (12, 8, 8, 1) and x.dtype == np.float32
+    assert 0.0 <= x.min() and x.max() <= 1.0
+    np.testing.assert_array_equal(sample(model, variables, 12, jax.random.key(0), **opts), x)
+    with pytest.raises(DataError, match="not this model's codebook vectors"):
+        sample(model, variables, 2, jax.random.key(0), **{**opts, "codes": codes + 0.5})
+    with pytest.raises(ConfigError, match="temperature must be a number > 0"):
+        sample(model, variables, 2, jax.random.key(0), **opts, temperature=0.0)
+    plain = create_model("ae", (8, 8, 1), hidden=(8,), latent_dim=2)
+    assert "not a grid of codebook indices" in SAMPLERS["pixelcnn"].applies(plain, None)

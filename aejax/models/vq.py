@@ -181,9 +181,9 @@ class VectorQuantizer(nn.Module):
     def sample_prior(self, n: int) -> jax.Array:
         """``n`` grids of codes drawn uniformly and independently per cell: ``[n, h, w, D]``.
 
-        The uniform prior of the paper's training; its learned autoregressive prior (a
-        PixelCNN over the codes) is out of scope, so these samples are not meant to look like
-        the data.
+        The uniform prior of the paper's training, so these samples are not meant to look
+        like the data; its learned autoregressive prior (a PixelCNN over the codes) is the
+        ``pixelcnn`` sampler (``aejax.sample(..., sampler="pixelcnn", codes=...)``).
         """
         codes = jax.random.randint(self.make_rng("sample"), (n, *self.grid), 0, self.codebook_size)
         return self.lookup(codes)

@@ -62,6 +62,9 @@ _line("prior", "aejax.sampling.basic:PRIOR",
 _line("gmm", "aejax.sampling.basic:GMM",
       "a Gaussian mixture (full covariances, components=10) fitted to the training codes "
       "(Ghosh et al. 2020); any model with a code")
+_line("pixelcnn", "aejax.sampling.pixelcnn:PIXELCNN",
+      "a gated PixelCNN (van den Oord et al. 2016) fitted to the training grids of code "
+      "indices, sampled in raster order (the VQ-VAE paper's prior); vq_vae only")
 # fmt: on
 
 
