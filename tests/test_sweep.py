@@ -161,6 +161,29 @@ def _unlocked(path):
         os.close(fd)
 
 
+def test_a_failed_run_is_named_with_its_error_and_log(tmp_path, capsys):
+    directory = tmp_path / "s"
+    missing = tmp_path / "missing.npy"
+    assert cli.main(["sweep", str(directory), "--data", str(missing), "--no-progress"]) == 2
+    captured = capsys.readouterr()
+    assert "1 run, 0 trained now, 0 finished before, 1 failed" in captured.out
+    log = directory / "logs" / "seed=0.log"
+    assert captured.err.startswith(
+        "aejax sweep: error: 1 of 1 runs failed: seed=0: aejax train: error: "
+    )
+    assert (
+        str(missing) in captured.err and f"(log: {log}); the same command retries" in captured.err
+    )
+    assert len(captured.err.splitlines()) == 1
+
+
+def test_the_workers_watch_the_variable_the_sweep_sets():
+    from aejax.apps import sweep
+    from aejax.cli import process
+
+    assert sweep.PARENT_ENV == process.PARENT_ENV
+
+
 def test_the_grid_of_flags_and_sets_and_the_names_of_its_runs():
     args = cli.build_parser("sweep").parse_args(
         ["sweep", "d", "--lr", "1e-3,3e-3", "--set", "hidden=16,8/32", "--set", "patience=3"]

@@ -419,12 +419,12 @@ def _run(directory: pathlib.Path, runs: list[dict], jobs: int, progress: bool) -
         disable=not progress,
         dynamic_ncols=True,
     )
+    shown = ""  # the bar's postfix, set again only when it changes
     try:
         while pending or running:
             while pending and len(running) < jobs:
                 run = pending.popleft()
                 running[_launch(directory, run["name"], env)] = run
-                bar.set_postfix_str(f"{len(running)} training")
             time.sleep(POLL_SECONDS)
             for proc in [p for p in running if p.poll() is not None]:
                 run = running.pop(proc)
@@ -436,8 +436,12 @@ def _run(directory: pathlib.Path, runs: list[dict], jobs: int, progress: bool) -
                 else:
                     run["status"] = "failed"
                     run["error"] = _error_line(pathlib.Path(run["log"]), proc.returncode)
-                    bar.write(f"{run['name']}: failed: {run['error']} (log: {run['log']})")
+                    if progress:
+                        bar.write(f"{run['name']}: failed: {run['error']}", file=sys.stderr)
                 bar.update(1)
+            failed = sum(r["status"] == "failed" for r in results)
+            if shown != (shown := f"{len(running)} training, {failed} failed"):
+                bar.set_postfix_str(shown)
     except BaseException:
         _stop(running)
         raise

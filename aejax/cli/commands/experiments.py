@@ -72,7 +72,8 @@ def sweep(args) -> int:
             print(format_table(compare(args.directory)))
     counts = {s: sum(r["status"] == s for r in results) for s in ("trained", "skipped")}
     print(
-        f"sweep {args.directory}: {len(results)} runs, {counts['trained']} trained now, "
+        f"sweep {args.directory}: {len(results)} run{'s' * (len(results) != 1)}, "
+        f"{counts['trained']} trained now, "
         f"{counts['skipped']} finished before, {len(failed)} failed"
     )
     if failed:
