@@ -82,6 +82,9 @@ _EXPORTS: dict[str, tuple[str, str | None]] = {
     "interpolate": ("aejax.sampling", "interpolate"),
     "sample": ("aejax.sampling", "sample"),
     "recommend": ("aejax.apps.recommend", "recommend"),  # the function: AutoRec's top-k items
+    # experiments: a grid of runs, and runs side by side
+    "sweep": ("aejax.apps.sweep", "sweep"),
+    "compare": ("aejax.apps.compare", "compare"),
     # scikit-learn estimators and detection metrics
     "AnomalyDetector": ("aejax.estimators", "AnomalyDetector"),
     "AutoencoderTransformer": ("aejax.estimators", "AutoencoderTransformer"),

@@ -299,7 +299,7 @@ def train_and_evaluate(
     dataset: Dataset | None = None,
     plot: bool = True,
 ) -> tuple[dict, RunResult]:
-    """Trains (or resumes), then writes ``summary.json`` and ``reconstructions.png``.
+    """Trains (or resumes), then writes ``summary.json`` and the figures of the run.
 
     A ``stacked_ae`` run is first pretrained layer by layer by ``aejax.train_run``
     (``aejax.train.pretrain.prepare_run``); its summary adds the reconstruction of the pretrained
@@ -310,7 +310,7 @@ def train_and_evaluate(
       workdir: the run directory; None keeps everything in memory.
       fresh: discard an existing run in ``workdir``.
       dataset: an already loaded dataset.
-      plot: write ``reconstructions.png``.
+      plot: write ``curves.png`` (``plots.run_curves``) and ``reconstructions.png``.
 
     Returns:
       ``(summary, result)``. ``summary["warnings"]`` lists what went wrong in a run that
@@ -361,10 +361,12 @@ def _train_and_report(config, workdir, fresh, dataset, plot, t0) -> tuple[dict, 
     if workdir is not None and runtime.is_main_process():
         try:
             (workdir / "summary.json").write_text(json.dumps(summary, indent=2))
+            if plot:  # matplotlib is imported only when a figure is drawn
+                from aejax import plots
+
+                plots.run_curves(workdir, label=config.model)  # curves.png: every term
             # No figure of a ratings matrix; none yet of sequences (aejax detect draws series).
             if plot and result.dataset.kind not in ("ratings", "sequence"):
-                from aejax import plots  # matplotlib is imported only when a figure is drawn
-
                 _, pca = evaluate_pca(result.dataset, pca_components(config, result.dataset))
                 plots.reconstructions(
                     workdir / "reconstructions.png",

@@ -34,6 +34,7 @@ RUN_RECORDS = (
     "pretrain",
     "tensorboard",
     "reconstructions.png",
+    "curves.png",
 )
 FORCE = "--force (force=True)"
 

@@ -1,10 +1,10 @@
 """Command line: ``aejax train | evaluate | encode | embed | sample | interpolate | restore |
-probe | detect | recommend | config | models | datasets``.
+probe | detect | recommend | sweep | compare | config | models | datasets``.
 
-``parser`` holds every option, ``commands`` the handlers (one module per group of related
-commands), ``tables`` what ``train`` prints and ``process`` the entry point ``main`` with the
-process-wide settings. Importing this package imports no jax: each handler imports the
-library when it runs.
+``parser`` holds the commands, ``arguments`` their options and ``commands`` their handlers
+(one module per group of related commands in both), ``tables`` what ``train`` prints and
+``process`` the entry point ``main`` with the process-wide settings. Importing this package
+imports no jax: each handler imports the library when it runs.
 """
 
 from aejax.cli.commands.train import build_config, default_workdir

@@ -11,6 +11,8 @@ import logging
 import os
 import signal
 import sys
+import threading
+import time
 import warnings
 
 from aejax.cli.commands import handler_for
@@ -49,6 +51,28 @@ def _quiet_unraisable(default):
         default(unraisable)
 
     return hook
+
+
+# Set by ``aejax sweep`` (``aejax.apps.sweep``) in its workers' environment: its own pid.
+PARENT_ENV = "AEJAX_PARENT_PID"
+
+
+def _exit_with_parent() -> None:
+    """A sweep's worker ends as on SIGTERM once its sweep is gone (SIGKILL, a closed
+    terminal): it checkpoints its step and exits, which releases its run directory's lock
+    for the sweep run again. A thread polls ``os.getppid()``: portable, and a worker's
+    parent changes only when the sweep ends (at once, if it is gone already)."""
+    try:
+        parent = int(os.environ.pop(PARENT_ENV, ""))
+    except ValueError:
+        return
+
+    def watch() -> None:
+        while os.getppid() == parent:
+            time.sleep(0.5)
+        os.kill(os.getpid(), signal.SIGTERM)
+
+    threading.Thread(target=watch, name="aejax-exit-with-parent", daemon=True).start()
 
 
 def _setup_process() -> None:
@@ -105,6 +129,8 @@ def _main(argv: list[str] | None) -> int:
     else:
         warnings.filterwarnings("ignore", category=DeprecationWarning)
     try:
+        if argv is None:  # inside the try: a sweep already gone stops it as SIGTERM does
+            _exit_with_parent()
         return handler(args)
     except AejaxError as e:
         print(f"aejax {args.command}: error: {e}", file=sys.stderr)

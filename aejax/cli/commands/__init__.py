@@ -21,6 +21,8 @@ MODULES = {
     "probe": "runs",
     "recommend": "runs",
     "detect": "detect",
+    "sweep": "experiments",
+    "compare": "experiments",
     "models": "info",
     "datasets": "info",
     "config": "info",

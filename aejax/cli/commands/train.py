@@ -119,6 +119,11 @@ def evaluate(args) -> int:
 
 def after_interrupt(args: argparse.Namespace, e: BaseException) -> str:
     """What an interrupted command leaves behind, in words that are true."""
+    if args.command == "sweep":
+        return (
+            "the runs in training were stopped, each saving its step if it had begun; the same "
+            f"command (or aejax sweep {args.directory}) resumes the sweep"
+        )
     workdir = getattr(e, "workdir", None)
     if args.command != "train" or workdir is None:
         return "nothing was changed"
