@@ -136,3 +136,21 @@ def test_mnist_lite_with_its_real_hashes_from_a_local_mirror(tmp_path, monkeypat
         fetch_mod.fetch("mnist-lite", tmp_path)
     ds = load_dataset("mnist-lite", data_dir=str(tmp_path))
     assert len(ds.x_test) == 10000 and ds.input_shape == (28, 28, 1)
+
+
+def test_cli_fetch_and_its_errors(tmp_path, monkeypatch, capsys):
+    from aejax import cli
+
+    files = _toy_files()
+    _pin(monkeypatch, "fashion-mnist", files)
+    with serve(files) as (url, _):
+        args = ["fetch", "fashion-mnist", "--data-dir", str(tmp_path), "--mirror", url]
+        assert cli.main(args) == 0
+    out = capsys.readouterr().out
+    assert f"{tmp_path / 'fashion-mnist'} holds every file, SHA-256 checked" in out
+    assert cli.main(["fetch", "fashion-mnist", "--data-dir", str(tmp_path / "new"), "--mirror",
+                     _closed_port_url()]) == 2  # fmt: skip
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "Offline?" in err[0] and err[0].startswith("aejax fetch: error:")
+    assert cli.main(["fetch", "mnist-light", "--data-dir", str(tmp_path)]) == 2
+    assert "did you mean 'mnist-lite'" in capsys.readouterr().err

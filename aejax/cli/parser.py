@@ -32,6 +32,7 @@ COMMAND_GROUPS = {
     "compare": "experiments",
     "models": "info",
     "datasets": "info",
+    "fetch": "info",
 }
 COMMANDS = tuple(COMMAND_GROUPS)
 

@@ -1,4 +1,4 @@
-"""The options of ``aejax config``, ``aejax models`` and ``aejax datasets``."""
+"""The options of ``aejax config``, ``aejax models``, ``aejax datasets`` and ``aejax fetch``."""
 
 from __future__ import annotations
 
@@ -11,6 +11,12 @@ HELP = {
     ),
     "models": dict(help="list the registered models"),
     "datasets": dict(help="list the dataset specs"),
+    "fetch": dict(
+        help="download mnist-lite, mnist or fashion-mnist into the data dir (SHA-256 checked)",
+        description="Download a public data set that aejax names, check every file's SHA-256 "
+        "and put it where --data NAME finds it: $AEJAX_DATA_DIR, ../shared/data beside the "
+        "checkout if it exists, else ~/.cache/aejax/data. A killed download resumes.",
+    ),
 }
 
 
@@ -36,3 +42,17 @@ def models(_: argparse.ArgumentParser) -> None:
 
 def datasets(_: argparse.ArgumentParser) -> None:
     """No options."""
+
+
+def fetch(f: argparse.ArgumentParser) -> None:
+    f.add_argument("name", metavar="NAME", help="mnist-lite, mnist or fashion-mnist")
+    f.add_argument(
+        "--data-dir", default=None, metavar="DIR", help="where to put it (default: see above)"
+    )
+    f.add_argument(
+        "--mirror",
+        action="append",
+        default=None,
+        metavar="URL",
+        help="a base URL to download from instead of the public mirrors (repeatable)",
+    )

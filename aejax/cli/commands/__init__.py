@@ -25,6 +25,7 @@ MODULES = {
     "compare": "experiments",
     "models": "info",
     "datasets": "info",
+    "fetch": "info",
     "config": "info",
 }
 

@@ -24,6 +24,29 @@ def datasets(_) -> int:
     return 0
 
 
+def fetch(args) -> int:
+    from tqdm.auto import tqdm
+
+    from aejax.data.fetch import DATASETS, fetch_target
+    from aejax.data.fetch import fetch as download
+
+    total = sum(r.size for r in DATASETS[args.name][1]) if args.name in DATASETS else None
+    target = fetch_target(args.data_dir)
+    # disable=None: a bar only on a terminal (not in logs, pipes, tests)
+    with tqdm(
+        total=total, unit="B", unit_scale=True, desc=args.name, leave=False, disable=None
+    ) as bar:
+        folder = download(
+            args.name,
+            args.data_dir,
+            mirrors=None if args.mirror is None else tuple(args.mirror),
+            progress=bar.update,
+        )
+    note = "" if target == fetch_target(None) else f" (set AEJAX_DATA_DIR={target} to use it)"
+    print(f"{args.name}: {folder} holds every file, SHA-256 checked{note}")
+    return 0
+
+
 def config(args) -> int:
     from aejax.config import config_keys, describe_fields
     from aejax.models.registry import MODELS, model_keys
