@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import math
 import pathlib
+from typing import NamedTuple
 
 import matplotlib
 
@@ -249,6 +250,44 @@ def image_grid(
         fig.suptitle(title, fontsize=9)
     fig.tight_layout()
     fig.savefig(path, dpi=100)
+    plt.close(fig)
+
+
+class PanelRow(NamedTuple):
+    """One row of ``restoration_panel``: ``images [k, H, W, C]`` in [0, 1], each one's
+    ``psnr [k]`` (dB; None: no label) and, optionally, the ``missing`` pixels (bool, the
+    images' shape), tinted red."""
+
+    name: str
+    images: np.ndarray
+    psnr: np.ndarray | None = None
+    missing: np.ndarray | None = None
+
+
+MISSING_TINT = (1.0, 0.0, 0.0, 0.55)  # RGBA over the missing pixels of a restore panel
+
+
+def restoration_panel(path: str | pathlib.Path, rows: list[PanelRow], title: str) -> None:
+    """Writes ``rows`` top to bottom, each named on its left, each image's PSNR (``"%.2f dB"``)
+    under it, at ``PAPER_DPI`` (1400 pixels wide for 8 images)."""
+    k = len(rows[0].images)
+    fig, axes = plt.subplots(
+        len(rows), k, figsize=(0.8 * k + 0.6, 0.95 * len(rows) + 0.4), squeeze=False
+    )
+    for r, row in enumerate(rows):
+        for c in range(k):
+            ax = axes[r, c]
+            _show(ax, row.images[c])
+            if row.missing is not None:
+                tint = np.zeros((*row.images.shape[1:3], 4), np.float32)
+                tint[np.asarray(row.missing[c]).any(-1)] = MISSING_TINT
+                ax.imshow(tint, interpolation="nearest")
+            if row.psnr is not None:
+                ax.set_xlabel(f"{row.psnr[c]:.2f} dB", fontsize=6, labelpad=1)
+        axes[r, 0].set_ylabel(row.name, fontsize=7, rotation=0, ha="right", va="center")
+    fig.suptitle(title, fontsize=8)
+    fig.tight_layout(pad=0.3, h_pad=0.2, w_pad=0.2)
+    fig.savefig(path, dpi=PAPER_DPI)
     plt.close(fig)
 
 

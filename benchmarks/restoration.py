@@ -10,14 +10,18 @@ config and seconds) and ``restoration.md`` (one table). The protocols are
 ``aejax.metrics`` (SSIM: dm-pix); inpainting adds the PSNR over the missing pixels only. Every
 method's output is clipped to [0, 1] before scoring.
 
-Anchors, measured again in the same run (scikit-image and ``bm3d`` from the ``bench``
-extra): denoising: the noisy input, a PCA projection, total variation (Chambolle; the best
-of 4 weights on the scored images), BM3D (``sigma_psd`` = the noise sigma, on a fixed
-subset: ~0.6 s per image); inpainting: iterated PCA projection (the missing pixels refilled
-from the projection, the known ones kept), ``skimage.restoration.inpaint_biharmonic``;
-super-resolution: nearest, bicubic (``skimage.transform.resize``, order 3) and a linear
-least-squares map from the low- to the full-resolution training images. aejax: autoencoders
-trained on the task's corruption (``--set corruption=...``) with
+Anchors, measured again in the same run by ``aejax.baselines.restoration.anchors`` (those of
+``aejax restore``; scikit-image and ``bm3d`` from the ``bench`` extra): every task: PCA-k
+fitted on the training images (denoising and super-resolution: a projection of the noisy
+or the nearest-upsampled images; inpainting: iterated projection, the missing pixels
+refilled from it, the known ones kept); denoising: the noisy input, total variation
+(Chambolle; the best of 4 weights on the scored images), BM3D (``sigma_psd`` = the noise
+sigma, on a fixed subset: ~0.6 s per image); inpainting:
+``skimage.restoration.inpaint_biharmonic``; super-resolution: nearest, bicubic (a cubic
+spline, ``scipy.ndimage.zoom``: what ``skimage.transform.resize`` computes at order 3) and
+a linear least-squares map from the low- to the full-resolution training images. The fast
+anchors' seconds (PCA, bicubic, least squares) are the median of the repeats after the
+first. aejax: autoencoders trained on the task's corruption (``--set corruption=...``) with
 ``aejax.train_and_evaluate``, loaded back with ``aejax.load_run`` and applied through
 ``aejax.denoise`` / ``inpaint`` / ``super_resolve``; their seconds are the steady state
 (median of repeats), the first call's compile time apart.
@@ -29,7 +33,6 @@ import importlib.metadata
 import json
 import pathlib
 import time
-from collections.abc import Callable
 
 import numpy as np
 
@@ -37,6 +40,7 @@ import aejax
 from aejax import metrics
 from aejax.apps import restore
 from aejax.assemble import dataset_for
+from aejax.baselines import restoration as classical
 from benchmarks import environment
 
 # The aejax restorers, picked on mnist-lite's validation split (each candidate's PSNR under
@@ -66,9 +70,9 @@ SETTINGS = {
         "data": "mnist-lite",
         "pca": 32,
         "pca_iterations": 50,
-        "tv_weights": (0.1, 0.2, 0.4, 0.8),
+        "tv_weights": classical.TV_WEIGHTS,
         "bm3d_n": 50,
-        "biharmonic_n": None,  # None: the whole test set (~3 ms per image)
+        "biharmonic_n": None,  # TV and biharmonic images; None: all (~3 ms each)
         "repeats": 3,
         "val_n": 500,
         "models": {
@@ -84,9 +88,9 @@ SETTINGS = {
         "data": "digits",
         "pca": 8,
         "pca_iterations": 5,
-        "tv_weights": (0.1, 0.2, 0.4, 0.8),
+        "tv_weights": classical.TV_WEIGHTS,
         "bm3d_n": 1,
-        "biharmonic_n": 20,
+        "biharmonic_n": 20,  # (total variation too)
         "repeats": 2,
         "val_n": 50,
         "models": {
@@ -134,27 +138,6 @@ def _versions() -> dict[str, str]:
     return out
 
 
-def _clip(x: np.ndarray) -> np.ndarray:
-    return np.clip(np.asarray(x, np.float32), 0.0, 1.0)
-
-
-def _per_image(fn: Callable[[np.ndarray], np.ndarray], images: np.ndarray) -> np.ndarray:
-    """``fn`` on each ``[H, W]`` image of ``[N, H, W, 1]``."""
-    return np.stack([fn(im[..., 0]) for im in images])[..., None].astype(np.float32)
-
-
-def _timed(fn: Callable[[], np.ndarray], repeats: int) -> tuple[np.ndarray, float, float]:
-    """``(output, steady seconds, first-call seconds)``: steady is the median of the repeats
-    after the first (the only call's time when ``repeats`` is 1)."""
-    times, out = [], None
-    for _ in range(max(1, repeats)):
-        t0 = time.perf_counter()
-        out = fn()
-        times.append(time.perf_counter() - t0)
-    steady = float(np.median(times[1:])) if len(times) > 1 else times[0]
-    return out, steady, times[0]
-
-
 # bm3d crashes the process (a segfault in its C code) on images smaller than this a side:
 # smaller ones (the 8x8 digits of the tiny run) are reflected out to it and cropped back.
 BM3D_MIN_SIDE = 16
@@ -169,79 +152,36 @@ def _bm3d(im: np.ndarray, sigma: float) -> np.ndarray:
     return bm3d.bm3d(padded, sigma_psd=sigma)[:h, :w]
 
 
-def _pca_project(pca, x: np.ndarray) -> np.ndarray:
-    return _clip(np.asarray(pca.reconstruct(x.reshape(len(x), -1))).reshape(x.shape))
-
-
-def _pca_inpaint(pca, x: np.ndarray, missing: np.ndarray, iterations: int) -> np.ndarray:
-    current = x
-    for _ in range(iterations):
-        current = np.where(missing, _pca_project(pca, current), x)
-    return current
-
-
-def _bicubic(low: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
-    from skimage.transform import resize
-
-    return _clip(_per_image(lambda im: resize(im, shape, order=3, anti_aliasing=False), low))
-
-
-def _anchors(task: str, protocol, x, corrupted, ds, settings, row) -> None:
-    """Measures the classical anchors of one protocol; ``row(...)`` records each."""
-    from skimage.restoration import denoise_tv_chambolle, inpaint_biharmonic
-
-    k, reps = settings["pca"], settings["repeats"]
-    pca = aejax.fit_pca(ds.x_train.reshape(len(ds.x_train), -1), k)
+def _anchors(task: str, protocol, x, corrupted, ds, settings, row) -> dict[str, str]:
+    """Measures the classical anchors of one protocol (``aejax.baselines.restoration``, plus
+    BM3D); ``row(...)`` records each. Returns the anchors skipped, with why."""
     c = corrupted["corrupted"]
+    if task in ("denoise", "superres"):
+        row("noisy input" if task == "denoise" else "nearest", c, x, corrupted, 0.0)
+    found, skipped = classical.anchors(
+        task,
+        corrupted,
+        x,
+        ds.x_train,
+        pca_components=settings["pca"],
+        pca_iterations=settings["pca_iterations"],
+        tv_weights=settings["tv_weights"],
+        slow_n=settings["biharmonic_n"],
+        repeats=settings["repeats"],
+    )
+    for name, anchor in found.items():
+        n = anchor.pop("n")
+        images, seconds = anchor.pop("images"), anchor.pop("seconds")
+        missing = corrupted.get("missing")
+        subset = {} if missing is None else {"missing": missing[:n]}
+        row(name, images, x[:n], subset, seconds, **anchor)
     if task == "denoise":
-        row("noisy input", c, x, corrupted, 0.0)
-        out, s, _ = _timed(lambda: _pca_project(pca, c), reps)
-        row(f"PCA-{k}", out, x, corrupted, s)
-        best = None
-        for w in settings["tv_weights"]:
-            t0 = time.perf_counter()
-            out = _clip(_per_image(lambda im, w=w: denoise_tv_chambolle(im, weight=w), c))
-            seconds = time.perf_counter() - t0
-            score = metrics.quality_report(out, x)["psnr"]
-            if best is None or score > best[0]:
-                best = (score, w, out, seconds)
-        row("total variation", best[2], x, corrupted, best[3], weight=best[1])
         n = min(settings["bm3d_n"], len(x))
         sigma = float(protocol.spec.split(":")[1])
         t0 = time.perf_counter()
-        out = _clip(_per_image(lambda im: _bm3d(im, sigma), c[:n]))
+        out = classical.clip01(classical.per_channel(lambda im: _bm3d(im, sigma), c[:n]))
         row("BM3D", out, x[:n], None, time.perf_counter() - t0, sigma_psd=sigma)
-    elif task == "inpaint":
-        missing = corrupted["missing"]
-        its = settings["pca_iterations"]
-        out, s, _ = _timed(lambda: _pca_inpaint(pca, c, missing, its), 1)
-        row(f"PCA-{k} iterated", out, x, corrupted, s, iterations=its)
-        n = len(x) if settings["biharmonic_n"] is None else min(settings["biharmonic_n"], len(x))
-        t0 = time.perf_counter()
-        out = _clip(
-            np.stack(
-                [
-                    inpaint_biharmonic(im[..., 0], m[..., 0])
-                    for im, m in zip(c[:n], missing[:n], strict=True)
-                ]
-            )[..., None]
-        )
-        row("biharmonic", out, x[:n], {"missing": missing[:n]}, time.perf_counter() - t0)
-    else:
-        low = corrupted["low"]
-        row("nearest", c, x, corrupted, 0.0)
-        t0 = time.perf_counter()
-        row("bicubic", _bicubic(low, x.shape[1:3]), x, corrupted, time.perf_counter() - t0)
-        lo_train = restore.downsample(ds.x_train, restore.SUPERRES_FACTOR)
-        a = np.c_[lo_train.reshape(len(lo_train), -1), np.ones(len(lo_train))]
-        t0 = time.perf_counter()
-        w, *_ = np.linalg.lstsq(a, ds.x_train.reshape(len(ds.x_train), -1), rcond=None)
-        fit = time.perf_counter() - t0
-        out, s, _ = _timed(
-            lambda: _clip(np.c_[low.reshape(len(low), -1), np.ones(len(low))] @ w).reshape(x.shape),
-            reps,
-        )
-        row("least squares", out, x, corrupted, s, fit_seconds=fit)
+    return skipped
 
 
 def _pick_iterations(run, protocol, x_val: np.ndarray) -> dict:
@@ -290,6 +230,7 @@ def run_restoration(out: str | pathlib.Path, *, tiny: bool = False) -> dict:
     ds = dataset_for(aejax.Config(data=settings["data"]))
     x = np.asarray(ds.x_test, np.float32)
     rows: list[dict] = []
+    skipped: dict[str, str] = {}
 
     runs = _train_models(settings, ds, out)
     for task, protocols in restore.PROTOCOLS.items():
@@ -312,7 +253,7 @@ def run_restoration(out: str | pathlib.Path, *, tiny: bool = False) -> dict:
                     }
                 )
 
-            _anchors(task, protocol, x, corrupted, ds, settings, row)
+            skipped.update(_anchors(task, protocol, x, corrupted, ds, settings, row))
             for name, info in runs.items():
                 if info["task"] != task:
                     continue
@@ -321,7 +262,7 @@ def run_restoration(out: str | pathlib.Path, *, tiny: bool = False) -> dict:
                 if task == "inpaint":
                     extra = _pick_iterations(run, protocol, ds.x_val[: settings["val_n"]])
                 its = extra.get("iterations", 1)
-                restored, steady, first = _timed(
+                restored, steady, first = classical.timed(
                     lambda run=run, p=protocol, c=corrupted, k=its: restore.restore(
                         run, p, c, iterations=k
                     ),
@@ -348,6 +289,7 @@ def run_restoration(out: str | pathlib.Path, *, tiny: bool = False) -> dict:
         "settings": json.loads(json.dumps(settings)),
         "runs": runs,
         "rows": rows,
+        "skipped_anchors": skipped,
     }
     (out / "restoration.json").write_text(json.dumps(meta, indent=2))
     (out / "restoration.md").write_text(markdown(meta))
@@ -392,6 +334,8 @@ def markdown(meta: dict) -> str:
             f"{r['ssim']:.3f} | {missing} | {'' if anchor is None else f'{anchor:.2f}'} | "
             f"{r['seconds']:.3g} | {', '.join(notes)} |"
         )
+    for method, why in meta.get("skipped_anchors", {}).items():
+        lines += ["", f"Not measured: {method} ({why})."]
     lines += ["", "Goals: " + "; ".join(f"{p}: {g}" for p, g in GOALS.items()) + ".", ""]
     lines += ["aejax runs (trained on the corruption named, clean targets):", ""]
     lines += ["| run | config | epochs | train seconds |", "| --- | --- | --- | --- |"]

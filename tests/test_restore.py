@@ -3,14 +3,18 @@ on digits."""
 
 import json
 import pathlib
+import sys
+import warnings
 
 import jax
+import matplotlib.figure
 import numpy as np
 import pytest
 
 import aejax
 from aejax import metrics
 from aejax.apps import restore
+from aejax.baselines import restoration
 from aejax.cli import main
 from aejax.data.corruption import parse_corruption
 from aejax.errors import DataError
@@ -122,6 +126,19 @@ def test_protocols_are_fixed():
     assert np.all(random["corrupted"][random["missing"]] == 0)
 
 
+def test_bicubic_beats_nearest_on_a_smooth_image_and_matches_scikit_image():
+    u = np.linspace(0.0, 1.0, 28)
+    smooth = 0.5 + 0.4 * np.sin(2 * np.pi * u)[:, None] * np.cos(3 * np.pi * u)[None, :]
+    x = smooth[None, :, :, None].astype(np.float32)
+    low = restoration.downsample(x, 2)
+    up = restoration.bicubic(low, (28, 28))
+    nearest = restoration.upsample(low, 2)
+    assert metrics.psnr(up, x)[0] > metrics.psnr(nearest, x)[0] + 3.0
+    resize = pytest.importorskip("skimage.transform").resize  # the benchmark's former bicubic
+    want = resize(low[0, ..., 0], (28, 28), order=3, anti_aliasing=False)
+    np.testing.assert_allclose(up[0, ..., 0], want, atol=1e-6)
+
+
 # --- restoring with a trained run ---
 
 
@@ -169,12 +186,86 @@ def test_super_resolution_returns_full_size_images(denoiser):
 
 
 def test_restore_command_prints_json_and_writes_panels(denoiser, capsys):
-    assert main(["restore", str(denoiser), "--task", "denoise", "--json"]) == 0
+    assert main(["restore", str(denoiser), "--task", "denoise", "--n", "16", "--json"]) == 0
     out = json.loads(capsys.readouterr().out)
     result = out["protocols"]["gaussian-0.5"]
     assert out["n"] > 0 and result["corruption"] == "gaussian:0.5"
     assert result["restored"]["psnr"] > result["corrupted"]["psnr"]
     assert pathlib.Path(result["panel"]).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
-    assert main(["restore", str(denoiser), "--task", "inpaint", "--n", "50"]) == 0
+    assert main(["restore", str(denoiser), "--task", "inpaint", "--n", "16"]) == 0
     text = capsys.readouterr().out
     assert "centre-hole" in text and "random-50%" in text and "missing" in text
+    assert "PCA-16 iterated" in text and "biharmonic" in text and "restored (ae)" in text
+    assert set(result["baselines"]) == {"PCA-16", "total variation"}
+    assert all(np.isfinite(b["psnr"]) for b in result["baselines"].values())
+
+
+def test_restore_command_reports_the_anchors_and_flags_no_worse_run(denoiser, tmp_path):
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", restore.RestorationWarning)
+        out = restore.restore_run(denoiser, "superres", n=16, out_dir=tmp_path, panels=False)
+    result = out["protocols"]["2x"]
+    assert set(result["baselines"]) == {"PCA-16", "bicubic", "least squares"}
+    for anchor in result["baselines"].values():
+        assert anchor["n"] == 16 and np.isfinite([anchor["psnr"], anchor["ssim"]]).all()
+    assert result["worse_than_input"] is False and out["worse_than_input"] is False
+
+
+def test_restore_warns_when_the_restored_images_are_worse_than_the_input(
+    denoiser, tmp_path, monkeypatch, capsys
+):
+    # A run whose every weight is 0 decodes every image to one grey: worse than the input.
+    run = aejax.load_run(denoiser)
+    zeroed = run._replace(variables=jax.tree.map(np.zeros_like, run.variables))
+    monkeypatch.setattr(restore, "_as_run", lambda _: zeroed)
+    with pytest.warns(restore.RestorationWarning, match="worse than the corrupted input") as w:
+        argv = ["restore", str(denoiser), "--task", "superres", "--n", "16", "--json"]
+        assert main([*argv, "--out", str(tmp_path)]) == 0
+    assert len(w) == 1 and "\n" not in str(w[0].message)  # one line on the console
+    out = json.loads(capsys.readouterr().out)
+    result = out["protocols"]["2x"]
+    assert result["restored"]["psnr"] < result["corrupted"]["psnr"]
+    assert result["worse_than_input"] is True and out["worse_than_input"] is True
+
+
+def _panel_figure(monkeypatch) -> list:
+    """Captures the figures that are saved (and still saves them)."""
+    figures, savefig = [], matplotlib.figure.Figure.savefig
+
+    def capture(fig, *args, **kwargs):
+        figures.append(fig)
+        return savefig(fig, *args, **kwargs)
+
+    monkeypatch.setattr(matplotlib.figure.Figure, "savefig", capture)
+    return figures
+
+
+def test_panel_names_its_rows_and_labels_each_image_with_its_psnr(denoiser, tmp_path, monkeypatch):
+    pix = pytest.importorskip("dm_pix")
+    figures = _panel_figure(monkeypatch)
+    out = restore.restore_run(denoiser, "denoise", n=16, out_dir=tmp_path)
+    (fig,) = figures
+    k = restore.PANEL_IMAGES
+    axes = np.array(fig.axes).reshape(-1, k)
+    names = [row[0].get_ylabel() for row in axes]
+    assert names == ["clean", "corrupted", "restored (ae)", "PCA-16", "total variation"]
+    assert set(out["protocols"]["gaussian-0.5"]["baselines"]) == set(names[3:])
+    drawn = np.array([[ax.get_images()[0].get_array() for ax in row] for row in axes])[..., None]
+    assert not any(ax.get_xlabel() for ax in axes[0])  # the clean row has no PSNR
+    for row, images in zip(axes[1:], drawn[1:], strict=True):
+        labels = [float(ax.get_xlabel().removesuffix(" dB")) for ax in row]
+        np.testing.assert_allclose(labels, pix.psnr(images, drawn[0]), atol=0.006)
+    # The corrupted row is the protocol's corruption of the first test images.
+    x = aejax.assemble.dataset_for(aejax.load_run(denoiser).config).x_test[:16]
+    noisy = restore.corrupt(restore.PROTOCOLS["denoise"][0], x)["corrupted"][:k]
+    np.testing.assert_allclose(drawn[1], noisy, atol=1e-6)
+    labels = [float(ax.get_xlabel().removesuffix(" dB")) for ax in axes[1]]
+    np.testing.assert_allclose(labels, pix.psnr(noisy, x[:k]), atol=0.006)
+
+
+def test_restore_without_scikit_image_skips_its_anchors_and_says_so(denoiser, monkeypatch):
+    monkeypatch.setitem(sys.modules, "skimage.restoration", None)  # import fails
+    out = restore.restore_run(denoiser, "inpaint", n=16, panels=False)
+    assert "scikit-image" in out["skipped_baselines"]["biharmonic"]
+    for result in out["protocols"].values():
+        assert list(result["baselines"]) == ["PCA-16 iterated"]

@@ -15,6 +15,11 @@ the same images every time), the numbers of ``aejax restore`` and of
 - inpaint: a centre square hole half the image's side (14x14 on 28x28), and 50% of the
   pixels missing at random (``masking:0.5``); PSNR also over the missing pixels only;
 - superres: 2x2 mean-pooling (28x28 -> 14x14), restored to full size (``downsample:2``).
+
+Beside the run, ``restore_run`` restores the same corrupted images with the classical
+anchors of ``aejax.baselines.restoration`` (PCA of the run's code size, total variation,
+biharmonic, bicubic, least squares), draws panels with every image's PSNR, and warns
+(``RestorationWarning``) where the restored images score below the corrupted input.
 """
 
 from __future__ import annotations
@@ -22,11 +27,14 @@ from __future__ import annotations
 import dataclasses
 import pathlib
 import time
+import warnings
 
 import jax
 import numpy as np
 
 from aejax import metrics
+from aejax.baselines import restoration
+from aejax.baselines.restoration import check_images, downsample, upsample
 from aejax.data.corruption import parse_corruption
 from aejax.errors import DataError
 from aejax.outputs import atomic_path, check_output_dir
@@ -72,13 +80,6 @@ def _as_run(run: Run | str | pathlib.Path) -> Run:
     return load_run(run)
 
 
-def _check_images(x: np.ndarray, what: str) -> np.ndarray:
-    x = np.asarray(x)
-    if x.ndim != 4:
-        raise DataError(f"{what}: expected images [N, H, W, C], got shape {x.shape}")
-    return x
-
-
 def denoise(run: Run | str | pathlib.Path, x_noisy: np.ndarray) -> np.ndarray:
     """Denoised images: the run's reconstruction of ``x_noisy``.
 
@@ -90,7 +91,7 @@ def denoise(run: Run | str | pathlib.Path, x_noisy: np.ndarray) -> np.ndarray:
       ``[N, H, W, C]`` float32 in [0, 1].
     """
     run = _as_run(run)
-    return np.asarray(run.reconstruct(_check_images(x_noisy, "x_noisy")))
+    return np.asarray(run.reconstruct(check_images(x_noisy, "x_noisy")))
 
 
 def inpaint(
@@ -122,7 +123,7 @@ def inpaint(
       ``[N, H, W, C]`` float32: ``x`` at the known pixels, the restoration elsewhere.
     """
     run = _as_run(run)
-    x = _check_images(x, "x").astype(np.float32, copy=False)
+    x = check_images(x, "x").astype(np.float32, copy=False)
     if iterations < 1:
         raise DataError(f"iterations must be >= 1, got {iterations}")
     try:
@@ -133,19 +134,6 @@ def inpaint(
     for _ in range(iterations):
         current = np.where(missing, run.reconstruct(current), x)
     return current
-
-
-def upsample(x_low: np.ndarray, factor: int) -> np.ndarray:
-    """Nearest-neighbour upsampling ``[N, h, w, C] -> [N, h*factor, w*factor, C]``."""
-    return np.repeat(np.repeat(np.asarray(x_low), factor, axis=1), factor, axis=2)
-
-
-def downsample(x: np.ndarray, factor: int) -> np.ndarray:
-    """``factor x factor`` mean-pooling ``[N, H, W, C] -> [N, H/factor, W/factor, C]``."""
-    n, h, w, c = _check_images(x, "x").shape
-    if h % factor or w % factor:
-        raise DataError(f"images {h}x{w} do not divide into {factor}x{factor} blocks")
-    return x.reshape(n, h // factor, factor, w // factor, factor, c).mean(axis=(2, 4))
 
 
 def super_resolve(run: Run | str | pathlib.Path, x_low: np.ndarray, factor: int) -> np.ndarray:
@@ -163,7 +151,7 @@ def super_resolve(run: Run | str | pathlib.Path, x_low: np.ndarray, factor: int)
       ``[N, h*F, w*F, C]`` float32 in [0, 1].
     """
     run = _as_run(run)
-    x_low = _check_images(x_low, "x_low")
+    x_low = check_images(x_low, "x_low")
     if factor < 1:
         raise DataError(f"factor must be >= 1, got {factor}")
     n, h, w, c = x_low.shape
@@ -192,7 +180,7 @@ def corrupt(protocol: Protocol, x: np.ndarray, seed: int = SEED) -> dict[str, np
       ``{"corrupted": [N, H, W, C]}`` plus ``"missing"`` (bool, the images' shape) for
       inpainting and ``"low"`` (``[N, H/2, W/2, C]``) for super-resolution.
     """
-    x = _check_images(x, "x").astype(np.float32, copy=False)
+    x = check_images(x, "x").astype(np.float32, copy=False)
     if protocol.spec == "centre":
         missing = np.broadcast_to(centre_hole(x.shape), x.shape).copy()
         return {"corrupted": np.where(missing, np.float32(0), x), "missing": missing}
@@ -236,8 +224,10 @@ def restore_run(
     panels: bool = True,
     iterations: int | None = None,
     force: bool = False,
+    baselines: bool = True,
 ) -> dict:
-    """Restores a run's test split under ``task``'s protocols and scores it.
+    """Restores a run's test split under ``task``'s protocols and scores it beside the
+    classical anchors.
 
     Args:
       workdir: a trained image run's directory.
@@ -246,19 +236,28 @@ def restore_run(
       out_dir: where the PNG panels go (default ``workdir``, whose panels each call
         replaces). A given ``out_dir`` may exist, but not the panels in it, unless
         ``force`` (``aejax.outputs.check_output_dir``; checked before anything is computed).
-      panels: write ``restore_<task>_<protocol>.png``: the first 8 test images corrupted,
-        restored and original, one row each.
+      panels: write ``restore_<task>_<protocol>.png``: the first 8 test images, clean,
+        corrupted, restored and restored by each anchor, one named row each, every image
+        but the clean ones labelled with its PSNR (dB).
       iterations: the inpainting's reconstructions (see ``inpaint``); default each
         protocol's (``PROTOCOLS``: 10 for the centre hole, 1 for the random pixels).
       force: replace existing panels in ``out_dir``.
+      baselines: also restore the same corrupted images with the classical anchors of
+        ``aejax.baselines.restoration.anchors`` (PCA with the run's code size, fitted on its
+        training split; total variation, biharmonic, bicubic, least squares).
 
     Returns:
-      ``{"task", "workdir", "data", "n", "seed", "protocols": {name: {"corruption": spec,
-      "corrupted": {"psnr", "ssim", ...}, "restored": {...}, "seconds", "panel"}}}``: mean
-      per-image PSNR (dB) and SSIM against the originals, plus ``missing_psnr`` (PSNR over
-      the missing pixels) for inpainting.
+      ``{"task", "workdir", "data", "model", "n", "seed", "pca_components",
+      "skipped_baselines": {name: why}, "worse_than_input", "protocols": {name:
+      {"corruption": spec, "corrupted": {"psnr", "ssim", "n", ...}, "restored": {...},
+      "baselines": {anchor: {"psnr", "ssim", "n", "seconds", ...}}, "worse_than_input",
+      "seconds", "panel"}}}``: mean per-image PSNR (dB) and SSIM against the originals,
+      plus ``missing_psnr`` (PSNR over the missing pixels) for inpainting.
+      ``worse_than_input``: the restored images' mean PSNR is below the corrupted ones'
+      (each such protocol also warns, ``RestorationWarning``).
     """
     from aejax.assemble import dataset_for
+    from aejax.evaluate import pca_components
 
     if task not in PROTOCOLS:
         raise DataError(f"unknown task {task!r}; choose from {', '.join(TASKS)}")
@@ -273,7 +272,8 @@ def restore_run(
     if ds.kind != "image":
         raise DataError(f"the run in {workdir} is a {ds.kind} run: restoration needs images")
     x = np.asarray(ds.x_test if n is None else ds.x_test[:n], np.float32)
-    results = {}
+    k = pca_components(run.config, ds)
+    results, skipped = {}, {}
     for i, protocol in enumerate(PROTOCOLS[task]):
         corrupted = corrupt(protocol, x)
         t0 = time.perf_counter()
@@ -281,32 +281,71 @@ def restore_run(
         seconds = time.perf_counter() - t0
         missing = corrupted.get("missing")
         its = protocol.iterations if iterations is None else iterations
+        anchors = {}
+        if baselines:
+            anchors, skipped = restoration.anchors(task, corrupted, x, ds.x_train, pca_components=k)
         entry = {
             "corruption": protocol.spec,
             **({"iterations": its} if task == "inpaint" else {}),
             "corrupted": metrics.quality_report(corrupted["corrupted"], x, missing),
             "restored": metrics.quality_report(restored, x, missing),
+            "baselines": {
+                name: {
+                    **metrics.quality_report(
+                        a["images"], x[: a["n"]], None if missing is None else missing[: a["n"]]
+                    ),
+                    **{key: v for key, v in a.items() if key not in ("images", "n")},
+                }
+                for name, a in anchors.items()
+            },
             "seconds": seconds,
         }
+        entry["worse_than_input"] = _check_worse(entry, task, protocol, x.shape)
         if panels:
-            entry["panel"] = str(
-                write_panel(
-                    paths[i],
-                    corrupted["corrupted"],
-                    restored,
-                    x,
-                    title=f"{run.config.model} {task} ({protocol.name})",
-                )
-            )
+            rows = [("clean", x), (_corrupted_label(task), corrupted["corrupted"], missing)]
+            rows.append((f"restored ({run.config.model})", restored))
+            rows += [(name, a["images"]) for name, a in anchors.items()]
+            title = f"{run.config.model} on {run.config.data}: {task} ({protocol.name})"
+            entry["panel"] = str(write_panel(paths[i], rows, x, title=title))
         results[protocol.name] = entry
     return {
         "task": task,
         "workdir": str(workdir),
         "data": run.config.data,
+        "model": run.config.model,
         "n": int(len(x)),
         "seed": SEED,
+        "pca_components": k,
+        "skipped_baselines": skipped,
+        "worse_than_input": any(r["worse_than_input"] for r in results.values()),
         "protocols": results,
     }
+
+
+class RestorationWarning(UserWarning):
+    """The restored images score below the corrupted ones (``restore_run``)."""
+
+
+def _check_worse(entry: dict, task: str, protocol: Protocol, shape: tuple[int, ...]) -> bool:
+    """Whether the restored images' mean PSNR is below the corrupted input's (images of
+    ``shape``); warns if so."""
+    before, after = entry["corrupted"]["psnr"], entry["restored"]["psnr"]
+    if after >= before:
+        return False
+    # The training corruption nearest to the protocol's (the centre hole: a block that size).
+    spec = f"block:{min(shape[1:3]) // 2}" if protocol.spec == "centre" else protocol.spec
+    warnings.warn(
+        f"{task} {protocol.name}: the restored images are worse than the corrupted input "
+        f"(mean PSNR {after:.2f} dB after vs {before:.2f} dB before); train the run on this "
+        f"corruption (--set corruption={spec}), or longer",
+        RestorationWarning,
+        stacklevel=3,
+    )
+    return True
+
+
+def _corrupted_label(task: str) -> str:
+    return "corrupted (nearest)" if task == "superres" else "corrupted"
 
 
 def panel_name(task: str, protocol) -> str:
@@ -316,20 +355,31 @@ def panel_name(task: str, protocol) -> str:
 
 def write_panel(
     path: str | pathlib.Path,
-    corrupted: np.ndarray,
-    restored: np.ndarray,
+    rows: list[tuple],
     original: np.ndarray,
     *,
     title: str,
     count: int = PANEL_IMAGES,
 ) -> pathlib.Path:
-    """Writes the first ``count`` images as three rows: corrupted, restored, original
-    (atomically)."""
+    """Writes the first ``count`` images of each row, named, atomically.
+
+    Args:
+      path: the PNG.
+      rows: ``(name, images [N, H, W, C])`` or ``(name, images, missing)`` (bool, the
+        images' shape: drawn tinted), top to bottom. Every row but one named ``"clean"``
+        gets each image's PSNR (``aejax.metrics.psnr``, dB) against ``original`` under it.
+      original: the clean images ``[N, H, W, C]``.
+      title: the figure's title.
+    """
     from aejax import plots
 
     k = min(count, len(original))
-    grid = np.concatenate([corrupted[:k], restored[:k], original[:k]])
+    drawn = []
+    for name, images, *missing in rows:
+        images = np.asarray(images[:k])
+        psnr = None if name == "clean" else metrics.psnr(images, original[:k])
+        mask = missing[0][:k] if missing and missing[0] is not None else None
+        drawn.append(plots.PanelRow(name, images, psnr, mask))
     with atomic_path(path) as tmp:
-        rows = "rows: corrupted / restored / original"
-        plots.image_grid(tmp, grid, ncols=k, title=f"{title}\n{rows}")
+        plots.restoration_panel(tmp, drawn, title=f"{title}; PSNR (dB) under each image")
     return pathlib.Path(path)

@@ -82,17 +82,27 @@ def restore(args) -> int:
     if args.json:
         print(json.dumps(out, indent=2))
         return 0
-    print(f"{out['task']}: {out['n']} test images of {out['data']}, seed {out['seed']}")
+    print(
+        f"{out['task']}: {out['n']} test images of {out['data']}, seed {out['seed']}; "
+        f"PCA-{out['pca_components']} fitted on the training split"
+    )
     for name, r in out["protocols"].items():
-        for which in ("corrupted", "restored"):
-            q = r[which]
+        methods = [("corrupted", r["corrupted"]), (f"restored ({out['model']})", r["restored"])]
+        for i, (method, q) in enumerate([*methods, *r["baselines"].items()]):
+            notes = [f"first {q['n']} images"] if q["n"] != out["n"] else []
+            notes += [f"weight {q['weight']:g}"] if "weight" in q else []
+            if i == 1 and r["worse_than_input"]:
+                notes.append("worse than the corrupted input")
             missing = (
                 f"  missing-pixel PSNR {q['missing_psnr']:6.2f} dB" if "missing_psnr" in q else ""
             )
             print(
-                f"  {name:<12} {which:<9}  PSNR {q['psnr']:6.2f} dB  SSIM {q['ssim']:.3f}{missing}"
+                f"  {name if i == 0 else '':<12} {method:<24} PSNR {q['psnr']:6.2f} dB  "
+                f"SSIM {q['ssim']:.3f}{missing}" + (f"  ({', '.join(notes)})" if notes else "")
             )
         print(f"  {'':<12} panel: {r['panel']}")
+    for method, why in out["skipped_baselines"].items():
+        print(f"  note: no {method} baseline: {why}")
     return 0
 
 
