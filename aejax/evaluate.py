@@ -19,6 +19,7 @@ from aejax.baselines.ratings import fit_bias_baseline, rmse
 from aejax.config import Config
 from aejax.data import Dataset
 from aejax.data.dataset import min_examples
+from aejax.data.pixels import to_unit
 from aejax.errors import CheckpointError, ConfigError, DataError
 from aejax.inference import evaluate_model, masked_report, predicted_matrix
 from aejax.metrics.ratings import ratings_report, topk_metrics
@@ -46,10 +47,12 @@ def evaluate_pca(ds: Dataset, n_components: int) -> tuple[dict, Any]:
         pca = fit_pca(flat[0], n_components)
         recon = np.asarray(pca.reconstruct(flat[1])).reshape(ds.x_test.shape)
         return masked_report(recon, ds.x_test, ds.mask_test), pca
-    pca = fit_pca(ds.x_train, n_components)
+    # uint8 pixels: PCA fits and scores the floats in [0, 1] the model reads.
+    x_train, x_test = to_unit(ds.x_train), to_unit(ds.x_test)
+    pca = fit_pca(x_train, n_components)
     # Unclipped, as in the literature (Hinton & Salakhutdinov's PCA-30 figure).
-    recon = np.asarray(pca.reconstruct(ds.x_test))
-    return metrics.reconstruction_report(recon, ds.x_test, image=ds.kind == "image"), pca
+    recon = np.asarray(pca.reconstruct(x_test))
+    return metrics.reconstruction_report(recon, x_test, image=ds.kind == "image"), pca
 
 
 def mean_baseline_mse(ds: Dataset) -> float:
@@ -63,8 +66,8 @@ def mean_baseline_mse(ds: Dataset) -> float:
         mean = (np.asarray(ds.x_train, np.float64) * m).sum(axis=0) / np.maximum(m.sum(axis=0), 1)
         recon = np.broadcast_to(mean, ds.x_test.shape)
         return masked_report(recon, ds.x_test, ds.mask_test)["recon_mse"]
-    mean = np.asarray(ds.x_train, np.float64).mean(axis=0)
-    return float(np.mean(np.square(np.asarray(ds.x_test, np.float64) - mean)))
+    mean = np.asarray(to_unit(ds.x_train), np.float64).mean(axis=0)
+    return float(np.mean(np.square(np.asarray(to_unit(ds.x_test), np.float64) - mean)))
 
 
 # A run is flagged as failed when its test MSE is both over FAILED_FACTOR times PCA's (at

@@ -29,6 +29,7 @@ from aejax.baselines.ratings import BiasedModel, fit_bias_baseline
 from aejax.data import Dataset
 from aejax.data._validate import check_dtype, check_finite
 from aejax.data.chunks import padded_chunks
+from aejax.data.pixels import to_unit
 from aejax.errors import DataError
 
 _FLOAT32_MAX = float(np.finfo(np.float32).max)
@@ -59,8 +60,11 @@ def check_input(
         must already lie in [0, 1].
 
     Returns:
-      ``[N, *input_shape]`` float32: ``x`` itself when it already is float32 (read it, do
-      not write to it), otherwise a converted copy.
+      ``[N, *input_shape]``: uint8 ``x`` itself when the examples are images
+      (``[H, W, C]``) of 8-bit pixels, which every compiled function of aejax reads as
+      ``k / 255`` (``aejax.data.pixels``), whatever ``image`` says; otherwise float32:
+      ``x`` itself when it already is float32 (read it, do not write to it), else a
+      converted copy. ``to_unit`` of the result is the float32 of every case.
 
     Raises:
       DataError: wrong rank or per-example shape, non-numeric dtype, empty, NaN/Inf, values
@@ -78,6 +82,10 @@ def check_input(
         )
     if x.shape[0] == 0:
         raise DataError(f"{what}: no examples")
+    if x.dtype == np.uint8 and len(input_shape) == 3:
+        # 8-bit pixels of an image model stay uint8 (a quarter of the bytes to copy): the
+        # compiled functions read them as k / 255 (aejax.data.pixels.to_unit).
+        return x
     if x.dtype.kind == "f":
         # min and max answer every float question in two streaming passes, with no mask
         # array: a NaN propagates through both and an Inf is an extreme, so they are finite
@@ -123,6 +131,7 @@ def reads_images(model: nn.Module) -> bool:
 
 
 def _apply_impl(model: nn.Module, variables: Any, x: jax.Array, method: str, mask=None):
+    x = to_unit(x)  # uint8 pixels travel to the device; floats from here
     if method == "call":
         recon, aux = model.apply(variables, x, **({} if mask is None else {"mask": mask}))
         return recon, {k: v for k, v in aux.items() if k != "stats"}
@@ -408,6 +417,7 @@ def evaluate_model(
     x = check_input(x, model.input_shape, image=reads_images(model))
     recon, aux = reconstruct(model, variables, x, batch_size)
     logits = aux["decoder_output"] if reads_images(model) else None
+    x = to_unit(x)  # the metrics compare floats in [0, 1]
     return metrics.reconstruction_report(recon, x, logits=logits, image=kind == "image")
 
 

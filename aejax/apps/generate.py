@@ -13,6 +13,7 @@ import jax
 import numpy as np
 
 from aejax import inference
+from aejax.data.pixels import to_unit
 from aejax.errors import DataError
 from aejax.outputs import atomic_path, check_output
 from aejax.run import load_run, split_in_data_units
@@ -115,7 +116,8 @@ def interpolate_run(
     workdir = pathlib.Path(workdir)
     config, model, variables, scaler = load_run(workdir)
     out = _output(out, workdir, "interpolations", model)
-    x = split_in_data_units(config, model, "test")[: 2 * pairs]
+    # Floats in [0, 1] for uint8 pixels: the endpoints are drawn beside the paths.
+    x = to_unit(split_in_data_units(config, model, "test")[: 2 * pairs])
     if pairs < 1 or x.shape[0] < 2 * pairs:
         raise DataError(f"interpolate: {pairs} pairs need {2 * pairs} test examples, have {len(x)}")
     paths = interpolate(model, variables, x[0::2], x[1::2], steps, method, scaler=scaler)

@@ -25,6 +25,7 @@ import numpy as np
 from aejax import inference
 from aejax.baselines import fit_pca
 from aejax.data import Dataset
+from aejax.data.pixels import to_unit
 from aejax.errors import DataError
 
 FIT_ON = ("train+val", "train")
@@ -121,9 +122,10 @@ def linear_probe(
         )
     if ds.x_test.shape[0] == 0:
         raise DataError(f"data set {ds.name!r} has no test examples to score the probe on")
-    x_fit, y_fit = ds.x_train, ds.y_train
+    # Floats in [0, 1] for uint8 pixels: the raw and PCA probes read the pixels too.
+    x_fit, x_test, y_fit = to_unit(ds.x_train), to_unit(ds.x_test), ds.y_train
     if fit_on == "train+val" and ds.x_val.shape[0]:
-        x_fit = np.concatenate([ds.x_train, ds.x_val])
+        x_fit = np.concatenate([x_fit, to_unit(ds.x_val)])
         y_fit = np.concatenate([ds.y_train, ds.y_val])
     if np.unique(y_fit).size < 2:
         raise DataError(f"data set {ds.name!r}: the labels it is fitted on hold a single class")
@@ -135,10 +137,10 @@ def linear_probe(
         z = inference.encode(model, variables, x)
         return np.asarray(z, np.float32).reshape(x.shape[0], -1)
 
-    z_fit, z_test = codes(x_fit), codes(ds.x_test)
+    z_fit, z_test = codes(x_fit), codes(x_test)
     k = z_fit.shape[1]
     raw_fit = x_fit.reshape(x_fit.shape[0], -1)
-    raw_test = ds.x_test.reshape(ds.x_test.shape[0], -1)
+    raw_test = x_test.reshape(x_test.shape[0], -1)
     n_pca = min(k, raw_fit.shape[0], raw_fit.shape[1])
     out: dict[str, Any] = {
         "model": config.model,
@@ -155,7 +157,7 @@ def linear_probe(
     features = {"codes": (z_fit, z_test)}
     if baselines:
         pca = fit_pca(x_fit, n_pca)
-        p_fit, p_test = (np.asarray(pca.transform(x), np.float32) for x in (x_fit, ds.x_test))
+        p_fit, p_test = (np.asarray(pca.transform(x), np.float32) for x in (x_fit, x_test))
         features.update(pca=(p_fit, p_test), raw=(raw_fit, raw_test))
     iterations, converged = {}, {}
     for name, (a, b) in features.items():

@@ -36,6 +36,7 @@ from aejax import metrics
 from aejax.baselines import restoration
 from aejax.baselines.restoration import check_images, downsample, upsample
 from aejax.data.corruption import parse_corruption
+from aejax.data.pixels import to_unit
 from aejax.errors import DataError
 from aejax.outputs import atomic_path, check_output_dir
 from aejax.run import Run
@@ -271,7 +272,7 @@ def restore_run(
     ds = dataset_for(run.config)
     if ds.kind != "image":
         raise DataError(f"the run in {workdir} is a {ds.kind} run: restoration needs images")
-    x = np.asarray(ds.x_test if n is None else ds.x_test[:n], np.float32)
+    x = np.asarray(to_unit(ds.x_test if n is None else ds.x_test[:n]), np.float32)
     k = pca_components(run.config, ds)
     results, skipped = {}, {}
     for i, protocol in enumerate(PROTOCOLS[task]):

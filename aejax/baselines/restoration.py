@@ -28,6 +28,7 @@ import numpy as np
 
 from aejax import metrics
 from aejax.baselines.pca import PCA, fit_pca
+from aejax.data.pixels import to_unit
 from aejax.errors import DataError
 
 TV_WEIGHTS = (0.1, 0.2, 0.4, 0.8)
@@ -41,8 +42,9 @@ def clip01(x) -> np.ndarray:
 
 
 def check_images(x, what: str) -> np.ndarray:
-    """``x`` as an array, refused (``DataError``) unless it is ``[N, H, W, C]``."""
-    x = np.asarray(x)
+    """``x`` as an array, refused (``DataError``) unless it is ``[N, H, W, C]``; uint8
+    pixels come back as floats in [0, 1] (``aejax.data.pixels.to_unit``)."""
+    x = to_unit(np.asarray(x))
     if x.ndim != 4:
         raise DataError(f"{what}: expected images [N, H, W, C], got shape {x.shape}")
     return x
@@ -207,7 +209,7 @@ def anchors(
         images, seconds, _ = timed(fn, repeats)
         out[name] = {"images": images, "n": len(images), "seconds": seconds, **extra}
 
-    pca = fit_pca(np.asarray(x_train, np.float32), pca_components)
+    pca = fit_pca(np.asarray(to_unit(np.asarray(x_train)), np.float32), pca_components)
     if task == "inpaint":
         missing = corrupted["missing"]
         name = f"PCA-{pca.n_components} iterated"
@@ -240,7 +242,7 @@ def anchors(
     elif task == "superres":
         low = corrupted["low"]
         add("bicubic", lambda: bicubic(low, c.shape[1:3]))
-        x_train = np.asarray(x_train, np.float32)
+        x_train = np.asarray(to_unit(np.asarray(x_train)), np.float32)
         factor = c.shape[1] // low.shape[1]
         t0 = time.perf_counter()
         w = fit_least_squares(downsample(x_train, factor), x_train)

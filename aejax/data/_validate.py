@@ -214,8 +214,9 @@ def to_model_input(
 
     Args:
       x: ``[N, D]`` tabular, ``[N, H, W]`` or ``[N, H, W, C]`` images. Integer images must
-        hold values in 0..255 (they are divided by 255, with a warning when they hold only
-        0 and 1); float and bool images must lie in [0, 1].
+        hold values in 0..255 (they are kept as 8-bit pixels, read as ``k / 255``: see
+        ``aejax.data.pixels``; with a warning when they hold only 0 and 1); float and bool
+        images must lie in [0, 1].
       where: names the source in error messages.
       what: names the array in error messages.
       allow_nan: tabular only: let NaN (missing values) through for ``impute_missing``;
@@ -223,7 +224,8 @@ def to_model_input(
 
     Returns:
       ``(kind, x)``: ``"tabular"`` and ``[N, D]`` float64 in raw units, or ``"image"`` and
-      ``[N, H, W, C]`` float32 in [0, 1]; C-contiguous either way.
+      ``[N, H, W, C]`` uint8 pixels (from integers) or float32 in [0, 1] (from floats and
+      bools); C-contiguous either way.
 
     Raises:
       DataError: any failed check in ``check_array``, other ranks, out-of-range images.
@@ -255,7 +257,9 @@ def to_model_input(
                 "float to read them as 0/1.",
                 stacklevel=3,
             )
-        return "image", np.ascontiguousarray(x, dtype=np.float32) / np.float32(255.0)
+        # Kept as 8-bit pixels: a quarter of float32's memory; every consumer reads them
+        # as k / 255 through aejax.data.pixels.to_unit.
+        return "image", np.ascontiguousarray(x, dtype=np.uint8)
     if lo < 0.0 or hi > 1.0:
         raise DataError(
             f"{where}: float images in {what} hold values in [{lo:.6g}, {hi:.6g}]; expected "

@@ -34,8 +34,9 @@ def reconstructions(
         tabular_reconstructions(path, model, variables, pca, ds, n=min(n, TABLE_ROWS), label=label)
         return
     from aejax import inference
+    from aejax.data.pixels import to_unit
 
-    x = ds.x_test[:n]
+    x = to_unit(ds.x_test[:n])  # floats in [0, 1], as the model and PCA read them
     n = x.shape[0]
     ae, _ = inference.reconstruct(model, variables, x)
     pc = np.asarray(pca.reconstruct(x))

@@ -139,7 +139,8 @@ def take_lock(held: contextlib.ExitStack, workdir: pathlib.Path, record: Any, fr
 
 
 def check_data(ds: Dataset) -> tuple:
-    """``(x_train, (x_val, mask_val, target_val))``, checked and as float32.
+    """``(x_train, (x_val, mask_val, target_val))``, checked: float32, or uint8 pixels
+    (the compiled steps read them as floats in [0, 1]).
 
     Raises:
       DataError: examples of another shape, non-numeric, NaN/Inf, or (images) pixels
@@ -277,7 +278,7 @@ def _fit(
     eval_step = xla.jit(make_eval_step(model, objective), platform=platform)
     batch_spec = {
         "x": jax.ShapeDtypeStruct(
-            (batch_size, *ds.input_shape), jnp.float32, sharding=shard.batch_sharding(mesh)
+            (batch_size, *ds.input_shape), x_train.dtype, sharding=shard.batch_sharding(mesh)
         )
     }
     if mask_train is not None:

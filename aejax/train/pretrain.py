@@ -202,7 +202,7 @@ def train_layer(
     eval_step = xla.jit(make_eval_step(model, objective), platform=platform, run_once=True)
     state = replicate(init_state(model, optimizers, model.input_shape, seed), mesh)
     key = jax.tree.map(jnp.copy, state.rng)  # the state's own rng leaf is donated
-    spec = jax.ShapeDtypeStruct((batch_size, *model.input_shape), jnp.float32)
+    spec = jax.ShapeDtypeStruct((batch_size, *model.input_shape), x_train.dtype)
     acc0 = zero_metrics(metric_names(model, state.variables(), {"x": spec}), mesh)
     carry = Carry(state, acc0)
     history = []

@@ -6,7 +6,8 @@ its method reports with respect to its own parameter group and applies that grou
 optimizer. Batches are pytrees: ``{"x": [B, ...]}`` plus optional ``mask`` (per element,
 broadcastable to ``x``: unobserved entries, padding), ``weight`` (``[B]`` per example),
 ``target`` (what the reconstruction term scores instead of ``x``: a denoiser's clean
-images) and anything else a model's data needs.
+images) and anything else a model's data needs. Images may come as uint8 pixels: both
+steps read them as floats in [0, 1] (``aejax.data.pixels.to_unit``) before anything else.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ import optax
 from aejax import metrics
 from aejax.data.augment import Augment
 from aejax.data.corruption import Corruption
+from aejax.data.pixels import to_unit_batch
 from aejax.models import losses
 from aejax.models.autoencoder import select_group
 from aejax.models.objective import Objective
@@ -165,7 +167,7 @@ def make_train_step(
         return {**params, **new_sub}, opt_state, {**model_state, **new_state}, finite, out
 
     def update(state: TrainState, batch: Batch, key: jax.Array):
-        batch = as_batch(batch)
+        batch = to_unit_batch(as_batch(batch))  # uint8 pixels travel; floats from here
         key = jax.random.fold_in(key, state.step)
         if axis_name and jax.lax.axis_size(axis_name) > 1:
             # Under pmap each device draws the noise of its own rows: without this every
@@ -215,7 +217,9 @@ def metric_names(model: nn.Module, variables, batch_spec: Batch) -> tuple[str, .
     rngs = {s: jax.random.key(0) for s in RNG_STREAMS}
     for group, method in model.phases:
         (_, aux), _ = jax.eval_shape(
-            lambda v, b, m=method: apply_model(model, v, b, train=True, rngs=rngs, method=m),
+            lambda v, b, m=method: apply_model(
+                model, v, to_unit_batch(b), train=True, rngs=rngs, method=m
+            ),
             variables,
             batch_spec,
         )
@@ -247,7 +251,7 @@ def make_eval_step(
     objective = (objective or default_objective()).for_evaluation()
 
     def eval_step(variables, batch):
-        batch = as_batch(batch)
+        batch = to_unit_batch(as_batch(batch))
         if "params" not in variables:
             variables = {"params": variables}
         (recon, aux), _ = apply_model(model, variables, batch, train=False)
