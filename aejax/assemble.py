@@ -44,6 +44,8 @@ def dataset_for(config: Config, spec: str | None = None) -> Dataset:
         ratings_rows="users" if getattr(config, "autorec_variant", "item") == "user" else "items",
         ratings_columns=config.ratings_columns,
         ratings_centre=config.ratings_centre,
+        image_size=config.image_size,
+        image_mode=config.image_mode,
     )
 
 

@@ -20,7 +20,7 @@ from aejax.config.allowed import (
     _number,
     _one_of,
 )
-from aejax.errors import ConfigError, did_you_mean
+from aejax.errors import ConfigError, DataError, did_you_mean
 from aejax.fields import (
     Allowed,
     coerce,
@@ -28,6 +28,17 @@ from aejax.fields import (
     type_hints,
 )
 from aejax.models.spec import COMMON, COMMON_DEFAULTS
+
+
+def _image_size(value) -> bool:
+    from aejax.data.images import parse_image_size  # no Pillow import: it reads text
+
+    try:
+        parse_image_size(value)
+    except DataError:
+        return False
+    return True
+
 
 _SHARED_GROUPS = {
     "model": ("model", "the model, its code width, activation, dtype and output distribution"),
@@ -128,6 +139,16 @@ class Config:
         "ratings:PATH: subtract the training mean, or the user + item bias baseline "
         "(biases), from every rating; predictions add it back",
         _one_of("mean", "biases"),
+    )
+    image_size: str = _field(
+        "64",
+        "images:DIR: every image is resized to N x N, or to HxW (e.g. 48x64)",
+        Allowed("N or HxW, e.g. 64 or 48x64", _image_size),
+    )
+    image_mode: str = _field(
+        "auto",
+        "images:DIR: grayscale (1 channel) or rgb (3); auto = grayscale when every file is",
+        _one_of("auto", "grayscale", "rgb"),
     )
     # Optimisation.
     epochs: int = _field(100, "passes over the training split", _integer(1))

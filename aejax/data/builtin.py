@@ -3,6 +3,7 @@ spec dispatcher."""
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import pathlib
 
@@ -155,6 +156,11 @@ def list_datasets() -> list[tuple[str, str]]:
         ("tfds:NAME:SPLIT", "one split of a prepared TFDS data set, split by the fractions"),
         ("ratings:PATH", "a user,item,rating[,timestamp] CSV (.csv, .csv.gz): rows of ratings"),
         ("sequence:PATH", "an .npz of x [N, T, D] sequences (+ lengths [N] or mask [N, T])"),
+        (
+            "images:DIR",
+            "a folder of PNG/JPEG files resized to image_size (image_mode: grayscale or rgb); "
+            "labels from class subfolders",
+        ),
         ("PATH", f"a local file: {SUPPORTED}"),
     ]
 
@@ -218,6 +224,8 @@ def load_dataset(
     ratings_rows: str = "items",
     ratings_columns: tuple = (),
     ratings_centre: str = "mean",
+    image_size: int | str = 64,
+    image_mode: str = "auto",
 ) -> Dataset:
     """Loads a data set by spec and splits it deterministically.
 
@@ -245,9 +253,14 @@ def load_dataset(
         ``()`` for the defaults (MovieLens' ``userId,movieId,rating`` among them).
       ratings_centre: ``ratings:`` only: ``"mean"`` or ``"biases"``, what every rating is
         centred on (``aejax.data.ratings.ratings_dataset``).
+      image_size: ``images:`` only: every image resized to ``N`` x ``N`` or ``"HxW"``.
+      image_mode: ``images:`` only: ``"grayscale"``, ``"rgb"`` or ``"auto"`` (the files'
+        own: grayscale when every file is; see ``aejax.data.images.read_folder``).
 
     Returns:
-      A Dataset: images ``[N, H, W, C]`` float32 in [0, 1], or tabular ``[N, D]`` float32
+      A Dataset: images ``[N, H, W, C]`` uint8 pixels (8-bit sources: mnist-lite, mnist,
+      fashion-mnist, IDX files, TFDS images, ``images:DIR``) or float32 in [0, 1]
+      (``digits``, float files), or tabular ``[N, D]`` float32
       standardized on the training split, with ``feature_names`` from a CSV header; for
       ``ratings:PATH`` a Dataset of kind ``"ratings"``, split by rating with the fractions.
 
@@ -262,12 +275,20 @@ def load_dataset(
         drop_columns = (drop_columns,)
     if not isinstance(spec, str) or not spec.strip():
         raise DataError(f"data spec {spec!r} is empty; known specs: {_known()}")
-    for prefix in ("ratings", "sequence"):
+    for prefix in ("ratings", "sequence", "images"):
         if spec.startswith(f"{prefix}:"):
             if options := _table_options(label_column, impute, drop_columns):
                 raise DataError(
                     f"data set {spec!r}: {options}: options of local tables, not {prefix}"
                 )
+    if spec.startswith("images:"):
+        from aejax.data.images import read_folder
+
+        x, y, classes = read_folder(spec[len("images:") :], image_size, image_mode)
+        ds = build_dataset(
+            spec, x, y, seed=seed, val_fraction=val_fraction, test_fraction=test_fraction
+        )
+        return dataclasses.replace(ds, class_names=classes)
     if spec.startswith("sequence:"):
         from aejax.data.sequence import load_sequences
 

@@ -24,19 +24,21 @@ KINDS = ("image", "tabular", "ratings", "sequence")
 
 @dataclasses.dataclass(frozen=True, eq=False)
 class Dataset:
-    """Train/val/test arrays ready for a model, float32 and C-contiguous.
+    """Train/val/test arrays ready for a model, C-contiguous: float32, or uint8 pixels.
 
     Attributes:
       name: the spec it was loaded from, e.g. ``"digits"``.
-      kind: ``"image"`` (``x_*`` are ``[N, H, W, C]`` in [0, 1]), ``"tabular"``
+      kind: ``"image"`` (``x_*`` are ``[N, H, W, C]``: uint8 8-bit pixels, which every
+        consumer reads as ``k / 255`` through ``aejax.data.pixels.to_unit``, or float32
+        in [0, 1]), ``"tabular"``
         (``x_*`` are ``[N, D]``, standardized with ``scaler``) or ``"ratings"`` (``x_*``
         are ``[N, D]`` rows of a ratings matrix, centred training ratings, 0 where
         unobserved: ``aejax.data.ratings``), or ``"sequence"`` (``x_*`` are ``[N, T, D]``,
         standardized per feature, with ``[N, T, D]`` 0/1 prefix masks ``mask_*`` of the
         valid steps and no targets: ``aejax.data.sequence``).
-      x_train: ``[N_train, ...]`` float32, N_train >= 1.
-      x_val: ``[N_val, ...]`` float32; 0 rows only when val_fraction was 0.
-      x_test: ``[N_test, ...]`` float32.
+      x_train: ``[N_train, ...]`` float32 (or uint8 pixels), N_train >= 1.
+      x_val: ``[N_val, ...]`` likewise; 0 rows only when val_fraction was 0.
+      x_test: ``[N_test, ...]`` likewise.
       y_train, y_val, y_test: ``[N_*]`` int64 labels where the source has them, else None.
       scaler: tabular only: the Standardizer fitted on ``x_train`` in raw units.
       feature_names: tabular only: the ``D`` column names (a CSV header's, after dropped
@@ -47,6 +49,8 @@ class Dataset:
         of ``x_val`` / ``x_test`` (which hold the rows' *training* ratings: the input).
       mask_val, mask_test: ratings only: ``[N_*, D]`` 0/1, the held-out entries scored.
       ratings: ratings only: the ``aejax.data.ratings.RatingsLayout`` (ids, rows, split).
+      class_names: the name of each label 0..C-1 where the source names them
+        (``images:DIR``: the sorted class subfolders), else None.
     """
 
     name: str
@@ -65,6 +69,7 @@ class Dataset:
     target_test: np.ndarray | None = None
     mask_test: np.ndarray | None = None
     ratings: Any = None
+    class_names: tuple[str, ...] | None = None
 
     def __post_init__(self):
         if self.kind not in KINDS:
