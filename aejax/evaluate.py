@@ -17,9 +17,8 @@ from aejax.assemble import dataset_for, train
 from aejax.baselines import fit_pca
 from aejax.baselines.ratings import fit_bias_baseline, rmse
 from aejax.config import Config
-from aejax.data import Dataset
+from aejax.data import Dataset, to_unit
 from aejax.data.dataset import min_examples
-from aejax.data.pixels import to_unit
 from aejax.errors import CheckpointError, ConfigError, DataError
 from aejax.inference import evaluate_model, masked_report, predicted_matrix
 from aejax.metrics.ratings import ratings_report, topk_metrics
@@ -47,8 +46,7 @@ def evaluate_pca(ds: Dataset, n_components: int) -> tuple[dict, Any]:
         pca = fit_pca(flat[0], n_components)
         recon = np.asarray(pca.reconstruct(flat[1])).reshape(ds.x_test.shape)
         return masked_report(recon, ds.x_test, ds.mask_test), pca
-    # uint8 pixels: PCA fits and scores the floats in [0, 1] the model reads.
-    x_train, x_test = to_unit(ds.x_train), to_unit(ds.x_test)
+    x_train, x_test = to_unit(ds.x_train), to_unit(ds.x_test)  # uint8: as the model reads
     pca = fit_pca(x_train, n_components)
     # Unclipped, as in the literature (Hinton & Salakhutdinov's PCA-30 figure).
     recon = np.asarray(pca.reconstruct(x_test))

@@ -42,6 +42,7 @@ import numpy as np
 import aejax
 from aejax import bounds
 from aejax.assemble import dataset_for
+from aejax.data.pixels import float_images  # the peers compute on float pixels
 from aejax.models.registry import list_models
 from benchmarks import environment
 
@@ -181,7 +182,7 @@ def run_catalogue(out: str | pathlib.Path, *, tiny: bool = False) -> dict:
     out.mkdir(parents=True, exist_ok=True)
     t_start = time.perf_counter()
     data = settings["data"]
-    ds = dataset_for(aejax.Config(data=data))
+    ds = float_images(dataset_for(aejax.Config(data=data)))
     registered = {name for name, _ in list_models()}
     samplers = set(sampling.sampler_names())
     keep = settings["rows"]

@@ -7,6 +7,7 @@ import sys
 import time
 
 import aejax
+from aejax.data.pixels import float_images  # the peers compute on float pixels
 from aejax.errors import AejaxError
 from benchmarks import environment
 from benchmarks.suites import FALLBACK_DATA, Suite
@@ -60,7 +61,7 @@ class Context:
         """Loads ``spec`` once (with the library's loader); None with a note when unavailable."""
         if spec not in self._data:
             try:
-                self._data[spec] = aejax.load_dataset(spec, seed=DATA_SEED)
+                self._data[spec] = float_images(aejax.load_dataset(spec, seed=DATA_SEED))
             except AejaxError as e:
                 first = str(e).splitlines()[0]
                 self.note(f"data set {spec!r} skipped: {first}")

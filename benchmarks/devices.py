@@ -55,10 +55,11 @@ def image_data(rows: int | None = None, data_dir: str | None = None):
       ``(Dataset, description)``.
     """
     from aejax.data import Dataset, load_dataset
+    from aejax.data.pixels import float_images
     from aejax.errors import DataError
 
     try:
-        ds = load_dataset("mnist-lite", data_dir=data_dir)
+        ds = float_images(load_dataset("mnist-lite", data_dir=data_dir))
         name = "mnist-lite"
     except DataError:
         ds = synthetic_images(5000)

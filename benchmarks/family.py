@@ -40,6 +40,7 @@ import numpy as np
 import aejax
 from aejax import bounds
 from aejax.assemble import dataset_for
+from aejax.data.pixels import float_images  # the peers compute on float pixels
 from benchmarks import environment
 
 SETTINGS = {
@@ -148,7 +149,7 @@ def run_family(out: str | pathlib.Path, *, tiny: bool = False) -> dict:
     out.mkdir(parents=True, exist_ok=True)
     t_start = time.perf_counter()
     data, epochs = settings["data"], settings["epochs"]
-    ds = dataset_for(aejax.Config(data=data))
+    ds = float_images(dataset_for(aejax.Config(data=data)))
     runs: dict[str, dict] = {}
     trained: dict[str, object] = {}
 

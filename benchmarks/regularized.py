@@ -22,6 +22,7 @@ import time
 import aejax
 from aejax.apps.probe import linear_probe
 from aejax.assemble import dataset_for
+from aejax.data.pixels import float_images  # the peers compute on float pixels
 from benchmarks import environment
 
 # (label, model, config fields): the plain ae, then each regularizer on the same network.
@@ -88,7 +89,7 @@ def run_regularized(out: str | pathlib.Path, *, tiny: bool = False) -> dict:
     out = pathlib.Path(out)
     out.mkdir(parents=True, exist_ok=True)
     t_start = time.perf_counter()
-    ds = dataset_for(aejax.Config(data=settings["data"]))
+    ds = float_images(dataset_for(aejax.Config(data=settings["data"])))
     runs, anchors = [], None
     for label, model, fields in VARIANTS:
         config = _config(model, settings, fields)

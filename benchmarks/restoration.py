@@ -41,6 +41,7 @@ from aejax import metrics
 from aejax.apps import restore
 from aejax.assemble import dataset_for
 from aejax.baselines import restoration as classical
+from aejax.data.pixels import float_images  # the peers compute on float pixels
 from benchmarks import environment
 
 # The aejax restorers, picked on mnist-lite's validation split (each candidate's PSNR under
@@ -227,7 +228,7 @@ def run_restoration(out: str | pathlib.Path, *, tiny: bool = False) -> dict:
     out = pathlib.Path(out)
     out.mkdir(parents=True, exist_ok=True)
     t_start = time.perf_counter()
-    ds = dataset_for(aejax.Config(data=settings["data"]))
+    ds = float_images(dataset_for(aejax.Config(data=settings["data"])))
     x = np.asarray(ds.x_test, np.float32)
     rows: list[dict] = []
     skipped: dict[str, str] = {}

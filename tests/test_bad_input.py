@@ -16,6 +16,7 @@ import aejax
 from aejax import Config, cli
 from aejax.assemble import train
 from aejax.data import load_dataset
+from aejax.data.pixels import to_unit
 from aejax.errors import DataError
 from aejax.evaluate import train_and_evaluate
 from aejax.run import load_run
@@ -247,7 +248,7 @@ def test_binary_images_stored_as_integers_warn(tmp_path):
     np.save(tmp_path / "b.npy", np.random.default_rng(0).integers(0, 2, (20, 4, 4), np.uint8))
     with pytest.warns(UserWarning, match=r"only values in \[0, 1\].*divided by 255.*bool"):
         ds = load_dataset(str(tmp_path / "b.npy"))
-    assert ds.x_train.max() == np.float32(1) / np.float32(255)
+    assert to_unit(ds.x_train).max() == np.float32(1) / np.float32(255)
     np.save(tmp_path / "bool.npy", np.random.default_rng(0).integers(0, 2, (20, 4, 4)) > 0)
     assert load_dataset(str(tmp_path / "bool.npy")).x_train.max() == 1.0
 

@@ -26,6 +26,7 @@ from aejax.data import (
     resolve_data_dir,
     tfds_source,
 )
+from aejax.data.pixels import to_unit
 from aejax.errors import DataError
 
 SHARED_MNIST = pathlib.Path(__file__).resolve().parents[1].parent / "shared" / "data" / "mnist"
@@ -294,7 +295,8 @@ def test_npz_layouts(tmp_path):
         (3, 5, 5, 1),
         (7, 5, 5, 1),
     )
-    np.testing.assert_allclose(ds.x_test[..., 0], x_te / 255.0, rtol=1e-6)  # kept in order
+    assert ds.x_test.dtype == np.uint8  # 8-bit pixels stay 8-bit (aejax.data.pixels)
+    np.testing.assert_allclose(to_unit(ds.x_test)[..., 0], x_te / 255.0, rtol=1e-6)  # in order
     np.testing.assert_array_equal(ds.y_test, np.arange(7) % 2)
     np.savez(tmp_path / "xy.npz", x=rng.normal(size=(10, 3)), y=np.arange(10.0))
     assert load_dataset(str(tmp_path / "xy.npz")).y_train.dtype == np.int64
@@ -317,7 +319,7 @@ def test_image_ranges(tmp_path):
         load_dataset(str(tmp_path / "i.npy"))
     np.save(tmp_path / "ok.npy", np.full((10, 3, 3, 2), 51, np.uint8))
     ds = load_dataset(str(tmp_path / "ok.npy"))
-    assert ds.input_shape == (3, 3, 2) and np.allclose(ds.x_train, 0.2)
+    assert ds.input_shape == (3, 3, 2) and np.allclose(to_unit(ds.x_train), 0.2)
 
 
 # --- IDX ------------------------------------------------------------------------------------
@@ -349,7 +351,7 @@ def test_idx_errors_and_dataset(tmp_path):
     )
     ds = load_dataset(str(tmp_path / "tr-images-idx3-ubyte.gz"))
     assert ds.kind == "image" and ds.input_shape == (6, 6, 1) and len(ds.y_train) == 14
-    assert ds.x_train.max() <= 1.0
+    assert to_unit(ds.x_train).max() <= 1.0
 
 
 # --- mnist-lite and the data dir ------------------------------------------------------------
@@ -360,7 +362,8 @@ def test_mnist_lite_real_data():
         pytest.skip(f"real MNIST files absent ({SHARED_MNIST}); see shared/data/README.md")
     ds = load_dataset("mnist-lite", data_dir=str(SHARED_MNIST.parent))
     assert (len(ds.x_train) + len(ds.x_val), len(ds.x_val), len(ds.x_test)) == (5000, 500, 10000)
-    assert ds.input_shape == (28, 28, 1) and ds.x_test.max() == 1.0 and ds.x_train.min() == 0.0
+    assert ds.x_train.dtype == ds.x_test.dtype == np.uint8
+    assert ds.input_shape == (28, 28, 1) and ds.x_test.max() == 255 and ds.x_train.min() == 0
     np.testing.assert_array_equal(np.bincount(np.concatenate([ds.y_train, ds.y_val])), [500] * 10)
     assert list(ds.y_test[:5]) == [7, 2, 1, 0, 4]  # the official test set's first labels
 
@@ -444,8 +447,8 @@ def test_tfds_mocked_mnist(tmp_path):
     assert (len(one.x_train), len(one.x_val), len(one.x_test)) == (14, 2, 4)
     for ds in (full, one):
         for x, y in ((ds.x_train, ds.y_train), (ds.x_test, ds.y_test)):
-            assert x.dtype == np.float32 and x.min() >= 0.0 and x.max() <= 1.0
-            assert x.max() > 0.9  # mock pixels are uniform in 0..255
+            assert x.dtype == np.uint8  # 8-bit pixels stay 8-bit (aejax.data.pixels)
+            assert x.max() > 230  # mock pixels are uniform in 0..255
             assert y.dtype == np.int64 and ((0 <= y) & (y < 10)).all()
     np.testing.assert_array_equal(one.x_train, again.x_train)
 

@@ -14,6 +14,7 @@ from hypothesis import strategies as st
 
 from aejax.data import Standardizer, load_dataset, read_idx
 from aejax.data.dataset import build_dataset, min_examples
+from aejax.data.pixels import to_unit
 from aejax.errors import DataError
 from aejax.train.epoch import epoch_permutation
 
@@ -153,13 +154,14 @@ def test_uint8_images_load_as_pixels_over_255(tmp_path_factory, n, h, w, channel
     if n >= 3:
         ds = load_dataset(str(d / "x.npy"), seed=seed)
         train_idx, val_idx, test_idx = _split_indices(n, seed, 0.1, 0.2)
-        np.testing.assert_array_equal(ds.x_train, expected[train_idx])
-        np.testing.assert_array_equal(ds.x_test, expected[test_idx])
+        assert ds.x_train.dtype == np.uint8  # kept as 8-bit pixels, read as k / 255
+        np.testing.assert_array_equal(to_unit(ds.x_train), expected[train_idx])
+        np.testing.assert_array_equal(to_unit(ds.x_test), expected[test_idx])
         assert ds.input_shape == expected.shape[1:] and ds.x_val.shape[0] == len(val_idx)
     if n >= 2:
         ds = load_dataset(str(d / "x.npz"), seed=seed)
-        np.testing.assert_array_equal(ds.x_test, expected[: max(1, n // 3)])  # kept in order
-        rows = np.concatenate([ds.x_train, ds.x_val])
+        np.testing.assert_array_equal(to_unit(ds.x_test), expected[: max(1, n // 3)])  # in order
+        rows = to_unit(np.concatenate([ds.x_train, ds.x_val]))
         assert len(rows) == n
         assert _as_multiset(rows) == _as_multiset(expected)  # the pool is a permutation
 

@@ -10,6 +10,7 @@ uint8, so results are the same to the bit.
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Any
 
 import jax.numpy as jnp
@@ -48,3 +49,16 @@ def to_unit(x: Any) -> Any:
 def to_unit_batch(batch: dict) -> dict:
     """``to_unit`` on a batch's ``x`` and ``target`` (a new dict; other entries as given)."""
     return {k: to_unit(v) if k in ("x", "target") else v for k, v in batch.items()}
+
+
+def float_images(ds: Any) -> Any:
+    """A Dataset with its uint8 ``x_train``/``x_val``/``x_test`` as floats in [0, 1] (the
+    layout before pixels were kept as uint8: 4x the memory); any other Dataset as given.
+
+    For code that computes on the pixels on the host (the benchmarks' PyTorch and
+    scikit-learn peers).
+    """
+    if not is_pixels(ds.x_train):
+        return ds
+    splits = {k: to_unit(getattr(ds, k)) for k in ("x_train", "x_val", "x_test")}
+    return dataclasses.replace(ds, **splits)
