@@ -45,7 +45,8 @@ def test_training_on_uint8_gives_the_float_paths_params(pair):
     ds8, ds32 = pair
     config = SMALL.replace(
         model="vae",
-        epochs=2,
+        epochs=1,
+        hidden=(16,),
         batch_size=32,
         binarize=True,
         corruption="masking:0.2",
