@@ -86,3 +86,12 @@ def test_inference_reads_uint8_as_pixels_and_keeps_floats(pair, digits):
         aejax.encode(model, variables, x8), aejax.encode(model, variables, to_unit(x8))
     )
     assert inference.check_input(x8, ds8.input_shape).dtype == np.uint8
+
+
+def test_estimators_take_uint8_pixel_rows_as_floats():
+    rows = np.random.default_rng(1).integers(0, 256, (12, 16), np.uint8)
+    est = aejax.AutoencoderTransformer(image_shape=(4, 4, 1))
+    got = est._validated(rows, reset=True, method="fit")
+    np.testing.assert_array_equal(got, to_unit(rows))
+    tables = aejax.AutoencoderTransformer()  # no image_shape: a table of small integers
+    assert tables._validated(rows, reset=True, method="fit").max() > 1

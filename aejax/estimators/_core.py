@@ -25,6 +25,7 @@ from aejax.assemble import train
 from aejax.config import Config, all_keys
 from aejax.data._validate import check_array, check_dtype, check_float32_range
 from aejax.data.dataset import build_dataset
+from aejax.data.pixels import to_unit
 from aejax.errors import ConfigError, DataError, did_you_mean
 from aejax.models import model_from_config
 from aejax.run import Run
@@ -157,7 +158,8 @@ class EngineEstimator(BaseEstimator):
         """Validates ``X`` (sets ``n_features_in_``), trains, and sets the fitted state.
 
         Args:
-          X: ``[N, D]`` numbers; with ``image_shape``, rows of ``prod(image_shape)`` pixels.
+          X: ``[N, D]`` numbers; with ``image_shape``, rows of ``prod(image_shape)`` pixels
+            (floats in [0, 1], or uint8 read as ``k / 255``).
 
         Returns:
           ``X`` as a validated float array ``[N, D]``.
@@ -204,6 +206,8 @@ class EngineEstimator(BaseEstimator):
           DataError (a ValueError): one line naming the problem.
         """
         where = f"{type(self).__name__}.{method}"
+        if self.image_shape is not None and isinstance(X, np.ndarray) and X.dtype == np.uint8:
+            X = to_unit(X)  # rows of 8-bit pixels: the floats k / 255 the loaders give
         # Complex and text arrays are named here; object arrays of numbers are converted
         # (scikit-learn's convention) and other objects fail in the conversion.
         if isinstance(X, np.ndarray) and X.dtype.kind in ("c", "U", "S"):
