@@ -1,10 +1,10 @@
 """Command line: ``aejax train | evaluate | encode | embed | sample | interpolate | restore |
 probe | detect | recommend | config | models | datasets``.
 
-``parser`` holds every option, ``commands`` the handlers (one module per group of related
-commands), ``tables`` what ``train`` prints and ``process`` the entry point ``main`` with the
-process-wide settings. Importing this package imports no jax: each handler imports the
-library when it runs.
+``parser`` holds every option (``generate`` those of ``sample`` and ``interpolate``),
+``commands`` the handlers (one module per group of related commands), ``tables`` what
+``train`` prints and ``process`` the entry point ``main`` with the process-wide settings.
+Importing this package imports no jax: each handler imports the library when it runs.
 """
 
 from aejax.cli.commands.train import build_config, default_workdir

@@ -1,4 +1,5 @@
-"""The ``aejax`` argument parser: every command's options (all the argparse of the CLI).
+"""The ``aejax`` argument parser: every command's options (all the argparse of the CLI;
+``aejax.cli.generate`` holds those of ``sample`` and ``interpolate``).
 
 ``build_parser(command)`` adds the options of that command only: ``aejax --help``, a typo
 and the commands that need no library (``models``, ``datasets``) build no other command's
@@ -9,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 
+from aejax.cli import generate
 from aejax.errors import did_you_mean
 
 # Command-line flags that map straight onto config fields.
@@ -188,36 +190,13 @@ def build_parser(command: str | None = None, *, every: bool = True) -> argparse.
             help="bound only the first N test examples (default: all)",
         )
 
-    g = sub.add_parser(
-        "sample", help="write samples of a trained run (a PNG grid; a CSV for tabular runs)"
-    )
+    g = sub.add_parser("sample", **generate.SAMPLE)
     if want("sample"):
-        g.add_argument("workdir")
-        g.add_argument("--n", type=int, default=64, help="how many samples (default 64)")
-        g.add_argument("--seed", type=_seed_arg, default=0, help="the sampling seed (default 0)")
-        g.add_argument(
-            "--out",
-            default=None,
-            help="file, never an existing one without --force (default: WORKDIR/samples.png or "
-            ".csv, replaced by each run)",
-        )
+        generate.sample_arguments(g, seed_type=_seed_arg)
         _force_option(g)
-
-    i = sub.add_parser(
-        "interpolate",
-        help="write interpolations between test examples of a trained run (PNG; CSV if tabular)",
-    )
+    i = sub.add_parser("interpolate", **generate.INTERPOLATE)
     if want("interpolate"):
-        i.add_argument("workdir")
-        i.add_argument("--steps", type=int, default=10, help="points per path (default 10)")
-        i.add_argument("--method", choices=("linear", "slerp"), default="linear")
-        i.add_argument("--pairs", type=int, default=4, help="pairs of test examples (default 4)")
-        i.add_argument(
-            "--out",
-            default=None,
-            help="file, never an existing one without --force (default: "
-            "WORKDIR/interpolations.png or .csv, replaced by each run)",
-        )
+        generate.interpolate_arguments(i)
         _force_option(i)
 
     c = sub.add_parser(
