@@ -103,6 +103,10 @@ _line("iwae", "aejax.models.iwae:IWAE", _IT,
 _line("svae", "aejax.models.svae:SVAE", _IT,
       "hyperspherical VAE, S-VAE (Davidson et al. 2018), dense: a von Mises-Fisher code on "
       "the sphere S^(latent_dim-1), uniform prior, closed-form KL weighted by beta")
+_line("flow_vae", "aejax.models.flow_vae:FLOW_VAE", _IT,
+      "VAE with a normalizing-flow posterior, dense: flow=planar|radial (Rezende & Mohamed "
+      "2015) or iaf (inverse autoregressive flow, Kingma et al. 2016), flow_length layers; "
+      "Monte Carlo KL weighted by beta")
 # fmt: on
 
 
