@@ -205,7 +205,8 @@ def bounds(
       ``{"iw": [N], "elbo": [N], "kl": [N]}`` float64 in nats: ``iw`` = log p̂_k(x);
       ``elbo`` = mean_i log p(x|z_i) - KL(q(z|x) || p(z)), the KL (``kl``) in closed
       form for the ``N(0, I)`` prior, else (a learned prior or a flow posterior:
-      ``model.analytic_kl`` False) the mean of ``log q(z_i|x) - log p(z_i)`` over the same ``k`` draws.
+      ``model.analytic_kl`` False) the mean of ``log q(z_i|x) - log p(z_i)`` over the
+      same ``k`` draws.
 
     Raises:
       ConfigError: see ``check_bound_model``; ``k``, ``chunk`` or ``batch_size`` < 1.
