@@ -78,9 +78,9 @@ def check_bound_model(model: Any) -> None:
 def has_flow(model: Any) -> bool:
     """Whether ``q(z|x)`` is a flow of the Gaussian ``posterior(x)`` (flow_vae).
 
-    Such a model has ``posterior_flow(z_0: [..., K]) -> (z [..., K], log_det [...])``: its
-    posterior draws are ``z = f(z_0)``, ``z_0 ~ N(mean, diag(exp(logvar)))``, of density
-    ``log q(z|x) = log N(z_0; mean, exp(logvar)) - log_det``.
+    Such a model has ``posterior_flow(x: [B, ...], z_0: [..., B, K]) -> (z [..., B, K],
+    log_det [..., B])``: its posterior draws are ``z = f_x(z_0)``, ``z_0 ~ N(mean,
+    diag(exp(logvar)))``, of density ``log q(z|x) = log N(z_0; mean, exp(logvar)) - log_det``.
     """
     return callable(getattr(model, "posterior_flow", None))
 
@@ -117,7 +117,7 @@ def _chunk_impl(model, variables, x, mean, logvar, rows, key, start, k, carry, *
     z = mean[None] + jnp.exp(0.5 * logvar)[None] * eps
     log_qz = -0.5 * (jnp.square(eps) + logvar[None] + _LOG_2PI).sum(-1)
     if has_flow(model):  # q(z|x) is the Gaussian's image: log q = log q_0 - log|det|
-        z, log_det = model.apply(variables, z, method=lambda m, z: m.posterior_flow(z))
+        z, log_det = model.apply(variables, x, z, method=lambda m, x, z: m.posterior_flow(x, z))
         log_qz = log_qz - log_det
     out = model.apply(variables, z.reshape(chunk * batch, latent), method=lambda m, z: m.decoder(z))
     xs = jnp.broadcast_to(x[None], (chunk, *x.shape)).reshape(chunk * batch, *x.shape[1:])

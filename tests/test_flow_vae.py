@@ -28,32 +28,45 @@ def random_params(module, seed, *args, scale=0.7):
     (MADE's output layer would start at zero); shapes by ``eval_shape``, values by numpy:
     no compilation."""
     rng = np.random.default_rng(seed)
-    shapes = jax.eval_shape(module.init, {"params": jax.random.key(0)}, *args)["params"]
+    shapes = jax.eval_shape(module.init, {"params": jax.random.key(0)}, *args).get("params", {})
     draw = lambda v: jnp.float32(scale * rng.standard_normal(v.shape))  # noqa: E731
     return {"params": jax.tree.map(draw, shapes)}
 
 
-def jacobians(fn, z):
-    """``[N, D, D]``: ``d fn(z_n) / d z_n`` for ``fn: [1, D] -> [1, D]`` row by row."""
-    return jax.vmap(jax.jacfwd(lambda v: fn(v[None])[0]))(z)
+def jacobians(fn, z, *rows):
+    """``[N, D, D]``: ``d fn(z_n, *rows_n) / d z_n`` row by row, for ``fn`` of ``[1, ...]``
+    arrays (``rows``: per-row arguments held fixed, e.g. an amortized flow's context)."""
+
+    def one(v, *r):
+        return fn(v[None], *(a[None] for a in r))[0]
+
+    return jax.vmap(jax.jacfwd(one))(z, *rows)
 
 
-@pytest.mark.parametrize(
-    "layer",
-    [Planar(), Radial(), IAFStep((8, 8)), IAFStep((8,), reverse=True)],
-    ids=["planar", "radial", "iaf", "iaf-reversed"],
-)
-def test_log_det_is_slogdet_of_the_jacobian(layer):
+LAYERS = {
+    "planar": (Planar(), 0),
+    "planar-amortized": (Planar(True), Planar.context_size(4)),
+    "radial": (Radial(), 0),
+    "radial-amortized": (Radial(True), Radial.context_size(4)),
+    "iaf": (IAFStep((8, 8)), 0),
+    "iaf-reversed-context": (IAFStep((8,), reverse=True, amortized=True), 5),
+}
+
+
+@pytest.mark.parametrize("name", list(LAYERS))
+def test_log_det_is_slogdet_of_the_jacobian(name):
+    layer, width = LAYERS[name]
     z = 1.5 * jax.random.normal(jax.random.key(0), (6, 4))
-    p = random_params(layer, 2, z)
+    ctx = (jnp.asarray(np.random.default_rng(1).normal(size=(6, width)), jnp.float32),)
+    ctx = ctx if width else ()
+    p = random_params(layer, 2, z, *ctx)
 
     @jax.jit
-    def both(p, z):  # one compilation, not one per primitive
-        return layer.apply(p, z)[1], jnp.linalg.slogdet(
-            jacobians(lambda v: layer.apply(p, v)[0], z)
-        )
+    def both(p, z, *ctx):  # one compilation, not one per primitive
+        jac = jacobians(lambda v, *c: layer.apply(p, v, *c)[0], z, *ctx)
+        return layer.apply(p, z, *ctx)[1], jnp.linalg.slogdet(jac)
 
-    log_det, (sign, want) = both(p, z)
+    log_det, (sign, want) = both(p, z, *ctx)
     np.testing.assert_array_equal(sign, 1.0)
     np.testing.assert_allclose(log_det, want, atol=1e-5, rtol=1e-5)
 
@@ -79,16 +92,18 @@ def test_planar_u_hat_keeps_the_map_invertible_where_u_alone_would_not():
 def test_made_and_iaf_jacobians_are_triangular_in_the_ordering(reverse):
     d = 5
     z = jax.random.normal(jax.random.key(3), (3, d))
-    made, step = MADE((7, 6), 2, reverse), IAFStep((7, 6), reverse)
-    pm = random_params(made, 5, z)
+    ctx = jnp.asarray(np.random.default_rng(6).normal(size=(3, 2)), jnp.float32)
+    made, step = MADE((7, 6), 2, reverse), IAFStep((7, 6), reverse, amortized=True)
+    pm = random_params(made, 5, z, ctx)  # with a context, read by every output
 
     @jax.jit
-    def jacs(pm, z):
+    def jacs(pm, z, ctx):
         ps = {"params": {"MADE_0": pm["params"]}}
-        outs = [jacobians(lambda v, o=o: made.apply(pm, v)[o], z) for o in range(2)]
-        return outs, jacobians(lambda v: step.apply(ps, v)[0], z), made.apply(pm, z)[1]
+        outs = [jacobians(lambda v, c, o=o: made.apply(pm, v, c)[o], z, ctx) for o in range(2)]
+        jac = jacobians(lambda v, c: step.apply(ps, v, c)[0], z, ctx)
+        return outs, jac, made.apply(pm, z, ctx)[1]
 
-    (jac_m, jac_s), jac, s = jax.device_get(jacs(pm, z))
+    (jac_m, jac_s), jac, s = jax.device_get(jacs(pm, z, ctx))
     below = np.tril(np.ones((d, d)), -1)  # out_i from inputs j < i
     allowed = below.T if reverse else below  # reversed: from inputs j > i
     assert np.all(jac_m[:, allowed == 0] == 0.0) and np.all(jac_s[:, allowed == 0] == 0.0)
@@ -127,13 +142,14 @@ def _log_weights(model, v, x, eps, likelihood):
     def pieces(v, x, eps):
         mean, logvar = model.apply(v, x, method=lambda m, x: m.posterior(x))
         z0 = (mean[None] + jnp.exp(0.5 * logvar)[None] * eps).reshape(-1, eps.shape[-1])
+        xs = jnp.tile(x, (eps.shape[0],) + (1,) * (x.ndim - 1))  # row s B + b: x_b
 
-        def flow(z):
-            return model.apply(v, z, method=lambda m, z: m.posterior_flow(z)[0])
+        def flow(z, x):
+            return model.apply(v, x, z, method=lambda m, x, z: m.posterior_flow(x, z)[0])
 
-        zk = flow(z0)
+        zk = flow(z0, xs)
         out = model.apply(v, zk, method=lambda m, z: m.decoder(z))
-        return mean, logvar, zk, jacobians(flow, z0), out
+        return mean, logvar, zk, jacobians(flow, z0, xs), out
 
     mean, logvar, zk, jac, out = (np.float64(a) for a in pieces(v, x, eps))
     s, b, _ = eps.shape
@@ -146,11 +162,16 @@ def _log_weights(model, v, x, eps, likelihood):
 
 
 @pytest.mark.parametrize(
-    ("flow", "likelihood", "length"),
-    [("iaf", "gaussian", 3), ("planar", "bernoulli", 2), ("radial", "bernoulli", 0)],
+    ("flow", "likelihood", "length", "amortized"),
+    [
+        ("iaf", "gaussian", 2, True),
+        ("planar", "bernoulli", 2, False),
+        ("radial", "bernoulli", 0, True),
+    ],
 )
-def test_the_bound_and_the_iw_bound_weigh_by_the_flow_density(flow, likelihood, length):
-    model, x, v = _setup(likelihood, 10, flow=flow, flow_length=length, made_hidden=(8,))
+def test_the_bound_and_the_iw_bound_weigh_by_the_flow_density(flow, likelihood, length, amortized):
+    options = {"flow_length": length, "made_hidden": (8,), "flow_amortized": amortized}
+    model, x, v = _setup(likelihood, 10, flow=flow, **options)
     assert not model.analytic_kl and model.has_posterior
     # The model's own evaluation terms sum to -ELBO at its fixed draw (flow_length 0: the
     # VAE's one-draw ELBO, log p(x|z) + log p(z) - log q(z|x)).
@@ -171,7 +192,7 @@ def test_the_bound_and_the_iw_bound_weigh_by_the_flow_density(flow, likelihood, 
     np.testing.assert_allclose(got["iw"], logsumexp(log_w, axis=0) - math.log(k), rtol=1e-5)
     np.testing.assert_allclose(got["elbo"], log_w.mean(0), rtol=1e-5)
     # Training: the Bernoulli likelihood is exact, the correction 0; the loss is -ELBO.
-    if likelihood == "bernoulli":
+    if length == 0:
         _, aux = jax.jit(functools.partial(model.apply, train=True))(
             v, x, rngs={"sample": jax.random.key(5)}
         )

@@ -10,6 +10,8 @@ hidden units of degree ``< k``. So the Jacobian ``d out / d x`` is strictly tria
 the ordering: the autoregressive block of the inverse autoregressive flow
 (``aejax.models.flow_vae``) and of the masked autoregressive flow
 (``aejax.sampling.maf``). ``reverse`` flips the ordering, so stacked flows alternate it.
+An optional context (the IAF's encoder context ``h`` of Kingma et al. 2016) enters the
+first hidden layer unmasked: every output may read it.
 
 Differences from the paper: no random orderings or connectivity resampling, no direct
 input-to-output connections; the output layer may start at zero (``zero_output``) so a
@@ -76,16 +78,21 @@ class MADE(nn.Module):
     zero_output: bool = False
 
     @nn.compact
-    def __call__(self, x: jax.Array) -> tuple[jax.Array, ...]:
+    def __call__(self, x: jax.Array, context: jax.Array | None = None) -> tuple[jax.Array, ...]:
+        """``x: [..., D]`` (and an optional ``context: [..., C]``, seen by every output) ->
+        ``outputs`` arrays ``[..., D]``."""
         d = x.shape[-1]
         if not self.hidden:
             raise ValueError("MADE needs at least one hidden layer")
         prev = input_degrees(d, self.reverse)
         outs = prev
         h = x.astype(jnp.float32)
-        for width in self.hidden:
+        for i, width in enumerate(self.hidden):
             deg = hidden_degrees(d, width)
-            h = nn.relu(_MaskedDense(tuple(prev.tolist()), tuple(deg.tolist()), False)(h))
+            h = _MaskedDense(tuple(prev.tolist()), tuple(deg.tolist()), False)(h)
+            if i == 0 and context is not None:  # unmasked: the context is no input
+                h = h + nn.Dense(width, use_bias=False)(context.astype(jnp.float32))
+            h = nn.relu(h)
             prev = deg
         tiled = np.tile(outs, self.outputs)  # output j * D + i has input i's degree
         dense = _MaskedDense(tuple(prev.tolist()), tuple(tiled.tolist()), True, self.zero_output)
