@@ -81,6 +81,7 @@ def has_flow(model: Any) -> bool:
     Such a model has ``posterior_flow(x: [B, ...], z_0: [..., B, K]) -> (z [..., B, K],
     log_det [..., B])``: its posterior draws are ``z = f_x(z_0)``, ``z_0 ~ N(mean,
     diag(exp(logvar)))``, of density ``log q(z|x) = log N(z_0; mean, exp(logvar)) - log_det``.
+    (flow_vae's reruns its encoder on ``x`` for the flow's context: once per chunk of draws.)
     """
     return callable(getattr(model, "posterior_flow", None))
 
