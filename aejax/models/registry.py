@@ -115,6 +115,10 @@ _line("msssim_vae", "aejax.models.msssim_vae:MSSSIM_VAE", ("image",),
 _line("hrq_vae", "aejax.models.hrq:HRQ_VAE", ("image",),
       "HRQ-VAE (Hosking et al. 2022): hrq_levels codebooks, each quantizing the residual "
       "of the previous (Gumbel-softmax, depth dropout, norm loss), the code their sum")
+_line("flow_vae", "aejax.models.flow_vae:FLOW_VAE", _IT,
+      "VAE with a normalizing-flow posterior, dense: flow=planar|radial (Rezende & Mohamed "
+      "2015) or iaf (inverse autoregressive flow, Kingma et al. 2016), flow_length layers; "
+      "Monte Carlo KL weighted by beta")
 # fmt: on
 
 

@@ -82,6 +82,10 @@ _line("normal", "aejax.sampling.fixed:NORMAL",
 _line("hypersphere", "aejax.sampling.fixed:HYPERSPHERE",
       "uniform on a sphere: the unit sphere for svae (its prior), else the sphere whose radius "
       "is the training codes' mean norm; any model whose code is a vector")
+_line("maf", "aejax.sampling.maf:MAF",
+      "a masked autoregressive flow (Papamakarios et al. 2017; layers=5 MADEs of 2x hidden=128 "
+      "units) fitted by maximum likelihood to the standardized training codes, epochs=30, "
+      "lr=1e-3, batch_size=256, best of a 10% hold-out; any model with a code")
 # fmt: on
 
 
