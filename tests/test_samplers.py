@@ -29,7 +29,11 @@ PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 DOCS = pathlib.Path(__file__).resolve().parents[1] / "docs"
 # Options for a fit of a fraction of a second (two_stage's: the moments test's, whose fit
 # the command-line test then reuses compiled).
-FAST = {"two_stage": {"hidden": 32, "epochs": 60}, "gmm": {"components": 2}}
+FAST = {
+    "two_stage": {"hidden": 32, "epochs": 60},
+    "gmm": {"components": 2},
+    "maf": {"layers": 2, "hidden": 16, "epochs": 3},
+}
 
 
 def _init(name: str, input_shape=(8, 8, 1), abstract: bool = False):
