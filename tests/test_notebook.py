@@ -23,6 +23,7 @@ def _text(cell) -> str:
     return "".join(parts)
 
 
+@pytest.mark.slow  # a kernel process; ~16 s of CPU (about 50 s wall at load 10 on 2 cores)
 def test_colab_notebook_runs_on_cpu(tmp_path, monkeypatch):
     nbformat = pytest.importorskip("nbformat")
     nbclient = pytest.importorskip("nbclient")
