@@ -103,6 +103,10 @@ _line("iwae", "aejax.models.iwae:IWAE", _IT,
 _line("svae", "aejax.models.svae:SVAE", _IT,
       "hyperspherical VAE, S-VAE (Davidson et al. 2018), dense: a von Mises-Fisher code on "
       "the sphere S^(latent_dim-1), uniform prior, closed-form KL weighted by beta")
+_line("poincare_vae", "aejax.models.poincare_vae:POINCARE_VAE", _IT,
+      "Poincaré VAE, P-VAE (Mathieu et al. 2019), dense: a code in the Poincaré ball of "
+      "curvature -c, wrapped or Riemannian normal prior and posterior, Monte Carlo KL "
+      "weighted by beta; optional gyroplane first decoder layer")
 # fmt: on
 
 
