@@ -4,9 +4,10 @@ The code lives in the Poincaré ball ``B_c^d`` of curvature ``-c`` (``d = latent
 ``c = curvature``); the ball, its maps and the two distributions are in
 ``aejax.models._hyperbolic``. As pythae's ``PoincareVAE`` (the reference):
 
-- the encoder gives ``d`` features mapped into the ball by ``exp_0`` (the posterior's centre
-  ``mu``, as pvae's wrapped encoder), then log-variances: ``d`` for a wrapped normal
-  posterior (a diagonal scale), one for a Riemannian normal (isotropic);
+- the encoder gives ``d`` features, then log-variances: ``d`` for a wrapped normal
+  posterior (a diagonal scale), one for a Riemannian normal (isotropic); the first ``d``
+  are mapped into the ball by ``exp_0`` to the posterior's centre ``mu`` (pvae's wrapped
+  encoder does so; pythae's model takes its encoder's output as the centre as it is);
 - prior and posterior are each ``wrapped_normal`` or ``riemannian_normal``
   (``prior_distribution``, ``posterior_distribution``), the prior centred at 0, scale 1;
 - the term ``kl`` is the one-draw Monte Carlo ``log q(z|x) - log p(z)`` at the training
