@@ -207,7 +207,9 @@ def _radial_window(sigma: jax.Array, c: float, d: int) -> tuple[jax.Array, jax.A
     right is concave and increasing: Newton's steps from the lower bound ``max((d-1) sqrt(c)
     sigma^2, sigma sqrt(d-1))`` rise monotonically to it.
     """
-    s = jax.lax.stop_gradient(sigma)
+    # The barrier keeps XLA's algebraic simplifier from cycling on the Newton steps when
+    # sigma is a broadcast scalar (the prior's); the window carries no gradient anyway.
+    s = jax.lax.optimization_barrier(jax.lax.stop_gradient(sigma))
     if d == 1:
         mode = jnp.zeros_like(s)
     else:
