@@ -119,6 +119,10 @@ _line("flow_vae", "aejax.models.flow_vae:FLOW_VAE", _IT,
       "VAE with a normalizing-flow posterior, dense: flow=planar|radial (Rezende & Mohamed "
       "2015) or iaf (inverse autoregressive flow, Kingma et al. 2016), flow_length layers; "
       "Monte Carlo KL weighted by beta")
+_line("poincare_vae", "aejax.models.poincare_vae:POINCARE_VAE", _IT,
+      "Poincaré VAE, P-VAE (Mathieu et al. 2019), dense: a code in the Poincaré ball of "
+      "curvature -c, wrapped or Riemannian normal prior and posterior, Monte Carlo KL "
+      "weighted by beta; optional gyroplane first decoder layer")
 # fmt: on
 
 
