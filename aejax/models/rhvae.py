@@ -187,9 +187,7 @@ def riemannian_bound(
     rho0 = jax.scipy.linalg.solve_triangular(c0, gamma[..., None], trans="T", lower=True)
     rho0 = rho0[..., 0] / roots[0]
     alphas = roots[:-1] / roots[1:]
-    zk, rhok, uk, aux = generalized_integrate(
-        potential, metric_inv, z0, rho0, step, alphas, n_iter
-    )
+    zk, rhok, uk, aux = generalized_integrate(potential, metric_inv, z0, rho0, step, alphas, n_iter)
     log_q0 = -0.5 * jnp.sum(jnp.square(eps0) + logvar + _LOG_2PI, axis=1)
     log_det0 = 2.0 * jnp.sum(jnp.log(jnp.diagonal(c0, axis1=-2, axis2=-1)), axis=-1)
     log_rho0 = -0.5 * jnp.sum(jnp.square(gamma) + _LOG_2PI, axis=1)
