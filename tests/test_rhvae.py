@@ -116,7 +116,7 @@ def elbo_by_hand(model, variables, x):
 
 
 def test_bank_ring_buffer_and_the_bound_without_motion_is_the_vae_elbo():
-    model = build(eps_lf=0.0, n_lf=1)
+    model = build(eps_lf=0.0, n_lf=1, lf_iter=1)
     x = jax.random.bernoulli(jax.random.key(0), 0.4, (B, *SHAPE)).astype(jnp.float32)
     variables = jax.jit(model.init)({"params": jax.random.key(1), "sample": jax.random.key(2)}, x)
     bank = variables[COLLECTION]["metric"]
@@ -131,7 +131,7 @@ def test_bank_ring_buffer_and_the_bound_without_motion_is_the_vae_elbo():
     _, state = train({**params, **state}, x[::-1])  # 4 + 4 rows into 6 slots: wraps
     bank = state[COLLECTION]["metric"]
     mean, _ = model.apply(params, x, method=lambda m, x: m.posterior(x))
-    assert int(bank["cursor"]) == 2
+    assert (int(bank["cursor"]), int(bank["filled"]), int(bank["batch"])) == (2, 6, 4)
     # slots 0-3 <- x, then 4, 5, 0, 1 <- x[::-1]
     np.testing.assert_allclose(bank["centroids"][2:4], mean[2:4])
     np.testing.assert_allclose(bank["centroids"][4:], mean[::-1][:2])

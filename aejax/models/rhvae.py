@@ -7,9 +7,12 @@ The latent space carries the metric (``L`` latent dimensions, ``N`` centroids)
     G^-1(z) = sum_i L_i L_i^T exp(-|z - c_i|^2 / T^2) + lambda I
 
 with ``L_i = L_psi(x_i)`` lower triangular (a metric network on ``x_i``: an MLP of widths
-``metric_hidden``, relu, giving the strict lower part and ``log`` of the diagonal) and
-``c_i`` the posterior mean of ``x_i``. The momentum is ``rho ~ N(0, G(z))`` and the
-Hamiltonian ``H(z, rho) = U(z) + 1/2 log((2 pi)^L det G(z)) + 1/2 rho^T G^-1(z) rho``
+``metric_hidden``, relu, giving the strict lower part and ``log`` of the diagonal, both
+soft-capped by ``metric_cap``, below) and ``c_i`` the posterior mean of ``x_i``. The
+momentum is ``rho ~ N(0, G(z))`` and the Hamiltonian
+
+    H(z, rho) = U(z) + 1/2 log((2 pi)^L det G(z)) + 1/2 rho^T G^-1(z) rho
+
 with ``U(z) = -log p(x | z) - log p(z)`` (hvae's potential). From ``z_0 = mean + sigma
 eps``, ``rho_0 = C^-T gamma / sqrt(beta_0)`` (``C C^T = G^-1(z_0)``, so ``rho_0 ~ N(0,
 G(z_0) / beta_0)``), ``K = n_lf`` steps of the generalized leapfrog (Girolami & Calderhead
@@ -42,8 +45,21 @@ gradients: the metric network trains through the bound). Evaluation: pythae stor
 of every training batch of the last epoch (up to 100 batches) and uses them all; here a
 fixed-size bank of the last ``metric_bank`` training examples (a ring buffer in the Linen
 collection ``rhvae_metric``, written by each training step, stop-gradient, checkpointed
-with the run), empty slots contributing ``0`` (``G^-1 = lambda I`` before any training).
-Other differences from pythae: ``rho_0`` uses a square root of ``G(z_0)`` in training too
+with the run), empty slots contributing ``0`` (``G^-1 = lambda I`` before any training),
+its sum scaled by ``s = B / filled slots`` (``B`` the training batch): the training metric
+sums ``B`` kernels, so without ``s`` a bank of ``M`` would make the evaluation metric about
+``M / B`` times larger where the data is dense, and a step size stable in training diverge
+in evaluation (pythae sums its whole store unscaled).
+
+Stability. The bound rewards a larger metric the way it rewards a larger step (the
+velocity ``G^-1 rho`` grows as ``sqrt(G^-1)``), so an unbounded metric network grows until
+the fixed-point iterations diverge and the loss is NaN: pythae's does (its issues #132 and
+#162; measured here too on mnist-lite, ``eps_lf`` 0.01 and 0.001, within 45 steps, the
+factors' entries past 100). Here the strict lower entries are ``cap tanh(v / cap)`` and the
+diagonal ``exp(log(cap) tanh(v / log(cap)))``, ``cap = metric_cap`` (3): every ``L_i``
+entry within ``cap``, the diagonal in ``(1 / cap, cap)``. Any metric gives a valid bound,
+so the cap restricts the family, not the estimator.
+Other differences from pythae: the cap; ``rho_0`` uses a square root of ``G(z_0)`` in training too
 (pythae draws ``L_psi(x) gamma``, the example's own factor, there); the metric network is
 an MLP on the flattened input for every kind of data. Samples: from the ``N(0, I)`` prior
 (pythae's metric-aware sampler is not part of this model).
@@ -89,6 +105,11 @@ class RHVAEOptions(HVAEOptions):
     lf_iter: int = field(
         3, "fixed-point iterations of the generalized leapfrog's implicit steps", integer(1)
     )
+    metric_cap: float = field(
+        3.0,
+        "the metric network's soft cap: |strict lower entries| < cap, diagonal in (1/cap, cap)",
+        number(1, above=True, finite=True),
+    )
     metric_bank: int = field(
         1024,
         "M, the centroids kept from the last M training examples: the metric in evaluation",
@@ -97,17 +118,18 @@ class RHVAEOptions(HVAEOptions):
 
 
 # --- the metric and the flow, pure functions -----------------------------------------------
-def inverse_metric(z, centroids, factors, temperature, regularization) -> jax.Array:
-    """``G^-1(z) = sum_i L_i L_i^T exp(-|z - c_i|^2 / T^2) + lambda I``: ``[B, L, L]``.
+def inverse_metric(z, centroids, factors, temperature, regularization, scale=1.0) -> jax.Array:
+    """``G^-1(z) = s sum_i L_i L_i^T exp(-|z - c_i|^2 / T^2) + lambda I``: ``[B, L, L]``.
 
     Args:
       z: ``[B, L]``; centroids: ``[N, L]``; factors: ``[N, L, L]`` the ``L_i``.
+      scale: ``s``, a scalar (1 but for the bank's, module docstring).
     """
     sq = jnp.sum(jnp.square(z[:, None, :] - centroids[None]), axis=-1)  # [B, N]
     w = jnp.exp(-sq / temperature**2)
     m = jnp.einsum("nij,nkj->nik", factors, factors, precision=_HI)
     eye = jnp.eye(z.shape[1], dtype=z.dtype)[None]
-    return jnp.einsum("bn,nij->bij", w, m, precision=_HI) + regularization * eye
+    return scale * jnp.einsum("bn,nij->bij", w, m, precision=_HI) + regularization * eye
 
 
 def log_det(gi: jax.Array) -> jax.Array:
@@ -197,17 +219,24 @@ def riemannian_bound(
     return -uk + log_rhok - log_q0 - log_rho0 + log_jac, zk, aux
 
 
+def _soft_cap(v: jax.Array, cap: float) -> jax.Array:
+    """``cap tanh(v / cap)``: ``v`` near 0, never beyond ``+-cap``."""
+    return cap * jnp.tanh(v / cap)
+
+
 # --- the modules -----------------------------------------------------------------------------
 class Metric(nn.Module):
     """The metric network ``x -> L_psi(x)`` and the bank of the last ``bank_size`` examples.
 
-    ``COLLECTION`` holds ``centroids [M, L]``, ``factors [M, L, L]`` (zeros: empty) and
-    ``cursor`` (the next slot, int32).
+    ``COLLECTION`` holds ``centroids [M, L]``, ``factors [M, L, L]`` (zeros: empty),
+    ``cursor`` (the next slot), ``filled`` (slots written) and ``batch`` (rows per write),
+    int32 scalars.
     """
 
     latent_dim: int
     hidden: tuple[int, ...]
     bank_size: int
+    cap: float = 3.0
 
     def setup(self):
         d, m = self.latent_dim, self.bank_size
@@ -217,6 +246,8 @@ class Metric(nn.Module):
         self.bank_c = self.variable(COLLECTION, "centroids", jnp.zeros, (m, d), jnp.float32)
         self.bank_l = self.variable(COLLECTION, "factors", jnp.zeros, (m, d, d), jnp.float32)
         self.cursor = self.variable(COLLECTION, "cursor", jnp.zeros, (), jnp.int32)
+        self.filled = self.variable(COLLECTION, "filled", jnp.zeros, (), jnp.int32)
+        self.batch = self.variable(COLLECTION, "batch", jnp.zeros, (), jnp.int32)
 
     def __call__(self, x: jax.Array) -> jax.Array:
         """``x: [B, ...]`` -> ``L_psi(x)``: ``[B, L, L]`` lower triangular, positive diagonal."""
@@ -227,13 +258,16 @@ class Metric(nn.Module):
         out = jnp.zeros((x.shape[0], d, d), jnp.float32)
         if self.lower is not None:
             rows, cols = jnp.tril_indices(d, -1)
-            out = out.at[:, rows, cols].set(self.lower(h).astype(jnp.float32))
-        diag = jnp.exp(self.diag(h).astype(jnp.float32))
+            lower = _soft_cap(self.lower(h).astype(jnp.float32), self.cap)
+            out = out.at[:, rows, cols].set(lower)
+        diag = jnp.exp(_soft_cap(self.diag(h).astype(jnp.float32), math.log(self.cap)))
         return out + diag[:, :, None] * jnp.eye(d, dtype=jnp.float32)[None]
 
-    def bank(self) -> tuple[jax.Array, jax.Array]:
-        """The stored ``(centroids [M, L], factors [M, L, L])``."""
-        return self.bank_c.value, self.bank_l.value
+    def bank(self) -> tuple[jax.Array, jax.Array, jax.Array]:
+        """The stored ``(centroids [M, L], factors [M, L, L], scale)``: ``scale`` = rows per
+        training batch / filled slots, so the bank's sum has the training metric's size."""
+        filled = jnp.maximum(self.filled.value, 1).astype(jnp.float32)
+        return self.bank_c.value, self.bank_l.value, self.batch.value / filled
 
     def store(self, centroids: jax.Array, factors: jax.Array) -> None:
         """Writes the last ``min(B, M)`` rows of a batch at the cursor (a ring buffer)."""
@@ -242,6 +276,8 @@ class Metric(nn.Module):
         self.bank_c.value = self.bank_c.value.at[idx].set(centroids[-n:])
         self.bank_l.value = self.bank_l.value.at[idx].set(factors[-n:])
         self.cursor.value = (self.cursor.value + n) % self.bank_size
+        self.filled.value = jnp.minimum(self.filled.value + n, self.bank_size)
+        self.batch.value = jnp.asarray(centroids.shape[0], jnp.int32)
 
 
 class RiemannianAutoencoder(HamiltonianAutoencoder):
@@ -256,10 +292,10 @@ class RiemannianAutoencoder(HamiltonianAutoencoder):
     regularization: float = 0.01
     lf_iter: int = 3
 
-    def metric_inv(self, centroids, factors):
+    def metric_inv(self, centroids, factors, scale=1.0):
         """``z: [B, L] -> G^-1(z): [B, L, L]`` for the given centroids and factors."""
         return lambda z: inverse_metric(
-            z, centroids, factors, self.temperature, self.regularization
+            z, centroids, factors, self.temperature, self.regularization, scale
         )
 
     def __call__(self, x, *, train: bool = False, mask=None, target=None):
@@ -273,7 +309,7 @@ class RiemannianAutoencoder(HamiltonianAutoencoder):
             factors = self.metric(x)
             if train and self.is_mutable_collection(COLLECTION) and not self.is_initializing():
                 self.metric.store(jax.lax.stop_gradient(mean), jax.lax.stop_gradient(factors))
-        centroids, factors = (mean, factors) if train else self.metric.bank()
+        centroids, factors, scale = (mean, factors, 1.0) if train else self.metric.bank()
         key = self.make_rng("sample") if train else jax.random.key(_EVAL_SEED)
         eps0, gamma = jax.random.normal(key, (2, *mean.shape), jnp.float32)
         step, beta0 = self.leapfrog()
@@ -281,7 +317,7 @@ class RiemannianAutoencoder(HamiltonianAutoencoder):
             self.decoder(mean)
         bound, z, out = riemannian_bound(
             self.potential(target, mask),
-            self.metric_inv(centroids, factors),
+            self.metric_inv(centroids, factors, scale),
             mean,
             logvar,
             eps0,
@@ -319,7 +355,10 @@ def _build(options: RHVAEOptions, common: Common, data: DataInfo) -> RiemannianA
         bool(options.learn_beta_zero),
     )
     metric = Metric(
-        common.latent_dim, tuple(int(w) for w in options.metric_hidden), int(options.metric_bank)
+        common.latent_dim,
+        tuple(int(w) for w in options.metric_hidden),
+        int(options.metric_bank),
+        float(options.metric_cap),
     )
     return RiemannianAutoencoder(
         tuple(data.input_shape),
