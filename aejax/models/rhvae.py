@@ -38,7 +38,8 @@ metric):
 every density exact, so ``eps_lf = 0`` gives back the VAE's one-draw ELBO for any metric.
 pythae's loss leaves out ``log N(rho_0; ...)`` and the ``2 pi`` constants, so its value is
 not a bound; ours is. Terms, options ``n_lf``, ``eps_lf``, ``beta_zero``, ``tempering``,
-``learn_eps_lf``, ``learn_beta_zero`` and ``posterior=True`` as hvae's (module ``hvae``).
+``learn_eps_lf``, ``learn_beta_zero`` and ``posterior=True`` as hvae's (module ``hvae``;
+``beta_zero`` scales ``G(z_0)`` here, ``I`` there).
 
 Which centroids. Training, as pythae: the batch's own ``c_i`` and ``L_i`` (with their
 gradients: the metric network trains through the bound). Evaluation: pythae stores those
