@@ -106,6 +106,9 @@ _line("svae", "aejax.models.svae:SVAE", _IT,
 _line("hvae", "aejax.models.hvae:HVAE", _IT,
       "Hamiltonian VAE (Caterini et al. 2018), dense: the posterior draw moved by n_lf "
       "tempered leapfrog steps on -log p(x, z); the loss is the flow's bound")
+_line("rhvae", "aejax.models.rhvae:RHVAE", _IT,
+      "Riemannian Hamiltonian VAE (Chadebec et al. 2020), dense: hvae's flow with a learned "
+      "metric G(z) on the latent space and the generalized leapfrog")
 _line("vae_gan", "aejax.models.vae_gan:VAE_GAN", _IT,
       "VAE-GAN (Larsen et al. 2016), dense: vae reconstructing in the features of a "
       "data-space GAN discriminator (conv for images) trained with its own optimizer")
