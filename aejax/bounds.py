@@ -9,7 +9,9 @@ a lower bound that rises with ``k`` towards ``log p(x)`` (k = 1 is a Monte Carlo
 ``log p(x|z)`` is the likelihood's exact ``log_prob``, never the training term ``nll``: so
 the fixed-variance ``"gaussian"`` decoder is evaluated as the density ``N(decoder(z), I)``
 (its training term, the summed squared error, is twice that NLL less a constant), and its
-bounds are true bounds of that model's log-likelihood. For a Bernoulli decoder on
+bounds are true bounds of that model's log-likelihood. A flow posterior (flow_vae,
+``has_flow``) draws ``z = f(z_0)`` from its Gaussian and weighs it by its own density,
+``log q(z|x) = log q_0(z_0|x) - log|det df/dz_0|``. For a Bernoulli decoder on
 grey (non-binary) pixels ``log_prob`` is not a normalized density: evaluate binarized data
 (``binarize_once``).
 
@@ -53,7 +55,8 @@ def check_bound_model(model: Any) -> None:
     """Refuses models whose bounds this module cannot compute.
 
     A model qualifies by capability (``model.has_posterior``): ``model.posterior(x) ->
-    (mean, logvar)`` of a diagonal Gaussian ``q(z|x)`` and ``model.log_prior(z)``.
+    (mean, logvar)`` of a diagonal Gaussian ``q(z|x)``, or of the Gaussian a flow
+    transforms (``has_flow``), and ``model.log_prior(z)``.
 
     Raises:
       ConfigError: the model has no posterior density (``ae``, ``vq_vae``, ...), or it
@@ -71,6 +74,17 @@ def check_bound_model(model: Any) -> None:
         f"likelihood bounds need a model with a Gaussian code q(z|x) (vae, conv_vae); "
         f"this model's code is {kind}, which defines no posterior density"
     )
+
+
+def has_flow(model: Any) -> bool:
+    """Whether ``q(z|x)`` is a flow of the Gaussian ``posterior(x)`` (flow_vae).
+
+    Such a model has ``posterior_flow(x: [B, ...], z_0: [..., B, K]) -> (z [..., B, K],
+    log_det [..., B])``: its posterior draws are ``z = f_x(z_0)``, ``z_0 ~ N(mean,
+    diag(exp(logvar)))``, of density ``log q(z|x) = log N(z_0; mean, exp(logvar)) - log_det``.
+    (flow_vae's reruns its encoder on ``x`` for the flow's context: once per chunk of draws.)
+    """
+    return callable(getattr(model, "posterior_flow", None))
 
 
 def binarize_once(x: np.ndarray, seed: int = TEST_BINARIZATION_SEED) -> np.ndarray:
@@ -103,11 +117,14 @@ def _chunk_impl(model, variables, x, mean, logvar, rows, key, start, k, carry, *
 
     eps = jax.vmap(lambda s: jax.vmap(lambda r: noise(s, r))(rows))(samples)  # [C, B, L]
     z = mean[None] + jnp.exp(0.5 * logvar)[None] * eps
+    log_qz = -0.5 * (jnp.square(eps) + logvar[None] + _LOG_2PI).sum(-1)
+    if has_flow(model):  # q(z|x) is the Gaussian's image: log q = log q_0 - log|det|
+        z, log_det = model.apply(variables, x, z, method=lambda m, x, z: m.posterior_flow(x, z))
+        log_qz = log_qz - log_det
     out = model.apply(variables, z.reshape(chunk * batch, latent), method=lambda m, z: m.decoder(z))
     xs = jnp.broadcast_to(x[None], (chunk, *x.shape)).reshape(chunk * batch, *x.shape[1:])
     log_px = model.likelihood.log_prob(out, xs).reshape(chunk, batch)
     log_pz = model.apply(variables, z, method=lambda m, z: m.log_prior(z))
-    log_qz = -0.5 * (jnp.square(eps) + logvar[None] + _LOG_2PI).sum(-1)
     valid = (samples < k)[:, None]  # the last chunk may run past k
     log_w = jnp.where(valid, log_px + log_pz - log_qz, -jnp.inf)
     lse = jnp.logaddexp(lse, jax.nn.logsumexp(log_w, axis=0))
@@ -122,7 +139,7 @@ def _batch_impl(model, variables, x, rows, key, k, *, chunk):
 
     ``kl`` is ``KL(q(z|x) || N(0, I))`` in closed form when ``model.analytic_kl`` (the
     default prior), else the mean of ``log q(z_i|x) - log p(z_i)`` over the ``k`` draws
-    (a learned prior, ``model.log_prior``: vamp).
+    (a learned prior, ``model.log_prior``: vamp; or a flow posterior: flow_vae).
 
     The chunks run in a ``fori_loop`` whose trip count ``ceil(k / chunk)`` is traced: one
     compilation per (batch, chunk) shape serves every ``k``, and one dispatch per batch.
@@ -190,8 +207,9 @@ def bounds(
     Returns:
       ``{"iw": [N], "elbo": [N], "kl": [N]}`` float64 in nats: ``iw`` = log p̂_k(x);
       ``elbo`` = mean_i log p(x|z_i) - KL(q(z|x) || p(z)), the KL (``kl``) in closed
-      form for the ``N(0, I)`` prior, else (a learned prior: ``model.analytic_kl`` False)
-      the mean of ``log q(z_i|x) - log p(z_i)`` over the same ``k`` draws.
+      form for the ``N(0, I)`` prior, else (a learned prior or a flow posterior:
+      ``model.analytic_kl`` False) the mean of ``log q(z_i|x) - log p(z_i)`` over the
+      same ``k`` draws.
 
     Raises:
       ConfigError: see ``check_bound_model``; ``k``, ``chunk`` or ``batch_size`` < 1.

@@ -56,25 +56,30 @@ class Run(NamedTuple):
         """Per-example terms ``{name: [N]}`` of ``x`` (see ``aejax.inference.score``)."""
         return inference.score(self.model, self.variables, x, batch_size, scaler=self.scaler)
 
-    def sample(self, n: int, seed: int = 0) -> np.ndarray:
+    def sample(self, n: int, seed: int = 0, sampler: str | None = None, **options) -> np.ndarray:
         """``n`` generated examples ``[n, *input_shape]`` (``jax.random.key(seed)``).
 
-        A model with no prior (``ae``, ``conv_ae``) samples from a Gaussian mixture fitted
-        to the codes of the run's training split, as ``aejax sample`` does.
+        ``sampler`` names one of ``aejax.sampling.SAMPLERS`` (``options`` are its own,
+        e.g. ``sampler="two_stage", epochs=100``); by default the model's prior, or for a
+        model with none (``ae``, ``conv_ae``) a Gaussian mixture fitted to the codes of the
+        run's training split, as ``aejax sample`` does. The training split is encoded only
+        for a sampler fitted to codes, after the sampler and its options are checked.
         """
-        codes = None
-        if not sampling.has_prior(self.model, self.variables):
-            x_train = split_in_data_units(self.config, self.model, "train")
-            codes = self.encode(x_train)
         return sampling.sample(
             self.model,
             self.variables,
             n,
             jax.random.key(seed),
             scaler=self.scaler,
-            codes=codes,
+            codes=self.training_codes,
+            sampler=sampler,
             seed=seed,
+            **options,
         )
+
+    def training_codes(self) -> np.ndarray:
+        """Codes ``[N, *code_shape]`` of the run's training split (read again, in data units)."""
+        return self.encode(split_in_data_units(self.config, self.model, "train"))
 
     def interpolate(
         self, x0: np.ndarray, x1: np.ndarray, steps: int = 10, method: str = "linear"

@@ -8,16 +8,17 @@ The functions on a model and its variables (``sample``, ``interpolate``, ``has_p
 from __future__ import annotations
 
 import pathlib
+from collections.abc import Mapping
+from typing import Any
 
-import jax
 import numpy as np
 
-from aejax import inference
 from aejax.data.pixels import to_unit
 from aejax.errors import DataError
 from aejax.outputs import atomic_path, check_output
 from aejax.run import load_run, split_in_data_units
-from aejax.sampling import has_prior, interpolate, interpolate_codes, sample
+from aejax.sampling import default_sampler, has_prior, interpolate, interpolate_codes, sample
+from aejax.sampling.registry import SAMPLERS, resolve_options
 
 __all__ = [
     "has_prior",
@@ -53,43 +54,63 @@ def _output(out, workdir: pathlib.Path, default: str, model) -> pathlib.Path:
     return pathlib.Path(out)
 
 
-def sample_run(workdir, n: int = 64, seed: int = 0, out=None, *, force: bool = False):
+def sample_run(
+    workdir,
+    n: int = 64,
+    seed: int = 0,
+    out=None,
+    *,
+    force: bool = False,
+    sampler: str | None = None,
+    options: Mapping[str, Any] | None = None,
+):
     """Writes ``n`` samples of a trained run: a PNG grid (images) or a CSV (tabular rows in
     data units, one sample per row). Returns the path written.
 
     Args:
       workdir: the run directory.
       n: samples.
-      seed: the sampling key (``jax.random.key(seed)``) and the mixture fit's seed.
+      seed: the sampling key (``jax.random.key(seed)``) and the sampler fit's seed.
       out: the file to write (a figure's type follows its suffix); default
         ``samples.png`` / ``samples.csv`` in ``workdir``, replaced by each call. An existing
         ``out`` or one in a run's bookkeeping is refused (``aejax.outputs.check_output``).
       force: replace an existing ``out`` (never a run's ``config.json`` or checkpoints).
+      sampler: a name of ``aejax.sampling.SAMPLERS``; None: the model's prior, or a
+        Gaussian mixture fitted to the codes of the run's training split for a model with
+        none. The figure's title names it.
+      options: the sampler's own options, ``{name: value}`` (a string is read as the
+        default's type, as ``aejax sample --sampler-set KEY=VALUE`` passes them).
 
-    A model without a prior samples from a Gaussian mixture fitted to the codes of the
-    run's training split (encoded in data units through the saved scaler, as a user's
-    data would be).
+    The training split is encoded (in data units through the saved scaler, as a user's
+    data would be) only for a sampler fitted to codes.
 
     Raises:
       ConfigError: ``out`` exists, lies in a run's bookkeeping or (images) has a suffix
-        matplotlib does not write; checked before anything is computed.
+        matplotlib does not write (checked before anything is computed); an unknown
+        sampler or option. DataError: a sampler that does not apply to the run's model.
     """
     if out is not None:
         check_output(out, force=force)
+    # The sampler and its options are checked here, not only by ``sample``: before the run
+    # is read, and so that an option named like one of ``sample``'s arguments (``seed``)
+    # is refused as an unknown option rather than colliding with the argument.
+    if sampler is not None:
+        options = resolve_options(sampler, SAMPLERS[sampler], options or {})
     workdir = pathlib.Path(workdir)
-    config, model, variables, scaler = load_run(workdir)
+    run = load_run(workdir)
+    config, model, variables, _ = run
     out = _output(out, workdir, "samples", model)
-    codes = None
-    if not has_prior(model, variables):
-        x_train = split_in_data_units(config, model, "train")
-        codes = inference.encode(model, variables, x_train, scaler=scaler)
-    x = sample(model, variables, n, jax.random.key(seed), scaler=scaler, codes=codes, seed=seed)
+    if sampler is None:
+        sampler = default_sampler(model, variables)
+        options = resolve_options(sampler, SAMPLERS[sampler], options or {})
+    x = run.sample(n, seed, sampler, **options)
     if _is_image(model):
         from aejax import plots
 
         cols = int(np.ceil(np.sqrt(n)))
+        title = f"{config.model}: {n} samples, {sampler} sampler (seed {seed})"
         with atomic_path(out) as tmp:
-            plots.image_grid(tmp, x, ncols=cols, title=f"{config.model}: {n} samples (seed {seed})")
+            plots.image_grid(tmp, x, ncols=cols, title=title)
     else:
         _write_table(out, [f"x{i}" for i in range(x[0].size)], x.reshape(n, -1))
     return out

@@ -106,6 +106,9 @@ _line("svae", "aejax.models.svae:SVAE", _IT,
 _line("hvae", "aejax.models.hvae:HVAE", _IT,
       "Hamiltonian VAE (Caterini et al. 2018), dense: the posterior draw moved by n_lf "
       "tempered leapfrog steps on -log p(x, z); the loss is the flow's bound")
+_line("rhvae", "aejax.models.rhvae:RHVAE", _IT,
+      "Riemannian Hamiltonian VAE (Chadebec et al. 2020), dense: hvae's flow with a learned "
+      "metric G(z) on the latent space and the generalized leapfrog")
 _line("vae_gan", "aejax.models.vae_gan:VAE_GAN", _IT,
       "VAE-GAN (Larsen et al. 2016), dense: vae reconstructing in the features of a "
       "data-space GAN discriminator (conv for images) trained with its own optimizer")
@@ -115,6 +118,14 @@ _line("msssim_vae", "aejax.models.msssim_vae:MSSSIM_VAE", ("image",),
 _line("hrq_vae", "aejax.models.hrq:HRQ_VAE", ("image",),
       "HRQ-VAE (Hosking et al. 2022): hrq_levels codebooks, each quantizing the residual "
       "of the previous (Gumbel-softmax, depth dropout, norm loss), the code their sum")
+_line("flow_vae", "aejax.models.flow_vae:FLOW_VAE", _IT,
+      "VAE with a normalizing-flow posterior, dense: flow=planar|radial (Rezende & Mohamed "
+      "2015) or iaf (inverse autoregressive flow, Kingma et al. 2016), flow_length layers; "
+      "Monte Carlo KL weighted by beta")
+_line("poincare_vae", "aejax.models.poincare_vae:POINCARE_VAE", _IT,
+      "Poincaré VAE, P-VAE (Mathieu et al. 2019), dense: a code in the Poincaré ball of "
+      "curvature -c, wrapped or Riemannian normal prior and posterior, Monte Carlo KL "
+      "weighted by beta; optional gyroplane first decoder layer")
 # fmt: on
 
 

@@ -1,10 +1,13 @@
-"""The two samplers every model has: its own prior, and a Gaussian mixture on its codes.
+"""The model's own prior, the VampPrior's by name, and a Gaussian mixture on the codes.
 
 ``prior`` draws through ``Autoencoder.sample`` (a VAE's ``N(0, I)``, the VampPrior's
 mixture, svae's uniform sphere, an adversarial autoencoder's imposed prior, a VQ-VAE's
-uniform codes). ``gmm`` fits a scikit-learn ``GaussianMixture`` (full covariances) to the
-training codes and decodes draws from it: the "ex-post density estimation" of
-deterministic autoencoders (Ghosh et al. 2020), usable on any model with a code.
+uniform codes). ``vamp`` is the same draw under the name of the VampPrior (Tomczak &
+Welling 2018, pythae's ``VAMPSampler``): it serves the ``vamp`` model only, and says so
+elsewhere rather than falling back to another prior. ``gmm`` fits a scikit-learn
+``GaussianMixture`` (full covariances) to the training codes and decodes draws from it:
+the "ex-post density estimation" of deterministic autoencoders (Ghosh et al. 2020),
+usable on any model with a code.
 """
 
 from __future__ import annotations
@@ -72,10 +75,23 @@ def _has_prior(model, variables: Any) -> str | None:
     return "its code is deterministic and has no prior (try --sampler gmm)"
 
 
+def _is_vamp(model, variables: Any) -> str | None:
+    from aejax.models.vamp import VampAutoencoder
+
+    del variables
+    if isinstance(model, VampAutoencoder):
+        return None
+    return (
+        "it has no VampPrior, the learned prior of the vamp model only (try the samplers "
+        "prior, gmm or two_stage)"
+    )
+
+
 def _any(model, variables: Any) -> str | None:
     del model, variables
     return None
 
 
 PRIOR = SamplerSpec(_fit_prior, _has_prior, needs_codes=False)
+VAMP = SamplerSpec(_fit_prior, _is_vamp, needs_codes=False)
 GMM = SamplerSpec(_fit_gmm, _any, options={"components": 10})

@@ -6,6 +6,7 @@ The samplers themselves live in ``aejax.sampling.registry`` (and the files it na
 from __future__ import annotations
 
 import functools
+from collections.abc import Callable
 from typing import Any
 
 import flax.linen as nn
@@ -42,6 +43,36 @@ def _prior_samples() -> Any:
     )
 
 
+def default_sampler(model: nn.Module, variables: Any) -> str:
+    """The sampler ``sample`` uses when none is named: ``prior`` if the model has one, else
+    ``gmm``."""
+    return "prior" if has_prior(model, variables) else "gmm"
+
+
+def needs_codes(model: nn.Module, variables: Any, sampler: str | None = None) -> bool:
+    """Whether ``sampler`` (None: the default one) is fitted to the training codes, so a
+    caller must encode the training split for it.
+
+    Raises:
+      ConfigError: an unknown sampler.
+    """
+    from aejax.sampling.registry import SAMPLERS
+
+    variables = inference.as_variables(variables)
+    spec = SAMPLERS[sampler or default_sampler(model, variables)]
+    return spec.needs_codes(model, variables) if callable(spec.needs_codes) else spec.needs_codes
+
+
+def code_shape(model: nn.Module, variables: Any) -> tuple[int, ...]:
+    """The shape of one example's code, ``model.encode``'s output without the batch axis
+    (``(K,)`` for a vector, ``(h, w, D)`` for a VQ-VAE's grid); traced, not run."""
+    x = jax.ShapeDtypeStruct((1, *model.input_shape), np.float32)
+    z = jax.eval_shape(
+        lambda v, x: model.apply(v, x, method=model.encode), inference.as_variables(variables), x
+    )
+    return tuple(z.shape[1:])
+
+
 def sample(
     model: nn.Module,
     variables: Any,
@@ -49,7 +80,7 @@ def sample(
     key: jax.Array,
     *,
     scaler=None,
-    codes: np.ndarray | None = None,
+    codes: np.ndarray | Callable[[], np.ndarray] | None = None,
     sampler: str | None = None,
     components: int | None = None,
     seed: int = 0,
@@ -65,19 +96,22 @@ def sample(
       scaler: the run's ``Standardizer`` (tabular runs): samples come back in data units.
       codes: ``[N, *code_shape]`` codes of the training data in the model's space
         (``aejax.encode`` of the training split), for the samplers fitted to codes
-        (``gmm``, ...). Ignored by ``prior``.
+        (``gmm``, ``two_stage``, ...), or a function of no argument that returns them,
+        called only when the sampler reads them (after the sampler, its options and
+        whether it applies are checked). Ignored by the others (``prior``, ``normal``).
       sampler: a name of ``aejax.sampling.SAMPLERS`` (``aejax sample --list-samplers``);
-        None: ``prior`` when the model has one, else ``gmm``.
+        None: ``prior`` when the model has one, else ``gmm`` (``default_sampler``).
       components: the ``gmm`` sampler's components (at most ``N``; default 10).
       seed: the fit's seed (a mixture's k-means initialization, a fitted density's
         initialization and minibatches).
-      **options: the sampler's own options (``SamplerSpec.options``).
+      **options: the sampler's own options (``SamplerSpec.options``; a string is read as
+        the default's type).
 
     Returns:
       ``[n, *input_shape]`` float32: decoder means; images lie in [0, 1].
 
     Raises:
-      ConfigError: an unknown sampler or sampler option.
+      ConfigError: an unknown sampler or sampler option, or an option's bad value.
       DataError: a sampler that does not apply to the model; one fitted to codes and no
         (usable) ``codes``; ``n < 1``.
     """
@@ -87,7 +121,7 @@ def sample(
         raise DataError(f"sample: n must be >= 1, got {n}")
     variables = inference.as_variables(variables)
     if sampler is None:
-        sampler = "prior" if has_prior(model, variables) else "gmm"
+        sampler = default_sampler(model, variables)
     spec = SAMPLERS[sampler]
     if components is not None:
         options["components"] = components
@@ -95,13 +129,16 @@ def sample(
     reason = spec.applies(model, variables)
     if reason is not None:
         raise DataError(f"sample: the {sampler!r} sampler does not apply to this model: {reason}")
-    if spec.needs_codes and codes is None:
+    wanted = needs_codes(model, variables, sampler)
+    if wanted and codes is None:
         raise DataError(
             f"sample: the {sampler!r} sampler is fitted to training codes; pass codes="
             "aejax.encode(model, variables, x_train)"
             + ("" if has_prior(model, variables) else " (this model has no prior of its own)")
         )
-    draw = spec.fit(model, variables, codes, seed, **opts)
+    if wanted and callable(codes):
+        codes = codes()
+    draw = spec.fit(model, variables, codes if wanted else None, seed, **opts)
     out = np.asarray(draw(n, key), np.float32)
     return out if scaler is None else scaler.inverse_transform(out)
 

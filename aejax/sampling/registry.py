@@ -13,6 +13,11 @@ its draws ("ex-post density estimation", Ghosh et al. 2020). Each is a ``Sampler
   in the model's space (the same key gives the same samples).
 - ``applies(model, variables) -> str | None``: None when the sampler can serve the model,
   else the reason it cannot (a one-line error names it).
+- ``needs_codes``: whether ``fit`` reads the training codes (True, False, or a function
+  ``(model, variables) -> bool`` where it depends on the model); the training split is
+  encoded only then.
+- ``options``: ``{name: default}``; the default's type is the option's (a string from the
+  command line, ``--sampler-set epochs=20``, is read as that type).
 
 Adding a sampler: one file in ``aejax/sampling/`` with its ``SamplerSpec`` and one
 ``_line`` below.
@@ -36,7 +41,7 @@ class SamplerSpec:
 
     fit: Callable[..., Draw]
     applies: Callable[[Any, Any], str | None]
-    needs_codes: bool = True
+    needs_codes: bool | Callable[[Any, Any], bool] = True
     options: Mapping[str, Any] = dataclasses.field(default_factory=dict)
 
 
@@ -65,6 +70,22 @@ _line("gmm", "aejax.sampling.basic:GMM",
 _line("pixelcnn", "aejax.sampling.pixelcnn:PIXELCNN",
       "a gated PixelCNN (van den Oord et al. 2016) fitted to the training grids of code "
       "indices, sampled in raster order (the VQ-VAE paper's prior); vq_vae only")
+_line("two_stage", "aejax.sampling.two_stage:TWO_STAGE",
+      "a second, small dense VAE fitted to the training codes, u ~ N(0, I) decoded twice (Dai & "
+      "Wipf 2019); any model with a code; options latent (0: the code's size), hidden, epochs, "
+      "lr, batch_size")
+_line("vamp", "aejax.sampling.basic:VAMP",
+      "the VampPrior's mixture of the posteriors of its pseudo-inputs (Tomczak & Welling 2018); "
+      "the vamp model only, where it is its prior")
+_line("normal", "aejax.sampling.fixed:NORMAL",
+      "N(0, I) codes decoded: any model whose code is a vector; a VAE's prior")
+_line("hypersphere", "aejax.sampling.fixed:HYPERSPHERE",
+      "uniform on a sphere: the unit sphere for svae (its prior), else the sphere whose radius "
+      "is the training codes' mean norm; any model whose code is a vector")
+_line("maf", "aejax.sampling.maf:MAF",
+      "a masked autoregressive flow (Papamakarios et al. 2017; layers=5 MADEs of 2x hidden=128 "
+      "units) fitted by maximum likelihood to the standardized training codes, epochs=30, "
+      "lr=1e-3, batch_size=256, best of a 10% hold-out; any model with a code")
 # fmt: on
 
 
@@ -98,12 +119,58 @@ SAMPLERS: Mapping[str, SamplerSpec] = _Samplers()
 
 
 def resolve_options(name: str, spec: SamplerSpec, options: Mapping[str, Any]) -> dict[str, Any]:
-    """The sampler's options: its defaults updated by ``options``; unknown keys refused."""
+    """The sampler's options: its defaults updated by ``options``; unknown keys refused.
+
+    A string given for an option whose default is not one (the command line's
+    ``--sampler-set KEY=VALUE``) is read as the default's type: ``bool`` (true/false,
+    yes/no, on/off, 1/0), ``int`` or ``float``.
+
+    Raises:
+      ConfigError: an option the sampler does not have, or a value of the wrong type.
+    """
     unknown = sorted(set(options) - set(spec.options))
     if unknown:
-        known = ", ".join(spec.options) or "none"
+        known = ", ".join(f"{k}={v!r}" for k, v in spec.options.items()) or "none"
         raise ConfigError(
             f"sampler {name!r} has no option {unknown[0]!r}{did_you_mean(unknown[0], spec.options)}"
             f"; its options: {known}"
         )
-    return {**spec.options, **options}
+    return {k: _typed(name, k, v, spec.options[k]) for k, v in {**spec.options, **options}.items()}
+
+
+_TRUE, _FALSE = ("1", "true", "yes", "on"), ("0", "false", "no", "off")
+
+
+def _typed(sampler: str, key: str, value: Any, default: Any) -> Any:
+    kind = type(default)
+    if isinstance(value, kind) and not (kind is int and isinstance(value, bool)):
+        return value
+    text = str(value).strip().lower()
+    try:
+        if kind is bool and isinstance(value, str) and text in _TRUE + _FALSE:
+            return text in _TRUE
+        if kind is int and not isinstance(value, bool | float):
+            return int(value)
+        if kind is float and not isinstance(value, bool):
+            return float(value)
+    except (TypeError, ValueError):
+        pass
+    raise ConfigError(
+        f"sampler {sampler!r} option {key!r}: cannot read {value!r} as {kind.__name__} "
+        f"(default {default!r})"
+    )
+
+
+def parse_assignments(assignments: list[str]) -> dict[str, str]:
+    """``--sampler-set KEY=VALUE`` strings as ``{key: value}`` (typed later by the spec).
+
+    Raises:
+      ConfigError: an item without ``=``.
+    """
+    out = {}
+    for item in assignments:
+        key, sep, value = item.partition("=")
+        if not sep or not key.strip():
+            raise ConfigError(f"--sampler-set expects KEY=VALUE, got {item!r}")
+        out[key.strip().replace("-", "_")] = value.strip()
+    return out

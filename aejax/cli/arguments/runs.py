@@ -5,15 +5,11 @@ from __future__ import annotations
 
 import argparse
 
-from aejax.cli.arguments import data_options, force_option, seed_arg
+from aejax.cli.arguments import data_options, force_option, generate, seed_arg
 
 HELP = {
-    "sample": dict(
-        help="write samples of a trained run (a PNG grid; a CSV for tabular runs)",
-    ),
-    "interpolate": dict(
-        help="write interpolations between test examples of a trained run (PNG; CSV if tabular)",
-    ),
+    "sample": generate.SAMPLE,
+    "interpolate": generate.INTERPOLATE,
     "encode": dict(help="write the codes of a trained run's data (.npy, .npz or .csv)"),
     "embed": dict(
         help="a 2-D view of a run's codes (PCA, t-SNE, UMAP): embedding.csv and embedding.png",
@@ -44,29 +40,12 @@ HELP = {
 
 
 def sample(g: argparse.ArgumentParser) -> None:
-    g.add_argument("workdir")
-    g.add_argument("--n", type=int, default=64, help="how many samples (default 64)")
-    g.add_argument("--seed", type=seed_arg, default=0, help="the sampling seed (default 0)")
-    g.add_argument(
-        "--out",
-        default=None,
-        help="file, never an existing one without --force (default: WORKDIR/samples.png or "
-        ".csv, replaced by each run)",
-    )
+    generate.sample_arguments(g, seed_type=seed_arg)
     force_option(g)
 
 
 def interpolate(i: argparse.ArgumentParser) -> None:
-    i.add_argument("workdir")
-    i.add_argument("--steps", type=int, default=10, help="points per path (default 10)")
-    i.add_argument("--method", choices=("linear", "slerp"), default="linear")
-    i.add_argument("--pairs", type=int, default=4, help="pairs of test examples (default 4)")
-    i.add_argument(
-        "--out",
-        default=None,
-        help="file, never an existing one without --force (default: "
-        "WORKDIR/interpolations.png or .csv, replaced by each run)",
-    )
+    generate.interpolate_arguments(i)
     force_option(i)
 
 

@@ -53,8 +53,45 @@ def embed(args) -> int:
 
 def sample(args) -> int:
     from aejax.apps.generate import sample_run
+    from aejax.errors import ConfigError
+    from aejax.sampling.registry import parse_assignments
 
-    print(f"wrote {sample_run(args.workdir, args.n, args.seed, args.out, force=args.force)}")
+    if args.list_samplers:
+        return _list_samplers(args.workdir)
+    if args.workdir is None:
+        raise ConfigError("the run directory RUN is required (or --list-samplers)")
+    out = sample_run(
+        args.workdir,
+        args.n,
+        args.seed,
+        args.out,
+        force=args.force,
+        sampler=args.sampler,
+        options=parse_assignments(args.sampler_options),
+    )
+    print(f"wrote {out}")
+    return 0
+
+
+def _list_samplers(workdir) -> int:
+    """Each sampler: its description, options with defaults and, for a run, whether it
+    serves the run's model (or why not)."""
+    from aejax.cli.arguments.generate import sampler_listing
+    from aejax.run import load_run
+    from aejax.sampling import SAMPLERS, default_sampler
+
+    run = load_run(workdir) if workdir is not None else None
+    extra = {}
+    for name, spec in SAMPLERS.items():
+        options = ", ".join(f"{k}={v!r}" for k, v in spec.options.items())
+        extra[name] = [f"options: {options or 'none'}"]
+        if run is not None:
+            reason = spec.applies(run.model, run.variables)
+            if name == default_sampler(run.model, run.variables):
+                extra[name].append("[the default for this run]")
+            if reason is not None:
+                extra[name].append(f"[does not apply to this run: {reason}]")
+    print(sampler_listing(extra))
     return 0
 
 
