@@ -83,3 +83,14 @@ def test_svae_densities_by_hand():
         for k, c in zip([2.5, 40.0], cos, strict=True)
     ]
     np.testing.assert_allclose(vmf_log_density(z, mu, kappa), want, rtol=2e-6)
+
+
+@pytest.mark.parametrize("name", ["svae", "poincare_vae"])
+def test_prior_over_posterior_weights_average_one(name):
+    # E_q[p(z) / q(z|x)] = 1 when log q and log p are densities of one base measure.
+    model = create_model(name, SHAPE, "bernoulli", hidden=(16,), latent_dim=3)
+    h = jnp.asarray([[0.3, -0.2, 0.5, -0.4, 0.1, 0.2]], jnp.float32)[:, : model.code.features]
+    keys = jax.random.split(jax.random.key(0), 5000)[:, None]
+    z, log_q = jax.jit(model.code.posterior_draw)(h, keys)
+    w = np.exp(np.asarray(model.code.log_prior(z) - log_q, np.float64))
+    assert abs(w.mean() - 1.0) < 4 * w.std() / math.sqrt(w.size) + 1e-3, (w.mean(), w.std())
