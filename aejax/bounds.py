@@ -360,13 +360,17 @@ def posterior_report(model: Any, variables: Any, x: np.ndarray, key: jax.Array) 
       the examples, in nats per example, of the one-sample ELBO, of its KL term (closed
       form; one-sample Monte Carlo for a learned prior) and of its reconstruction term
       ``-log p(x|z)`` (``elbo = -(reconstruction + kl)``); the number of active latent
-      units (``active_units``) of ``latent_units``.
+      units (``active_units``) of ``latent_units``, counted on ``aejax.encode``'s codes, or
+      on ``model.code.unit_coordinates(codes)`` where the code has it (poincare_vae).
 
     Raises:
       ConfigError: see ``check_bound_model``.
     """
     b = bounds(model, variables, x, 1, key)
     means = inference.encode(model, variables, x)
+    unit_coordinates = getattr(getattr(model, "code", None), "unit_coordinates", None)
+    if callable(unit_coordinates):  # codes off R^K (poincare_vae): the prior's coordinates
+        means = np.asarray(unit_coordinates(jnp.asarray(means)))
     elbo_mean, kl_mean = float(b["elbo"].mean()), float(b["kl"].mean())
     return {
         "elbo": elbo_mean,

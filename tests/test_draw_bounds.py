@@ -13,6 +13,7 @@ import optax
 import pytest
 
 from aejax import bounds, evaluate
+from aejax.models import _hyperbolic as H
 from aejax.models import create_model
 from aejax.models.svae import VMFCode, vmf_log_density
 
@@ -94,3 +95,11 @@ def test_prior_over_posterior_weights_average_one(name):
     z, log_q = jax.jit(model.code.posterior_draw)(h, keys)
     w = np.exp(np.asarray(model.code.log_prior(z) - log_q, np.float64))
     assert abs(w.mean() - 1.0) < 4 * w.std() / math.sqrt(w.size) + 1e-3, (w.mean(), w.std())
+
+
+def test_poincare_active_units_read_the_priors_tangent_coordinates():
+    # the wrapped prior draws z = exp_0(v / 2), v ~ N(0, I): unit_coordinates gives v back
+    code = create_model("poincare_vae", SHAPE, "bernoulli", hidden=(16,), latent_dim=2).code
+    v = jnp.asarray([[0.3, -1.2], [2.0, 0.5]], jnp.float32)
+    z = H.exp0(0.5 * v, code.curvature)
+    np.testing.assert_allclose(code.unit_coordinates(z), v, rtol=1e-5, atol=1e-6)

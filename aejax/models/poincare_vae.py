@@ -37,8 +37,9 @@ the wrapped prior's at ``d = 32`` (0.05% at ``d = 16``). Lower ``c`` for wide co
 Likelihood bounds (``posterior=True``). ``PoincareCode.posterior_draw(h, keys)`` gives
 ``aejax.bounds`` the posterior's draws and ``log q`` (``draw``, one key per draw and row),
 ``log_prior`` the prior's density, both with respect to the ball's volume; the bounds' KL is
-by Monte Carlo. Active units are counted on the codes ``aejax.encode`` gives, the centres
-``mu`` in the ball's coordinates (not mapped to the tangent space at 0).
+by Monte Carlo. Active units are counted on the centres ``mu`` mapped to the tangent space
+at 0, ``2 log_0(mu)`` (``unit_coordinates``: there the wrapped prior is ``N(0, I)``, as a
+VAE's prior for the threshold 0.01).
 """
 
 from __future__ import annotations
@@ -58,6 +59,7 @@ from aejax.models._hyperbolic import (
     BALL_EPS,
     distance,
     exp0,
+    log0,
     mobius_add,
     norm,
     riemannian_normal_draw,
@@ -122,6 +124,11 @@ class PoincareCode(nn.Module):
             return z[0], log_q[0]
 
         return jax.vmap(lambda ks: jax.vmap(one)(ks, mu, scale))(keys)
+
+    def unit_coordinates(self, z: jax.Array) -> jax.Array:
+        """``2 log_0(z)``: ``[..., d]`` -> ``[..., d]``, the tangent coordinates at 0 in which
+        the wrapped prior is ``N(0, I)``; active units (``aejax.bounds``) are counted on them."""
+        return 2.0 * log0(z, self.curvature)
 
     def log_posterior(self, h: jax.Array, z: jax.Array) -> jax.Array:
         """``log q(z|x)`` of codes ``z: [..., B, d]`` under the posterior of ``h: [B, F]``."""
