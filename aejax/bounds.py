@@ -9,7 +9,9 @@ a lower bound that rises with ``k`` towards ``log p(x)`` (k = 1 is a Monte Carlo
 ``log p(x|z)`` is the likelihood's exact ``log_prob``, never the training term ``nll``: so
 the fixed-variance ``"gaussian"`` decoder is evaluated as the density ``N(decoder(z), I)``
 (its training term, the summed squared error, is twice that NLL less a constant), and its
-bounds are true bounds of that model's log-likelihood. A flow posterior (flow_vae,
+bounds are true bounds of that model's log-likelihood. A model whose ``q(z|x)`` is no
+Gaussian in the code space (svae's vMF, poincare_vae's ball normals; ``has_draw``) draws
+``z`` and ``log q(z|x)`` itself. A flow posterior (flow_vae,
 ``has_flow``) draws ``z = f(z_0)`` from its Gaussian and weighs it by its own density,
 ``log q(z|x) = log q_0(z_0|x) - log|det df/dz_0|``. For a Bernoulli decoder on
 grey (non-binary) pixels ``log_prob`` is not a normalized density: evaluate binarized data
@@ -56,7 +58,7 @@ def check_bound_model(model: Any) -> None:
 
     A model qualifies by capability (``model.has_posterior``): ``model.posterior(x) ->
     (mean, logvar)`` of a diagonal Gaussian ``q(z|x)``, or of the Gaussian a flow
-    transforms (``has_flow``), and ``model.log_prior(z)``.
+    transforms (``has_flow``), or its own draws (``has_draw``), and ``model.log_prior(z)``.
 
     Raises:
       ConfigError: the model has no posterior density (``ae``, ``vq_vae``, ...), or it
@@ -87,6 +89,17 @@ def has_flow(model: Any) -> bool:
     return callable(getattr(model, "posterior_flow", None))
 
 
+def has_draw(model: Any) -> bool:
+    """Whether the model draws ``q(z|x)`` itself (``has_posterior_draw``: svae, poincare_vae).
+
+    Such a model has ``posterior_draw(x: [B, ...], keys: [C, B]) -> (z [C, B, K], log_q
+    [C, B])`` (``Autoencoder.posterior_draw``): draw ``(i, b)`` from ``keys[i, b] =
+    fold_in(fold_in(key, n_b), i)``, with ``log q`` w.r.t. the measure of ``log_prior`` (the
+    sphere's surface, the ball's volume). No ``posterior(x)`` is read; the KL is by Monte Carlo.
+    """
+    return bool(getattr(model, "has_posterior_draw", False))
+
+
 def binarize_once(x: np.ndarray, seed: int = TEST_BINARIZATION_SEED) -> np.ndarray:
     """A fixed binarization of ``x: [N, ...]`` in [0, 1]: each value ~ Bernoulli(x), float32."""
     x = np.asarray(to_unit(np.asarray(x)), np.float32)
@@ -100,7 +113,8 @@ def _chunk_impl(model, variables, x, mean, logvar, rows, key, start, k, carry, *
     """Folds samples ``start .. start + chunk - 1`` (those ``< k``) into the running sums.
 
     Args:
-      x: ``[B, *input_shape]``; ``mean``, ``logvar``: ``[B, L]`` of ``q(z|x)``.
+      x: ``[B, *input_shape]``; ``mean``, ``logvar``: ``[B, L]`` of ``q(z|x)`` (None for a
+        model that draws ``q(z|x)`` itself, ``has_draw``).
       rows: ``[B]`` int32 global example indices (they select each example's noise).
       start, k: int32 scalars, traced.
       carry: ``(lse [B], log_px_sum [B])``: ``logsumexp`` of the log weights so far and
@@ -109,18 +123,26 @@ def _chunk_impl(model, variables, x, mean, logvar, rows, key, start, k, carry, *
         Monte Carlo KL).
     """
     lse, log_px_sum, *mc = carry
-    batch, latent = mean.shape
+    batch = x.shape[0]
     samples = start + jnp.arange(chunk, dtype=jnp.int32)
+    if has_draw(model):  # the model draws q(z|x) itself, one key per (sample, row)
+        keys = jax.vmap(
+            lambda s: jax.vmap(lambda r: jax.random.fold_in(jax.random.fold_in(key, r), s))(rows)
+        )(samples)  # [C, B]
+        z, log_qz = model.apply(variables, x, keys, method=lambda m, x, k: m.posterior_draw(x, k))
+    else:
+        latent = mean.shape[-1]
 
-    def noise(s, r):
-        return jax.random.normal(jax.random.fold_in(jax.random.fold_in(key, r), s), (latent,))
+        def noise(s, r):
+            return jax.random.normal(jax.random.fold_in(jax.random.fold_in(key, r), s), (latent,))
 
-    eps = jax.vmap(lambda s: jax.vmap(lambda r: noise(s, r))(rows))(samples)  # [C, B, L]
-    z = mean[None] + jnp.exp(0.5 * logvar)[None] * eps
-    log_qz = -0.5 * (jnp.square(eps) + logvar[None] + _LOG_2PI).sum(-1)
+        eps = jax.vmap(lambda s: jax.vmap(lambda r: noise(s, r))(rows))(samples)  # [C, B, L]
+        z = mean[None] + jnp.exp(0.5 * logvar)[None] * eps
+        log_qz = -0.5 * (jnp.square(eps) + logvar[None] + _LOG_2PI).sum(-1)
     if has_flow(model):  # q(z|x) is the Gaussian's image: log q = log q_0 - log|det|
         z, log_det = model.apply(variables, x, z, method=lambda m, x, z: m.posterior_flow(x, z))
         log_qz = log_qz - log_det
+    latent = z.shape[-1]
     out = model.apply(variables, z.reshape(chunk * batch, latent), method=lambda m, z: m.decoder(z))
     xs = jnp.broadcast_to(x[None], (chunk, *x.shape)).reshape(chunk * batch, *x.shape[1:])
     log_px = model.likelihood.log_prob(out, xs).reshape(chunk, batch)
@@ -155,6 +177,12 @@ def _batch_impl(model, variables, x, rows, key, k, *, chunk):
     mean, logvar = model.apply(variables, x, method=lambda m, x: m.posterior(x))
     kl = losses.kl_diag_gaussian(mean, logvar) if analytic else None
     logvar = losses.clamp_logvar(logvar)  # as in training: the same q(z|x)
+    analytic = getattr(model, "analytic_kl", True) and not has_draw(model)
+    mean = logvar = kl = None
+    if not has_draw(model):
+        mean, logvar = model.apply(variables, x, method=lambda m, x: m.posterior(x))
+        kl = losses.kl_diag_gaussian(mean, logvar) if analytic else None
+        logvar = losses.clamp_logvar(logvar)  # as in training: the same q(z|x)
     init = (jnp.full(x.shape[:1], -jnp.inf, jnp.float32), jnp.zeros(x.shape[:1], jnp.float32))
     if not analytic:
         init += (jnp.zeros(x.shape[:1], jnp.float32),)
@@ -338,13 +366,17 @@ def posterior_report(model: Any, variables: Any, x: np.ndarray, key: jax.Array) 
       the examples, in nats per example, of the one-sample ELBO, of its KL term (closed
       form; one-sample Monte Carlo for a learned prior) and of its reconstruction term
       ``-log p(x|z)`` (``elbo = -(reconstruction + kl)``); the number of active latent
-      units (``active_units``) of ``latent_units``.
+      units (``active_units``) of ``latent_units``, counted on ``aejax.encode``'s codes, or
+      on ``model.code.unit_coordinates(codes)`` where the code has it (poincare_vae).
 
     Raises:
       ConfigError: see ``check_bound_model``.
     """
     b = bounds(model, variables, x, 1, key)
     means = inference.encode(model, variables, x)
+    unit_coordinates = getattr(getattr(model, "code", None), "unit_coordinates", None)
+    if callable(unit_coordinates):  # codes off R^K (poincare_vae): the prior's coordinates
+        means = np.asarray(unit_coordinates(jnp.asarray(means)))
     elbo_mean, kl_mean = float(b["elbo"].mean()), float(b["kl"].mean())
     return {
         "elbo": elbo_mean,

@@ -99,7 +99,7 @@ def test_model_codes_prior_samples_and_gradients():
     _, aux = apply(params, x, rngs={"sample": jax.random.key(5)})
     np.testing.assert_allclose(np.linalg.norm(aux["z"], axis=1), 1.0, atol=1e-5)
     assert np.all(np.asarray(aux["kappa"]) >= 1.0) and np.all(np.asarray(aux["terms"]["kl"]) >= 0)
-    assert not model.has_posterior
+    assert model.has_posterior and not model.analytic_kl
 
     def loss(p):
         _, a = apply(p, x, rngs={"sample": jax.random.key(5)})

@@ -117,11 +117,31 @@ class Autoencoder(nn.Module):
         group of its own (FactorVAE's) leaves the prior alone. A spec that declares
         ``posterior=True`` must build a model where this is true (``registry.build``).
         """
-        return callable(getattr(self.code, "posterior", None)) and self.adversary is None
+        code = self.code
+        dense = callable(getattr(code, "posterior", None)) or self.has_posterior_draw
+        return dense and self.adversary is None
+
+    @property
+    def has_posterior_draw(self) -> bool:
+        """Whether ``q(z|x)`` is drawn by the code's ``posterior_draw`` (not a Gaussian in the
+        code space: svae's vMF, poincare_vae's ball normals); ``aejax.bounds`` then uses it."""
+        return callable(getattr(self.code, "posterior_draw", None))
 
     def posterior(self, x: jax.Array) -> tuple[jax.Array, jax.Array]:
         """``x: [B, *input_shape]`` -> ``(mean, logvar)`` of ``q(z|x)``, each ``[B, K]``."""
         return self.code.posterior(self.encoder(x))
+
+    def posterior_draw(self, x: jax.Array, keys: jax.Array) -> tuple[jax.Array, jax.Array]:
+        """Draws of ``q(z|x)`` with their densities (``has_posterior_draw``).
+
+        Args:
+          x: ``[B, *input_shape]``; keys: ``[C, B]`` PRNG keys, one per (draw, row).
+
+        Returns:
+          ``(z [C, B, K], log q(z|x) [C, B])``, ``log q`` w.r.t. the measure of ``log_prior``;
+          draw ``(i, b)`` depends on ``keys[i, b]`` and row ``b`` of ``x`` only.
+        """
+        return self.code.posterior_draw(self.encoder(x), keys)
 
     def log_prior(self, z: jax.Array) -> jax.Array:
         """``log p(z)`` of codes ``z: [..., K]`` -> ``[...]``: the code's, else ``N(0, I)``'s."""
@@ -135,9 +155,10 @@ class Autoencoder(nn.Module):
         """Whether the prior is ``N(0, I)``, so ``KL(q(z|x) || p(z))`` has a closed form.
 
         False when the code defines ``log_prior`` or a subclass overrides ``log_prior`` (a
-        learned prior, e.g. vamp's mixture): the bounds then estimate the KL by Monte Carlo.
+        learned prior, e.g. vamp's mixture), or the posterior is a ``posterior_draw``: the
+        bounds then estimate the KL by Monte Carlo.
         """
-        own = callable(getattr(self.code, "log_prior", None))
+        own = callable(getattr(self.code, "log_prior", None)) or self.has_posterior_draw
         return not own and type(self).log_prior is Autoencoder.log_prior
 
     # --- how the engine trains it ------------------------------------------------------

@@ -34,11 +34,12 @@ mode is above ``(d-1) sqrt(c)``. Measured at ``c = 1`` (4,000 draws): 80% of the
 prior's draws are capped at ``d = 8`` and all at ``d = 16`` (none at ``c = 0.3``), 20% of
 the wrapped prior's at ``d = 32`` (0.05% at ``d = 16``). Lower ``c`` for wide codes.
 
-Likelihood bounds. ``aejax.bounds`` draws ``z = mean + std * eps`` from a diagonal
-Gaussian ``q(z|x)``, so, as svae, the model declares no ``posterior`` capability: no test
-ELBO, IW bound or active units. The densities such a bound needs are here, with respect to
-one base measure (the ball's volume): ``PoincareCode.log_prior(z)`` (the model's
-``log_prior``), ``log_posterior(h, z)`` and ``draw(key, mu, scale) -> (z, log q)``.
+Likelihood bounds (``posterior=True``). ``PoincareCode.posterior_draw(h, keys)`` gives
+``aejax.bounds`` the posterior's draws and ``log q`` (``draw``, one key per draw and row),
+``log_prior`` the prior's density, both with respect to the ball's volume; the bounds' KL is
+by Monte Carlo. Active units are counted on the centres ``mu`` mapped to the tangent space
+at 0, ``2 log_0(mu)`` (``unit_coordinates``: there the wrapped prior is ``N(0, I)``, as a
+VAE's prior for the threshold 0.01).
 """
 
 from __future__ import annotations
@@ -58,6 +59,7 @@ from aejax.models._hyperbolic import (
     BALL_EPS,
     distance,
     exp0,
+    log0,
     mobius_add,
     norm,
     riemannian_normal_draw,
@@ -110,6 +112,23 @@ class PoincareCode(nn.Module):
         if self.posterior_distribution == "wrapped_normal":
             return wrapped_normal_draw(key, mu, scale, self.curvature)
         return riemannian_normal_draw(key, mu, scale[:, 0], self.curvature)
+
+    def posterior_draw(self, h: jax.Array, keys: jax.Array) -> tuple[jax.Array, jax.Array]:
+        """Draws ``(z [C, B, d], log q(z|x) [C, B])`` of ``h: [B, F]``, ``keys: [C, B]``:
+        draw ``(i, b)`` is ``draw`` of row ``b`` alone with ``keys[i, b]``; ``log q`` w.r.t.
+        the ball's volume, as ``log_prior``."""
+        mu, scale = self.posterior_params(h)
+
+        def one(key, m, s):
+            z, log_q = self.draw(key, m[None], s[None])
+            return z[0], log_q[0]
+
+        return jax.vmap(lambda ks: jax.vmap(one)(ks, mu, scale))(keys)
+
+    def unit_coordinates(self, z: jax.Array) -> jax.Array:
+        """``2 log_0(z)``: ``[..., d]`` -> ``[..., d]``, the tangent coordinates at 0 in which
+        the wrapped prior is ``N(0, I)``; active units (``aejax.bounds``) are counted on them."""
+        return 2.0 * log0(z, self.curvature)
 
     def log_posterior(self, h: jax.Array, z: jax.Array) -> jax.Array:
         """``log q(z|x)`` of codes ``z: [..., B, d]`` under the posterior of ``h: [B, F]``."""
@@ -261,4 +280,5 @@ POINCARE_VAE = ModelSpec(
     PoincareOptions,
     weights=_weights,
     test_config={"hidden": (32,), "latent_dim": 2},
+    posterior=True,
 )

@@ -105,8 +105,9 @@ class ModelSpec:
         uses when ``Config.corruption`` is empty; ``""`` = none.
       common: which of ``COMMON`` the model reads (seq2seq_ae has no ``activation``).
       posterior: capability: the model has a posterior ``q(z|x)`` with a density
-        (``model.posterior(x) -> (mean, logvar)``, ``model.log_prior(z)``), so the
-        likelihood bounds (``aejax.bounds``) apply.
+        (``model.posterior(x) -> (mean, logvar)``, or ``model.posterior_draw(x, keys)``
+        for one that is no Gaussian; ``model.log_prior(z)``), so the likelihood bounds
+        (``aejax.bounds``) apply (docs/models.md, section 4).
     """
 
     build: Callable[[Any, Common, DataInfo], Any]

@@ -56,9 +56,12 @@ differentiable through ``b``). That gradient in ``kappa`` is biased: measured wi
 (closed form), as is the gradient for ``mu`` through the Householder reflection.
 
 Evaluation (``train=False``) decodes the mode ``mu``. The prior samples (``aejax sample``)
-are uniform on the sphere. There is no Gaussian posterior, so the model declares no
-``posterior`` capability: the likelihood bounds of ``aejax.bounds`` (which need a
-diagonal Gaussian ``q(z|x)``), active units and the test ELBO are not reported.
+are uniform on the sphere. Likelihood bounds (``posterior=True``): the code's
+``posterior_draw`` gives ``aejax.bounds`` vMF draws (Wood's sampler, one key per draw and
+row) and their ``log q`` (``vmf_log_density``), ``log_prior`` the uniform density
+``-log |S^{m-1}|``, both w.r.t. the surface measure; the bounds' KL is then the Monte Carlo
+mean of ``log q - log p`` (the closed form above is the training term). Active units are
+counted on the codes ``aejax.encode`` gives, the mean direction ``mu`` (unit vectors).
 """
 
 from __future__ import annotations
@@ -190,6 +193,18 @@ def vmf_log_normalizer(m: int, kappa: jax.Array) -> jax.Array:
     return v * jnp.log(kappa) - 0.5 * m * _LOG_2PI - log_ive(v, kappa) - kappa
 
 
+def vmf_log_density(z: jax.Array, mu: jax.Array, kappa: jax.Array) -> jax.Array:
+    """``log vMF(z; mu, kappa)`` w.r.t. the surface measure of ``S^{m-1}``: ``z: [..., B, m]``,
+    ``mu: [B, m]`` unit, ``kappa: [B]`` -> ``[..., B]``; ``kappa (mu.z - 1)`` is kept whole
+    (``log C_m + kappa = v log kappa - (m/2) log 2 pi - log ive``), so no ``kappa`` cancels."""
+    m = z.shape[-1]
+    v = 0.5 * m - 1.0
+    log_c = v * jnp.log(kappa) - 0.5 * m * _LOG_2PI - log_ive(v, kappa)
+    log_c = jnp.broadcast_to(log_c, z.shape[:-1])
+    cos = jnp.sum(jnp.broadcast_to(mu, z.shape) * z, axis=-1)
+    return log_c + jnp.broadcast_to(kappa, cos.shape) * (cos - 1.0)
+
+
 def vmf_mean_cosine(m: int, kappa: jax.Array) -> jax.Array:
     """``A_m(kappa) = I_{m/2}(kappa) / I_{m/2-1}(kappa) = E[mu.z]``: ``[...]`` -> ``[...]``."""
     return jnp.exp(log_iv_ratio(0.5 * m - 1.0, kappa))
@@ -302,6 +317,25 @@ class VMFCode(nn.Module):
         """``h`` -> the mode ``mu: [B, m]``."""
         return self.vmf_params(h)[0]
 
+    def posterior_draw(self, h: jax.Array, keys: jax.Array) -> tuple[jax.Array, jax.Array]:
+        """Draws ``(z [C, B, m], log q(z|x) [C, B])`` of ``h: [B, m + 1]``, ``keys: [C, B]``.
+
+        Draw ``(i, b)`` is ``sample_vmf`` of row ``b`` alone with ``keys[i, b]``; ``log q``
+        w.r.t. the sphere's surface measure (``vmf_log_density``).
+        """
+        mu, kappa = self.vmf_params(h)
+
+        def one(key, m, k):
+            return sample_vmf(key, m[None], k[None])[0]
+
+        z = jax.vmap(lambda ks: jax.vmap(one)(ks, mu, kappa))(keys)
+        return z, vmf_log_density(z, mu, kappa)
+
+    def log_prior(self, z: jax.Array) -> jax.Array:
+        """``log p(z) = -log |S^{m-1}|`` (uniform, w.r.t. the surface measure): ``[..., m] ->
+        [...]``."""
+        return jnp.full(z.shape[:-1], -log_sphere_area(z.shape[-1]), jnp.float32)
+
     def __call__(self, h: jax.Array, *, train: bool = False) -> tuple[jax.Array, dict]:
         mu, kappa = self.vmf_params(h)
         z = sample_vmf(self.make_rng("sample"), mu, kappa) if train else mu
@@ -331,5 +365,9 @@ def _build(options: SVAEOptions, common: Common, data: DataInfo) -> Autoencoder:
 
 
 SVAE = ModelSpec(
-    _build, SVAEOptions, weights=kl_weights, test_config={"hidden": (32,), "latent_dim": 4}
+    _build,
+    SVAEOptions,
+    weights=kl_weights,
+    test_config={"hidden": (32,), "latent_dim": 4},
+    posterior=True,
 )
