@@ -173,10 +173,6 @@ def _batch_impl(model, variables, x, rows, key, k, *, chunk):
     VAE (hidden 512, 256) and 1.1-1.2x for the conv VAE (the working set stays in cache).
     """
     x = to_unit(x)  # uint8 pixels travel to the device; floats from here
-    analytic = getattr(model, "analytic_kl", True)
-    mean, logvar = model.apply(variables, x, method=lambda m, x: m.posterior(x))
-    kl = losses.kl_diag_gaussian(mean, logvar) if analytic else None
-    logvar = losses.clamp_logvar(logvar)  # as in training: the same q(z|x)
     analytic = getattr(model, "analytic_kl", True) and not has_draw(model)
     mean = logvar = kl = None
     if not has_draw(model):
