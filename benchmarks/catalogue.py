@@ -191,6 +191,7 @@ def run_catalogue(out: str | pathlib.Path, *, tiny: bool = False) -> dict:
     runs: dict[str, dict] = {}
     trained: dict[str, object] = {}
     skipped: list[str] = []
+    failed: list[str] = []
 
     def wanted(row: str, model: str) -> bool:
         if keep is not None and row not in keep:
@@ -217,17 +218,21 @@ def run_catalogue(out: str | pathlib.Path, *, tiny: bool = False) -> dict:
         if not wanted(row, model):
             continue
         config = _config(model, data, epochs=epochs, binarize=True, **bound, **overrides)
-        summary, result, seconds = _train(config, ds)
-        t0 = time.perf_counter()
-        elbo = bounds.evaluate_bounds(config, result.model, result.variables, ds.x_test, 1)
-        iw = bounds.evaluate_bounds(
-            config,
-            result.model,
-            result.variables,
-            ds.x_test,
-            settings["iw_k"],
-            examples=settings["iw_examples"],
-        )
+        try:
+            summary, result, seconds = _train(config, ds)
+            t0 = time.perf_counter()
+            elbo = bounds.evaluate_bounds(config, result.model, result.variables, ds.x_test, 1)
+            iw = bounds.evaluate_bounds(
+                config,
+                result.model,
+                result.variables,
+                ds.x_test,
+                settings["iw_k"],
+                examples=settings["iw_examples"],
+            )
+        except Exception as e:  # one model's failure is reported, not the whole run's
+            failed.append(f"{row}: {type(e).__name__}: {e}")
+            continue
         record(
             row,
             config,
@@ -251,7 +256,11 @@ def run_catalogue(out: str | pathlib.Path, *, tiny: bool = False) -> dict:
         else:
             fields = dict(settings["deterministic"])
         config = _config(model, data, **fields, **overrides)
-        summary, result, seconds = _train(config, ds)
+        try:
+            summary, result, seconds = _train(config, ds)
+        except Exception as e:
+            failed.append(f"{row}: {type(e).__name__}: {e}")
+            continue
         record(row, config, summary, seconds)
         trained[row] = result
 
@@ -272,17 +281,21 @@ def run_catalogue(out: str | pathlib.Path, *, tiny: bool = False) -> dict:
             if spec.applies(res.model, res.variables) is not None:
                 skipped.append(f"{row}/{name} ({spec.applies(res.model, res.variables)})")
                 continue
-            if spec.needs_codes and codes is None:
+            if codes is None:
                 codes = aejax.encode(res.model, res.variables, ds.x_train)
             t0 = time.perf_counter()
-            x = sampling.sample(
-                res.model,
-                res.variables,
-                n_quality,
-                jax.random.key(0),
-                codes=codes if spec.needs_codes else None,
-                sampler=name,
-            )
+            try:
+                x = sampling.sample(
+                    res.model,
+                    res.variables,
+                    n_quality,
+                    jax.random.key(0),
+                    codes=codes,
+                    sampler=name,
+                )
+            except Exception as e:
+                failed.append(f"{row}/{name}: {type(e).__name__}: {e}")
+                continue
             seconds = time.perf_counter() - t0
             png = f"catalogue_{row}_{name}.png"
             plots.image_grid(out / png, x[:64], title=f"{row}: {name} sampler")
@@ -301,6 +314,7 @@ def run_catalogue(out: str | pathlib.Path, *, tiny: bool = False) -> dict:
         "samplers": draws,
         "test_images_quality": test_ref,
         "skipped": skipped,
+        "failed": failed,
     }
     (out / "catalogue.json").write_text(json.dumps(meta, indent=2, default=str))
     (out / "catalogue.md").write_text(markdown(meta))
@@ -375,5 +389,7 @@ def markdown(meta: dict) -> str:
         )
     if meta["skipped"]:
         lines += ["", "Not run: " + "; ".join(meta["skipped"]) + "."]
+    if meta.get("failed"):
+        lines += ["", "Failed: " + "; ".join(meta["failed"]) + "."]
     lines.append("")
     return "\n".join(lines)
