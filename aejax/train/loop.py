@@ -227,10 +227,6 @@ def _fit(
     steps_per_epoch = n_train // batch_size
     if steps_per_epoch < 1:
         raise ConfigError(f"{n_train} training examples cannot fill a batch of {batch_size}")
-    arrays = {"x": x_train} if mask_train is None else {"x": x_train, "mask": mask_train}
-    on_device = resident.use_device_data(
-        settings.device_data, settings.device_data_fraction, arrays, mesh
-    )
     if settings.tensorboard and workdir is not None and runtime.is_main_process():
         tb = tensorboard.TensorBoardLogger(workdir / "tensorboard")
         held.callback(tb.close)  # its writer thread flushes the last events on close
@@ -285,6 +281,11 @@ def _fit(
     if mask_train is not None:
         batch_spec["mask"] = batch_spec["x"]
     acc0 = zero_metrics(metric_names(model, state.variables(), batch_spec), mesh)
+    arrays = {"x": x_train} if mask_train is None else {"x": x_train, "mask": mask_train}
+    on_device = resident.use_device_data(
+        settings.device_data, settings.device_data_fraction, arrays, mesh,
+        lambda: resident.convolutional(model, state.variables(), batch_spec),
+    )  # fmt: skip
     compile_seconds = 0.0
     step_fn = None
     if not complete:

@@ -29,7 +29,7 @@ from jax import lax
 from aejax import xla
 from aejax.train import shard
 from aejax.train.epoch import loop_step_fn, run_epoch
-from aejax.train.step import accumulate
+from aejax.train.step import RNG_STREAMS, accumulate, apply_model
 
 CHUNK_SECONDS = 2.0  # the steps between two signal checks take about this long
 FIRST_CHUNK = 32  # steps of a run's first chunk, before any step was timed
@@ -52,7 +52,19 @@ def device_memory(mesh) -> int | None:
         return None
 
 
-def use_device_data(mode: str, fraction: float, arrays: dict, mesh) -> bool:
+def convolutional(model, variables, batch_spec: dict) -> bool:
+    """Whether ``model``'s training forward pass has a convolution (an abstract trace)."""
+    rngs = {name: jax.random.key(0) for name in RNG_STREAMS}
+
+    def forward(v, b):
+        return apply_model(model, v, b, train=True, rngs=rngs)
+
+    return "conv_general_dilated" in str(jax.make_jaxpr(forward)(variables, batch_spec))
+
+
+def use_device_data(
+    mode: str, fraction: float, arrays: dict, mesh, convolutions: Callable[[], bool]
+) -> bool:
     """Whether ``fit`` keeps ``arrays`` (the training split) on the devices.
 
     Args:
@@ -62,6 +74,8 @@ def use_device_data(mode: str, fraction: float, arrays: dict, mesh) -> bool:
       fraction: the share of one device's memory the data may take (auto).
       arrays: ``{name: [N, ...]}`` the host arrays the steps gather from.
       mesh: the device mesh.
+      convolutions: whether the model convolves (called for ``auto`` on a CPU only: XLA's
+        CPU convolutions run slower inside a loop, so such a model stays host-fed there).
     """
     if mode == "off" or jax.process_count() > 1:  # several processes: host-fed
         return False
@@ -69,6 +83,8 @@ def use_device_data(mode: str, fraction: float, arrays: dict, mesh) -> bool:
         return True
     memory = device_memory(mesh)
     if memory is None:
+        return False
+    if mesh.devices.flat[0].platform == "cpu" and convolutions():
         return False
     nbytes = sum(a.nbytes for a in arrays.values())
     if mesh.devices.flat[0].platform != "cpu":  # each device holds its share of the rows
