@@ -7,12 +7,12 @@ feeding is not timed), use float32 and the same batch size, and are timed in int
 rounds (aejax, torch, aejax, torch, ...), so the ratios come from the same conditions.
 
 The ``feed`` dimension (``config.bench.feed``) times the engine's own epochs besides the
-bare step: ``step`` is the step above; ``host`` whole epochs as ``aejax train`` feeds them
-from host arrays (``device_data=off``: a batch gathered and copied per step); ``device``
-whole epochs on the device-resident split (``device_data=on``: each epoch one compiled
-program, ``aejax.train.resident``). Both epoch modes sum the metrics on the device and
-fetch them once per epoch, as the loop does; their records' implementation is
-``aejax-epochs``.
+bare step, for the dense and the conv AE (``FEED_MODELS``): ``step`` is the step above;
+``host`` whole epochs as ``aejax train`` feeds them from host arrays (``device_data=off``:
+a batch gathered and copied per step); ``device`` whole epochs on the device-resident
+split (``device_data=on``: each epoch one compiled program, ``aejax.train.resident``).
+Both epoch modes sum the metrics on the device and fetch them once per epoch, as the loop
+does; their records' implementation is ``aejax-epochs``.
 
 PyTorch is timed with ``torch.set_num_threads`` at the core count and at 1: on a busy
 machine its OpenMP threads wait for each other at every op, which can make the core-count
@@ -84,6 +84,7 @@ def aejax_trainer(name: str, ds: aejax.Dataset, config: aejax.Config, batches: l
 
 
 FEEDS = ("host", "device")  # the engine's epochs: host-fed, and device-resident
+FEED_MODELS = ("ae", "conv_ae")  # whose epochs are timed both ways (two compiles each)
 
 
 def epoch_trainer(ds: aejax.Dataset, config: aejax.Config, batch_size: int, feed: str):
@@ -195,7 +196,7 @@ def _measure(ctx: Context, name: str, data: str, ds: aejax.Dataset, batch_size: 
     timings, run_a, get_params, model = aejax_trainer(name, ds, config, batches)
     runners = {"aejax": lambda: run_a(steps)}
     samples = {"aejax": steps * batch_size}
-    for feed in FEEDS:  # whole epochs, about as many steps as the bare step's repeat
+    for feed in FEEDS if name in FEED_MODELS else ():  # whole epochs, ~the step's count
         run_e, per_epoch = epoch_trainer(ds, config, batch_size, feed)
         epochs = max(1, round(steps / per_epoch))
         runners[f"aejax/{feed}"] = functools.partial(run_e, epochs)
