@@ -95,6 +95,8 @@ def loop_settings(config: Config, batch_size: int, label: str) -> LoopSettings:
         progress=config.progress,
         tensorboard=config.tensorboard,
         label=label,
+        device_data=config.device_data,
+        device_data_fraction=config.device_data_fraction,
     )
 
 

@@ -23,8 +23,11 @@ def throughput_rows(records: list[dict], benchmark: str = "train_throughput") ->
     for r in _by(records, benchmark):
         bench = r["config"].get("bench", {})
         g = groups[(r["model"], r["data"], bench.get("batch_size", bench.get("rows")))]
+        feed = bench.get("feed", "step")  # the loop's epochs (host, device) or the bare step
         if r["implementation"] == "torch":
             g["torch"][bench.get("torch_threads", 0)] = r
+        elif r["implementation"] == "aejax-epochs":
+            g[f"aejax/{feed}"] = r
         else:
             g[r["implementation"]] = r
     rows = []
@@ -52,6 +55,13 @@ def throughput_rows(records: list[dict], benchmark: str = "train_throughput") ->
                     for n, r in sorted(by_threads.items(), reverse=True)
                 },
                 "ratio": a["median"] / best["median"] if best else None,
+                # The loop's epochs: host-fed, and device-resident (benchmarks/throughput.py).
+                **{
+                    f"epoch_{feed}": impls[f"aejax/{feed}"]["median"]
+                    if f"aejax/{feed}" in impls
+                    else None
+                    for feed in ("host", "device")
+                },
                 "peak_memory": a.get("peak_memory"),
                 "init_seconds": a["values"].get("init_seconds"),
                 "matmul_gflops": a["values"].get("matmul_gflops"),

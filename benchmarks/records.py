@@ -20,7 +20,7 @@ SCHEMA_VERSION = 1
 SCHEMA: dict[str, tuple[type, ...]] = {
     "schema": (int,),
     "benchmark": (str,),  # train_throughput | encode_throughput | pca_fit | quality | sweep
-    "implementation": (str,),  # aejax | torch | aejax-pca | sklearn-pca
+    "implementation": (str,),  # aejax | aejax-epochs | torch | aejax-pca | sklearn-pca
     "model": (str,),
     "data": (str,),
     "config": (dict,),

@@ -35,7 +35,12 @@ def _throughput(records: list[dict], benchmark: str) -> list[str]:
         ]
         mem = r["peak_memory"]
         train_cells = (
-            [_f(r["init_seconds"], "{:.2f}"), analysis.flop_rate_cell(r)]
+            [
+                _f(r["init_seconds"], "{:.2f}"),
+                analysis.flop_rate_cell(r),
+                _f(r.get("epoch_host"), "{:,.0f}"),
+                _f(r.get("epoch_device"), "{:,.0f}"),
+            ]
             if benchmark == "train_throughput"
             else []
         )
@@ -55,7 +60,12 @@ def _throughput(records: list[dict], benchmark: str) -> list[str]:
     size = "batch" if benchmark == "train_throughput" else "rows"
     header = ["model", "data", size, "aejax samples/s (min–max)", "compile s"]
     if benchmark == "train_throughput":
-        header += ["init s", "matmul GFLOP/s (% of peak)"]
+        header += [
+            "init s",
+            "matmul GFLOP/s (% of peak)",
+            "epochs host-fed samples/s",
+            "epochs on device samples/s",
+        ]
     header += [f"PyTorch, {n} thread{'s' if n > 1 else ''} (min–max)" for n in threads]
     sources = {r["peak_memory"]["source"] for r in rows if r["peak_memory"]}
     mem = "device peak MiB" if sources == {"device.memory_stats"} else "process peak RSS MiB"

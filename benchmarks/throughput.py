@@ -6,6 +6,14 @@ steady state. Both implementations cycle through the same device-resident batche
 feeding is not timed), use float32 and the same batch size, and are timed in interleaved
 rounds (aejax, torch, aejax, torch, ...), so the ratios come from the same conditions.
 
+The ``feed`` dimension (``config.bench.feed``) times the engine's own epochs besides the
+bare step, for the dense and the conv AE (``FEED_MODELS``): ``step`` is the step above;
+``host`` whole epochs as ``aejax train`` feeds them from host arrays (``device_data=off``:
+a batch gathered and copied per step); ``device`` whole epochs on the device-resident
+split (``device_data=on``: each epoch one compiled program, ``aejax.train.resident``).
+Both epoch modes sum the metrics on the device and fetch them once per epoch, as the loop
+does; their records' implementation is ``aejax-epochs``.
+
 PyTorch is timed with ``torch.set_num_threads`` at the core count and at 1: on a busy
 machine its OpenMP threads wait for each other at every op, which can make the core-count
 setting several times slower than one thread, so the ratio is taken against the faster.
@@ -13,6 +21,7 @@ setting several times slower than one thread, so the ratio is taken against the 
 
 from __future__ import annotations
 
+import functools
 import time
 from collections.abc import Callable
 
@@ -24,7 +33,9 @@ import aejax
 from aejax import xla
 from aejax.models.likelihoods import likelihood_for
 from aejax.models.objective import make_objective
-from aejax.train import epoch_permutation, init_state
+from aejax.train import epoch_permutation, init_state, resident, shard
+from aejax.train.epoch import Carry, zero_metrics
+from aejax.train.step import metric_names
 from benchmarks import environment, flops, records, timing
 from benchmarks.context import Context
 from benchmarks.suites import default_data, suite_models
@@ -70,6 +81,49 @@ def aejax_trainer(name: str, ds: aejax.Dataset, config: aejax.Config, batches: l
 
     # All the Linen variables (a VQ-VAE's codebook is model state, not a parameter).
     return timings, run_steps, lambda: current_state().variables(), model
+
+
+FEEDS = ("host", "device")  # the engine's epochs: host-fed, and device-resident
+FEED_MODELS = ("ae", "conv_ae")  # whose epochs are timed both ways (two compiles each)
+
+
+def epoch_trainer(ds: aejax.Dataset, config: aejax.Config, batch_size: int, feed: str):
+    """The loop's epochs, fed as ``feed`` says (``host`` or ``device``), on one device.
+
+    Returns:
+      ``(run_epochs, steps_per_epoch)``: ``run_epochs(n)`` runs ``n`` whole epochs in the
+      engine's order and returns their seconds (compiled beforehand, not timed).
+    """
+    model = aejax.model_from_config(config, ds.input_shape, ds.kind, n_train=ds.x_train.shape[0])
+    total_steps = 10**6
+    optimizers = aejax.make_optimizers(config, total_steps, model)
+    mesh = shard.make_mesh(1)
+    state = shard.replicate(init_state(model, optimizers, ds.input_shape, config.seed), mesh)
+    key = jax.tree.map(jnp.copy, state.rng)
+    step_fn = aejax.make_train_step(
+        model, optimizers, make_objective(config, total_steps), nonfinite=config.nonfinite
+    )
+    spec = {"x": jax.ShapeDtypeStruct((batch_size, *ds.input_shape), jnp.float32)}
+    acc0 = zero_metrics(metric_names(model, state.variables(), spec), mesh)
+    platform = mesh.devices.flat[0].platform
+    arrays = {"x": np.asarray(ds.x_train, np.float32)}
+    compiled, data = resident.compile_steps(
+        step_fn, platform, mesh, (state, acc0, spec), arrays, feed == "device"
+    )
+    planner = resident.ChunkPlanner() if feed == "device" else None
+    carry, n = Carry(state, acc0), arrays["x"].shape[0]
+    counter = {"epoch": 0}
+
+    def run_epochs(epochs: int) -> float:
+        t0 = time.perf_counter()
+        for _ in range(epochs):
+            perm = epoch_permutation(config.seed, counter["epoch"], n)
+            carry.acc = jax.tree.map(jnp.zeros_like, acc0)
+            resident.run_steps(compiled, carry, key, data, perm, batch_size, mesh, planner)
+            counter["epoch"] += 1
+        return time.perf_counter() - t0
+
+    return run_epochs, n // batch_size
 
 
 def torch_trainer(name: str, ds: aejax.Dataset, config: aejax.Config, batches: list[np.ndarray]):
@@ -141,6 +195,12 @@ def _measure(ctx: Context, name: str, data: str, ds: aejax.Dataset, batch_size: 
     batches = _batches(ds, batch_size, config.seed)
     timings, run_a, get_params, model = aejax_trainer(name, ds, config, batches)
     runners = {"aejax": lambda: run_a(steps)}
+    samples = {"aejax": steps * batch_size}
+    for feed in FEEDS if name in FEED_MODELS else ():  # whole epochs, ~the step's count
+        run_e, per_epoch = epoch_trainer(ds, config, batch_size, feed)
+        epochs = max(1, round(steps / per_epoch))
+        runners[f"aejax/{feed}"] = functools.partial(run_e, epochs)
+        samples[f"aejax/{feed}"] = epochs * per_epoch * batch_size
     twin = None
     if ctx.torch_ok:
         peer = torch_trainer(name, ds, config, batches)
@@ -153,7 +213,7 @@ def _measure(ctx: Context, name: str, data: str, ds: aejax.Dataset, batch_size: 
     for run_one in runners.values():  # warm-up: first-touch allocations, caches, lazy init
         run_one()
     seconds = timing.interleaved(runners, suite.repeats)
-    speed = {k: [steps * batch_size / s for s in v] for k, v in seconds.items()}
+    speed = {k: [samples.get(k, steps * batch_size) / s for s in v] for k, v in seconds.items()}
     best = _best_torch(speed)
     if best is not None and (
         name not in ctx.torch_threads or batch_size == aejax.Config().batch_size
@@ -173,7 +233,7 @@ def _measure(ctx: Context, name: str, data: str, ds: aejax.Dataset, batch_size: 
             name,
             data,
             config,
-            bench,
+            _feed_bench(bench, key, samples),
             "train_samples_per_sec",
             speed,
             timings["compile_seconds"] if key == "aejax" else None,
@@ -247,6 +307,20 @@ def _flop_values(ctx: Context, timings: dict, samples_per_sec: list[float], batc
     }
 
 
+def _feed(key: str) -> str:
+    """``config.bench.feed`` of runner ``key``: ``step`` (the bare step), ``host`` or
+    ``device`` (the loop's epochs); PyTorch's bare step is ``step`` too."""
+    return key.split("/")[1] if key.startswith("aejax/") else "step"
+
+
+def _feed_bench(bench: dict, key: str, samples: dict) -> dict:
+    """The ``bench`` of runner ``key``, with its ``feed`` (and an epoch runner's samples)."""
+    if not key.startswith("aejax/"):
+        return {**bench, "feed": _feed(key)}
+    timed = f"the loop's whole epochs, {_feed(key)}-fed, after one untimed repeat"
+    return {**bench, "feed": _feed(key), "samples_per_repeat": samples[key], "timed": timed}
+
+
 def _best_torch(speed: dict[str, list[float]]) -> str | None:
     """The ``torch/N`` runner with the highest median, or None without PyTorch."""
     keys = [k for k in speed if k.startswith("torch/")]
@@ -273,7 +347,7 @@ def _record(
     stamp = ctx.stamp()
     return records.make_record(
         benchmark=benchmark,
-        implementation=key.split("/")[0],
+        implementation="aejax-epochs" if key.startswith("aejax/") else key.split("/")[0],
         model=name,
         data=data,
         config=cfg,

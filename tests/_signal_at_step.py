@@ -17,7 +17,9 @@ _K, _SIGNAL = int(sys.argv[1]), getattr(signal, sys.argv[2])
 # As in a terminal. A job put in the background by a non-interactive shell (a CI script's
 # `cmd &`) starts with SIGINT ignored, which Python and aejax then rightly leave ignored.
 signal.signal(signal.SIGINT, signal.default_int_handler)
-sys.argv = [sys.argv[0], *sys.argv[3:]]
+# The host-fed loop (its batches are placed one by one, and a signal is seen before each
+# step); the run it resumes may be device-resident: the bits are the same.
+sys.argv = [sys.argv[0], *sys.argv[3:], "--set", "device_data=off"]
 _put_batch = shard.put_batch
 _count = 0
 

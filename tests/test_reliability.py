@@ -429,6 +429,7 @@ def test_in_process_main_passes_ctrl_c_on_and_restores_the_signal_handlers(
         monkeypatch.setattr(shard, "put_batch", put_batch)
         argv = ["train", "--epochs", "2", "--set", "hidden=16", "--no-progress"]
         argv += ["--set", "checkpoint_every=1", "--workdir", str(tmp_path)]
+        argv += ["--set", "device_data=off"]  # host-fed: a signal is seen before each step
         with pytest.raises(KeyboardInterrupt) as e:
             cli.main(argv)  # the caller's Ctrl-C is raised again, not swallowed
         assert calls == [signal.SIGINT]  # passed on once, after the save

@@ -200,6 +200,18 @@ class Config:
         None, "data-parallel devices; none = all local devices", _integer(1)
     )
     distributed: bool = _field(False, "call jax.distributed.initialize() first (multi-host runs)")
+    device_data: str = _field(
+        "auto",
+        "keep the training split on the devices and run each epoch as one compiled program "
+        "(same bits as host-fed): on, off, or auto = when it fits in device_data_fraction "
+        "of one device's memory (on a CPU: of the physical RAM); several processes: off",
+        _one_of("auto", "on", "off"),
+    )
+    device_data_fraction: float = _field(
+        0.25,
+        "auto device_data: the share of one device's memory the data may take",
+        _number(0, 1, above=True),
+    )
     compile_cache: str | None = _field(
         None, "persistent compilation cache directory; none = no cache", Allowed("a directory")
     )

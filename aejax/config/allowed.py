@@ -22,6 +22,8 @@ PRESENTATION_FIELDS = frozenset(
         "tensorboard",
         "checkpoint_every",
         "checkpoint_seconds",
+        "device_data",
+        "device_data_fraction",
     }
 )
 

@@ -22,7 +22,7 @@ from aejax.data.corruption import Corruption
 from aejax.errors import AejaxError, CheckpointError, ConfigError, TrainingDivergedError
 from aejax.inference import check_input
 from aejax.models.objective import Objective
-from aejax.train import rundir, runlock, runtime, shard, tensorboard
+from aejax.train import resident, rundir, runlock, runtime, shard, tensorboard
 from aejax.train.checkpoint import Checkpointer
 from aejax.train.early_stopping import EarlyStopping
 from aejax.train.epoch import (
@@ -30,8 +30,6 @@ from aejax.train.epoch import (
     epoch_permutation,
     epoch_record,
     evaluate_arrays,
-    loop_step_fn,
-    run_epoch,
     with_elbo,
     zero_metrics,
 )
@@ -284,14 +282,20 @@ def _fit(
     if mask_train is not None:
         batch_spec["mask"] = batch_spec["x"]
     acc0 = zero_metrics(metric_names(model, state.variables(), batch_spec), mesh)
+    arrays = {"x": x_train} if mask_train is None else {"x": x_train, "mask": mask_train}
+    on_device = resident.use_device_data(
+        settings.device_data, settings.device_data_fraction, arrays, mesh,
+        lambda: resident.convolutional(model, state.variables(), batch_spec),
+    )  # fmt: skip
     compile_seconds = 0.0
     step_fn = None
     if not complete:
         t0 = time.perf_counter()
-        step_fn = (
-            loop_step_fn(train_step, platform).lower(state, acc0, batch_spec, state.rng).compile()
+        step_fn, arrays = resident.compile_steps(
+            train_step, platform, mesh, (state, acc0, batch_spec), arrays, on_device
         )
         compile_seconds = time.perf_counter() - t0
+    planner = resident.ChunkPlanner() if on_device else None
 
     # --- Loop ------------------------------------------------------------------------
     # A buffer of its own: the state (and its rng leaf) is donated at every step.
@@ -312,6 +316,7 @@ def _fit(
             "compile_seconds": compile_seconds,
             "train_samples_per_sec": train_samples / train_time if train_time > 0 else None,
             "devices": mesh.devices.size,
+            "device_data": on_device,
             "already_complete": complete,
         }
         host_best = shard.fetch(best)
@@ -395,18 +400,10 @@ def _fit(
                 if per_step and guard.pending is not None:
                     stop_for_signal(epoch, i, t_before + time.perf_counter() - t_epoch)
 
-            acc = run_epoch(
-                step_fn,
-                carry,
-                key,
-                x_train,
-                perm,
-                batch_size,
-                mesh,
-                mask=mask_train,
-                first=first,
-                before_step=before_step,
-            )
+            acc = resident.run_steps(
+                step_fn, carry, key, arrays, perm, batch_size, mesh, planner,
+                first=first, before_step=before_step,
+            )  # fmt: skip
             state = carry.state
             dt = t_before + time.perf_counter() - t_epoch
             if epoch > start_epoch or settings.epochs - start_epoch == 1:

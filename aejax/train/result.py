@@ -29,6 +29,10 @@ class LoopSettings:
       progress: show a progress bar.
       tensorboard: also write TensorBoard scalars in ``workdir/tensorboard``.
       label: the progress bar's label.
+      device_data: keep the training split on the devices and run an epoch's steps as one
+        program (``aejax.train.resident``): ``"on"``, ``"off"``, or ``"auto"`` (when it fits
+        in ``device_data_fraction`` of one device's memory; a CPU's is its RAM).
+      device_data_fraction: the share of one device's memory ``"auto"`` lets the data take.
     """
 
     epochs: int
@@ -45,6 +49,8 @@ class LoopSettings:
     progress: bool = False
     tensorboard: bool = False
     label: str = "fit"
+    device_data: str = "auto"
+    device_data_fraction: float = 0.25
 
 
 @dataclasses.dataclass
