@@ -82,20 +82,11 @@ def test_code_grids_are_flattened_and_unlabelled_points_are_drawn(tmp_path):
     assert (tmp_path / "e.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
-def test_the_embedding_figure_is_paper_ready(tmp_path, monkeypatch):
-    import matplotlib.figure
-
-    saved = []
-    real = matplotlib.figure.Figure.savefig
-    monkeypatch.setattr(
-        matplotlib.figure.Figure,
-        "savefig",
-        lambda fig, *a, **k: (saved.append(fig), real(fig, *a, **k)),
-    )
+def test_the_embedding_figure_is_paper_ready(tmp_path, saved_figures):
     rng = np.random.default_rng(0)
     coords, labels = rng.normal(size=(60, 2)), np.repeat(np.arange(3), 20)
     plots.code_scatter(tmp_path / "e.png", coords, labels, title="ae codes: PCA", what="codes")
-    (fig,) = saved
+    (fig,) = saved_figures
     ax = fig.axes[0]  # one panel, no colour bar axes
     assert (
         len(fig.axes) == 1 and ax.get_title() == "" and fig._suptitle.get_text() == "ae codes: PCA"

@@ -229,23 +229,14 @@ def test_cli_writes_csv_for_tabular_runs_in_data_units(tab_run):
     np.testing.assert_array_equal(table[:, 2], [0.0, 0.5, 1.0] * 2)
 
 
-def test_interpolation_grids_show_their_input_endpoints(tmp_path, monkeypatch):
-    import matplotlib.figure
-
+def test_interpolation_grids_show_their_input_endpoints(tmp_path, saved_figures):
     from aejax import plots
 
-    saved = []
-    real = matplotlib.figure.Figure.savefig
-    monkeypatch.setattr(
-        matplotlib.figure.Figure,
-        "savefig",
-        lambda fig, *a, **k: (saved.append(fig), real(fig, *a, **k)),
-    )
     rng = np.random.default_rng(0)
     paths = rng.uniform(size=(2, 5, 8, 8, 1)).astype(np.float32)
     x_a, x_b = rng.uniform(size=(2, 8, 8, 1)), rng.uniform(size=(2, 8, 8, 1))
     plots.interpolation_grid(tmp_path / "i.png", paths, "t", endpoints=(x_a, x_b))
-    (fig,) = saved
+    (fig,) = saved_figures
     axes = np.array(fig.axes).reshape(2, 5 + 4)  # A | gap | 5 decoded | gap | B
     for r in range(2):
         np.testing.assert_allclose(axes[r, 0].images[0].get_array(), x_a[r, ..., 0])

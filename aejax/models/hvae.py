@@ -251,33 +251,48 @@ class HamiltonianAutoencoder(Autoencoder):
         key = self.make_rng("sample") if train else jax.random.key(_EVAL_SEED)
         eps0, gamma = jax.random.normal(key, (2, *mean.shape), jnp.float32)
         bound, z, out = self.bound(target, mean, logvar, eps0, gamma, mask)
-        if not train:  # the VAE's reconstruction, at the posterior mean
-            z = mean
-            out = self.decoder(mean)
-        recon = self.likelihood.nll(out, target, mask)
-        kl = losses.kl_diag_gaussian(mean, logvar)
-        step, beta0 = self.leapfrog()
-        aux = {
-            "z": z,
-            "decoder_output": out,
-            "terms": {"reconstruction": recon, "kl": kl, "hmc_correction": -bound - recon - kl},
-            "stats": {"eps_lf": jnp.mean(step), "beta_zero": beta0},
-            "mean": mean,
-            "logvar": logvar,
-        }
-        return self.likelihood.mean(out), aux
+        return hmc_outputs(self, bound, z, out, mean, logvar, target, mask, train)
 
 
-def _build(options: HVAEOptions, common: Common, data: DataInfo) -> HamiltonianAutoencoder:
-    """A dense VAE (``dense_parts`` around a ``GaussianCode``) with the leapfrog flow."""
-    parts = dense_parts(options, common, data, GaussianCode(common.latent_dim))
-    leapfrog = LeapfrogParams(
-        common.latent_dim,
+def hmc_outputs(model, bound, z, out, mean, logvar, target, mask, train: bool):
+    """``(recon, aux)`` of a Hamiltonian model (hvae, rhvae) from its bound ``[B]``.
+
+    ``z``, ``out``: ``z_K`` and the decoder output there (training); in evaluation the
+    reconstruction is the VAE's, at the posterior mean. The terms ``reconstruction``,
+    ``kl`` and ``hmc_correction`` sum to ``-bound`` per example.
+    """
+    if not train:
+        z = mean
+        out = model.decoder(mean)
+    recon = model.likelihood.nll(out, target, mask)
+    kl = losses.kl_diag_gaussian(mean, logvar)
+    step, beta0 = model.leapfrog()
+    aux = {
+        "z": z,
+        "decoder_output": out,
+        "terms": {"reconstruction": recon, "kl": kl, "hmc_correction": -bound - recon - kl},
+        "stats": {"eps_lf": jnp.mean(step), "beta_zero": beta0},
+        "mean": mean,
+        "logvar": logvar,
+    }
+    return model.likelihood.mean(out), aux
+
+
+def leapfrog_params(options: HVAEOptions, latent_dim: int) -> LeapfrogParams:
+    """The step sizes and ``beta_0`` module of the options (learned or fixed)."""
+    return LeapfrogParams(
+        latent_dim,
         float(options.eps_lf),
         float(options.beta_zero),
         bool(options.learn_eps_lf),
         bool(options.learn_beta_zero),
     )
+
+
+def _build(options: HVAEOptions, common: Common, data: DataInfo) -> HamiltonianAutoencoder:
+    """A dense VAE (``dense_parts`` around a ``GaussianCode``) with the leapfrog flow."""
+    parts = dense_parts(options, common, data, GaussianCode(common.latent_dim))
+    leapfrog = leapfrog_params(options, common.latent_dim)
     return HamiltonianAutoencoder(
         tuple(data.input_shape),
         likelihood=common.likelihood,

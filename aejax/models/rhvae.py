@@ -80,7 +80,13 @@ from aejax.fields import field, integer, integers, number
 from aejax.models import losses
 from aejax.models.codes import GaussianCode
 from aejax.models.compose import dense_parts
-from aejax.models.hvae import HamiltonianAutoencoder, HVAEOptions, LeapfrogParams, sqrt_betas
+from aejax.models.hvae import (
+    HamiltonianAutoencoder,
+    HVAEOptions,
+    hmc_outputs,
+    leapfrog_params,
+    sqrt_betas,
+)
 from aejax.models.spec import Common, DataInfo, ModelSpec
 
 COLLECTION = "rhvae_metric"
@@ -329,32 +335,13 @@ class RiemannianAutoencoder(HamiltonianAutoencoder):
             self.tempering,
             self.lf_iter,
         )
-        if not train:  # the VAE's reconstruction, at the posterior mean
-            z = mean
-            out = self.decoder(mean)
-        recon = self.likelihood.nll(out, target, mask)
-        kl = losses.kl_diag_gaussian(mean, logvar)
-        aux = {
-            "z": z,
-            "decoder_output": out,
-            "terms": {"reconstruction": recon, "kl": kl, "hmc_correction": -bound - recon - kl},
-            "stats": {"eps_lf": jnp.mean(step), "beta_zero": beta0},
-            "mean": mean,
-            "logvar": logvar,
-        }
-        return self.likelihood.mean(out), aux
+        return hmc_outputs(self, bound, z, out, mean, logvar, target, mask, train)
 
 
 def _build(options: RHVAEOptions, common: Common, data: DataInfo) -> RiemannianAutoencoder:
     """A dense VAE (``dense_parts`` around a ``GaussianCode``), the leapfrog and the metric."""
     parts = dense_parts(options, common, data, GaussianCode(common.latent_dim))
-    leapfrog = LeapfrogParams(
-        common.latent_dim,
-        float(options.eps_lf),
-        float(options.beta_zero),
-        bool(options.learn_eps_lf),
-        bool(options.learn_beta_zero),
-    )
+    leapfrog = leapfrog_params(options, common.latent_dim)
     metric = Metric(
         common.latent_dim,
         tuple(int(w) for w in options.metric_hidden),
