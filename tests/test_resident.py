@@ -97,8 +97,16 @@ def test_a_signal_between_chunks_saves_the_step_and_resumes_to_the_same_bits(
 
     monkeypatch.setattr(resident, "run_epoch_resident", signalling)
     config = CONFIG.replace(device_data="on")
-    with pytest.raises(KeyboardInterrupt) as e:
-        train(config, tmp_path, dataset=digits)
+
+    def callers_handler(signum, frame):  # Python's default; pytest-xdist workers ignore SIGINT
+        raise KeyboardInterrupt
+
+    before = signal.signal(signal.SIGINT, callers_handler)
+    try:
+        with pytest.raises(KeyboardInterrupt) as e:
+            train(config, tmp_path, dataset=digits)
+    finally:
+        signal.signal(signal.SIGINT, before)
     # Epoch 1: chunks at steps 0 (4 steps), 4, 5, ..., 20 (18 chunks); epoch 2: chunks of
     # 1 step at 21, 22, ...: the signal comes before the 30th, at step 32, which is saved.
     step = int(e.value.result.state.step)
