@@ -163,14 +163,43 @@ class _Quality:
         return {"pca_fd": float(fd), "classifier_score": float(np.exp(kl.mean()))}
 
 
-def _train(config: aejax.Config, ds):
+def _train(config: aejax.Config, ds, workdir: pathlib.Path):
+    """Trains in ``workdir``, or restores the run finished there by an earlier call."""
     t0 = time.perf_counter()
-    summary, result = aejax.train_and_evaluate(config, dataset=ds, plot=False)
+    summary, result = aejax.train_and_evaluate(config, workdir, dataset=ds, plot=False)
     return summary, result, time.perf_counter() - t0
+
+
+def _plain(value):
+    """``value`` as it reads back from JSON (tuples become lists)."""
+    return json.loads(json.dumps(value, default=str))
+
+
+class _Rows:
+    """Each finished row as ``rows/<key>.json``: a killed benchmark resumes where it was."""
+
+    def __init__(self, out: pathlib.Path):
+        self.dir = out / "rows"
+        self.dir.mkdir(exist_ok=True)
+
+    def get(self, key: str) -> dict | None:
+        path = self.dir / f"{key.replace('/', '__')}.json"
+        return json.loads(path.read_text()) if path.is_file() else None
+
+    def put(self, key: str, value: dict) -> None:
+        path = self.dir / f"{key.replace('/', '__')}.json"
+        tmp = path.with_suffix(".tmp")
+        tmp.write_text(json.dumps(value, indent=2, default=str))
+        tmp.replace(path)  # whole or absent, never half written
 
 
 def run_catalogue(out: str | pathlib.Path, *, tiny: bool = False) -> dict:
     """Trains the catalogue on mnist-lite (digits with ``tiny``) and writes its figures.
+
+    Every row is written to ``<out>/rows`` as it finishes and each model trains in
+    ``<out>/runs/<row>`` (checkpointed), and the tables are rewritten after each row: run
+    again with the same ``out``, a killed benchmark resumes (finished rows are read back,
+    an interrupted training resumes from its checkpoint).
 
     Returns:
       The ``catalogue.json`` record.
@@ -182,6 +211,7 @@ def run_catalogue(out: str | pathlib.Path, *, tiny: bool = False) -> dict:
     settings = SETTINGS["tiny" if tiny else "full"]
     out = pathlib.Path(out)
     out.mkdir(parents=True, exist_ok=True)
+    saved = _Rows(out)
     t_start = time.perf_counter()
     data = settings["data"]
     ds = float_images(dataset_for(aejax.Config(data=data)))
@@ -192,6 +222,29 @@ def run_catalogue(out: str | pathlib.Path, *, tiny: bool = False) -> dict:
     trained: dict[str, object] = {}
     skipped: list[str] = []
     failed: list[str] = []
+    draws: dict[str, dict] = {}
+    n_quality = settings["quality_samples"]
+    meta = {
+        "command": "python -m benchmarks family --sections catalogue" + (" --tiny" if tiny else ""),
+        "data": data,
+        "versions": environment.versions(),
+        "device": environment.device(),
+        "timestamp": environment.now(),
+        "settings": {k: v for k, v in settings.items() if k != "rows"},
+        "runs": runs,
+        "samplers": draws,
+        "skipped": skipped,
+        "failed": failed,
+    }
+
+    def write(complete: bool = False) -> None:
+        meta["wall_seconds"] = time.perf_counter() - t_start
+        meta["complete"] = complete
+        (out / "catalogue.json").write_text(json.dumps(meta, indent=2, default=str))
+        (out / "catalogue.md").write_text(markdown(meta))
+
+    def say(line: str) -> None:
+        print(f"[catalogue {time.perf_counter() - t_start:7.0f} s] {line}", flush=True)
 
     def wanted(row: str, model: str) -> bool:
         if keep is not None and row not in keep:
@@ -201,15 +254,23 @@ def run_catalogue(out: str | pathlib.Path, *, tiny: bool = False) -> dict:
             return False
         return True
 
-    def record(row: str, config, summary: dict, seconds: float, **extra) -> None:
+    def entry(config, summary: dict, seconds: float, **extra) -> dict:
         fields = ("test_recon_mse", "pca_recon_mse", "epochs_run", "active_units")
-        runs[row] = {
+        return {
             "model": config.model,
             "config": config.to_dict(),
             **{k: summary.get(k) for k in fields},
             "train_seconds": seconds,
             **extra,
         }
+
+    def train_row(row: str, config) -> tuple | None:
+        try:
+            return _train(config, ds, out / "runs" / row)
+        except Exception as e:  # one model's failure is reported, not the whole run's
+            failed.append(f"{row}: {type(e).__name__}: {e}")
+            say(f"{row} failed: {type(e).__name__}: {e}")
+            return None
 
     # --- models with a likelihood bound ---
     bound = dict(settings["bound"])
@@ -218,9 +279,21 @@ def run_catalogue(out: str | pathlib.Path, *, tiny: bool = False) -> dict:
         if not wanted(row, model):
             continue
         config = _config(model, data, epochs=epochs, binarize=True, **bound, **overrides)
+        done = saved.get(row)
+        if done is not None and done["config"] == _plain(config.to_dict()):
+            runs[row] = done
+            if row in SAMPLER_ROWS:  # its samplers need the model: restored, not retrained
+                got = train_row(row, config)
+                if got is not None:
+                    trained[row] = got[1]
+            continue
+        got = train_row(row, config)
+        if got is None:
+            continue
+        summary, result, seconds = got
+        say(f"{row} trained in {seconds:.0f} s")
+        t0 = time.perf_counter()
         try:
-            summary, result, seconds = _train(config, ds)
-            t0 = time.perf_counter()
             elbo = bounds.evaluate_bounds(config, result.model, result.variables, ds.x_test, 1)
             iw = bounds.evaluate_bounds(
                 config,
@@ -230,11 +303,11 @@ def run_catalogue(out: str | pathlib.Path, *, tiny: bool = False) -> dict:
                 settings["iw_k"],
                 examples=settings["iw_examples"],
             )
-        except Exception as e:  # one model's failure is reported, not the whole run's
+        except Exception as e:
             failed.append(f"{row}: {type(e).__name__}: {e}")
+            say(f"{row} bounds failed: {type(e).__name__}: {e}")
             continue
-        record(
-            row,
+        runs[row] = entry(
             config,
             summary,
             seconds,
@@ -245,7 +318,10 @@ def run_catalogue(out: str | pathlib.Path, *, tiny: bool = False) -> dict:
             bound_seconds=time.perf_counter() - t0,
             pythae_nll=PYTHAE_NLL.get(row),
         )
+        saved.put(row, runs[row])
         trained[row] = result
+        say(f"{row}: ELBO {elbo['test_elbo']:.2f}, IW NLL {iw['iw_nll']:.2f}")
+        write()
 
     # --- deterministic models beside PCA ---
     for row, model, overrides in DETERMINISTIC_ROWS:
@@ -256,30 +332,39 @@ def run_catalogue(out: str | pathlib.Path, *, tiny: bool = False) -> dict:
         else:
             fields = dict(settings["deterministic"])
         config = _config(model, data, **fields, **overrides)
-        try:
-            summary, result, seconds = _train(config, ds)
-        except Exception as e:
-            failed.append(f"{row}: {type(e).__name__}: {e}")
+        done = saved.get(row)
+        if done is not None and done["config"] == _plain(config.to_dict()) and row not in SAMPLER_ROWS:
+            runs[row] = done
             continue
-        record(row, config, summary, seconds)
+        got = train_row(row, config)
+        if got is None:
+            continue
+        summary, result, seconds = got
+        runs[row] = done if done is not None else entry(config, summary, seconds)
+        saved.put(row, runs[row])
         trained[row] = result
+        say(f"{row}: test MSE {summary.get('test_recon_mse')}")
+        write()
 
     # --- samplers: grids and the two proxies ---
-    n_quality = settings["quality_samples"]
     quality = _Quality(ds.x_train, ds.y_train, ds.x_test, n_quality)
-    draws: dict[str, dict] = {}
     for row, names in SAMPLER_ROWS.items():
         if row not in trained:
             continue
         res = trained[row]
         codes = None
         for name in names:
+            key = f"{row}/{name}"
             if name not in samplers:
-                skipped.append(f"{row}/{name} (sampler not in the registry)")
+                skipped.append(f"{key} (sampler not in the registry)")
                 continue
             spec = sampling.SAMPLERS[name]
             if spec.applies(res.model, res.variables) is not None:
-                skipped.append(f"{row}/{name} ({spec.applies(res.model, res.variables)})")
+                skipped.append(f"{key} ({spec.applies(res.model, res.variables)})")
+                continue
+            done = saved.get(key)
+            if done is not None:
+                draws[key] = done
                 continue
             if codes is None:
                 codes = aejax.encode(res.model, res.variables, ds.x_train)
@@ -294,30 +379,17 @@ def run_catalogue(out: str | pathlib.Path, *, tiny: bool = False) -> dict:
                     sampler=name,
                 )
             except Exception as e:
-                failed.append(f"{row}/{name}: {type(e).__name__}: {e}")
+                failed.append(f"{key}: {type(e).__name__}: {e}")
+                say(f"{key} failed: {type(e).__name__}: {e}")
                 continue
             seconds = time.perf_counter() - t0
             png = f"catalogue_{row}_{name}.png"
             plots.image_grid(out / png, x[:64], title=f"{row}: {name} sampler")
-            draws[f"{row}/{name}"] = {"seconds": seconds, "png": png, **quality(x)}
-    test_ref = quality(ds.x_test[n_quality : 2 * n_quality])
-
-    meta = {
-        "command": "python -m benchmarks family --sections catalogue" + (" --tiny" if tiny else ""),
-        "data": data,
-        "versions": environment.versions(),
-        "device": environment.device(),
-        "timestamp": environment.now(),
-        "wall_seconds": time.perf_counter() - t_start,
-        "settings": {k: v for k, v in settings.items() if k != "rows"},
-        "runs": runs,
-        "samplers": draws,
-        "test_images_quality": test_ref,
-        "skipped": skipped,
-        "failed": failed,
-    }
-    (out / "catalogue.json").write_text(json.dumps(meta, indent=2, default=str))
-    (out / "catalogue.md").write_text(markdown(meta))
+            draws[key] = {"seconds": seconds, "png": png, **quality(x)}
+            saved.put(key, draws[key])
+            say(f"{key}: PCA-FD {draws[key]['pca_fd']:.2f}")
+    meta["test_images_quality"] = quality(ds.x_test[n_quality : 2 * n_quality])
+    write(complete=True)
     return meta
 
 
@@ -333,7 +405,8 @@ def markdown(meta: dict) -> str:
         f"# The generative catalogue on {meta['data']}",
         "",
         f"`{meta['command']}` on {environment.machine_line(meta['device'])}, "
-        f"{meta['timestamp']}, {meta['wall_seconds'] / 60:.1f} min.",
+        f"{meta['timestamp']}, {meta['wall_seconds'] / 60:.1f} min"
+        + ("." if meta.get("complete", True) else " so far (partial: rows still to come)."),
         "",
         "**Models with a likelihood bound** (dense, latent {}, Bernoulli, dynamic "
         "binarization, {} epochs): test ELBO on every test image (binarized once, seed 0), "
@@ -369,14 +442,15 @@ def markdown(meta: dict) -> str:
             f"| {row} | {r['config'].get('latent_dim')} | {r['test_recon_mse']:.4f} | "
             f"{_f(r['pca_recon_mse'], '.4f')} | {r['epochs_run']} | {r['train_seconds']:.0f} |"
         )
-    t = meta["test_images_quality"]
+    t = meta.get("test_images_quality")
+    ref = "" if t is None else "; held-out test images score {:.2f} and {:.2f}".format(
+        t["pca_fd"], t["classifier_score"]
+    )
     lines += [
         "",
         "**Samplers**: Fréchet distance in the training set's 32-component PCA space "
         "(lower is better) and the digit classifier's score (higher is better, 10 at most) "
-        "of {} samples; held-out test images score {:.2f} and {:.2f}:".format(
-            s["quality_samples"], t["pca_fd"], t["classifier_score"]
-        ),
+        "of {} samples{}:".format(s["quality_samples"], ref),
         "",
         "| run | sampler | PCA-FD | classifier score | seconds | grid |",
         "| --- | --- | --- | --- | --- | --- |",
