@@ -1,7 +1,7 @@
 """The generative catalogue on mnist-lite: bounds beside pythae's figures, reconstructions
 beside PCA, and a sample grid per sampler.
 
-    python -m benchmarks family --sections catalogue --out bench-out/family   # ~40 min, 2 CPUs
+    python -m benchmarks family --sections catalogue --out bench-out/family   # ~50 min, 2 CPUs
     python -m benchmarks family --sections catalogue --tiny --out /tmp/cat   # code paths
 
 Writes ``catalogue.json`` (versions, device, every run's config, metrics and seconds),
@@ -108,7 +108,7 @@ SETTINGS = {
         "deterministic": {"epochs": 30, "latent_dim": 16},
         "vq": {"epochs": 15},
         "iw_k": 5000,
-        "iw_examples": 1000,
+        "iw_examples": 500,
         "quality_samples": 2000,
         "rows": None,  # every row
     },
