@@ -36,6 +36,7 @@ _EXPORTS: dict[str, tuple[str, str | None]] = {
     "CheckpointError": ("aejax.errors", "CheckpointError"),
     "ConfigError": ("aejax.errors", "ConfigError"),
     "DataError": ("aejax.errors", "DataError"),
+    "DeviceHangError": ("aejax.errors", "DeviceHangError"),
     "TrainingDivergedError": ("aejax.errors", "TrainingDivergedError"),
     # data, models, config, objective
     "Augment": ("aejax.data.augment", "Augment"),

@@ -26,6 +26,11 @@ class TrainingDivergedError(AejaxError, FloatingPointError):
     """The loss or the parameters became NaN/Inf during training."""
 
 
+class DeviceHangError(AejaxError, RuntimeError):
+    """A dispatched program that stopped making progress: its result never came and the
+    process stopped computing (a lost wakeup in XLA's CPU runtime)."""
+
+
 class RenamedError(AejaxError, ImportError):
     """A public name that was renamed: the message names the new one.
 

@@ -137,3 +137,57 @@ def test_convolutional_finds_the_conv_models(digits):
         shapes = state_shapes(run.model, run.optimizers, digits.input_shape, 0)
         found[name] = resident.convolutional(run.model, shapes.variables(), spec)
     assert found == {"ae": False, "conv_ae": True}
+
+
+# Run in a child with a timeout: if the watchdog failed, the wait would block forever and
+# must fail this test, not stall the suite. A result that never comes while the process
+# idles is what XLA's lost wakeup looked like (threads idle, the main one waiting); one
+# that comes after 2 s of CPU is a slow chunk, which must not be called a hang.
+_WATCHDOG = """
+import threading, time
+from aejax.errors import DeviceHangError
+from aejax.train import resident
+from aejax.train.epoch import Carry
+
+class Pending:  # a result leaf: block_until_ready idles until released, or computes
+    def __init__(self, busy):
+        self.busy, self.release = busy, threading.Event()
+    def block_until_ready(self):
+        if self.busy:
+            t = time.process_time()
+            while time.process_time() - t < 2.0:
+                pass
+            self.busy = False
+            self.release.set()
+        self.release.wait()
+        return self
+
+resident.STALL_SECONDS = 0.5
+resident.shard.fetch = lambda tree: tree
+for busy in (False, True):
+    acc = {"loss": Pending(busy)}
+    carry = Carry({}, {})
+    run = lambda state, _acc, *args: (state, acc)
+    t0 = time.monotonic()
+    try:
+        planner = resident.ChunkPlanner(first=1)  # 2 chunks: 1 step, then 1 more
+        resident.run_epoch_resident(run, carry, None, {}, None, 2, planner)
+        print("busy" if busy else "idle", "done", carry.in_step, flush=True)
+    except DeviceHangError as e:
+        print("busy" if busy else "idle", "raised", carry.in_step, round(time.monotonic() - t0), e)
+    acc["loss"].release.set()
+"""
+
+
+def test_a_chunk_that_never_finishes_while_the_process_idles_raises():
+    import subprocess
+    import sys
+
+    out = subprocess.run(
+        [sys.executable, "-c", _WATCHDOG], capture_output=True, text=True, timeout=60
+    )
+    assert out.returncode == 0, out.stderr
+    idle, busy = out.stdout.strip().splitlines()
+    assert idle.startswith("idle raised True")  # its state will never be ready
+    assert "no progress" in idle and "--set device_data=off" in idle
+    assert busy == "busy done False"

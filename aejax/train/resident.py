@@ -8,6 +8,11 @@ same ``train_step`` as the host-fed loop, its metrics summed on the device. The 
 bounds are arguments, so one compiled program runs a whole epoch, a resumed epoch's rest,
 or a chunk of it (the loop checks signals between chunks: ``ChunkPlanner``).
 
+Each chunk is waited for by ``wait``, a watchdog on a CPU: a chunk whose result never
+comes while the process has stopped computing (XLA's CPU runtime can lose a wakeup and
+leave every thread idle; seen once under CPU contention, not reproduced) raises
+``DeviceHangError`` naming ``--set device_data=off`` instead of hanging forever.
+
 The same bits as the host-fed loop: the same permutation (``epoch_permutation``), the
 same ``N // batch_size`` full batches (the remainder dropped), the same step (its key
 folded with ``state.step`` inside) and the same order of the metric sums.
@@ -17,6 +22,7 @@ from __future__ import annotations
 
 import math
 import os
+import threading
 import time
 from collections.abc import Callable
 from typing import Any
@@ -27,12 +33,17 @@ import numpy as np
 from jax import lax
 
 from aejax import xla
+from aejax.errors import DeviceHangError
 from aejax.train import shard
 from aejax.train.epoch import loop_step_fn, run_epoch
 from aejax.train.step import RNG_STREAMS, accumulate, apply_model
 
 CHUNK_SECONDS = 2.0  # the steps between two signal checks take about this long
 FIRST_CHUNK = 32  # steps of a run's first chunk, before any step was timed
+# A chunk not done after this many seconds in which the process used (almost) no CPU is
+# hung: a running program keeps at least one core's share busy, a hung one none of it.
+STALL_SECONDS = 60.0
+IDLE_CPU = 0.01  # at most this share of one core counts as "no CPU"
 
 
 def device_memory(mesh) -> int | None:
@@ -185,6 +196,45 @@ class ChunkPlanner:
             self.step_seconds = seconds / steps
 
 
+def wait(tree: Any, platform: str, *, stall_seconds: float | None = None) -> None:
+    """Waits until the arrays of ``tree`` are ready; raises ``DeviceHangError`` on a CPU
+    when they are not and the process used at most ``IDLE_CPU`` of a core for
+    ``stall_seconds`` (default ``STALL_SECONDS``): a lost wakeup, not a slow program.
+
+    A thread blocks on the arrays (so the wait ends as soon as they are ready); this one
+    checks the process's CPU time once a second. Errors of the program are raised here.
+    On other platforms the device's own progress is invisible to the host's CPU clock,
+    so it blocks as ``jax.block_until_ready`` does.
+    """
+    if platform != "cpu":
+        jax.block_until_ready(tree)
+        return
+    stall = STALL_SECONDS if stall_seconds is None else stall_seconds
+    done = threading.Event()
+
+    def block() -> None:
+        try:
+            jax.block_until_ready(tree)
+        except Exception:  # raised again below, in the caller's thread
+            pass
+        done.set()
+
+    threading.Thread(target=block, name="aejax-wait", daemon=True).start()
+    t_mark, cpu_mark = time.monotonic(), time.process_time()
+    while not done.wait(min(1.0, stall / 4)):
+        t, cpu = time.monotonic(), time.process_time()
+        if cpu - cpu_mark > IDLE_CPU * (t - t_mark):  # something computes: not hung
+            t_mark, cpu_mark = t, cpu
+        elif t - t_mark >= stall:
+            raise DeviceHangError(
+                f"the on-device epoch's program made no progress for {t - t_mark:.0f} s "
+                "(its result never came and the process used no CPU: XLA's CPU runtime "
+                "hung); rerun with --set device_data=off (host-fed batches) to avoid it, "
+                "or resume from the last checkpoint"
+            )
+    jax.block_until_ready(tree)  # ready: returns at once, or raises the program's error
+
+
 def run_epoch_resident(
     run: Any,
     carry: Any,
@@ -196,6 +246,7 @@ def run_epoch_resident(
     *,
     first: int = 0,
     before_chunk: Callable[[int], None] | None = None,
+    platform: str = "cpu",
 ) -> dict[str, np.ndarray]:
     """Runs the steps ``first..steps-1`` of one epoch in chunks; fetches its summed metrics.
 
@@ -204,13 +255,18 @@ def run_epoch_resident(
       carry: ``aejax.train.epoch.Carry``: the state and the sums, updated chunk by chunk.
       key, data, order: as ``epoch_fn`` takes them.
       steps: the epoch's steps.
-      planner: sizes the chunks; each chunk is waited for and timed.
+      planner: sizes the chunks; each chunk is waited for (``wait``) and timed.
       first: the step to start from (a resumed, interrupted epoch).
       before_chunk: called with the next step's index before each chunk (signal checks);
         it may raise, leaving ``carry`` at the steps done.
+      platform: the devices' platform (``wait`` watches the CPU clock on ``"cpu"``).
 
     Returns:
       The epoch's summed step metrics ``{name: float32}`` on the host.
+
+    Raises:
+      DeviceHangError: a chunk stopped making progress (``wait``); ``carry.in_step``
+        stays True: its state will never be ready.
     """
     i = first
     while i < steps:
@@ -223,8 +279,14 @@ def run_epoch_resident(
             carry.state, carry.acc, data, order, key, np.int32(i), np.int32(i + n)
         )
         carry.in_step = False
-        if n < steps - i:  # another chunk follows: wait, so a signal is seen in time
-            jax.block_until_ready(carry.acc)
+        # Every chunk is waited for: the next one's signal check comes in time, and a
+        # hung one (the last one's too) raises instead of blocking the fetch forever.
+        try:
+            wait(carry.acc, platform)
+        except DeviceHangError:
+            carry.in_step = True
+            raise
+        if n < steps - i:
             planner.timed(n, time.perf_counter() - t0)
         i += n
     return shard.fetch(carry.acc)
@@ -263,5 +325,6 @@ def run_steps(
     steps = n // batch_size
     order = epoch_order(perm, steps, batch_size, mesh)
     return run_epoch_resident(
-        step_fn, carry, key, data, order, steps, planner, first=first, before_chunk=before_step
-    )
+        step_fn, carry, key, data, order, steps, planner, first=first,
+        before_chunk=before_step, platform=mesh.devices.flat[0].platform,
+    )  # fmt: skip
