@@ -22,11 +22,12 @@ from aejax.data.corruption import Corruption, corruption_for
 from aejax.errors import ConfigError
 from aejax.models import model_from_config
 from aejax.models.objective import Objective, make_objective
-from aejax.train.loop import check_data, fit, plan_batch_size, take_lock
+from aejax.train.loop import check_data, fit, take_lock
 from aejax.train.optim import make_optimizers, make_schedule
 from aejax.train.result import LoopSettings, RunResult
 from aejax.train.rundir import check_workdir
 from aejax.train.runtime import enable_compilation_cache, initialize_distributed
+from aejax.train.shard import plan_batch_size
 
 
 def dataset_for(config: Config, spec: str | None = None) -> Dataset:
@@ -46,6 +47,7 @@ def dataset_for(config: Config, spec: str | None = None) -> Dataset:
         ratings_centre=config.ratings_centre,
         image_size=config.image_size,
         image_mode=config.image_mode,
+        stream=config.stream,
     )
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import json
 import pathlib
 import time
@@ -19,6 +20,7 @@ from aejax.baselines.ratings import fit_bias_baseline, rmse
 from aejax.config import Config
 from aejax.data import Dataset, to_unit
 from aejax.data.dataset import min_examples
+from aejax.data.stream import report_sample
 from aejax.errors import CheckpointError, ConfigError, DataError
 from aejax.inference import evaluate_model, masked_report, predicted_matrix
 from aejax.metrics.ratings import ratings_report, topk_metrics
@@ -302,9 +304,8 @@ def train_and_evaluate(
 ) -> tuple[dict, RunResult]:
     """Trains (or resumes), then writes ``summary.json`` and the figures of the run.
 
-    A ``stacked_ae`` run is first pretrained layer by layer by ``aejax.train_run``
-    (``aejax.train.pretrain.prepare_run``); its summary adds the reconstruction of the pretrained
-    parameters before fine-tuning (``pretrain_test_<metric>``).
+    A ``stacked_ae`` summary adds its pretrained layers' figures (``pretrain_test_*``).
+    Streamed data are reported on seeded samples (``summary["report_sample"]``).
 
     Args:
       config: the run configuration.
@@ -314,10 +315,8 @@ def train_and_evaluate(
       plot: write ``curves.png`` (``plots.run_curves``) and ``reconstructions.png``.
 
     Returns:
-      ``(summary, result)``. ``summary["warnings"]`` lists what went wrong in a run that
-      ended: a posterior collapse (also a Python warning) and a run that learned next to
-      nothing (``failed_training_warning``; not a Python warning, since small exploratory
-      runs end there by design; ``aejax train`` prints it).
+      ``(summary, result)``. ``summary["warnings"]``: a posterior collapse (also a Python
+      warning), a run that learned next to nothing (``failed_training_warning``).
 
     Raises:
       DataError: the data set has no test split (``test_fraction=0`` and no test set of its
@@ -354,7 +353,13 @@ def train_and_evaluate(
 def _train_and_report(config, workdir, fresh, dataset, plot, t0) -> tuple[dict, RunResult]:
     """``train_and_evaluate`` once the data are loaded and the run directory locked."""
     result = train(config, workdir, dataset=dataset, fresh=fresh)
-    summary = summarize(result)
+    # Streamed data: the report reads seeded samples (aejax.data.stream.report_sample).
+    report = dataclasses.replace(result, dataset=report_sample(result.dataset))
+    summary = summarize(report)
+    if report.dataset is not result.dataset:
+        summary["report_sample"] = {
+            k: len(getattr(report.dataset, k)) for k in ("x_train", "x_test")
+        }
     summary.update(result.stats.get("pretrain") or {})
     if "warning" in summary:
         warnings.warn(summary["warning"], stacklevel=3)
@@ -367,15 +372,12 @@ def _train_and_report(config, workdir, fresh, dataset, plot, t0) -> tuple[dict, 
 
                 plots.run_curves(workdir, label=config.model)  # curves.png: every term
             # No figure of a ratings matrix; none yet of sequences (aejax detect draws series).
-            if plot and result.dataset.kind not in ("ratings", "sequence"):
-                _, pca = evaluate_pca(result.dataset, pca_components(config, result.dataset))
+            if plot and report.dataset.kind not in ("ratings", "sequence"):
+                ds = report.dataset
+                _, pca = evaluate_pca(ds, pca_components(config, ds))
+                png = workdir / "reconstructions.png"
                 plots.reconstructions(
-                    workdir / "reconstructions.png",
-                    result.model,
-                    result.variables,
-                    pca,
-                    result.dataset,
-                    label=config.model,
+                    png, result.model, result.variables, pca, ds, label=config.model
                 )
         except OSError as e:
             error = CheckpointError(
@@ -400,12 +402,9 @@ def evaluate_workdir(
     Args:
       workdir: the run directory.
       data: another dataset spec to evaluate on.
-      iw: with ``iw = K >= 1`` (Gaussian-code models), also report ``iw_elbo`` (the ELBO
-        from the same K draws) and the IW-K NLL ``iw_nll`` in nats over the
-        ``iw_examples`` bounded (``aejax.bounds.evaluate_bounds``: binarized runs are
-        evaluated on a test set binarized once with a fixed seed).
-      iw_examples: bound only the first ``iw_examples`` test examples (default: all); the
-        ``test_*`` figures always cover the whole split (``test_examples``).
+      iw: ``K >= 1`` (Gaussian codes): also ``iw_elbo`` (from the same K draws) and the
+        IW-K NLL ``iw_nll`` in nats (``aejax.bounds.evaluate_bounds``).
+      iw_examples: bound the first ``iw_examples`` test examples only (default: all).
       data_options: where and how to read the data, e.g. ``{"data_dir": "/data"}``
         (see ``with_data_options``).
 

@@ -325,7 +325,8 @@ def test_family_figures_smoke(tmp_path, capsys):
 
     # In this process (its imports paid once); the run sets devices=1 itself.
     out = tmp_path / "family"
-    assert main(["family", "--tiny", "--out", str(out)]) == 0
+    # The catalogue section has its own smoke test (test_catalogue_smoke).
+    assert main(["family", "--sections", "family", "--tiny", "--out", str(out)]) == 0
     assert f"wrote {out / 'family.md'}" in capsys.readouterr().out
     meta = json.loads((out / "family.json").read_text())
     runs = meta["runs"]

@@ -150,6 +150,13 @@ class Config:
         "images:DIR: grayscale (1 channel) or rgb (3); auto = grayscale when every file is",
         _one_of("auto", "grayscale", "rgb"),
     )
+    stream: str = _field(
+        "auto",
+        "arrayrecord:DIR, tfds:NAME, images:DIR: read image batches from disk as training "
+        "needs them (grain; same bits as in memory) instead of loading the data: on, off, or "
+        "auto = when the data would take over a quarter of the RAM",
+        _one_of("auto", "on", "off"),
+    )
     # Optimisation.
     epochs: int = _field(100, "passes over the training split", _integer(1))
     batch_size: int = _field(64, "examples per step, split over the devices", _integer(1))

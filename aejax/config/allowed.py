@@ -24,6 +24,7 @@ PRESENTATION_FIELDS = frozenset(
         "checkpoint_seconds",
         "device_data",
         "device_data_fraction",
+        "stream",
     }
 )
 

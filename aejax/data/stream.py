@@ -19,6 +19,7 @@ float32 in [0, 1]): ``aejax.data.arrayrecord``'s ArrayRecord files, a TFDS
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import os
 from collections.abc import Callable, Sequence
@@ -240,4 +241,35 @@ def streamed_dataset(
         y_val=take(val_rows),
         y_test=None if y_test is None else np.asarray(y_test, np.int64),
         class_names=class_names,
+    )
+
+
+TEST_SAMPLE = 10_000  # test examples a streamed data set's report is computed on
+
+
+def report_sample(ds: Dataset, seed: int = 0) -> Dataset:
+    """``ds`` itself, or for streamed splits an in-memory Dataset of seeded samples: at
+    most ``PCA_SAMPLE`` training examples (the PCA and mean baselines are fitted on them),
+    ``TEST_SAMPLE`` test examples (every test figure is computed on them) and no
+    validation split. The report of a run never reads a whole streamed split."""
+    if not streamed(ds.x_train):
+        return ds
+
+    def pick(x, y, n: int):
+        idx = np.arange(len(x))
+        if len(x) > n:
+            idx = np.sort(np.random.default_rng(seed).choice(len(x), n, replace=False))
+        return x.read(idx), None if y is None else np.asarray(y)[idx]
+
+    x_train, y_train = pick(ds.x_train, ds.y_train, PCA_SAMPLE)
+    x_test, y_test = pick(ds.x_test, ds.y_test, TEST_SAMPLE)
+    empty = x_train[:0]
+    return dataclasses.replace(
+        ds,
+        x_train=x_train,
+        y_train=y_train,
+        x_val=empty,
+        y_val=None if ds.y_val is None else ds.y_val[:0],
+        x_test=x_test,
+        y_test=y_test,
     )

@@ -39,12 +39,14 @@ class Carry:
     """What the steps update in place: the state and the epoch's summed metrics.
 
     ``in_step`` is True while the state is donated to a step: an error raised then leaves
-    no state to report.
+    no state to report. ``data_state`` is a streamed epoch's data iterator state after the
+    steps done (``aejax.train.streamed``), None otherwise.
     """
 
     state: TrainState
     acc: Metrics
     in_step: bool = False
+    data_state: dict | None = None
 
 
 def loop_step_fn(train_step: Callable, platform: str) -> Callable:

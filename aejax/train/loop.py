@@ -7,7 +7,6 @@ import contextlib
 import math
 import pathlib
 import time
-import warnings
 from collections.abc import Callable
 from typing import Any
 
@@ -19,6 +18,7 @@ from aejax import xla
 from aejax.data import Dataset
 from aejax.data.augment import Augment
 from aejax.data.corruption import Corruption
+from aejax.data.stream import streamed
 from aejax.errors import AejaxError, CheckpointError, ConfigError, TrainingDivergedError
 from aejax.inference import check_input
 from aejax.models.objective import Objective
@@ -38,6 +38,7 @@ from aejax.train.result import LoopSettings, RunResult
 from aejax.train.resume import epoch_position, kept, resume_position
 from aejax.train.state import TrainState, init_state
 from aejax.train.step import make_eval_step, make_train_step, metric_names
+from aejax.train.streamed import check_state
 
 
 def fit(
@@ -145,36 +146,12 @@ def check_data(ds: Dataset) -> tuple:
         outside 0..255 or [0, 1].
     """
     image = ds.kind == "image"
-    x_train = check_input(ds.x_train, ds.input_shape, f"{ds.name} training data", image=image)
-    x_val, mask_val, target_val = ds.split("val")
-    if x_val.shape[0]:
+    x_train, (x_val, mask_val, target_val) = ds.x_train, ds.split("val")
+    if not streamed(x_train):  # a streamed split is checked batch by batch as it is read
+        x_train = check_input(x_train, ds.input_shape, f"{ds.name} training data", image=image)
+    if x_val.shape[0] and not streamed(x_val):
         x_val = check_input(x_val, ds.input_shape, f"{ds.name} validation data", image=image)
     return x_train, (x_val, mask_val, target_val)
-
-
-def plan_batch_size(requested: int, n_train: int, devices: int | None) -> int:
-    """``requested``, shrunk (with a warning) when the data cannot fill one batch.
-
-    Raises:
-      ConfigError: not even one row per device, or a size the devices do not divide.
-    """
-    mesh = shard.make_mesh(devices)
-    n_dev = mesh.devices.size
-    batch_size = requested
-    if batch_size > n_train:
-        # A batch larger than the data would give zero steps per epoch.
-        batch_size = max(n_dev, (n_train // n_dev) * n_dev)
-        warnings.warn(
-            f"batch_size {requested} > {n_train} training examples; using {batch_size}",
-            stacklevel=3,
-        )
-        if batch_size > n_train:
-            raise ConfigError(
-                f"{n_train} training examples cannot fill one batch on {n_dev} "
-                "devices; use --devices 1"
-            )
-    shard.check_batch_size(batch_size, mesh)
-    return batch_size
 
 
 def best_of(state: TrainState) -> dict:
@@ -348,6 +325,7 @@ def _fit(
     # Under jax.distributed every process must join a save: a signal is acted on at the end
     # of the epoch, where the processes agree anyway (no collective per step).
     per_step = jax.process_count() == 1
+    stream_saves = per_step and ckpt is not None and streamed(x_train)
     guard = InterruptGuard()
 
     def save(step: int, position: dict | None = None) -> None:
@@ -376,8 +354,8 @@ def _fit(
         step = epoch * steps_per_epoch + i
         if ckpt is not None and saved_step != step:
             # Mid-epoch: the permutation's position and the partial sums, exactly.
-            position = epoch_position(i, step, shard.fetch(carry.acc), seconds) if i else None
-            save(step, position)
+            position = epoch_position(i, step, shard.fetch(carry.acc), seconds, carry.data_state)
+            save(step, position if i else None)
         if ckpt is not None:
             ckpt.wait()  # committed before anyone is told it is kept
         guard.deliver()  # the handler from before: raises, or returns and training goes on
@@ -394,11 +372,22 @@ def _fit(
                 # Resumed mid-epoch: the same permutation from the same step, the same
                 # sums, so the epoch's metrics.jsonl line is the uninterrupted one.
                 first, carry.acc, t_before = resume_position(partial, acc0, mesh, ckpt)
+                if streamed(x_train):
+                    where = str(ckpt.directory)
+                    carry.data_state = check_state(partial.get("data_iterator"), first, where)
             t_epoch = time.perf_counter()
 
             def before_step(i, epoch=epoch, t_epoch=t_epoch, t_before=t_before):
+                seconds = t_before + time.perf_counter() - t_epoch
                 if per_step and guard.pending is not None:
-                    stop_for_signal(epoch, i, t_before + time.perf_counter() - t_epoch)
+                    stop_for_signal(epoch, i, seconds)
+                # A streamed epoch can be long: checkpointed within, its reader's state too.
+                elif stream_saves and time.monotonic() - last_save >= settings.checkpoint_seconds:
+                    step = epoch * steps_per_epoch + i
+                    save(
+                        step,
+                        epoch_position(i, step, shard.fetch(carry.acc), seconds, carry.data_state),
+                    )
 
             acc = resident.run_steps(
                 step_fn, carry, key, arrays, perm, batch_size, mesh, planner,

@@ -33,10 +33,12 @@ import numpy as np
 from jax import lax
 
 from aejax import xla
+from aejax.data.stream import streamed
 from aejax.errors import DeviceHangError
 from aejax.train import shard
 from aejax.train.epoch import loop_step_fn, run_epoch
 from aejax.train.step import RNG_STREAMS, accumulate, apply_model
+from aejax.train.streamed import run_epoch_streamed
 
 CHUNK_SECONDS = 2.0  # the steps between two signal checks take about this long
 FIRST_CHUNK = 32  # steps of a run's first chunk, before any step was timed
@@ -88,6 +90,8 @@ def use_device_data(
       convolutions: whether the model convolves (called for ``auto`` on a CPU only: XLA's
         CPU convolutions run slower inside a loop, so such a model stays host-fed there).
     """
+    if any(streamed(a) for a in arrays.values()):  # read from disk batch by batch
+        return False
     if mode == "off" or jax.process_count() > 1:  # several processes: host-fed
         return False
     if mode == "on":
@@ -317,6 +321,10 @@ def run_steps(
       The epoch's summed step metrics ``{name: float32}`` on the host.
     """
     n = perm.shape[0]
+    if streamed(data["x"]):
+        return run_epoch_streamed(
+            step_fn, carry, key, data, perm, batch_size, mesh, first=first, before_step=before_step
+        )
     if planner is None:
         return run_epoch(
             step_fn, carry, key, data["x"], perm, batch_size, mesh,

@@ -16,7 +16,7 @@ class LoopSettings:
 
     Attributes:
       epochs: epochs in all (a resumed run runs the rest).
-      batch_size: rows per step, divisible by the devices (``plan_batch_size``).
+      batch_size: rows per step, divisible by the devices (``shard.plan_batch_size``).
       seed: the batch order's seed (``epoch_permutation``); the model's initialization
         and the step keys come from ``init_state``'s seed, the same one.
       patience, min_delta: early stopping (``EarlyStopping``); patience 0 never stops.

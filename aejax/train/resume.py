@@ -12,17 +12,23 @@ from aejax.train import shard
 from aejax.train.checkpoint import Checkpointer
 
 
-def epoch_position(i: int, step: int, sums: dict, seconds: float) -> dict:
+def epoch_position(
+    i: int, step: int, sums: dict, seconds: float, data_state: dict | None = None
+) -> dict:
     """The checkpointed position of an epoch interrupted after its step ``i``: exact.
 
-    Float32 sums are stored as hex floats, so a resumed epoch adds to the same bits.
+    Float32 sums are stored as hex floats, so a resumed epoch adds to the same bits; a
+    streamed epoch's data iterator state (``aejax.train.streamed``) is kept with them.
     """
-    return {
+    position = {
         "steps": i,
         "step": step,
         "acc": {k: float(v).hex() for k, v in sums.items()},
         "seconds": seconds,
     }
+    if data_state is not None:
+        position["data_iterator"] = data_state
+    return position
 
 
 def resume_position(partial: dict, acc0, mesh, ckpt: Checkpointer):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import warnings
 from typing import Any
 
 import jax
@@ -95,6 +96,15 @@ def put_batch(batch: np.ndarray, mesh: Mesh) -> jax.Array:
     return jax.device_put(batch, sharding)
 
 
+def put_local_batch(local: np.ndarray, batch_size: int, mesh: Mesh) -> jax.Array:
+    """Sends this process's rows ``[B / processes, ...]`` of a global batch of
+    ``batch_size`` rows (``put_batch``'s contiguous share) to the devices."""
+    if jax.process_count() == 1:
+        return jax.device_put(local, batch_sharding(mesh))
+    shape = (batch_size, *local.shape[1:])
+    return jax.make_array_from_process_local_data(batch_sharding(mesh), local, shape)
+
+
 def pace(tree: Any, calls: int, mesh: Mesh, *, programs: int = 1) -> None:
     """Waits for ``tree`` every few calls on a CPU mesh of several devices, so the host
     never queues more than ``DISPATCH_AHEAD`` programs per device (see above).
@@ -119,3 +129,28 @@ def check_batch_size(batch_size: int, mesh: Mesh) -> None:
             f"batch_size={batch_size} is not divisible by the {n} devices of the data mesh; "
             f"use a multiple of {n} or --devices to pick fewer devices"
         )
+
+
+def plan_batch_size(requested: int, n_train: int, devices: int | None) -> int:
+    """``requested``, shrunk (with a warning) when the data cannot fill one batch.
+
+    Raises:
+      ConfigError: not even one row per device, or a size the devices do not divide.
+    """
+    mesh = make_mesh(devices)
+    n_dev = mesh.devices.size
+    batch_size = requested
+    if batch_size > n_train:
+        # A batch larger than the data would give zero steps per epoch.
+        batch_size = max(n_dev, (n_train // n_dev) * n_dev)
+        warnings.warn(
+            f"batch_size {requested} > {n_train} training examples; using {batch_size}",
+            stacklevel=3,
+        )
+        if batch_size > n_train:
+            raise ConfigError(
+                f"{n_train} training examples cannot fill one batch on {n_dev} "
+                "devices; use --devices 1"
+            )
+    check_batch_size(batch_size, mesh)
+    return batch_size
