@@ -12,6 +12,7 @@ import numpy as np
 from aejax.data._validate import check_fractions, check_impute
 from aejax.data.dataset import Dataset, build_dataset
 from aejax.data.files import SUPPORTED, RawSplits, load_file, read_csv, read_idx
+from aejax.data.stream import check_stream_mode
 from aejax.errors import DataError, did_you_mean
 
 ENV_VAR = "AEJAX_DATA_DIR"
@@ -226,6 +227,7 @@ def load_dataset(
     ratings_centre: str = "mean",
     image_size: int | str = 64,
     image_mode: str = "auto",
+    stream: str = "auto",
 ) -> Dataset:
     """Loads a data set by spec and splits it deterministically.
 
@@ -256,6 +258,9 @@ def load_dataset(
       image_size: ``images:`` only: every image resized to ``N`` x ``N`` or ``"HxW"``.
       image_mode: ``images:`` only: ``"grayscale"``, ``"rgb"`` or ``"auto"`` (the files'
         own: grayscale when every file is; see ``aejax.data.images.read_folder``).
+      stream: ``arrayrecord:``, ``tfds:`` and ``images:`` images: ``"on"`` reads them from
+        disk batch by batch (``aejax.data.stream``: the splits are ``StreamedArray``s),
+        ``"off"`` loads them, ``"auto"`` streams what would take over a quarter of the RAM.
 
     Returns:
       A Dataset: images ``[N, H, W, C]`` uint8 pixels (8-bit sources: mnist-lite, mnist,
@@ -271,6 +276,7 @@ def load_dataset(
     """
     check_fractions(val_fraction, test_fraction)
     check_impute(impute)
+    check_stream_mode(stream)
     if isinstance(drop_columns, (str, int)):
         drop_columns = (drop_columns,)
     if not isinstance(spec, str) or not spec.strip():
