@@ -210,3 +210,17 @@ def test_streamed_equals_build_dataset(tmp_path, dtype, test_split):
         assert np.array_equal(getattr(mem, f"y_{split}"), getattr(st, f"y_{split}"))
     grained = np.stack(list(st.x_train.grain_dataset()))  # grain's path reads the same
     assert np.array_equal(grained, mem.x_train)
+
+
+def test_make_arrayrecord_is_deterministic(tmp_path, capsys):
+    from benchmarks import make_arrayrecord
+
+    args = ["--gigabytes", "0.00003", "--shape", "6x5x3", "--test-fraction", "0.5"]
+    for name in ("a", "b"):
+        result = make_arrayrecord.main(["--out", str(tmp_path / name), *args])
+    assert (result["examples"], result["test_examples"]) == (333, 166)
+    for name in ("train-00000.array_record", "test-00000.array_record", "train-labels.npy"):
+        assert (tmp_path / "a" / name).read_bytes() == (tmp_path / "b" / name).read_bytes()
+    d = ar.open_arrayrecord(tmp_path / "a")
+    assert d.class_names == make_arrayrecord.CLASS_NAMES and set(d.y) <= {0, 1, 2, 3}
+    assert d.source[0].shape == (6, 5, 3) and d.source[0].std() > 0
