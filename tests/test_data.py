@@ -28,6 +28,7 @@ from aejax.data import (
 )
 from aejax.data.pixels import to_unit
 from aejax.errors import DataError
+from tests._tfds import prepare_fake_tfds
 
 SHARED_MNIST = pathlib.Path(__file__).resolve().parents[1].parent / "shared" / "data" / "mnist"
 FAST = settings(max_examples=25, deadline=None)
@@ -404,32 +405,10 @@ def test_resolve_data_dir(tmp_path, monkeypatch):
 # --- TFDS (mocked; never the network) -------------------------------------------------------
 
 
-def _prepare_fake_tfds(data_dir: pathlib.Path, splits: dict[str, int]) -> None:
-    """Writes the metadata of a prepared 'mnist' so that ``is_prepared()`` is True.
-
-    ``tfds.testing.mock_data`` fakes the examples but leaves ``is_prepared()`` False and
-    the split list empty; with these files in its ``data_dir`` it behaves like a real,
-    prepared data set.
-    """
-    import tensorflow_datasets as tfds
-
-    builder = tfds.builder("mnist", data_dir=str(data_dir), file_format="array_record")
-    builder.data_path.mkdir(parents=True)
-    builder.info.set_splits(
-        tfds.core.SplitDict(
-            [
-                tfds.core.SplitInfo(name=s, shard_lengths=[n], num_bytes=0, filename_template=None)
-                for s, n in splits.items()
-            ]
-        )
-    )
-    builder.info.write_to_directory(builder.data_path)
-
-
 def test_tfds_mocked_mnist(tmp_path):
     import tensorflow_datasets as tfds
 
-    _prepare_fake_tfds(tmp_path, {"train": 20, "test": 20})
+    prepare_fake_tfds(tmp_path, {"train": 20, "test": 20})
     with tfds.testing.mock_data(num_examples=20, data_dir=str(tmp_path)):
         full = load_dataset("tfds:mnist", data_dir=str(tmp_path))
         one = load_dataset("tfds:mnist:train", data_dir=str(tmp_path))
@@ -456,7 +435,7 @@ def test_tfds_mocked_mnist(tmp_path):
 def test_tfds_without_test_split_splits_train(tmp_path):
     import tensorflow_datasets as tfds
 
-    _prepare_fake_tfds(tmp_path, {"train": 20})
+    prepare_fake_tfds(tmp_path, {"train": 20})
     with tfds.testing.mock_data(num_examples=20, data_dir=str(tmp_path)):
         ds = load_dataset("tfds:mnist", data_dir=str(tmp_path))
     assert (len(ds.x_train), len(ds.x_val), len(ds.x_test)) == (14, 2, 4)

@@ -7,6 +7,9 @@ kept as ``Dataset.class_names``). Each image is converted to the chosen mode and
 to ``image_size`` with Pillow's bilinear filter (antialiased when shrinking; the aspect
 ratio is not kept). The array is uint8 ``[N, H, W, C]`` (``aejax.data.pixels``); the
 split is ``build_dataset``'s, by the usual fractions and seed.
+
+``read_folder`` decodes every file into memory; ``open_folder_stream`` gives the same
+images as a source read file by file (``aejax.data.stream``), bit for bit.
 """
 
 from __future__ import annotations
@@ -96,36 +99,95 @@ def read_folder(
       DataError: see ``list_images``; a file Pillow cannot read (named); mixed modes with
         ``image_mode="auto"``; an unknown ``image_mode`` or ``image_size``.
     """
-    from PIL import Image
+    folder = ImageFolder(path, image_size, image_mode)
+    x = np.empty((len(folder), *folder.shape), np.uint8)
+    for i in range(len(folder)):
+        x[i] = folder[i]
+    return x, folder.labels, folder.class_names
 
-    root = pathlib.Path(path).expanduser()
-    where = f"data set 'images:{path}'"
-    if image_mode not in IMAGE_MODES:
-        raise DataError(f"image_mode={image_mode!r} is not one of {', '.join(IMAGE_MODES)}")
-    h, w = parse_image_size(image_size)
-    files, labels, classes = list_images(root)
-    if image_mode == "auto":  # the headers only: Pillow decodes pixels on load()
-        gray, colour = None, None
-        for p in files:
-            with _open(p, where) as im:
-                if im.mode in _GRAY:
-                    gray = gray or (p, im.mode)
-                else:
-                    colour = colour or (p, im.mode)
-            if gray and colour:
-                raise DataError(
-                    f"{where}: mixed image modes: {gray[0]} is {gray[1]} (grayscale), "
-                    f"{colour[0]} is {colour[1]} (colour); choose one with "
-                    "--set image_mode=grayscale or image_mode=rgb"
-                )
-        image_mode = "grayscale" if gray else "rgb"
-    mode = {"grayscale": "L", "rgb": "RGB"}[image_mode]
-    x = np.empty((len(files), h, w, 1 if mode == "L" else 3), np.uint8)
-    for i, p in enumerate(files):
-        with _open(p, where) as im:
+
+def open_folder_stream(
+    path: str | pathlib.Path, image_size: int | str = 64, image_mode: str = "auto"
+) -> tuple[ImageFolder, np.ndarray | None, tuple[str, ...] | None, tuple[int, int, int]]:
+    """The images of a folder to stream: listed (and, for ``image_mode="auto"``, their
+    headers read), none decoded.
+
+    Args:
+      path, image_size, image_mode: as ``read_folder``.
+
+    Returns:
+      ``(source, labels, class_names, shape)``: ``source[i]`` is ``[H, W, C]`` uint8, file
+      ``i`` decoded exactly as ``read_folder`` decodes it; labels ``[N]`` int64 and the
+      class names as ``list_images``; ``shape`` ``(H, W, C)``.
+
+    Raises:
+      DataError: as ``read_folder``, except that a file whose pixels cannot be decoded
+        fails (naming it) only when ``source`` reads it.
+    """
+    folder = ImageFolder(path, image_size, image_mode)
+    return folder, folder.labels, folder.class_names, folder.shape
+
+
+class ImageFolder:
+    """The image files of a folder as a source: ``len`` and ``[i] -> [H, W, C]`` uint8.
+
+    Each read opens, converts and resizes its own file, so concurrent reads (grain's
+    threads) share nothing, and a pickle holds only the paths.
+
+    Attributes:
+      files: the ``N`` image paths (``list_images``' order).
+      labels: ``[N]`` int64 class ids, or None (see ``list_images``).
+      class_names: the sorted class subfolders, or None.
+      shape: ``(H, W, C)``: C is 1 (grayscale) or 3 (RGB).
+    """
+
+    def __init__(self, path: str | pathlib.Path, image_size: int | str, image_mode: str):
+        root = pathlib.Path(path).expanduser()
+        self.where = f"data set 'images:{path}'"
+        if image_mode not in IMAGE_MODES:
+            raise DataError(f"image_mode={image_mode!r} is not one of {', '.join(IMAGE_MODES)}")
+        h, w = parse_image_size(image_size)
+        self.files, self.labels, self.class_names = list_images(root)
+        if image_mode == "auto":
+            image_mode = _auto_mode(self.files, self.where)
+        self.mode = {"grayscale": "L", "rgb": "RGB"}[image_mode]
+        self.shape = (h, w, 1 if self.mode == "L" else 3)
+
+    def __len__(self) -> int:
+        return len(self.files)
+
+    def __getitem__(self, i: int) -> np.ndarray:
+        """``[H, W, C]`` uint8: file ``i`` converted to the mode and resized (bilinear)."""
+        from PIL import Image
+
+        h, w, _ = self.shape
+        p = self.files[i]
+        with _open(p, self.where) as im:
             try:
-                im = im.convert(mode).resize((w, h), Image.Resampling.BILINEAR)
+                im = im.convert(self.mode).resize((w, h), Image.Resampling.BILINEAR)
             except (OSError, ValueError, SyntaxError) as e:
-                raise DataError(f"{where}: cannot read image file {p}: {e}") from None
-            x[i] = np.asarray(im, np.uint8).reshape(h, w, -1)
-    return x, labels, classes
+                raise DataError(f"{self.where}: cannot read image file {p}: {e}") from None
+            return np.asarray(im, np.uint8).reshape(self.shape)
+
+
+def _auto_mode(files: list[pathlib.Path], where: str) -> str:
+    """``"grayscale"`` when every file is, ``"rgb"`` when every file is in colour, from the
+    headers only (Pillow decodes pixels on ``load()``).
+
+    Raises:
+      DataError: a file Pillow cannot open (named), or both kinds of files.
+    """
+    gray, colour = None, None
+    for p in files:
+        with _open(p, where) as im:
+            if im.mode in _GRAY:
+                gray = gray or (p, im.mode)
+            else:
+                colour = colour or (p, im.mode)
+        if gray and colour:
+            raise DataError(
+                f"{where}: mixed image modes: {gray[0]} is {gray[1]} (grayscale), "
+                f"{colour[0]} is {colour[1]} (colour); choose one with "
+                "--set image_mode=grayscale or image_mode=rgb"
+            )
+    return "grayscale" if gray else "rgb"
