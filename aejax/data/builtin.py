@@ -3,7 +3,6 @@ spec dispatcher."""
 
 from __future__ import annotations
 
-import dataclasses
 import os
 import pathlib
 
@@ -12,7 +11,7 @@ import numpy as np
 from aejax.data._validate import check_fractions, check_impute
 from aejax.data.dataset import Dataset, build_dataset
 from aejax.data.files import SUPPORTED, RawSplits, load_file, read_csv, read_idx
-from aejax.data.stream import check_stream_mode
+from aejax.data.stream import check_stream_mode, stream_or_load, streamed_dataset, want_stream
 from aejax.errors import DataError, did_you_mean
 
 ENV_VAR = "AEJAX_DATA_DIR"
@@ -162,6 +161,11 @@ def list_datasets() -> list[tuple[str, str]]:
             "a folder of PNG/JPEG files resized to image_size (image_mode: grayscale or rgb); "
             "labels from class subfolders",
         ),
+        (
+            "arrayrecord:DIR",
+            "images in ArrayRecord files (aejax.data.arrayrecord.writer), streamed from disk "
+            "when large (stream)",
+        ),
         ("PATH", f"a local file: {SUPPORTED}"),
     ]
 
@@ -209,6 +213,16 @@ def _load_raw(
         raise DataError(f"unknown data spec {spec!r}{hint}; known specs: {_known()}")
     raw = load_file(path, label_column=label_column, impute=impute, drop_columns=drop_columns)
     return raw, f"data file {path}"
+
+
+def _tfds_streams(spec: str, data_dir, download: bool, stream: str) -> bool:
+    """Whether ``tfds:`` data stream: ``on``, or ``auto`` and large (tables never)."""
+    from aejax.data.tfds_source import stream_size
+
+    if stream == "on":
+        return True
+    size = stream_size(spec, data_dir=data_dir, download=download)
+    return size is not None and want_stream(stream, *size)
 
 
 def load_dataset(
@@ -281,20 +295,42 @@ def load_dataset(
         drop_columns = (drop_columns,)
     if not isinstance(spec, str) or not spec.strip():
         raise DataError(f"data spec {spec!r} is empty; known specs: {_known()}")
-    for prefix in ("ratings", "sequence", "images"):
+    for prefix in ("ratings", "sequence", "images", "arrayrecord"):
         if spec.startswith(f"{prefix}:"):
             if options := _table_options(label_column, impute, drop_columns):
                 raise DataError(
                     f"data set {spec!r}: {options}: options of local tables, not {prefix}"
                 )
-    if spec.startswith("images:"):
-        from aejax.data.images import read_folder
+    if spec.startswith("arrayrecord:"):
+        from aejax.data.arrayrecord import open_arrayrecord
 
-        x, y, classes = read_folder(spec[len("images:") :], image_size, image_mode)
-        ds = build_dataset(
-            spec, x, y, seed=seed, val_fraction=val_fraction, test_fraction=test_fraction
+        d = open_arrayrecord(spec[len("arrayrecord:") :])
+        return stream_or_load(
+            spec, d.source, d.shape, d.dtype, d.y, stream=stream, test_source=d.test_source,
+            y_test=d.y_test, class_names=d.class_names, seed=seed, val_fraction=val_fraction,
+            test_fraction=test_fraction,
+        )  # fmt: skip
+    splits = {"seed": seed, "val_fraction": val_fraction, "test_fraction": test_fraction}
+    if spec.startswith("images:"):  # read file by file: streamed, or into memory
+        from aejax.data.images import open_folder_stream
+
+        src, y, classes, shape = open_folder_stream(spec[len("images:") :], image_size, image_mode)
+        return stream_or_load(
+            spec, src, shape, np.uint8, y, stream=stream, class_names=classes, **splits
         )
-        return dataclasses.replace(ds, class_names=classes)
+    if (
+        spec.startswith("tfds:")
+        and stream != "off"
+        and _tfds_streams(spec, data_dir, download, stream)
+    ):
+        from aejax.data.tfds_source import open_tfds_stream
+
+        src, y, test_src, y_test, shape, dtype = open_tfds_stream(
+            spec, data_dir=data_dir, download=download
+        )
+        return streamed_dataset(
+            spec, src, shape, dtype, y, test_source=test_src, y_test=y_test, **splits
+        )
     if spec.startswith("sequence:"):
         from aejax.data.sequence import load_sequences
 

@@ -273,3 +273,39 @@ def report_sample(ds: Dataset, seed: int = 0) -> Dataset:
         x_test=x_test,
         y_test=y_test,
     )
+
+
+def stream_or_load(
+    name: str,
+    source,
+    example_shape: tuple,
+    dtype,
+    y: np.ndarray | None = None,
+    *,
+    stream: str = "auto",
+    test_source=None,
+    y_test: np.ndarray | None = None,
+    class_names: tuple | None = None,
+    seed: int = 0,
+    val_fraction: float = 0.1,
+    test_fraction: float = 0.2,
+) -> Dataset:
+    """``streamed_dataset`` when ``stream`` says so (``want_stream``), else the same
+    examples read into memory and split by ``build_dataset``: the same arrays either way.
+    """
+    n = len(source) + (0 if test_source is None else len(test_source))
+    splits = {"seed": seed, "val_fraction": val_fraction, "test_fraction": test_fraction}
+    if want_stream(stream, n, example_shape, dtype):
+        return streamed_dataset(
+            name, source, example_shape, dtype, y, test_source=test_source, y_test=y_test,
+            class_names=class_names, **splits,
+        )  # fmt: skip
+    from aejax.data.dataset import build_dataset
+
+    def whole(src) -> np.ndarray:
+        rows = np.arange(len(src))
+        return StreamedArray(src, rows, example_shape, dtype, f"data set {name!r}").read(rows)
+
+    x_test = None if test_source is None else whole(test_source)
+    ds = build_dataset(name, whole(source), y, x_test=x_test, y_test=y_test, **splits)
+    return dataclasses.replace(ds, class_names=class_names)

@@ -359,3 +359,13 @@ def open_tfds_stream(
         raise DataError(f"{where}: labels in only one of the 'train' and 'test' splits")
     y_test = _read_labels(test, f"{where} split 'test'") if labelled else None
     return source, y, test_source, y_test, shape, dtype
+
+
+def stream_size(spec: str, *, data_dir: str | None = None, download: bool = False):
+    """``(N, shape, dtype)`` of ``tfds:NAME[:SPLIT]``'s training images from example 0 (what
+    ``stream=auto`` weighs), or None for a table."""
+    where, train, _ = _open_splits(spec, data_dir, download)
+    if len(train) and _example_key(train[0], where) == "features":
+        return None
+    _, shape, dtype, _ = _image_source(train, where)
+    return len(train), shape, dtype

@@ -326,6 +326,7 @@ def _fit(
     # of the epoch, where the processes agree anyway (no collective per step).
     per_step = jax.process_count() == 1
     stream_saves = per_step and ckpt is not None and streamed(x_train)
+    save_every = settings.checkpoint_seconds
     guard = InterruptGuard()
 
     def save(step: int, position: dict | None = None) -> None:
@@ -377,17 +378,15 @@ def _fit(
                     carry.data_state = check_state(partial.get("data_iterator"), first, where)
             t_epoch = time.perf_counter()
 
-            def before_step(i, epoch=epoch, t_epoch=t_epoch, t_before=t_before):
+            def before_step(i, epoch=epoch, t_epoch=t_epoch, t_before=t_before, first=first):
                 seconds = t_before + time.perf_counter() - t_epoch
                 if per_step and guard.pending is not None:
                     stop_for_signal(epoch, i, seconds)
-                # A streamed epoch can be long: checkpointed within, its reader's state too.
-                elif stream_saves and time.monotonic() - last_save >= settings.checkpoint_seconds:
-                    step = epoch * steps_per_epoch + i
-                    save(
-                        step,
-                        epoch_position(i, step, shard.fetch(carry.acc), seconds, carry.data_state),
-                    )
+                # A streamed epoch can be long: checkpointed within (after a step of it: its
+                # start is saved already), the reader's state too.
+                elif stream_saves and i > first and time.monotonic() - last_save >= save_every:
+                    step, sums = epoch * steps_per_epoch + i, shard.fetch(carry.acc)
+                    save(step, epoch_position(i, step, sums, seconds, carry.data_state))
 
             acc = resident.run_steps(
                 step_fn, carry, key, arrays, perm, batch_size, mesh, planner,
