@@ -245,13 +245,17 @@ def streamed_dataset(
 
 
 TEST_SAMPLE = 10_000  # test examples a streamed data set's report is computed on
+# ... at most this many bytes of float32 each (64x64x3 images: 2,730 examples), so the
+# report's memory stays bounded whatever the image size.
+REPORT_BYTES = 128 * 2**20
 
 
 def report_sample(ds: Dataset, seed: int = 0) -> Dataset:
     """``ds`` itself, or for streamed splits an in-memory Dataset of seeded samples: at
     most ``PCA_SAMPLE`` training examples (the PCA and mean baselines are fitted on them),
-    ``TEST_SAMPLE`` test examples (every test figure is computed on them) and no
-    validation split. The report of a run never reads a whole streamed split."""
+    ``TEST_SAMPLE`` test examples (every test figure is computed on them), each at most
+    ``REPORT_BYTES`` as float32, and no validation split. The report of a run never reads
+    a whole streamed split."""
     if not streamed(ds.x_train):
         return ds
 
@@ -261,8 +265,9 @@ def report_sample(ds: Dataset, seed: int = 0) -> Dataset:
             idx = np.sort(np.random.default_rng(seed).choice(len(x), n, replace=False))
         return x.read(idx), None if y is None else np.asarray(y)[idx]
 
-    x_train, y_train = pick(ds.x_train, ds.y_train, PCA_SAMPLE)
-    x_test, y_test = pick(ds.x_test, ds.y_test, TEST_SAMPLE)
+    fit = max(1000, REPORT_BYTES // (4 * math.prod(ds.input_shape)))
+    x_train, y_train = pick(ds.x_train, ds.y_train, min(PCA_SAMPLE, fit))
+    x_test, y_test = pick(ds.x_test, ds.y_test, min(TEST_SAMPLE, fit))
     empty = x_train[:0]
     return dataclasses.replace(
         ds,
