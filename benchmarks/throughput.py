@@ -10,7 +10,9 @@ The ``feed`` dimension (``config.bench.feed``) times the engine's own epochs bes
 bare step, for the dense and the conv AE (``FEED_MODELS``): ``step`` is the step above;
 ``host`` whole epochs as ``aejax train`` feeds them from host arrays (``device_data=off``:
 a batch gathered and copied per step); ``device`` whole epochs on the device-resident
-split (``device_data=on``: each epoch one compiled program, ``aejax.train.resident``).
+split (``device_data=on``: each epoch one compiled program, ``aejax.train.resident``);
+``stream`` whole epochs read from ArrayRecord files by grain (``stream=on``,
+``aejax.train.streamed``; the split written as float32 to a temporary directory).
 Both epoch modes sum the metrics on the device and fetch them once per epoch, as the loop
 does; their records' implementation is ``aejax-epochs``.
 
@@ -83,7 +85,7 @@ def aejax_trainer(name: str, ds: aejax.Dataset, config: aejax.Config, batches: l
     return timings, run_steps, lambda: current_state().variables(), model
 
 
-FEEDS = ("host", "device")  # the engine's epochs: host-fed, and device-resident
+FEEDS = ("host", "device", "stream")  # the engine's epochs: host-fed, device-resident, streamed
 FEED_MODELS = ("ae", "conv_ae")  # whose epochs are timed both ways (two compiles each)
 
 
@@ -107,6 +109,8 @@ def epoch_trainer(ds: aejax.Dataset, config: aejax.Config, batch_size: int, feed
     acc0 = zero_metrics(metric_names(model, state.variables(), spec), mesh)
     platform = mesh.devices.flat[0].platform
     arrays = {"x": np.asarray(ds.x_train, np.float32)}
+    if feed == "stream":  # the split in ArrayRecord files, read batch by batch by grain
+        arrays = {"x": _streamed(arrays["x"])}
     compiled, data = resident.compile_steps(
         step_fn, platform, mesh, (state, acc0, spec), arrays, feed == "device"
     )
@@ -124,6 +128,25 @@ def epoch_trainer(ds: aejax.Dataset, config: aejax.Config, batch_size: int, feed
         return time.perf_counter() - t0
 
     return run_epochs, n // batch_size
+
+
+def _streamed(x: np.ndarray):
+    """``x`` ``[N, H, W, C]`` float32 in [0, 1] written to ArrayRecord files (a temporary
+    directory, removed at exit) and opened as a ``StreamedArray``."""
+    import atexit
+    import shutil
+    import tempfile
+
+    from aejax.data.arrayrecord import open_arrayrecord, writer
+    from aejax.data.stream import StreamedArray
+
+    tmp = tempfile.mkdtemp(prefix="aejax-stream-bench-")
+    atexit.register(shutil.rmtree, tmp, True)
+    with writer(tmp, split="train", shape=x.shape[1:], dtype="float32") as w:
+        for i in range(0, len(x), 1024):
+            w.write(x[i : i + 1024])
+    d = open_arrayrecord(tmp)
+    return StreamedArray(d.source, np.arange(len(x)), d.shape, d.dtype, "benchmark split")
 
 
 def torch_trainer(name: str, ds: aejax.Dataset, config: aejax.Config, batches: list[np.ndarray]):

@@ -245,9 +245,9 @@ def streamed_dataset(
 
 
 TEST_SAMPLE = 10_000  # test examples a streamed data set's report is computed on
-# ... at most this many bytes of float32 each (64x64x3 images: 2,730 examples), so the
+# ... at most this many bytes of float32 each (64x64x3 images: 1,024 examples), so the
 # report's memory stays bounded whatever the image size.
-REPORT_BYTES = 128 * 2**20
+REPORT_BYTES = 48 * 2**20
 
 
 def report_sample(ds: Dataset, seed: int = 0) -> Dataset:
