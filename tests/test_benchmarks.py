@@ -104,6 +104,9 @@ def test_tiny_run_records_match_the_schema(tiny_run):
         assert v["matmul_gflops"] == pytest.approx(r["median"] * v["matmul_flops_per_sample"] / 1e9)
         assert v["fraction_of_matmul_peak"] == pytest.approx(v["matmul_gflops"] / peak_gflops)
     assert all(r["median"] > 0 and r["unit"] == "samples/s" for r in train)
+    # The engine's epochs fed every way: from host arrays, on the device, streamed by grain.
+    feeds = {r["config"]["bench"]["feed"] for r in train if r["model"] == "ae"}
+    assert feeds == {"step", "host", "device", "stream"}
     # Quality is the library's own metric: the PCA error equals evaluate_pca's.
     pca = next(r for r in recs if r["implementation"] == "aejax-pca")
     ds = aejax.load_dataset("digits", seed=0)

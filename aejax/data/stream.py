@@ -245,9 +245,9 @@ def streamed_dataset(
 
 
 TEST_SAMPLE = 10_000  # test examples a streamed data set's report is computed on
-# ... at most this many bytes of float32 each (64x64x3 images: 1,024 examples), so the
+# ... at most this many bytes of float32 each (64x64x3 images: 512 examples), so the
 # report's memory stays bounded whatever the image size.
-REPORT_BYTES = 48 * 2**20
+REPORT_BYTES = 24 * 2**20
 
 
 def report_sample(ds: Dataset, seed: int = 0) -> Dataset:
@@ -265,7 +265,7 @@ def report_sample(ds: Dataset, seed: int = 0) -> Dataset:
             idx = np.sort(np.random.default_rng(seed).choice(len(x), n, replace=False))
         return x.read(idx), None if y is None else np.asarray(y)[idx]
 
-    fit = max(1000, REPORT_BYTES // (4 * math.prod(ds.input_shape)))
+    fit = max(500, REPORT_BYTES // (4 * math.prod(ds.input_shape)))
     x_train, y_train = pick(ds.x_train, ds.y_train, min(PCA_SAMPLE, fit))
     x_test, y_test = pick(ds.x_test, ds.y_test, min(TEST_SAMPLE, fit))
     empty = x_train[:0]
