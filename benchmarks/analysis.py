@@ -55,12 +55,12 @@ def throughput_rows(records: list[dict], benchmark: str = "train_throughput") ->
                     for n, r in sorted(by_threads.items(), reverse=True)
                 },
                 "ratio": a["median"] / best["median"] if best else None,
-                # The loop's epochs: host-fed, and device-resident (benchmarks/throughput.py).
+                # The loop's epochs: host-fed, device-resident, streamed (benchmarks/throughput.py).
                 **{
                     f"epoch_{feed}": impls[f"aejax/{feed}"]["median"]
                     if f"aejax/{feed}" in impls
                     else None
-                    for feed in ("host", "device")
+                    for feed in ("host", "device", "stream")
                 },
                 "peak_memory": a.get("peak_memory"),
                 "init_seconds": a["values"].get("init_seconds"),

@@ -40,6 +40,7 @@ def _throughput(records: list[dict], benchmark: str) -> list[str]:
                 analysis.flop_rate_cell(r),
                 _f(r.get("epoch_host"), "{:,.0f}"),
                 _f(r.get("epoch_device"), "{:,.0f}"),
+                _f(r.get("epoch_stream"), "{:,.0f}"),
             ]
             if benchmark == "train_throughput"
             else []
@@ -65,6 +66,7 @@ def _throughput(records: list[dict], benchmark: str) -> list[str]:
             "matmul GFLOP/s (% of peak)",
             "epochs host-fed samples/s",
             "epochs on device samples/s",
+            "epochs streamed samples/s",
         ]
     header += [f"PyTorch, {n} thread{'s' if n > 1 else ''} (min–max)" for n in threads]
     sources = {r["peak_memory"]["source"] for r in rows if r["peak_memory"]}
