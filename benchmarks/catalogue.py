@@ -208,11 +208,6 @@ def run_catalogue(out: str | pathlib.Path, *, tiny: bool = False) -> dict:
 
     from aejax import plots, sampling
 
-    if not tiny:
-        # XLA's CPU runtime can hang for ever under CPU contention (jax#25861, see
-        # docs/performance.md): this run hung twice at 0% CPU before it ran with the CPU's
-        # dispatch made synchronous. Set before the first computation; no bit changes.
-        jax.config.update("jax_cpu_enable_async_dispatch", False)
     settings = SETTINGS["tiny" if tiny else "full"]
     out = pathlib.Path(out)
     out.mkdir(parents=True, exist_ok=True)

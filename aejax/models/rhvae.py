@@ -87,6 +87,7 @@ from aejax.models.hvae import (
     leapfrog_params,
     sqrt_betas,
 )
+from aejax.models.small_linalg import cholesky, solve_lower_transposed
 from aejax.models.spec import Common, DataInfo, ModelSpec
 
 COLLECTION = "rhvae_metric"
@@ -141,7 +142,7 @@ def inverse_metric(z, centroids, factors, temperature, regularization, scale=1.0
 
 def log_det(gi: jax.Array) -> jax.Array:
     """``log det`` of SPD matrices ``[B, L, L]`` -> ``[B]`` (from the Cholesky factor)."""
-    c = jnp.linalg.cholesky(gi)
+    c = cholesky(gi)  # not LAPACK's: see aejax.models.small_linalg
     return 2.0 * jnp.sum(jnp.log(jnp.diagonal(c, axis1=-2, axis2=-1)), axis=-1)
 
 
@@ -212,9 +213,8 @@ def riemannian_bound(
     d = mean.shape[1]
     roots = sqrt_betas(beta_zero, n_lf, tempering)
     z0 = mean + jnp.exp(0.5 * logvar) * eps0
-    c0 = jnp.linalg.cholesky(metric_inv(z0))
-    rho0 = jax.scipy.linalg.solve_triangular(c0, gamma[..., None], trans="T", lower=True)
-    rho0 = rho0[..., 0] / roots[0]
+    c0 = cholesky(metric_inv(z0))
+    rho0 = solve_lower_transposed(c0, gamma) / roots[0]
     alphas = roots[:-1] / roots[1:]
     zk, rhok, uk, aux = generalized_integrate(potential, metric_inv, z0, rho0, step, alphas, n_iter)
     log_q0 = -0.5 * jnp.sum(jnp.square(eps0) + logvar + _LOG_2PI, axis=1)
