@@ -68,6 +68,26 @@ def write_split(out, split, n, shape, dtype, seed) -> None:
             w.write(x, y)
 
 
+def copy_data(spec: str, out: str) -> dict:
+    """Writes a data set's train and test images (uint8, labelled) as ``arrayrecord:out``,
+    unsplit (the loader splits it as it splits ``spec``: the same arrays)."""
+    from aejax.data.builtin import _BUILTIN, _load_raw
+
+    raw = _BUILTIN[spec][1](None) if spec in _BUILTIN else _load_raw(spec, None, False, None)[0]
+    for split, x, y in (("train", raw.x, raw.y), ("test", raw.x_test, raw.y_test)):
+        if x is None:
+            continue
+        x = np.asarray(x)
+        with arrayrecord.writer(
+            out, split=split, shape=x.shape[1:], dtype="uint8", labels=y is not None
+        ) as w:
+            for i in range(0, len(x), 1000):
+                w.write(x[i : i + 1000], None if y is None else y[i : i + 1000])
+    result = {"out": out, "from": spec, "examples": len(raw.x)}
+    print(json.dumps(result))
+    return result
+
+
 def main(argv=None) -> dict:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--out", required=True, help="the directory to write (must not hold a split)")
@@ -76,7 +96,15 @@ def main(argv=None) -> dict:
     p.add_argument("--dtype", default="uint8", choices=arrayrecord.DTYPES)
     p.add_argument("--test-fraction", type=float, default=0.0, help="a test split this size")
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument(
+        "--from-data",
+        default=None,
+        help="instead of blobs: an aejax data spec of uint8 images (e.g. mnist-lite) written "
+        "as its train and test splits with labels",
+    )
     a = p.parse_args(argv)
+    if a.from_data:
+        return copy_data(a.from_data, a.out)
     shape = tuple(int(d) for d in a.shape.lower().split("x"))
     per_example = math.prod(shape) * np.dtype(a.dtype).itemsize
     n = max(1, round(a.gigabytes * 1e9 / per_example))
