@@ -333,7 +333,11 @@ def run_catalogue(out: str | pathlib.Path, *, tiny: bool = False) -> dict:
             fields = dict(settings["deterministic"])
         config = _config(model, data, **fields, **overrides)
         done = saved.get(row)
-        if done is not None and done["config"] == _plain(config.to_dict()) and row not in SAMPLER_ROWS:
+        if (
+            done is not None
+            and done["config"] == _plain(config.to_dict())
+            and row not in SAMPLER_ROWS
+        ):
             runs[row] = done
             continue
         got = train_row(row, config)
@@ -443,8 +447,12 @@ def markdown(meta: dict) -> str:
             f"{_f(r['pca_recon_mse'], '.4f')} | {r['epochs_run']} | {r['train_seconds']:.0f} |"
         )
     t = meta.get("test_images_quality")
-    ref = "" if t is None else "; held-out test images score {:.2f} and {:.2f}".format(
-        t["pca_fd"], t["classifier_score"]
+    ref = (
+        ""
+        if t is None
+        else "; held-out test images score {:.2f} and {:.2f}".format(
+            t["pca_fd"], t["classifier_score"]
+        )
     )
     lines += [
         "",
