@@ -424,7 +424,7 @@ def evaluate_workdir(
     config = with_data_options(config, data_options)
     if iw:
         bounds.check_bound_model(model)  # before loading data and fitting PCA
-    ds = dataset_for(config, data)
+    ds = report_sample(dataset_for(config, data))  # streamed data: seeded samples
     if config.model == "autorec":  # ratings rows: RMSE and top-k beside the bias baselines
         if ds.kind != "ratings" or ds.input_shape != tuple(model.input_shape):
             raise DataError(

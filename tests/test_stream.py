@@ -18,6 +18,7 @@ import aejax
 from aejax.data import stream
 from aejax.data.arrayrecord import writer
 from aejax.data.builtin import load_dataset
+from aejax.evaluate import evaluate_workdir
 from aejax.run import load_run
 from aejax.train.resume import committed_checkpoint
 
@@ -128,6 +129,9 @@ def test_a_streamed_run_killed_mid_epoch_resumes_from_the_iterator_state_exactly
     done = subprocess.run(cmd[:-4] + ["--set", "stream=on", "--json"], env=env, capture_output=True)
     assert done.returncode == 0, done.stderr.decode()[-2000:]
     assert json.loads(done.stdout)["epochs_run"] == 3 - meta["loop"]["epoch"]
+    # aejax evaluate of the streamed run: its (small) test split whole, the reference's figure.
+    ref_summary = json.loads((tmp_path / "ref" / "summary.json").read_text())
+    assert evaluate_workdir(workdir)["test_recon_mse"] == ref_summary["test_recon_mse"]
     _, _, params, _ = load_run(workdir)
     _, _, ref_params, _ = load_run(tmp_path / "ref")
     assert _same(params, ref_params)
