@@ -303,8 +303,8 @@ def _build(options: HVAEOptions, common: Common, data: DataInfo) -> HamiltonianA
     )
 
 
-def _weights(options: HVAEOptions, total_steps: int):
-    """``kl`` and ``hmc_correction`` weigh 1: the loss is exactly ``-bound``."""
+def bound_weights(options, total_steps: int):
+    """``kl`` and ``hmc_correction`` weigh 1: the loss is exactly ``-bound`` (hvae, rhvae)."""
     del options
     return {"kl": 1.0, "hmc_correction": 1.0}, None, total_steps
 
@@ -312,7 +312,7 @@ def _weights(options: HVAEOptions, total_steps: int):
 HVAE = ModelSpec(
     _build,
     HVAEOptions,
-    weights=_weights,
+    weights=bound_weights,
     test_config={
         "hidden": (32,),
         "latent_dim": 4,

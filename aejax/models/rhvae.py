@@ -83,6 +83,7 @@ from aejax.models.compose import dense_parts
 from aejax.models.hvae import (
     HamiltonianAutoencoder,
     HVAEOptions,
+    bound_weights,
     hmc_outputs,
     leapfrog_params,
     sqrt_betas,
@@ -362,16 +363,10 @@ def _build(options: RHVAEOptions, common: Common, data: DataInfo) -> RiemannianA
     )
 
 
-def _weights(options: RHVAEOptions, total_steps: int):
-    """``kl`` and ``hmc_correction`` weigh 1: the loss is exactly ``-bound``."""
-    del options
-    return {"kl": 1.0, "hmc_correction": 1.0}, None, total_steps
-
-
 RHVAE = ModelSpec(
     _build,
     RHVAEOptions,
-    weights=_weights,
+    weights=bound_weights,
     test_config={
         "hidden": (32,),
         "latent_dim": 4,
